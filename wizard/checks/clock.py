@@ -1,0 +1,47 @@
+"""Clocks: Galera and the coordination heartbeats assume the nodes agree on the time (skew < 1 s)."""
+
+from __future__ import annotations
+
+import time
+
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register
+from wizard.profile import Node
+from wizard.remote import RemoteError
+
+MAX_SKEW = 1.0
+
+
+def node_offset(ctx: CheckContext, node: Node) -> tuple[float, float]:
+    """The node's clock minus ours, corrected by half the round trip; returns (offset, uncertainty)."""
+    conn = ctx.remote[node.name]
+    best: tuple[float, float] | None = None
+    for _ in range(3):
+        t0 = time.time()
+        res = conn.run(["date", "+%s.%N"], privileged=False, timeout=10)
+        t1 = time.time()
+        offset = float(res.stdout.strip()) - (t0 + t1) / 2
+        if best is None or (t1 - t0) / 2 < best[1]:
+            best = (offset, (t1 - t0) / 2)
+    assert best is not None
+    return best
+
+
+@register("clock", "Clock skew", scope="cluster", order=70)
+def clock_skew(ctx: CheckContext) -> Outcome:
+    offsets: dict[str, float] = {}
+    errors = []
+    for node in ctx.profile.nodes:
+        if node.name not in ctx.shared.get("ssh_ok", set()):
+            continue
+        try:
+            offsets[node.name], _ = node_offset(ctx, node)
+        except (RemoteError, ValueError) as exc:
+            errors.append(f"{node.name}: {exc}")
+    if len(offsets) < 2:
+        return fail("too few nodes answered to compare clocks", "fix SSH to the nodes first")
+    skew = max(offsets.values()) - min(offsets.values())
+    detail = ", ".join(f"{n} {o * 1000:+.0f} ms" for n, o in offsets.items())
+    if skew >= MAX_SKEW:
+        return fail(f"clock skew {skew:.2f}s ({detail})", "enable NTP on every node (chrony or systemd-timesyncd)")
+    return ok(f"skew {skew * 1000:.0f} ms ({detail})")
+

@@ -1,0 +1,24 @@
+"""Disk: free space where the data directory lives (SST needs room for a full copy)."""
+
+from __future__ import annotations
+
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
+from wizard.profile import Node, Role
+from wizard.remote import sh
+
+
+@register("disk", "Free disk", roles=(Role.STUDIO,), order=20)
+def free_disk(ctx: CheckContext, node: Node) -> Outcome:
+    data_dir = ctx.profile.database.data_dir
+    need = ctx.profile.database.min_free_mb
+    # df on the nearest existing ancestor, so a data dir that does not exist yet is still measured
+    script = f"d={sh(str(data_dir))}; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\"); done; df -Pk \"$d\" | tail -1"
+    res = ctx.remote[node.name].run(script, timeout=15, what="df")
+    fields = res.stdout.split()
+    free_mb = int(fields[3]) // 1024
+    if free_mb < need:
+        return fail(f"{free_mb} MB free for {data_dir}, need {need} MB",
+                    f"free space on {fields[5]} or move database.data_dir")
+    if free_mb < 2 * need:
+        return warn(f"{free_mb} MB free for {data_dir} (less than twice {need} MB)", "plan more space for SST")
+    return ok(f"{free_mb} MB free on {fields[5]}")

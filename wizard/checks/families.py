@@ -1,0 +1,12 @@
+"""Importing this module registers every check family (one module each)."""
+
+from wizard.checks import (  # noqa: F401
+    clock,
+    coordination,
+    disk,
+    galera_state,
+    names,
+    network,
+    software,
+    ssh,
+)

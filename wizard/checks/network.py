@@ -1,0 +1,126 @@
+"""Network: TCP between the nodes that need it, tested from each node to each peer.
+
+Before the cluster exists nothing listens on 4567 or 4444, and "connection refused" cannot tell a
+closed port from a firewall REJECT.  So a setup step starts a short-lived listener on every free
+required port of every node; each node then connects out to its peers.  A port that already has a
+listener (a running mariadbd) is tested as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register
+from wizard.profile import Node, Profile, Role
+from wizard.remote import RemoteError, sh
+
+LISTEN_SECONDS = 60
+
+LISTENER = r"""
+import json, os, select, socket, sys, time
+duration, ports = float(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+socks, bound, busy = [], [], []
+for port in ports:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("0.0.0.0", port)); s.listen(16); socks.append(s); bound.append(port)
+    except OSError:
+        s.close(); busy.append(port)
+pid = os.fork() if socks else 0
+if pid:
+    print(json.dumps({"pid": pid, "bound": bound, "busy": busy})); sys.stdout.flush(); os._exit(0)
+if not socks:
+    print(json.dumps({"pid": None, "bound": [], "busy": busy})); sys.exit(0)
+os.setsid()
+fd = os.open(os.devnull, os.O_RDWR)
+for i in (0, 1, 2):
+    os.dup2(fd, i)
+end = time.time() + duration
+while time.time() < end:
+    r, _, _ = select.select(socks, [], [], max(0.0, end - time.time()))
+    for s in r:
+        try:
+            c, _ = s.accept(); c.close()
+        except OSError:
+            pass
+"""
+
+PROBE = r"""
+import json, socket, sys, threading
+timeout = float(sys.argv[1]); targets = sys.argv[2:]; out = {}
+def one(t):
+    host, port = t.rsplit(":", 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.settimeout(timeout)
+    try:
+        s.connect((host, int(port))); out[t] = "open"
+    except socket.timeout:
+        out[t] = "timeout"
+    except ConnectionRefusedError:
+        out[t] = "refused"
+    except OSError as e:
+        out[t] = "error: " + (e.strerror or str(e))
+    finally:
+        s.close()
+ts = [threading.Thread(target=one, args=(t,)) for t in targets]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(json.dumps(out))
+"""
+
+
+def required_ports(profile: Profile, src: Node, dst: Node) -> list[int]:
+    """Ports `src` must reach on `dst`: Galera everywhere, IST/SST/SQL between data nodes, SST to the Arbiter."""
+    db = profile.database
+    if src.role is Role.STUDIO and dst.role is Role.STUDIO:
+        return [db.port, db.galera_port, db.ist_port, db.sst_port]
+    if src.role is Role.STUDIO:  # to the Arbiter: group traffic, and the snapshot stream for backups
+        return [db.galera_port, db.sst_port]
+    return [db.galera_port]  # the Arbiter to a data node
+
+
+def listen_ports(profile: Profile, node: Node) -> list[int]:
+    ports: set[int] = set()
+    for peer in profile.peers(node):
+        ports.update(required_ports(profile, peer, node))
+    return sorted(ports)
+
+
+def start_listeners(ctx: CheckContext) -> None:
+    pids: dict[str, int] = {}
+    for node in ctx.profile.nodes:
+        if node.name not in ctx.shared.get("ssh_ok", set()):
+            continue
+        try:
+            info = ctx.run_json(node, LISTENER, LISTEN_SECONDS, *listen_ports(ctx.profile, node))
+        except (RemoteError, json.JSONDecodeError, IndexError):
+            continue  # the probe itself will report the node as unreachable
+        if info.get("pid"):
+            pids[node.name] = int(info["pid"])
+    ctx.shared["listeners"] = pids
+
+
+def stop_listeners(ctx: CheckContext) -> None:
+    for name, pid in ctx.shared.get("listeners", {}).items():
+        with contextlib.suppress(RemoteError):
+            ctx.remote[name].run(sh("kill", str(pid)), check=False, timeout=10)
+
+
+@register("network", "Ports to peers", order=30, setup=start_listeners, teardown=stop_listeners)
+def network(ctx: CheckContext, node: Node) -> Outcome:
+    targets = {f"{peer.address}:{port}": (peer, port)
+               for peer in ctx.profile.peers(node) for port in required_ports(ctx.profile, node, peer)}
+    result = ctx.run_json(node, PROBE, 3, *targets)
+    bad = {t: r for t, r in result.items() if r != "open"}
+    if not bad:
+        return ok(f"{len(targets)} ports open to {', '.join(p.name for p in ctx.profile.peers(node))}")
+    parts = []
+    fixes = []
+    for t, reason in sorted(bad.items()):
+        peer, port = targets[t]
+        parts.append(f"{peer.name}:{port} {reason}")
+        if reason == "timeout":
+            fixes.append(f"a firewall drops TCP {port} on {peer.name}: allow it from {node.address}")
+        else:
+            fixes.append(f"TCP {port} on {peer.name} is rejected: open it for {node.address}")
+    return fail("cannot reach " + ", ".join(parts), "; ".join(dict.fromkeys(fixes)))

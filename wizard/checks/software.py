@@ -1,0 +1,76 @@
+"""Software: MariaDB with wsrep, the Galera library, garbd, mariabackup, socat, python3 >= 3.9."""
+
+from __future__ import annotations
+
+import re
+
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
+from wizard.profile import Node, Role
+
+PROBE = r"""
+import json, os, re, shutil, subprocess, sys
+def run(*a):
+    try:
+        p = subprocess.run(list(a), capture_output=True, text=True, timeout=20)
+        return p.returncode, (p.stdout + p.stderr).strip()
+    except Exception as e:
+        return 127, str(e)
+def found(name, *extra):
+    for d in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin") + extra:
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return shutil.which(name)
+out = {"python": list(sys.version_info[:3])}
+mariadbd, provider = sys.argv[1], sys.argv[2]
+if os.access(mariadbd, os.X_OK):
+    rc, text = run(mariadbd, "--version")
+    out["mariadbd"] = text if rc == 0 else None
+    rc, text = run(mariadbd, "--no-defaults", "--verbose", "--help")
+    out["wsrep"] = "--wsrep-provider" in text or "wsrep-provider" in text
+else:
+    out["mariadbd"] = None
+out["provider"] = os.path.isfile(provider)
+if out["provider"]:
+    rc, text = run("strings", provider) if shutil.which("strings") else (1, "")
+    m = re.search(r"\b(2[56]\.\d+\.\d+)\b", text)
+    out["provider_version"] = m.group(1) if m else None
+for tool in ("garbd", "mariabackup", "socat", "rsync", "mbstream"):
+    p = found(tool)
+    if p:
+        rc, text = run(p, "--version")
+        out[tool] = text.splitlines()[0][:100] if rc == 0 and text else ("" if rc == 0 else None)
+    else:
+        out[tool] = None
+print(json.dumps(out))
+"""
+
+
+@register("software", "Software", order=10)
+def software(ctx: CheckContext, node: Node) -> Outcome:
+    db, svc = ctx.profile.database, ctx.profile.services
+    facts = ctx.run_json(node, PROBE, svc.mariadbd, db.provider)
+    py = tuple(facts["python"])
+    if py < (3, 9):
+        return fail(f"python3 is {'.'.join(map(str, py))}", "install python3 >= 3.9 (the node agent needs it)")
+    if node.role is Role.ARBITER:
+        if facts.get("garbd") is None:
+            return fail("garbd is missing or not executable", "apt-get install galera-arbitrator-4")
+        return ok(f"garbd {facts['garbd'] or ''}, python {'.'.join(map(str, py))}".strip())
+    if facts.get("mariadbd") is None:
+        return fail(f"{svc.mariadbd} is missing", "apt-get install mariadb-server")
+    if not facts.get("wsrep"):
+        return fail("mariadbd has no wsrep (Galera) support", "install Debian's mariadb-server (built with wsrep)")
+    if not facts.get("provider"):
+        return fail(f"Galera library {db.provider} is missing", "apt-get install galera-4, or fix database.provider")
+    missing = [t for t in ("mariabackup", "socat", "rsync") if facts.get(t) is None]
+    if db.sst_method == "mariabackup" and "mariabackup" in missing:
+        return fail("mariabackup is missing (SST method mariabackup)", "apt-get install mariadb-backup")
+    if "socat" in missing:
+        return fail("socat is missing (SST streams need it)", "apt-get install socat")
+    version = re.search(r"Ver (\S+)", facts["mariadbd"] or "")
+    summary = f"MariaDB {version.group(1) if version else '?'} wsrep, Galera {facts.get('provider_version') or '?'}"
+    if missing:
+        return warn(f"{summary}; missing {', '.join(missing)}", f"apt-get install {' '.join(missing)}")
+    return ok(summary)
+

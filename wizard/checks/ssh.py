@@ -1,0 +1,26 @@
+"""SSH: reachable, authenticates, host key known and matching, root or working sudo."""
+
+from __future__ import annotations
+
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register
+from wizard.profile import Node
+from wizard.remote import RemoteError
+
+
+@register("ssh", "SSH access", order=0, needs_ssh=False)
+def ssh_access(ctx: CheckContext, node: Node) -> Outcome:
+    conn = ctx.remote[node.name]
+    try:
+        res = conn.run("id -u", privileged=False, timeout=10, what="id -u")
+    except RemoteError as exc:
+        return fail(exc.message, exc.hint or "check SSH settings for this node")
+    if res.stdout.strip() == "0":
+        return ok(f"{node.ssh.user}@{node.address}:{node.ssh.port}, host key verified, root")
+    if not node.ssh.sudo:
+        return fail(f"{node.ssh.user} is not root and ssh.sudo is off",
+                    "log in as root, or set ssh.sudo: true and allow passwordless sudo")
+    sudo = conn.run("sudo -n true", privileged=False, check=False, timeout=10)
+    if sudo.exit_code != 0:
+        return fail(f"sudo -n does not work for {node.ssh.user}: {sudo.stderr.strip()[:120]}",
+                    f"allow {node.ssh.user} passwordless sudo (NOPASSWD) on {node.name}")
+    return ok(f"{node.ssh.user}@{node.address}, host key verified, sudo works")

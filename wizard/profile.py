@@ -1,0 +1,405 @@
+"""The cluster profile: the single source of truth for one Crafter Studio cluster.
+
+The TUI wizard and `replay` both build a :class:`Profile`; every later step (checks, render, apply,
+bootstrap, status) reads only from it.  Validation messages name the field and say how to fix it,
+because a person reads them, not a program.  Secrets never live here: only references to them
+(see :mod:`wizard.secrets`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import tempfile
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from wizard.secrets import SecretRef
+
+HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$"
+)
+NODE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+CLUSTER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+def is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _address(value: str) -> str:
+    value = value.strip()
+    if is_ip(value):
+        return value
+    if HOSTNAME_RE.match(value) and not re.fullmatch(r"[0-9.]+", value):
+        return value
+    raise ValueError(
+        f"{value!r} is neither an IP address nor a host name; use e.g. 10.0.0.11 or studio1.example.com"
+    )
+
+
+def _hostname(value: str) -> str:
+    value = value.strip()
+    if not HOSTNAME_RE.match(value) or is_ip(value) or re.fullmatch(r"[0-9.]+", value):
+        raise ValueError(f"{value!r} is not a DNS name; use e.g. authoring.example.com")
+    return value.rstrip(".")
+
+
+def _node_name(value: str) -> str:
+    if not NODE_NAME_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid node name; use 1-31 lower-case letters, digits or '-', "
+            "starting with a letter (e.g. studio1)"
+        )
+    return value
+
+
+Address = Annotated[str, AfterValidator(_address)]
+Hostname = Annotated[str, AfterValidator(_hostname)]
+NodeName = Annotated[str, AfterValidator(_node_name)]
+Port = Annotated[int, Field(ge=1, le=65535, description="TCP port, 1-65535")]
+
+
+class Role(StrEnum):
+    STUDIO = "studio"
+    ARBITER = "arbiter"
+
+
+class _Model(BaseModel):
+    """Strict base: unknown keys are typos, so they are errors that name the key."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SSHSettings(_Model):
+    """How the wizard reaches a node.  Host keys are always verified against `known_hosts`."""
+
+    user: str = Field("root", min_length=1, pattern=r"^[a-z_][a-z0-9_-]*\$?$")
+    port: Port = 22
+    key_file: Path | None = Field(None, description="private key; None uses the SSH agent/default keys")
+    known_hosts: Path | None = Field(
+        None, description="known_hosts file used to verify host keys; default ~/.ssh/known_hosts"
+    )
+    sudo: bool = Field(False, description="run privileged commands through sudo -n (user is not root)")
+    connect_timeout: float = Field(5.0, gt=0, le=120)
+
+    @field_validator("key_file", "known_hosts")
+    @classmethod
+    def _file_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        ctx = info.context or {}
+        if ctx.get("check_files", True) and not value.is_file():
+            raise ValueError(f"file {str(value)!r} does not exist; create it or point to the right file")
+        return value
+
+
+class Node(_Model):
+    name: NodeName = Field(description="node name, used as wsrep_node_name and in DNS/hosts")
+    role: Role
+    address: Address = Field(description="IP address or host name the other nodes use")
+    ssh: SSHSettings = Field(default_factory=SSHSettings)  # type: ignore[arg-type]
+
+    @property
+    def is_studio(self) -> bool:
+        return self.role is Role.STUDIO
+
+
+class DNSSettings(_Model):
+    """The authoring name that follows the primary Studio node, and where to ask for it."""
+
+    authoring_name: Hostname = Field(description="DNS name authors use; points at the primary node")
+    zone: Hostname | None = Field(None, description="zone the record lives in (default: parent of the name)")
+    servers: list[Address] = Field(min_length=1, description="DNS server(s) to ask")
+    port: Port = 53
+    ttl: int = Field(5, ge=1, le=86400)
+    health_port: Port = Field(9200, description="port of the clustercheck-style health endpoint")
+    health_interval: int = Field(1, ge=1, le=60, description="seconds between PowerDNS health checks")
+
+    @property
+    def record_zone(self) -> str:
+        return self.zone or self.authoring_name.split(".", 1)[-1]
+
+
+class RedisSettings(_Model):
+    url: str = Field(description="redis://host:port/db (no password in the URL)")
+    password: SecretRef | None = Field(None, description="reference to the Redis password")
+    key_prefix: str = Field("studio-cluster", pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        m = re.fullmatch(r"redis://(?P<cred>[^@/]*@)?(?P<host>[^:/@]+)(:(?P<port>\d+))?(/(?P<db>\d+))?/?", value)
+        if not m:
+            raise ValueError(f"{value!r} is not a Redis URL; use redis://HOST:6379/0")
+        if m.group("cred"):
+            raise ValueError(
+                "the Redis URL holds credentials; remove them and set redis.password to env:NAME or ask"
+            )
+        _address(m.group("host"))
+        port = int(m.group("port") or 6379)
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is out of range; use 1-65535")
+        return value
+
+    @property
+    def host(self) -> str:
+        return re.sub(r"^redis://", "", self.url).split("/")[0].rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        hostport = re.sub(r"^redis://", "", self.url).split("/")[0]
+        return int(hostport.rsplit(":", 1)[1]) if ":" in hostport else 6379
+
+    @property
+    def db(self) -> int:
+        rest = re.sub(r"^redis://", "", self.url).split("/")
+        return int(rest[1]) if len(rest) > 1 and rest[1] else 0
+
+
+class DatabaseSettings(_Model):
+    port: Port = 3306
+    galera_port: Port = 4567
+    ist_port: Port = 4568
+    sst_port: Port = 4444
+    data_dir: Path = Path("/var/lib/mysql")
+    config_file: Path = Field(
+        Path("/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf"), description="where the Galera config goes"
+    )
+    provider: Path = Path("/usr/lib/galera/libgalera_smm.so")
+    sst_method: Literal["mariabackup", "rsync"] = "mariabackup"
+    sst_user: str = Field("sst", pattern=r"^[A-Za-z0-9_]{1,32}$")
+    sst_password: SecretRef = Field("ask", description="reference to the SST user's password")
+    admin_user: str = Field("root", pattern=r"^[A-Za-z0-9_]{1,32}$")
+    admin_password: SecretRef = Field(
+        "none", description="reference to the admin password; none = unix-socket auth on the node"
+    )
+    socket: Path = Path("/run/mysqld/mysqld.sock")
+    min_free_mb: int = Field(1024, ge=0, description="free space the data dir needs")
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> DatabaseSettings:
+        ports = {"port": self.port, "galera_port": self.galera_port, "ist_port": self.ist_port,
+                 "sst_port": self.sst_port}
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port in seen:
+                raise ValueError(f"database.{name} and database.{seen[port]} are both {port}; give each its own port")
+            seen[port] = name
+        return self
+
+
+class ServiceSettings(_Model):
+    """How services are started: systemd units, or direct commands on hosts without systemd."""
+
+    manager: Literal["systemd", "direct"] = "systemd"
+    mariadb_unit: str = "mariadb"
+    garbd_unit: str = "garbd"
+    mariadbd: Path = Path("/usr/sbin/mariadbd")
+    garbd: Path = Path("/usr/bin/garbd")
+    run_dir: Path = Field(Path("/run/studio-cluster"), description="agent state, pid files")
+
+
+class StudioSettings(_Model):
+    install_path: Path = Field(Path("/opt/crafter"), description="Crafter install; overrides go under it")
+    http_port: Port = 8080
+    heartbeat_interval_s: int = Field(60, ge=1)
+    inactivity_limit_s: int = Field(300, ge=1)
+
+
+class Profile(_Model):
+    """One cluster: two Studio nodes and one Arbiter, and everything needed to stand them up."""
+
+    cluster_name: str = Field(description="Galera cluster name (wsrep_cluster_name)")
+    nodes: list[Node] = Field(description="exactly two Studio nodes and one Arbiter")
+    preferred_primary: NodeName = Field(description="Studio node the authoring name prefers")
+    dns: DNSSettings
+    redis: RedisSettings
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
+    services: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
+    studio: StudioSettings = Field(default_factory=StudioSettings)  # type: ignore[arg-type]
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _cluster_name(cls, value: str) -> str:
+        if not CLUSTER_NAME_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not a valid cluster name; use letters, digits, '_' or '-' (e.g. studio-prod)"
+            )
+        return value
+
+    @field_validator("nodes")
+    @classmethod
+    def _topology(cls, nodes: list[Node]) -> list[Node]:
+        studios = [n for n in nodes if n.role is Role.STUDIO]
+        arbiters = [n for n in nodes if n.role is Role.ARBITER]
+        if len(arbiters) == 0:
+            raise ValueError("no Arbiter node; add one node with role: arbiter (it runs garbd)")
+        if len(arbiters) > 1:
+            raise ValueError(f"{len(arbiters)} Arbiter nodes; a cluster has exactly one, remove the others")
+        if len(studios) != 2:
+            raise ValueError(f"{len(studios)} Studio nodes; a cluster has exactly two nodes with role: studio")
+        for attr in ("name", "address"):
+            seen: set[str] = set()
+            for node in nodes:
+                value = str(getattr(node, attr)).lower()
+                if value in seen:
+                    raise ValueError(f"two nodes share the {attr} {value!r}; give each node its own {attr}")
+                seen.add(value)
+        return nodes
+
+    @model_validator(mode="after")
+    def _primary_is_studio(self) -> Profile:
+        names = [n.name for n in self.studio_nodes] if len(self.nodes) == 3 else []
+        if names and self.preferred_primary not in names:
+            raise ValueError(
+                f"preferred_primary {self.preferred_primary!r} is not a Studio node; use one of {names}"
+            )
+        return self
+
+    # -- convenient views -------------------------------------------------------------------------
+    @property
+    def studio_nodes(self) -> list[Node]:
+        return [n for n in self.nodes if n.role is Role.STUDIO]
+
+    @property
+    def arbiter(self) -> Node:
+        return next(n for n in self.nodes if n.role is Role.ARBITER)
+
+    @property
+    def primary(self) -> Node:
+        return self.node(self.preferred_primary)
+
+    @property
+    def secondary(self) -> Node:
+        return next(n for n in self.studio_nodes if n.name != self.preferred_primary)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"no node named {name!r}; nodes are {[n.name for n in self.nodes]}")
+
+    def peers(self, node: Node) -> list[Node]:
+        return [n for n in self.nodes if n.name != node.name]
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used, with one human-readable line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        return f"{self.source} is not a valid profile:\n{lines}"
+
+
+def field_path(loc: tuple[int | str, ...], data: Any = None) -> str:
+    """`('nodes', 1, 'address')` -> `nodes[1].address` (or `nodes[studio2].address` when known)."""
+    out = ""
+    cursor = data
+    for part in loc:
+        if isinstance(part, int):
+            label = str(part)
+            if isinstance(cursor, list) and 0 <= part < len(cursor):
+                cursor = cursor[part]
+                if isinstance(cursor, dict) and isinstance(cursor.get("name"), str):
+                    label = f"{part}:{cursor['name']}"
+            else:
+                cursor = None
+            out += f"[{label}]"
+        else:
+            cursor = cursor.get(part) if isinstance(cursor, dict) else None
+            out += ("." if out else "") + str(part)
+    return out or "(profile)"
+
+
+def describe_errors(err: ValidationError, data: Any = None) -> list[str]:
+    """Turn pydantic's errors into `field: message` lines a person can act on."""
+    out = []
+    for e in err.errors(include_url=False):
+        msg = e["msg"]
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, "):]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown setting; remove it or check its spelling"
+        elif e["type"] == "missing":
+            msg = "is required; add it"
+        out.append(f"{field_path(tuple(e['loc']), data)}: {msg}")
+    return out
+
+
+def validate_profile(data: Any, *, source: str = "profile", check_files: bool = True) -> Profile:
+    if not isinstance(data, dict):
+        raise ProfileError(source, ["the profile must be a YAML mapping of settings"])
+    try:
+        return Profile.model_validate(data, context={"check_files": check_files})
+    except ValidationError as err:
+        raise ProfileError(source, describe_errors(err, data)) from None
+
+
+def load_profile(path: str | Path, *, check_files: bool = True) -> Profile:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProfileError(str(path), [f"cannot read it: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(str(path), [f"is not valid YAML: {exc}"]) from None
+    return validate_profile(data, source=str(path), check_files=check_files)
+
+
+def profile_to_yaml(profile: Profile) -> str:
+    data = json.loads(profile.model_dump_json(exclude_defaults=False))
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write through a temp file in the same directory and rename, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_profile(profile: Profile, path: str | Path) -> Path:
+    path = Path(path)
+    atomic_write(path, profile_to_yaml(profile))
+    return path
+
+
+def json_schema() -> dict[str, Any]:
+    return Profile.model_json_schema()

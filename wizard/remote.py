@@ -1,0 +1,289 @@
+"""Every remote action goes through here: SSH connections, host-key policy, quoting, timeouts, run log.
+
+Why one module: quoting, host-key verification and redaction are security properties, and they only
+hold if there is exactly one road to a remote shell.  Commands are given as argv lists and quoted
+with :func:`shlex.quote`; a command that needs a pipeline is built with :func:`sh` from quoted parts.
+
+Host keys are verified against the node's `known_hosts` file with paramiko's RejectPolicy (Fabric's
+default is to auto-add, which we undo): an unknown or changed key is an error the person must act on.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut, UnexpectedExit
+
+from wizard.profile import Node, Profile
+from wizard.secrets import REDACTOR
+
+
+def q(value: object) -> str:
+    """Quote one value for a POSIX shell."""
+    return shlex.quote(str(value))
+
+
+def sh(*argv: object) -> str:
+    """Join argv into one shell command line, every part quoted."""
+    return " ".join(q(a) for a in argv)
+
+
+class RemoteError(Exception):
+    """A remote step failed.  `hint` is the one line a person acts on."""
+
+    def __init__(self, node: str, message: str, hint: str = "", *, command: str = "", exit_code: int | None = None,
+                 stderr: str = "") -> None:
+        self.node = node
+        self.message = REDACTOR(message)
+        self.hint = hint
+        self.command = REDACTOR(command)
+        self.exit_code = exit_code
+        self.stderr = REDACTOR(stderr)
+        super().__init__(f"{node}: {self.message}" + (f" ({hint})" if hint else ""))
+
+
+class UnreachableError(RemoteError):
+    pass
+
+
+class HostKeyError(RemoteError):
+    pass
+
+
+class AuthError(RemoteError):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    node: str
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+@dataclass
+class RunLog:
+    """Every remote command, redacted, as JSON lines in a file and to any listeners (the TUI log pane)."""
+
+    path: Path | None = None
+    listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, **entry: Any) -> None:
+        entry = {k: REDACTOR(v) if isinstance(v, str) else v for k, v in entry.items()}
+        entry.setdefault("ts", round(time.time(), 3))
+        line = json.dumps(entry)
+        with self._lock:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a") as fh:
+                    fh.write(line + "\n")
+        for listener in list(self.listeners):
+            listener(entry)
+
+
+def _tail(text: str, limit: int = 2000) -> str:
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+class NodeConnection:
+    """One node's SSH connection: opened lazily once, then shared by threads (paramiko channels are)."""
+
+    def __init__(self, node: Node, runlog: RunLog | None = None) -> None:
+        self.node = node
+        self.runlog = runlog
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+    def _make(self) -> Connection:
+        ssh = self.node.ssh
+        config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
+        connect_kwargs: dict[str, Any] = {
+            "look_for_keys": ssh.key_file is None,
+            "allow_agent": ssh.key_file is None,
+            "banner_timeout": ssh.connect_timeout,
+            "auth_timeout": ssh.connect_timeout,
+        }
+        if ssh.key_file is not None:
+            connect_kwargs["key_filename"] = str(ssh.key_file)
+        conn = Connection(
+            self.node.address,
+            user=ssh.user,
+            port=ssh.port,
+            config=config,
+            connect_timeout=max(1, int(ssh.connect_timeout)),
+            connect_kwargs=connect_kwargs,
+        )
+        client: paramiko.SSHClient = conn.client
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        known = ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+        if known.is_file():
+            client.load_host_keys(str(known))
+        return conn
+
+    def _known_hosts_name(self) -> str:
+        known = self.node.ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+        return str(known)
+
+    def open(self) -> Connection:
+        with self._lock:
+            if self._conn is not None and self._conn.is_connected:
+                return self._conn
+            conn = self._make()
+            name, addr, port = self.node.name, self.node.address, self.node.ssh.port
+            try:
+                conn.open()
+            except paramiko.BadHostKeyException as exc:
+                raise HostKeyError(
+                    name, f"host key of {addr} does not match known_hosts ({exc.key.get_name()})",
+                    f"the host was reinstalled or someone is in the middle: verify its key, then "
+                    f"ssh-keygen -R {addr} -f {self._known_hosts_name()} and add the new key",
+                ) from None
+            except paramiko.SSHException as exc:
+                text = str(exc)
+                if "not found in known_hosts" in text:
+                    raise HostKeyError(
+                        name, f"host key of {addr} is not in {self._known_hosts_name()}",
+                        f"verify the key, then add it: ssh-keyscan -p {port} {addr} >> {self._known_hosts_name()}",
+                    ) from None
+                if isinstance(exc, paramiko.AuthenticationException) or "Authentication" in text:
+                    raise AuthError(
+                        name, f"{self.node.ssh.user}@{addr} refused our key",
+                        f"add the public key of {self.node.ssh.key_file or 'your agent'} to "
+                        f"~{self.node.ssh.user}/.ssh/authorized_keys on {name}, or fix ssh.key_file",
+                    ) from None
+                raise UnreachableError(name, f"SSH to {addr}:{port} failed: {text}",
+                                       f"check that sshd runs on {name} and port {port} is open") from None
+            except TimeoutError:
+                raise UnreachableError(name, f"no answer from {addr}:{port} within {self.node.ssh.connect_timeout}s",
+                                       f"check the address, routing and firewall to {name}") from None
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise UnreachableError(name, f"cannot connect to {addr}:{port}: {reason}",
+                                       f"start sshd on {name} or fix ssh.port / address") from None
+            self._conn = conn
+            return conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    # -- commands -----------------------------------------------------------------------------
+    def _wrap(self, command: str, privileged: bool) -> str:
+        if privileged and self.node.ssh.sudo and self.node.ssh.user != "root":
+            return sh("sudo", "-n", "--", "sh", "-c", command)
+        return command
+
+    def run(self, argv: Sequence[object] | str, *, stdin: str | None = None, timeout: float = 60,
+            check: bool = True, privileged: bool = True, what: str = "") -> Result:
+        """Run a command.  A list is quoted word by word; a str must come from :func:`sh`."""
+        command = argv if isinstance(argv, str) else sh(*argv)
+        full = self._wrap(command, privileged)
+        conn = self.open()
+        start = time.monotonic()
+        kwargs: dict[str, Any] = {"hide": True, "warn": True, "timeout": max(1, int(timeout))}
+        if stdin is not None:
+            kwargs["in_stream"] = io.StringIO(stdin)
+        else:
+            kwargs["in_stream"] = False
+        try:
+            res = conn.run(full, **kwargs)
+            code, out, err = res.exited, res.stdout, res.stderr
+        except CommandTimedOut:
+            self._log(command, -1, "", "timed out", time.monotonic() - start)
+            raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
+                              f"{self.node.name} may be overloaded or hung", command=command) from None
+        except UnexpectedExit as exc:  # only when warn=False; kept for safety
+            code, out, err = exc.result.exited, exc.result.stdout, exc.result.stderr
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise UnreachableError(self.node.name, f"connection lost: {exc}", "check the node and retry",
+                                   command=command) from None
+        duration = time.monotonic() - start
+        self._log(command, code, out, err, duration)
+        result = Result(self.node.name, REDACTOR(command), code, out, err, duration)
+        if check and code != 0:
+            raise RemoteError(
+                self.node.name,
+                f"{what or 'command'} failed with exit code {code}: {_tail(err.strip() or out.strip(), 300)}",
+                command=command, exit_code=code, stderr=err,
+            )
+        return result
+
+    def _log(self, command: str, code: int, out: str, err: str, duration: float) -> None:
+        if self.runlog is not None:
+            self.runlog.record(node=self.node.name, command=command, exit_code=code,
+                               duration=round(duration, 3), stdout=_tail(out), stderr=_tail(err))
+
+    def put(self, data: bytes, path: str, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> None:
+        """Write a file atomically: upload to a temp file beside it, set owner/mode, then rename."""
+        conn = self.open()
+        tmp_remote = f"/tmp/.studio-cluster-upload-{int(time.time() * 1000)}-{threading.get_ident()}"
+        sftp = conn.client.open_sftp()
+        try:
+            with sftp.open(tmp_remote, "wb") as fh:
+                fh.write(data)
+            sftp.chmod(tmp_remote, 0o600)
+        finally:
+            sftp.close()
+        staged = f"{path}.studio-cluster.tmp"
+        script = " && ".join([
+            sh("mkdir", "-p", str(Path(path).parent)),
+            sh("install", "-m", f"{mode:o}", "-o", owner, "-g", group, tmp_remote, staged),
+            sh("mv", "-f", staged, path),
+        ])
+        try:
+            self.run(script, what=f"write {path}")
+        finally:
+            self.run(sh("rm", "-f", tmp_remote), check=False)
+
+
+class Remote:
+    """The connections of one run, one per node, opened on first use and closed together."""
+
+    def __init__(self, profile: Profile, runlog: RunLog | None = None) -> None:
+        self.profile = profile
+        self.runlog = runlog
+        self._conns: dict[str, NodeConnection] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> NodeConnection:
+        with self._lock:
+            if name not in self._conns:
+                self._conns[name] = NodeConnection(self.profile.node(name), self.runlog)
+            return self._conns[name]
+
+    def nodes(self, names: Iterable[str] | None = None) -> list[NodeConnection]:
+        return [self[n] for n in (names or [n.name for n in self.profile.nodes])]
+
+    def close(self) -> None:
+        with self._lock:
+            conns = list(self._conns.values())
+        for c in conns:
+            c.close()
+
+    def __enter__(self) -> Remote:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,124 @@
+"""Secret references and redaction.
+
+A profile never holds a password, only a reference to one:
+
+* ``env:NAME``   the value of environment variable NAME at run time
+* ``file:/path`` the first line of a file (e.g. a mounted secret; the lab uses this)
+* ``ask``        ask the person running the tool (the TUI's masked input, or a getpass prompt)
+* ``none``       no secret (e.g. unix-socket authentication)
+
+Every resolved value is registered with the process-wide :data:`REDACTOR`, so the run log, error
+messages and anything printed pass through one place that replaces it with ``***``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+REF_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/\S+|ask|none)$")
+
+
+def _secret_ref(value: str) -> str:
+    if not REF_RE.match(value):
+        raise ValueError(
+            "a secret must be a reference, never the value itself: use env:VARIABLE, file:/path, ask or none"
+        )
+    return value
+
+
+SecretRef = Annotated[str, AfterValidator(_secret_ref)]
+
+
+class SecretError(Exception):
+    """A reference that cannot be resolved; the message says which and how to fix it."""
+
+
+class Redactor:
+    """Replaces every known secret value in text.  Thread-safe; values shorter than 3 are ignored."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str | None) -> None:
+        if value and len(value) >= 3:
+            with self._lock:
+                self._values.add(value)
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            values = sorted(self._values, key=len, reverse=True)
+        for v in values:
+            text = text.replace(v, "***")
+        return text
+
+
+REDACTOR = Redactor()
+
+Prompt = Callable[[str], str]
+
+
+def resolve(ref: str | None, what: str, prompt: Prompt | None = None) -> str | None:
+    """Resolve a reference to its value (None for ``none``); register it for redaction."""
+    if ref is None or ref == "none":
+        return None
+    if ref.startswith("env:"):
+        name = ref[4:]
+        value = os.environ.get(name)
+        if value is None:
+            raise SecretError(f"{what}: environment variable {name} is not set; export it or change the reference")
+    elif ref.startswith("file:"):
+        path = Path(ref[5:])
+        try:
+            value = path.read_text().splitlines()[0] if path.read_text() else ""
+        except OSError as exc:
+            raise SecretError(f"{what}: cannot read {path}: {exc.strerror}; fix the path or the permissions") from None
+    elif ref == "ask":
+        if prompt is None:
+            raise SecretError(f"{what} is set to 'ask' but nobody can be asked here; use env:NAME instead")
+        value = prompt(what)
+    else:
+        raise SecretError(f"{what}: {ref!r} is not a secret reference")
+    if not value:
+        raise SecretError(f"{what}: the secret is empty; set a value")
+    REDACTOR.add(value)
+    return value
+
+
+class Secrets:
+    """The resolved secrets a run needs, resolved once up front so a run never stops half-way to ask."""
+
+    def __init__(self, sst_password: str | None, admin_password: str | None, redis_password: str | None):
+        self.sst_password = sst_password
+        self.admin_password = admin_password
+        self.redis_password = redis_password
+
+    def __repr__(self) -> str:  # never show the values
+        return "Secrets(***)"
+
+    @classmethod
+    def resolve_for(cls, profile: object, prompt: Prompt | None = None, given: dict[str, str] | None = None) -> Secrets:
+        """Resolve the profile's references; `given` holds values already typed (e.g. in the TUI)."""
+        given = given or {}
+        for v in given.values():
+            REDACTOR.add(v)
+        db = profile.database  # type: ignore[attr-defined]
+        redis = profile.redis  # type: ignore[attr-defined]
+
+        def pick(key: str, ref: str | None, what: str) -> str | None:
+            if key in given:
+                return given[key]
+            return resolve(ref, what, prompt)
+
+        return cls(
+            sst_password=pick("sst_password", db.sst_password, "database.sst_password"),
+            admin_password=pick("admin_password", db.admin_password, "database.admin_password"),
+            redis_password=pick("redis_password", redis.password, "redis.password"),
+        )
