@@ -26,7 +26,6 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from wizard.secrets import SecretRef
@@ -197,16 +196,15 @@ class DatabaseSettings(_Model):
     socket: Path = Path("/run/mysqld/mysqld.sock")
     min_free_mb: int = Field(1024, ge=0, description="free space the data dir needs")
 
-    @model_validator(mode="after")
-    def _distinct_ports(self) -> DatabaseSettings:
-        ports = {"port": self.port, "galera_port": self.galera_port, "ist_port": self.ist_port,
-                 "sst_port": self.sst_port}
-        seen: dict[int, str] = {}
-        for name, port in ports.items():
-            if port in seen:
-                raise ValueError(f"database.{name} and database.{seen[port]} are both {port}; give each its own port")
-            seen[port] = name
-        return self
+    @field_validator("galera_port", "ist_port", "sst_port")
+    @classmethod
+    def _distinct_ports(cls, port: int, info: ValidationInfo) -> int:
+        for other in ("port", "galera_port", "ist_port", "sst_port"):
+            if other == info.field_name:
+                break
+            if info.data.get(other) == port:
+                raise ValueError(f"{port} is already database.{other}; give each service its own port")
+        return port
 
 
 class ServiceSettings(_Model):
@@ -268,14 +266,14 @@ class Profile(_Model):
                 seen.add(value)
         return nodes
 
-    @model_validator(mode="after")
-    def _primary_is_studio(self) -> Profile:
-        names = [n.name for n in self.studio_nodes] if len(self.nodes) == 3 else []
-        if names and self.preferred_primary not in names:
-            raise ValueError(
-                f"preferred_primary {self.preferred_primary!r} is not a Studio node; use one of {names}"
-            )
-        return self
+    @field_validator("preferred_primary")
+    @classmethod
+    def _primary_is_studio(cls, value: str, info: ValidationInfo) -> str:
+        nodes = info.data.get("nodes")
+        names = [n.name for n in nodes if n.role is Role.STUDIO] if nodes else []
+        if names and value not in names:
+            raise ValueError(f"{value!r} is not a Studio node; use one of {names}")
+        return value
 
     # -- convenient views -------------------------------------------------------------------------
     @property

@@ -1,0 +1,56 @@
+# Two commands do all the set-up on a fresh Debian 12 machine, as root:
+#   make demo   bring up the local three-host lab and run the wizard on profiles/lab.yaml
+#   make test   install what the tests need, then run them (unit + real integration tests on the lab)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := mariadb-server galera-4 galera-arbitrator-4 mariadb-backup socat rsync openssh-server \
+	redis-server pdns-server pdns-backend-bind iproute2 iptables dnsutils tmux procps binutils curl python3-venv
+PYTEST_ARGS ?=
+
+.PHONY: deps apt venv demo test unit lint lab-up lab-down bench clean
+
+deps: apt venv
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: deps
+	$(BIN)/studio-cluster lab up
+	$(BIN)/studio-cluster check profiles/lab.yaml
+
+lint: venv
+	$(BIN)/ruff check wizard tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: venv
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+test: deps lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+lab-up: deps
+	$(BIN)/studio-cluster lab up
+
+lab-down: venv
+	$(BIN)/studio-cluster lab down
+
+bench: deps
+	$(BIN)/python bench/bootstrap.py
+
+clean: lab-down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
