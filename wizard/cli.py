@@ -9,6 +9,7 @@ import argparse
 import getpass
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -83,6 +84,131 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FAIL if verdict.value == "fail" else EXIT_OK
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from wizard.render import render_to_dir
+
+    profile, secrets = load(args.profile)
+    for path in render_to_dir(profile, secrets, Path(args.out)):
+        console.print(str(path))
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from wizard.apply import plan_files
+    from wizard.remote import Remote
+    from wizard.render import DNS_NODE
+
+    profile, secrets = load(args.profile)
+    with Remote(profile) as remote:
+        changes = plan_files(profile, secrets, remote)
+    for change in changes:
+        label = {"create": "[green]create[/]", "update": "[yellow]update[/]", "unchanged": "[dim]unchanged[/]"}
+        console.print(f"{change.node:10} {label[change.action]:>20} {change.file.path}")
+        if change.action != "unchanged" and args.diff:
+            console.print(change.diff, markup=False, highlight=False)
+    from wizard.render import authoring_record
+
+    console.print(f"\n[bold]{DNS_NODE}[/]: the authoring record for zone {profile.dns.record_zone}:")
+    console.print(f"  {authoring_record(profile)}", markup=False)
+    console.print("\n[bold]Bootstrap steps[/] (decided by the nodes through Redis):")
+    for i, step in enumerate(bootstrap_steps(profile), 1):
+        console.print(f"  {i}. {step}")
+    return EXIT_OK
+
+
+def bootstrap_steps(profile: Profile) -> list[str]:
+    p = profile
+    data = ", ".join(n.name for n in p.studio_nodes)
+    return [
+        f"ship the node agent to {', '.join(n.name for n in p.nodes)} and start them at once",
+        f"each agent registers grastate.dat, --wsrep-recover position and server state in Redis ({p.redis.url})",
+        "if any node is already in a Primary Component: nobody bootstraps, the others join it",
+        f"else, once {data} have registered: the most advanced node wins (ties: {p.preferred_primary})",
+        "the winner takes the Redis lock (SET NX PX) and a fencing token (INCR), starts --wsrep-new-cluster",
+        "the winner creates the SST user; the other data node joins (IST or SST by mariabackup)",
+        f"garbd joins last on {p.arbiter.name}; health endpoints start on :{p.dns.health_port}",
+        f"verify: both data nodes Primary + Synced, cluster size 3, {p.dns.authoring_name} resolves to a Studio node",
+    ]
+
+
+def _event_printer(e: object) -> None:
+    from wizard.coordinator import Event
+
+    assert isinstance(e, Event)
+    colour = {"done": "green", "failed": "red", "waiting": "yellow", "skipped": "dim"}.get(e.state, "cyan")
+    console.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(e.ts))}[/] {e.node:9} "
+                  f"[{colour}]{e.step}:{e.state}[/] {e.message}", highlight=False)
+
+
+def _step_printer(step: str, state: str, message: str) -> None:
+    colour = {"done": "green", "fail": "bold red", "skip": "dim"}.get(state, "bold cyan")
+    console.print(f"[{colour}]{step:>9} {state}[/] {message}", highlight=False)
+
+
+def _check_printer(r: object) -> None:
+    from wizard.checks import CheckResult
+
+    assert isinstance(r, CheckResult)
+    if r.status.value != "ok":
+        console.print(f"  {STATUS_STYLE[r.status.value]} {r.node}/{r.title}: {r.summary}", highlight=False)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from wizard.pipeline import Listener, PipelineError, new_runlog, replay
+
+    profile, secrets = load(args.profile)
+    runlog = new_runlog(args.run_dir)
+    listener = Listener(on_step=_step_printer, on_check=_check_printer, on_event=_event_printer,
+                        on_file=lambda c: console.print(f"  wrote {c.node}:{c.file.path}", highlight=False))
+    timeouts = {"wait_timeout": float(args.wait_timeout)}
+    try:
+        result = replay(profile, secrets, listener=listener, force=args.force_bootstrap,
+                        skip_checks=args.skip_checks, runlog=runlog, timeouts=timeouts)
+    except PipelineError as exc:
+        console.print(f"[bold red]replay failed at {exc.step}:[/] {exc.message}", highlight=False)
+        console.print(f"run log: {runlog.path}")
+        return EXIT_FAIL
+    console.print(f"[bold green]cluster {profile.cluster_name} is healthy[/] in {result.seconds:.1f}s; "
+                  f"run log: {runlog.path}")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from wizard.remote import Remote
+    from wizard.status import collect
+
+    profile, secrets = load(args.profile)
+    with Remote(profile) as remote:
+        st = collect(profile, secrets, remote)
+    if args.json:
+        print(json.dumps(st.to_dict(), indent=2))
+        return EXIT_OK if st.healthy else EXIT_FAIL
+    table = Table(title=f"{profile.cluster_name}: {st.verdict}", title_justify="left")
+    for col in ("node", "role", "address", "reachable", "status", "size", "state", "last committed", "heartbeat"):
+        table.add_column(col)
+    for n in st.nodes:
+        hb = f"{n.heartbeat_age:.1f}s" if n.heartbeat_age is not None else "-"
+        if n.role == "arbiter":
+            state = "garbd member" if st.arbiter_member else ("garbd running" if n.process_running else "garbd down")
+            table.add_row(n.name, n.role, n.address, "yes" if n.reachable else "no", "", "", state, "", hb)
+        else:
+            table.add_row(n.name, n.role, n.address, "yes" if n.reachable else f"no ({n.error})",
+                          n.cluster_status or "-", str(n.size or "-"), n.state or ("down" if n.reachable else "?"),
+                          str(n.last_committed) if n.last_committed >= 0 else "-", hb)
+    console.print(table)
+    console.print(f"authoring name {profile.dns.authoring_name} -> {', '.join(st.authoring_addresses) or 'no answer'}"
+                  + (f" ({st.authoring_node})" if st.authoring_node else ""))
+    colour = {"healthy": "green", "degraded": "yellow"}.get(st.verdict, "red")
+    console.print(f"verdict: [{colour}]{st.verdict}[/]: {st.reason}", highlight=False)
+    return EXIT_OK if st.healthy else EXIT_FAIL
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from wizard.tui.app import run_app
+
+    return run_app(Path(args.profile), monitor=True, interval=args.interval)
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from wizard import lab
 
@@ -93,6 +219,12 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": cmd_schema,
     "check": cmd_check,
     "lab": cmd_lab,
+    "render": cmd_render,
+    "plan": cmd_plan,
+    "replay": cmd_replay,
+    "recover": cmd_replay,
+    "status": cmd_status,
+    "monitor": cmd_monitor,
 }
 
 
@@ -108,6 +240,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--only", action="append", metavar="CHECK", help="run only this check (repeatable)")
+    p = sub.add_parser("render", help="write every file each node gets into a directory")
+    p.add_argument("profile")
+    p.add_argument("--out", required=True, help="directory to write <node>/<path> into")
+    p = sub.add_parser("plan", help="show per node what would change, and the bootstrap steps; changes nothing")
+    p.add_argument("profile")
+    p.add_argument("--no-diff", dest="diff", action="store_false", help="list files without diffs")
+    for name, text in (("replay", "check, apply, bootstrap and verify, headless"),
+                       ("recover", "bring a cluster back after an outage (the same pipeline as replay)")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("profile")
+        p.add_argument("--force-bootstrap", metavar="NODE", help="bootstrap NODE without waiting for the others")
+        p.add_argument("--skip-checks", action="store_true", help="skip the prerequisite checks")
+        p.add_argument("--wait-timeout", type=float, default=60, help="seconds to wait for every node to register")
+        p.add_argument("--run-dir", default="runs", help="where the run log goes (default: runs/)")
+    p = sub.add_parser("status", help="the cluster's membership and health; exit 0 only when healthy")
+    p.add_argument("profile")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("monitor", help="the live cluster monitor")
+    p.add_argument("profile")
+    p.add_argument("--interval", type=float, default=2.0, help="refresh interval in seconds")
     p = sub.add_parser("lab", help="the local three-host lab")
     p.add_argument("action", choices=["up", "down", "status"])
     return parser

@@ -1,0 +1,627 @@
+"""The node agent: runs ON a node (python3 >= 3.9, stdlib + the redis-py the zipapp bundles).
+
+The wizard launches one agent per node at once.  Each registers its node's Galera state in Redis,
+heartbeats with a TTL, and runs the same pure election (:mod:`wizard.agent.election`) on the same
+registered states, so the nodes agree on who bootstraps without a human.  The winner fences itself
+with a Redis lock and an INCR token before it starts a new Primary Component; everyone else waits for
+that Primary and joins; garbd joins last.  Every step is an event on a Redis stream the wizard follows.
+
+Commands (the config, secrets included, always arrives as JSON on stdin, never in argv):
+  bootstrap   take part in a coordinated bootstrap/recovery; exits 0 when this node is done
+  daemon      the long-running side: health endpoint (Studio nodes) + Redis heartbeat of the node state
+  state       print this node's state as JSON
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import http.server
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from wizard.agent import election
+from wizard.agent.grastate import parse_grastate, parse_recovered_position, set_safe_to_bootstrap
+
+HEARTBEAT_TTL_MS = 6000
+ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+
+
+class AgentError(Exception):
+    pass
+
+
+class Config:
+    """The JSON the wizard sends; attribute access with defaults so older wizards stay compatible."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    """Loop on a condition until a deadline; the error names what was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AgentError("timed out after %.0fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+class Node:
+    """What this agent can observe and do on its own node."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.name = cfg.node
+        self.role = cfg.role
+
+    # -- observation ------------------------------------------------------------------------
+    def grastate(self) -> election.GraState:
+        path = os.path.join(self.cfg.data_dir, "grastate.dat")
+        try:
+            with open(path) as fh:
+                return parse_grastate(fh.read())
+        except FileNotFoundError:
+            return parse_grastate("")
+
+    def pids(self, name: str) -> list[int]:
+        out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def mariadb_running(self) -> bool:
+        return bool(self.pids("mariadbd"))
+
+    def sql(self, statement: str, timeout: float = 10) -> list[list[str]]:
+        """Run SQL with the node's client; the statement goes over stdin (never argv, it may hold a
+        password), the admin password through a 0600 defaults file in the run dir."""
+        argv = ["mariadb"]
+        if self.cfg.get("admin_password"):
+            path = os.path.join(self.cfg.run_dir, "client.cnf")
+            if not os.path.exists(path):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write("[client]\npassword=%s\n" % self.cfg.admin_password)
+            argv.append("--defaults-extra-file=%s" % path)
+        argv += ["--socket=%s" % self.cfg.socket, "--user=%s" % self.cfg.admin_user, "--batch",
+                 "--skip-column-names", "--connect-timeout=3"]
+        try:
+            p = subprocess.run(argv, input=statement, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return []
+        if p.returncode != 0:
+            self.last_sql_error = p.stderr.strip()
+            return []
+        return [line.split("\t") for line in p.stdout.splitlines() if line]
+
+    def ensure_sst_user(self) -> None:
+        """The least-privilege SST user mariabackup needs; created on the Primary so Galera replicates it."""
+        user, pw = self.cfg.sst_user, self.cfg.get("sst_password") or ""
+        esc = pw.replace("\\", "\\\\").replace("'", "\\'")
+        stmt = ("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s';\n"
+                "ALTER USER '%s'@'localhost' IDENTIFIED BY '%s';\n"
+                "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO '%s'@'localhost';\n"
+                "SELECT 'ok';\n") % (user, esc, user, esc, user)
+        if self.sql(stmt) != [["ok"]]:
+            raise AgentError("creating the SST user failed: %s" % getattr(self, "last_sql_error", "?"))
+
+    def wsrep(self) -> dict[str, str]:
+        rows = self.sql("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_status','wsrep_cluster_size',"
+                        "'wsrep_local_state_comment','wsrep_ready','wsrep_last_committed','wsrep_cluster_state_uuid',"
+                        "'wsrep_connected','Uptime')")
+        return {r[0].lower(): r[1] if len(r) > 1 else "" for r in rows}
+
+    def recover_position(self) -> int | None:
+        """`mariadbd --wsrep-recover`: the last committed seqno InnoDB holds after a crash."""
+        log = os.path.join(self.cfg.run_dir, "wsrep-recover.log")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(log)
+        subprocess.run([self.cfg.mariadbd, "--user=mysql", "--wsrep-recover", "--disable-log-error",
+                        "--log-error=%s" % log], capture_output=True, text=True, timeout=120)
+        try:
+            with open(log) as fh:
+                pos = parse_recovered_position(fh.read())
+        except FileNotFoundError:
+            return None
+        return pos[1] if pos else None
+
+    def state(self, recover: bool = False) -> election.NodeState:
+        gs = self.grastate()
+        running = self.mariadb_running() if self.role == "studio" else bool(self.pids("garbd"))
+        status: dict[str, str] = self.wsrep() if running and self.role == "studio" else {}
+        recovered = None
+        if recover and not running and self.role == "studio" and gs.seqno == -1 and gs.uuid != ZERO_UUID:
+            recovered = self.recover_position()
+        return election.NodeState(
+            name=self.name, role=self.role, uuid=gs.uuid, seqno=gs.seqno, safe_to_bootstrap=gs.safe_to_bootstrap,
+            recovered_seqno=recovered, running=running,
+            cluster_status=status.get("wsrep_cluster_status", ""),
+            local_state=status.get("wsrep_local_state_comment", ""),
+            heartbeat=time.time(),
+            cluster_size=int(status.get("wsrep_cluster_size") or 0),
+            last_committed=int(status.get("wsrep_last_committed") or -1),
+        )
+
+    # -- actions ----------------------------------------------------------------------------
+    def start_position(self) -> str | None:
+        """Debian's galera_recovery prints --wsrep_start_position=uuid:seqno; without it a crashed node
+        would start a brand-new cluster UUID (facts.md)."""
+        if not os.path.exists("/usr/bin/galera_recovery"):
+            return None
+        p = subprocess.run(["/usr/bin/galera_recovery"], capture_output=True, text=True, timeout=180)
+        m = re.search(r"--wsrep_start_position=(\S+)", p.stdout)
+        return m.group(1) if m else None
+
+    def start_mariadb(self, new_cluster: bool) -> None:
+        if self.cfg.manager == "systemd":
+            cmd = ["galera_new_cluster"] if new_cluster else ["systemctl", "start", self.cfg.mariadb_unit]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            if p.returncode != 0:
+                raise AgentError("%s failed: %s" % (" ".join(cmd), (p.stderr or p.stdout).strip()[-300:]))
+            return
+        argv = [self.cfg.mariadbd, "--user=mysql"]
+        pos = self.start_position()
+        if pos:
+            argv.append("--wsrep_start_position=%s" % pos)
+        if new_cluster:
+            argv.append("--wsrep-new-cluster")
+        spawn(argv, "/var/log/mysql/mariadbd.out")
+
+    def stop_garbd(self) -> None:
+        if self.cfg.manager == "systemd":
+            subprocess.run(["systemctl", "stop", self.cfg.garbd_unit], capture_output=True, timeout=60)
+        for pid in self.pids("garbd"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        wait_for("garbd to stop", lambda: not self.pids("garbd"), 20)
+
+    def start_garbd(self) -> None:
+        if self.cfg.manager == "systemd":
+            p = subprocess.run(["systemctl", "start", self.cfg.garbd_unit], capture_output=True, text=True)
+            if p.returncode != 0:
+                raise AgentError("systemctl start %s failed: %s" % (self.cfg.garbd_unit, p.stderr.strip()))
+            return
+        env = read_shell_vars(self.cfg.garb_config)
+        argv = [self.cfg.garbd, "--address", "gcomm://" + env.get("GALERA_NODES", "").replace(" ", ","),
+                "--group", env.get("GALERA_GROUP", self.cfg.cluster_name)]
+        if env.get("GALERA_OPTIONS"):
+            argv += ["--options", env["GALERA_OPTIONS"]]
+        if env.get("WORK_DIR"):
+            os.makedirs(env["WORK_DIR"], exist_ok=True)
+            argv += ["--workdir", env["WORK_DIR"]]
+        log = env.get("LOG_FILE") or "/var/log/garbd.log"
+        argv += ["--log", log]
+        spawn(argv, log + ".out")
+
+
+def read_shell_vars(path: str) -> dict[str, str]:
+    """Read a Debian /etc/default file of VAR=value lines without executing it."""
+    out: dict[str, str] = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                line = line.strip()
+                if not line or line.startswith("#") or "=" not in line:
+                    continue
+                key, _, value = line.partition("=")
+                words = shlex.split(value)
+                out[key.strip()] = words[0] if len(words) == 1 else " ".join(words)
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def spawn(argv: list[str], log: str) -> None:
+    """Start a detached daemon: own session, stdio away from our SSH channel (or the call would hang)."""
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
+        subprocess.Popen(argv, stdin=devnull, stdout=out, stderr=out, start_new_session=True, close_fds=True)
+
+
+# -- Redis coordination --------------------------------------------------------------------------
+class Coordination:
+    def __init__(self, cfg: Config) -> None:
+        import redis  # bundled in the zipapp
+
+        self.cfg = cfg
+        self.r = redis.Redis(host=cfg.redis_host, port=int(cfg.redis_port), db=int(cfg.redis_db),
+                             password=cfg.get("redis_password"), socket_timeout=5, socket_connect_timeout=5,
+                             decode_responses=True)
+        self.prefix = "%s:%s" % (cfg.key_prefix, cfg.cluster_name)
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix,) + parts)
+
+    def event(self, node: str, step: str, state: str, message: str = "", **extra: Any) -> None:
+        fields = {"run": self.cfg.get("run_id", ""), "node": node, "step": step, "state": state,
+                  "message": message, "ts": "%.3f" % time.time()}
+        fields.update({k: str(v) for k, v in extra.items()})
+        self.r.xadd(self.key("events"), fields,  # type: ignore[arg-type]
+                    maxlen=5000, approximate=True)
+
+    def publish_state(self, st: election.NodeState) -> None:
+        key = self.key("node", st.name)
+        pipe = self.r.pipeline()
+        pipe.delete(key)
+        pipe.hset(key, mapping=st.to_dict())
+        pipe.pexpire(key, HEARTBEAT_TTL_MS)
+        pipe.execute()
+
+    def states(self, names: list[str]) -> dict[str, election.NodeState]:
+        pipe = self.r.pipeline()
+        for n in names:
+            pipe.hgetall(self.key("node", n))
+        out = {}
+        for n, raw in zip(names, pipe.execute()):
+            if raw:
+                out[n] = election.NodeState.from_dict(raw)
+        return out
+
+
+class Heartbeat(threading.Thread):
+    """Publishes this node's state every second with a TTL, so a dead agent disappears by itself."""
+
+    def __init__(self, node: Node, coord: Coordination, interval: float = 1.0) -> None:
+        super().__init__(daemon=True, name="heartbeat")
+        self.node, self.coord, self.interval = node, coord, interval
+        self.stop = threading.Event()
+        self.extra: dict[str, Any] = {}
+        self.last: election.NodeState | None = None
+
+    def beat(self, st: election.NodeState | None = None) -> election.NodeState:
+        st = st or self.node.state()
+        if self.extra:
+            for k, v in self.extra.items():
+                setattr(st, k, v)
+        self.last = st
+        self.coord.publish_state(st)
+        return st
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            with contextlib.suppress(Exception):
+                self.beat()
+
+
+# -- bootstrap ------------------------------------------------------------------------------------
+def node_lock(run_dir: str) -> Any:
+    """One agent per node at a time: a second replay's agent waits here, then sees a Primary and no-ops."""
+    os.makedirs(run_dir, exist_ok=True)
+    fh = open(os.path.join(run_dir, "agent.lock"), "w")  # noqa: SIM115  (held for the process lifetime)
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    return fh
+
+
+def primary_members(states: dict[str, election.NodeState]) -> list[str]:
+    return [n for n, s in states.items() if s.running and s.cluster_status == "Primary"]
+
+
+def bootstrap(cfg: Config) -> dict[str, Any]:
+    lock = node_lock(cfg.run_dir)
+    node = Node(cfg)
+    coord = Coordination(cfg)
+    ev = lambda step, state, msg="", **kw: coord.event(node.name, step, state, msg, **kw)  # noqa: E731
+    ev("agent", "started", "agent started")
+    try:
+        if node.role == "arbiter":
+            return bootstrap_arbiter(cfg, node, coord, ev)
+        return bootstrap_data(cfg, node, coord, ev)
+    except Exception as exc:
+        ev("agent", "failed", str(exc))
+        raise
+    finally:
+        lock.close()
+
+
+def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> dict[str, Any]:
+    hb = Heartbeat(node, coord)
+    ev("register", "running", "reading grastate.dat and server state")
+    me = hb.beat(node.state(recover=True))
+    ev("register", "done", "uuid %s seqno %s safe_to_bootstrap %s recovered %s running %s %s" % (
+        me.uuid, me.seqno, int(me.safe_to_bootstrap), me.recovered_seqno, me.running, me.cluster_status),
+       seqno=me.seqno, recovered=me.recovered_seqno)
+    hb.extra = {"recovered_seqno": me.recovered_seqno}
+    hb.start()
+    try:
+        if me.running and me.cluster_status == "Primary" and me.local_state == "Synced":
+            ev("done", "done", "already Primary and Synced: nothing to do", action="none")
+            wait_cluster_complete(cfg, node, ev)
+            return {"node": node.name, "action": "none"}
+        decision = elect(cfg, node, coord, ev)
+        if decision.kind == election.BOOTSTRAP and decision.node == node.name:
+            token = try_bootstrap(cfg, node, coord, ev, hb)
+            if token is not None:
+                wait_cluster_complete(cfg, node, ev)
+                return {"node": node.name, "action": "bootstrap", "token": token}
+        join(cfg, node, coord, ev, hb)
+        wait_cluster_complete(cfg, node, ev)
+        return {"node": node.name, "action": "join"}
+    finally:
+        hb.stop.set()
+        hb.join(timeout=2)
+        with contextlib.suppress(Exception):
+            hb.beat()
+
+
+def elect(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> election.Decision:
+    """Run the shared election on the registered states until it says something other than WAIT."""
+    ev("elect", "running", "waiting for every data node to register")
+    deadline = time.monotonic() + float(cfg.get("wait_timeout", 60))
+    last_reason = ""
+    while True:
+        states = coord.states(cfg.data_nodes)
+        decision = election.decide(states, cfg.data_nodes, cfg.preferred, cfg.get("force"))
+        if decision.kind != election.WAIT:
+            ev("elect", "done", decision.reason, decision=decision.kind, winner=decision.node or "")
+            if decision.kind == election.REFUSE:
+                raise AgentError("refusing to bootstrap: " + decision.reason)
+            return decision
+        if decision.reason != last_reason:
+            ev("elect", "waiting", decision.reason)
+            last_reason = decision.reason
+        if time.monotonic() >= deadline:
+            missing = ", ".join(decision.missing)
+            raise AgentError(
+                "timed out after %ss waiting for %s to register; start its agent, or pass --force-bootstrap NODE "
+                "to bootstrap without it" % (cfg.get("wait_timeout", 60), missing))
+        time.sleep(0.2)
+
+
+def peers_listening(cfg: Config, node: Node) -> list[str]:
+    """Last line of defence: a peer whose Galera port answers may already hold a Primary Component."""
+    busy = []
+    for name, addr in cfg.addresses.items():
+        if name == node.name or name not in cfg.data_nodes:
+            continue
+        with contextlib.suppress(OSError), socket.create_connection((addr, int(cfg.galera_port)), timeout=1):
+            busy.append(name)
+    return busy
+
+
+def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None],
+                  hb: Heartbeat) -> int | None:
+    """Fence with SET NX PX + INCR, then start a new Primary Component.  None = someone else won."""
+    lock_key = coord.key("bootstrap-lock")
+    if not coord.r.set(lock_key, node.name, nx=True, px=int(float(cfg.get("lock_ttl", 120)) * 1000)):
+        holder = coord.r.get(lock_key)
+        ev("bootstrap", "skipped", "bootstrap lock held by %s: joining instead" % holder)
+        return None
+    try:
+        states = coord.states(cfg.data_nodes)
+        if primary_members(states):
+            members = ", ".join(primary_members(states))
+            ev("bootstrap", "skipped", "a Primary Component appeared (%s): joining" % members)
+            return None
+        busy = peers_listening(cfg, node)
+        if busy:
+            raise AgentError("refusing to bootstrap: Galera already listens on %s; a Primary Component may exist"
+                             % ", ".join(busy))
+        token = int(coord.r.incr(coord.key("fencing-token")))  # type: ignore[arg-type]
+        coord.r.hset(coord.key("decision"), mapping={"node": node.name, "token": token, "ts": "%.3f" % time.time(),
+                                                     "run": cfg.get("run_id", "")})
+        gs = node.grastate()
+        path = os.path.join(cfg.data_dir, "grastate.dat")
+        if os.path.exists(path) and not gs.safe_to_bootstrap:
+            with open(path) as fh:
+                text = set_safe_to_bootstrap(fh.read())
+            atomic_write(path, text)
+            ev("bootstrap", "running", "set safe_to_bootstrap: 1 (elected as most advanced node)", token=token)
+        # peers must not see this Primary before the SST user exists, or a joiner's SST would fail
+        hb.extra["cluster_status"] = "bootstrapping"
+        ev("bootstrap", "running", "starting mariadbd --wsrep-new-cluster (fencing token %d)" % token,
+           token=token, new_cluster="1")
+        node.start_mariadb(new_cluster=True)
+        wait_for("%s to become Primary and Synced" % node.name,
+                 lambda: primary_synced(node), float(cfg.get("start_timeout", 120)))
+        node.ensure_sst_user()
+        ev("bootstrap", "running", "SST user %s ensured" % cfg.sst_user)
+        hb.extra.pop("cluster_status", None)
+        hb.beat()
+        coord.r.set(coord.key("primary"), node.name)
+        ev("bootstrap", "done", "Primary Component formed on %s" % node.name, token=token)
+        return token
+    finally:
+        # release only our own lock (compare-and-delete)
+        coord.r.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
+                     1, lock_key, node.name)
+
+
+def primary_synced(node: Node) -> bool:
+    if not node.mariadb_running():
+        raise AgentError("mariadbd on %s exited; see /var/log/mysql/ for why" % node.name)
+    w = node.wsrep()
+    return w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"
+
+
+def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], hb: Heartbeat) -> None:
+    ev("join", "waiting", "waiting for a Primary Component to join")
+    wait_for("a Primary Component on another data node",
+             lambda: primary_members(coord.states(cfg.data_nodes)), float(cfg.get("wait_timeout", 60)) + 120)
+    st = node.state()
+    if st.running and st.cluster_status == "Primary":
+        ev("join", "running", "already a member; waiting for Synced")
+    else:
+        if st.running:
+            raise AgentError("mariadbd runs on %s but is %s; stop it so it can rejoin"
+                             % (node.name, st.cluster_status or "not in a cluster"))
+        ev("join", "running", "starting mariadbd to join (IST or SST from a donor)")
+        node.start_mariadb(new_cluster=False)
+    wait_for("%s to join and reach Synced" % node.name, lambda: primary_synced(node),
+             float(cfg.get("join_timeout", 300)))
+    hb.beat()
+    ev("join", "done", "%s joined and is Synced" % node.name)
+
+
+def wait_cluster_complete(cfg: Config, node: Node, ev: Callable[..., None]) -> None:
+    """A data node is done once the component holds every member (both data nodes + garbd)."""
+    want = int(cfg.get("expected_size", 3))
+    ev("complete", "waiting", "waiting for cluster size %d" % want)
+    wait_for("cluster size %d on %s (the other data node and garbd joining)" % (want, node.name),
+             lambda: int(node.wsrep().get("wsrep_cluster_size") or 0) >= want, float(cfg.get("join_timeout", 300)))
+    ev("complete", "done", "cluster size %d, Primary, Synced" % want)
+
+
+def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> dict[str, Any]:
+    hb = Heartbeat(node, coord)
+    hb.beat()
+    hb.start()
+    try:
+        states = coord.states(cfg.data_nodes)
+        garbd_running = bool(node.pids("garbd"))
+        if garbd_running and primary_members(states) and all_synced(cfg, states):
+            size = max(s.cluster_size for s in states.values())
+            if size >= int(cfg.get("expected_size", 3)):
+                ev("done", "done", "garbd runs and the cluster is complete: nothing to do", action="none")
+                return {"node": node.name, "action": "none"}
+        if garbd_running and not primary_members(states):
+            # a garbd that outlived both data nodes remembers dead incarnations; restart it last (facts.md)
+            ev("garbd", "running", "stopping the surviving garbd until the data nodes are back")
+            node.stop_garbd()
+            garbd_running = False
+        ev("garbd", "waiting", "waiting for both data nodes to be Primary and Synced")
+        wait_for("both data nodes Primary and Synced",
+                 lambda: all_synced(cfg, coord.states(cfg.data_nodes)),
+                 float(cfg.get("wait_timeout", 60)) + float(cfg.get("join_timeout", 300)))
+        if not garbd_running:
+            ev("garbd", "running", "starting garbd")
+            node.start_garbd()
+        want = int(cfg.get("expected_size", 3))
+        wait_for("garbd to join (cluster size %d)" % want,
+                 lambda: node.pids("garbd") and max(
+                     [s.cluster_size for s in coord.states(cfg.data_nodes).values()] or [0]) >= want,
+                 float(cfg.get("start_timeout", 120)))
+        ev("garbd", "done", "garbd joined: cluster size %d" % want)
+        return {"node": node.name, "action": "start" if not garbd_running else "none"}
+    finally:
+        hb.stop.set()
+        hb.join(timeout=2)
+
+
+def all_synced(cfg: Config, states: dict[str, election.NodeState]) -> bool:
+    return all(n in states and states[n].cluster_status == "Primary" and states[n].local_state == "Synced"
+               for n in cfg.data_nodes)
+
+
+def atomic_write(path: str, text: str) -> None:
+    tmp = path + ".studio-cluster.tmp"
+    st = os.stat(path)
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chown(tmp, st.st_uid, st.st_gid)
+    os.chmod(tmp, st.st_mode & 0o7777)
+    os.replace(tmp, path)
+
+
+# -- the long-running daemon: health endpoint + heartbeat -----------------------------------------
+def daemon(cfg: Config) -> None:
+    node = Node(cfg)
+    coord = None
+    with contextlib.suppress(Exception):
+        coord = Coordination(cfg)
+    cache: dict[str, Any] = {"t": 0.0, "ok": False, "body": ""}
+    lock = threading.Lock()
+
+    def health() -> Any:
+        with lock:
+            if time.monotonic() - cache["t"] > 0.5:
+                w = node.wsrep()
+                ok = w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"
+                cache.update(t=time.monotonic(), ok=ok, body=json.dumps({
+                    "node": node.name, "cluster_status": w.get("wsrep_cluster_status", "down"),
+                    "state": w.get("wsrep_local_state_comment", "down"), "size": w.get("wsrep_cluster_size", "0")}))
+            return cache["ok"], cache["body"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok, body = health()
+            data = (body + "\n").encode()
+            self.send_response(200 if ok else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    if node.role == "studio":
+        server = http.server.ThreadingHTTPServer((cfg.get("health_bind", "0.0.0.0"), int(cfg.health_port)), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
+    while True:
+        if coord is not None:
+            with contextlib.suppress(Exception):
+                coord.publish_state(node.state())
+        time.sleep(float(cfg.get("heartbeat_interval", 2)))
+
+
+def ensure_daemon(cfg: Config, raw: str) -> str:
+    """Start `daemon` detached unless one already runs (pid file); the config goes to a 0600 file."""
+    pidfile = os.path.join(cfg.run_dir, "daemon.pid")
+    conf = os.path.join(cfg.run_dir, "daemon.json")
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        with open(pidfile) as fh:
+            pid = int(fh.read().strip())
+        os.kill(pid, 0)
+        with open(conf) as fh:
+            if fh.read() == raw:
+                return "running"
+        os.kill(pid, signal.SIGTERM)
+    fd = os.open(conf + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(raw)
+    os.replace(conf + ".tmp", conf)
+    log = os.path.join(cfg.run_dir, "daemon.log")
+    with open(log, "ab") as out, open(conf, "rb") as stdin:
+        p = subprocess.Popen([sys.executable, sys.argv[0], "daemon"], stdin=stdin, stdout=out, stderr=out,
+                             start_new_session=True, close_fds=True)
+    with open(pidfile, "w") as fh:
+        fh.write(str(p.pid))
+    return "started"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv else "state"
+    raw = sys.stdin.read()
+    cfg = Config(json.loads(raw) if raw.strip() else {})
+    try:
+        if command == "bootstrap":
+            result = bootstrap(cfg)
+        elif command == "daemon":
+            daemon(cfg)
+            return 0
+        elif command == "ensure-daemon":
+            result = {"daemon": ensure_daemon(cfg, raw)}
+        elif command == "state":
+            result = Node(cfg).state(recover=bool(cfg.get("recover"))).to_dict()
+        else:
+            print(json.dumps({"error": "unknown command %r" % command}))
+            return 2
+    except AgentError as exc:
+        print(json.dumps({"error": str(exc)}))
+        return 1
+    print(json.dumps(result))
+    return 0

@@ -1,0 +1,114 @@
+"""Plan and apply the rendered files: diff against what is on each node, back up, replace atomically.
+
+Re-applying unchanged files writes nothing and restarts nothing: a file is only touched when its
+content, mode or owner differs.  Every replaced file is first copied to
+/var/backups/studio-cluster/<timestamp>/<path> on its node.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal
+
+from wizard.profile import Profile
+from wizard.remote import Remote
+from wizard.render import DNS_NODE, RenderedFile, render, unified_diff
+from wizard.secrets import Secrets
+
+BACKUP_ROOT = "/var/backups/studio-cluster"
+
+READ_FILES = r"""
+import grp, json, os, pwd, sys
+out = {}
+for path in sys.argv[1:]:
+    try:
+        st = os.stat(path)
+        with open(path) as fh:
+            out[path] = {"content": fh.read(), "mode": st.st_mode & 0o7777,
+                         "owner": pwd.getpwuid(st.st_uid).pw_name, "group": grp.getgrgid(st.st_gid).gr_name}
+    except FileNotFoundError:
+        out[path] = None
+print(json.dumps(out))
+"""
+
+Action = Literal["create", "update", "unchanged"]
+
+
+@dataclass(frozen=True)
+class FileChange:
+    node: str
+    file: RenderedFile
+    old: str | None
+    action: Action
+    meta_only: bool = False  # only mode/owner differ
+
+    @property
+    def diff(self) -> str:
+        return unified_diff(self.file.path, self.old, self.file.content) if self.action != "unchanged" else ""
+
+
+def plan_files(profile: Profile, secrets: Secrets | None, remote: Remote) -> list[FileChange]:
+    """Compare every rendered file with the node's copy.  Changes nothing."""
+    rendered = render(profile, secrets)
+
+    def one(node: str) -> list[FileChange]:
+        files = rendered[node]
+        res = remote[node].run(["python3", "-c", READ_FILES, *(str(f.path) for f in files)], what="read configs")
+        current = json.loads(res.stdout.strip().splitlines()[-1])
+        out = []
+        for f in files:
+            cur = current.get(str(f.path))
+            if cur is None:
+                out.append(FileChange(node, f, None, "create"))
+            elif cur["content"] != f.content:
+                out.append(FileChange(node, f, cur["content"], "update"))
+            elif (cur["mode"], cur["owner"], cur["group"]) != (f.mode, f.owner, f.group):
+                out.append(FileChange(node, f, cur["content"], "update", meta_only=True))
+            else:
+                out.append(FileChange(node, f, cur["content"], "unchanged"))
+        return out
+
+    nodes = [n.name for n in profile.nodes]
+    with ThreadPoolExecutor(len(nodes)) as pool:
+        return [c for changes in pool.map(one, nodes) for c in changes]
+
+
+def apply_files(changes: list[FileChange], remote: Remote,
+                on_change: Callable[[FileChange], None] | None = None) -> list[FileChange]:
+    """Write what changed: back up the old file, then replace atomically with owner and mode."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    todo = [c for c in changes if c.action != "unchanged" and c.node != DNS_NODE]
+
+    def one(change: FileChange) -> FileChange:
+        conn, f = remote[change.node], change.file
+        if change.old is not None:
+            backup = f"{BACKUP_ROOT}/{stamp}{f.path}"
+            conn.run(["sh", "-c", 'mkdir -p "$(dirname "$2")" && cp -p "$1" "$2"', "backup", str(f.path), backup],
+                     what=f"back up {f.path}")
+        conn.put(f.content.encode(), str(f.path), mode=f.mode, owner=f.owner, group=f.group)
+        if on_change is not None:
+            on_change(change)
+        return change
+
+    by_node: dict[str, list[FileChange]] = {}
+    for c in todo:
+        by_node.setdefault(c.node, []).append(c)
+    if not by_node:
+        return []
+    with ThreadPoolExecutor(len(by_node)) as pool:  # nodes in parallel, one node's files in order
+        results = pool.map(lambda cs: [one(c) for c in cs], by_node.values())
+        return [c for cs in results for c in cs]
+
+
+def restarts_needed(applied: list[FileChange]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for c in applied:
+        if c.meta_only:
+            continue
+        for service in c.file.restart:
+            out.setdefault(c.node, set()).add(service)
+    return out

@@ -1,0 +1,231 @@
+"""Launches the node agents over SSH and follows their Redis event stream.  It decides nothing itself:
+the agents elect the bootstrapper among themselves (see wizard/agent/runtime.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from wizard.agent_bundle import agent_digest, build_agent
+from wizard.profile import Node, Profile
+from wizard.remote import Remote, RemoteError, sh
+from wizard.secrets import REDACTOR, Secrets
+
+GARB_CONFIG = "/etc/default/garb"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    node: str
+    step: str
+    state: str
+    message: str
+    ts: float
+    run: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+OnEvent = Callable[[Event], None]
+
+
+@dataclass
+class NodeOutcome:
+    node: str
+    ok: bool
+    action: str = ""
+    token: int | None = None
+    error: str = ""
+
+
+@dataclass
+class BootstrapReport:
+    run_id: str
+    outcomes: dict[str, NodeOutcome]
+    events: list[Event]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outcomes.values())
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{o.node}: {o.error}" for o in self.outcomes.values() if not o.ok]
+
+
+class BootstrapError(Exception):
+    def __init__(self, report: BootstrapReport) -> None:
+        self.report = report
+        super().__init__("; ".join(report.errors))
+
+
+def redis_client(profile: Profile, secrets: Secrets) -> redis.Redis:
+    r = profile.redis
+    return redis.Redis(host=r.host, port=r.port, db=r.db, password=secrets.redis_password, socket_timeout=5,
+                       socket_connect_timeout=5, decode_responses=True)
+
+
+def key(profile: Profile, *parts: str) -> str:
+    return ":".join((profile.redis.key_prefix, profile.cluster_name, *parts))
+
+
+def agent_path(profile: Profile) -> str:
+    return f"{profile.services.run_dir}/agent.pyz"
+
+
+def agent_config(profile: Profile, secrets: Secrets, node: Node, *, run_id: str = "",
+                 force: str | None = None, timeouts: dict[str, float] | None = None) -> dict[str, Any]:
+    db, svc = profile.database, profile.services
+    cfg: dict[str, Any] = {
+        "node": node.name, "role": node.role.value, "cluster_name": profile.cluster_name,
+        "data_nodes": [n.name for n in profile.studio_nodes], "preferred": profile.preferred_primary,
+        "addresses": {n.name: n.address for n in profile.nodes}, "galera_port": db.galera_port,
+        "data_dir": str(db.data_dir), "run_dir": str(svc.run_dir), "socket": str(db.socket),
+        "mariadbd": str(svc.mariadbd), "garbd": str(svc.garbd), "manager": svc.manager,
+        "mariadb_unit": svc.mariadb_unit, "garbd_unit": svc.garbd_unit, "garb_config": GARB_CONFIG,
+        "admin_user": db.admin_user, "admin_password": secrets.admin_password,
+        "sst_user": db.sst_user, "sst_password": secrets.sst_password,
+        "redis_host": profile.redis.host, "redis_port": profile.redis.port, "redis_db": profile.redis.db,
+        "redis_password": secrets.redis_password, "key_prefix": profile.redis.key_prefix,
+        "health_port": profile.dns.health_port, "expected_size": 3, "run_id": run_id, "force": force,
+    }
+    cfg.update(timeouts or {})
+    return cfg
+
+
+class EventFollower(threading.Thread):
+    """Reads the cluster's event stream from where it stood before the run began."""
+
+    def __init__(self, client: redis.Redis, stream: str, run_id: str | None, on_event: OnEvent | None) -> None:
+        super().__init__(daemon=True, name="events")
+        self.client, self.stream, self.run_id, self.on_event = client, stream, run_id, on_event
+        last: Any = client.xrevrange(stream, count=1)
+        self.last_id = last[0][0] if last else "0-0"
+        self.events: list[Event] = []
+        self.stop = threading.Event()
+
+    def poll(self, block_ms: int | None) -> None:
+        resp: Any = self.client.xread({self.stream: self.last_id}, block=block_ms, count=200)
+        for _, entries in resp or []:
+            for entry_id, fields in entries:
+                self.last_id = entry_id
+                known = {"node", "step", "state", "message", "ts", "run"}
+                ev = Event(entry_id, fields.get("node", ""), fields.get("step", ""), fields.get("state", ""),
+                           fields.get("message", ""), float(fields.get("ts", 0)), fields.get("run", ""),
+                           {k: v for k, v in fields.items() if k not in known})
+                if self.run_id and ev.run and ev.run != self.run_id:
+                    continue
+                self.events.append(ev)
+                if self.on_event is not None:
+                    self.on_event(ev)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.poll(300)
+            except redis.RedisError:
+                self.stop.wait(0.5)
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join(timeout=5)
+        with contextlib.suppress(redis.RedisError):
+            self.poll(None)  # drain what arrived after the last read, without blocking
+
+
+class Coordinator:
+    def __init__(self, profile: Profile, secrets: Secrets, remote: Remote) -> None:
+        self.profile, self.secrets, self.remote = profile, secrets, remote
+
+    def ship_agent(self, nodes: list[Node] | None = None) -> dict[str, bool]:
+        """Upload the agent where its hash differs; returns node -> uploaded."""
+        nodes = nodes or self.profile.nodes
+        path, digest = agent_path(self.profile), agent_digest()
+
+        def one(node: Node) -> tuple[str, bool]:
+            conn = self.remote[node.name]
+            have = conn.run(f"sha256sum {sh(path)} 2>/dev/null || true", timeout=15).stdout.split()
+            if have and have[0] == digest:
+                return node.name, False
+            conn.put(build_agent(), path, mode=0o700)
+            return node.name, True
+
+        with ThreadPoolExecutor(len(nodes)) as pool:
+            return dict(pool.map(one, nodes))
+
+    def _run_agent(self, node: Node, command: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+        res = self.remote[node.name].run(["python3", agent_path(self.profile), command], stdin=json.dumps(cfg),
+                                         timeout=timeout, check=False, what=f"agent {command}")
+        lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
+        if lines:
+            out: dict[str, Any] = json.loads(lines[-1])
+            if res.exit_code != 0 and "error" not in out:
+                out["error"] = f"agent exited {res.exit_code}"
+            return out
+        return {"error": REDACTOR(f"agent exited {res.exit_code}: {(res.stderr or res.stdout).strip()[-400:]}")}
+
+    def bootstrap(self, *, force: str | None = None, on_event: OnEvent | None = None,
+                  timeouts: dict[str, float] | None = None, run_id: str | None = None) -> BootstrapReport:
+        """Run the agents on every node at once and wait for all of them."""
+        run_id = run_id or uuid.uuid4().hex[:12]
+        start = time.monotonic()
+        client = redis_client(self.profile, self.secrets)
+        follower = EventFollower(client, key(self.profile, "events"), run_id, on_event)
+        follower.start()
+        outcomes: dict[str, NodeOutcome] = {}
+        try:
+            self.ship_agent()
+            budget = sum((timeouts or {}).get(k, d) for k, d in
+                         (("wait_timeout", 60), ("join_timeout", 300), ("start_timeout", 120))) + 60
+
+            def one(node: Node) -> NodeOutcome:
+                cfg = agent_config(self.profile, self.secrets, node, run_id=run_id, force=force, timeouts=timeouts)
+                try:
+                    out = self._run_agent(node, "bootstrap", cfg, budget)
+                except RemoteError as exc:
+                    return NodeOutcome(node.name, False, error=exc.message)
+                if "error" in out:
+                    return NodeOutcome(node.name, False, error=str(out["error"]))
+                return NodeOutcome(node.name, True, str(out.get("action", "")), out.get("token"))
+
+            with ThreadPoolExecutor(len(self.profile.nodes)) as pool:
+                for outcome in pool.map(one, self.profile.nodes):
+                    outcomes[outcome.node] = outcome
+            if all(o.ok for o in outcomes.values()):
+                self.ensure_daemons()
+        finally:
+            follower.finish()
+            client.close()
+        report = BootstrapReport(run_id, outcomes, follower.events, time.monotonic() - start)
+        if not report.ok:
+            raise BootstrapError(report)
+        return report
+
+    def ensure_daemons(self) -> dict[str, str]:
+        """The long-running agent side on every node: health endpoint + heartbeat (idempotent)."""
+
+        def one(node: Node) -> tuple[str, str]:
+            cfg = agent_config(self.profile, self.secrets, node)
+            for k in ("force", "run_id", "sst_password"):
+                cfg.pop(k, None)
+            out = self._run_agent(node, "ensure-daemon", cfg, 30)
+            return node.name, str(out.get("daemon", out.get("error", "?")))
+
+        with ThreadPoolExecutor(len(self.profile.nodes)) as pool:
+            return dict(pool.map(one, self.profile.nodes))
+
+    def node_state(self, node: Node, recover: bool = False) -> dict[str, Any]:
+        cfg = agent_config(self.profile, self.secrets, node)
+        cfg["recover"] = recover
+        return self._run_agent(node, "state", cfg, 180)
+

@@ -1,0 +1,137 @@
+"""The one pipeline every front end runs: check -> render/apply -> coordinated bootstrap -> verify.
+
+It knows nothing of who called it: progress goes out through the :class:`Listener` callbacks (the CLI
+prints them with rich, the TUI posts them to widgets).  It raises :class:`PipelineError` with the
+step that failed and a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wizard.apply import FileChange, apply_files, plan_files, restarts_needed
+from wizard.checks import CheckResult, Status, run_checks, worst
+from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
+from wizard.profile import Profile
+from wizard.remote import Remote, RemoteError, RunLog
+from wizard.secrets import Secrets
+from wizard.status import ClusterStatus, collect
+
+STEPS = ("check", "apply", "bootstrap", "verify")
+
+
+@dataclass
+class Listener:
+    """Callbacks a front end may set; each is optional."""
+
+    on_step: Callable[[str, str, str], None] | None = None  # (step, state: start/done/fail/skip, message)
+    on_check: Callable[[CheckResult], None] | None = None
+    on_file: Callable[[FileChange], None] | None = None
+    on_event: Callable[[Event], None] | None = None
+
+    def step(self, step: str, state: str, message: str = "") -> None:
+        if self.on_step is not None:
+            self.on_step(step, state, message)
+
+
+class PipelineError(Exception):
+    def __init__(self, step: str, message: str) -> None:
+        self.step = step
+        self.message = message
+        super().__init__(f"{step}: {message}")
+
+
+@dataclass
+class PipelineResult:
+    checks: list[CheckResult] = field(default_factory=list)
+    applied: list[FileChange] = field(default_factory=list)
+    bootstrap: BootstrapReport | None = None
+    status: ClusterStatus | None = None
+    seconds: float = 0.0
+
+
+def new_runlog(directory: Path | str = "runs") -> RunLog:
+    return RunLog(Path(directory) / f"run-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
+
+
+def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) -> None:
+    """Stop one service cleanly so the agents bring it back with its new config (rolling, one at a time)."""
+    proc = "mariadbd" if service == "mariadb" else "garbd"
+    if profile.services.manager == "systemd":
+        unit = profile.services.mariadb_unit if service == "mariadb" else profile.services.garbd_unit
+        remote[node].run(["systemctl", "stop", unit], timeout=300, what=f"stop {unit}")
+        return
+    script = (f"pkill -TERM -x {proc} || exit 0; i=0; while pgrep -x {proc} >/dev/null; do "
+              f"i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done")
+    remote[node].run(script, timeout=90, what=f"stop {proc}")
+
+
+def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, listener: Listener | None = None,
+           force: str | None = None, skip_checks: bool = False, runlog: RunLog | None = None,
+           timeouts: dict[str, float] | None = None) -> PipelineResult:
+    listener = listener or Listener()
+    own = remote is None
+    remote = remote or Remote(profile, runlog)
+    result = PipelineResult()
+    start = time.monotonic()
+    try:
+        if skip_checks:
+            listener.step("check", "skip", "checks skipped")
+        else:
+            listener.step("check", "start", "running prerequisite checks")
+            result.checks = run_checks(profile, secrets, remote=remote, on_result=listener.on_check)
+            failed = [r for r in result.checks if r.status in (Status.FAIL, Status.SKIP)]
+            if worst(result.checks) is Status.FAIL:
+                listener.step("check", "fail", f"{len(failed)} check(s) failed")
+                raise PipelineError("check", "; ".join(f"{r.node}/{r.title}: {r.summary} (fix: {r.fix})"
+                                                       for r in failed))
+            listener.step("check", "done", f"{len(result.checks)} checks passed")
+
+        listener.step("apply", "start", "comparing rendered files with the nodes")
+        try:
+            changes = plan_files(profile, secrets, remote)
+            result.applied = apply_files(changes, remote, on_change=listener.on_file)
+        except RemoteError as exc:
+            listener.step("apply", "fail", exc.message)
+            raise PipelineError("apply", str(exc)) from None
+        listener.step("apply", "done", f"{len(result.applied)} file(s) written" if result.applied
+                      else "every file already up to date")
+
+        listener.step("bootstrap", "start", "agents electing and starting nodes")
+        coordinator = Coordinator(profile, secrets, remote)
+        try:
+            restarts = restarts_needed(result.applied)
+            if restarts:
+                before = collect(profile, secrets, remote, dns=False)
+                for node, services in restarts.items():
+                    ns = before.node(node)
+                    if ns.process_running:  # rolling: one node at a time, the agents bring it back
+                        for service in sorted(services):
+                            listener.step("bootstrap", "running", f"restarting {service} on {node} for its new config")
+                            stop_for_restart(profile, remote, node, service)
+                            result.bootstrap = coordinator.bootstrap(force=force, on_event=listener.on_event,
+                                                                     timeouts=timeouts)
+            result.bootstrap = coordinator.bootstrap(force=force, on_event=listener.on_event, timeouts=timeouts)
+        except BootstrapError as exc:
+            listener.step("bootstrap", "fail", "; ".join(exc.report.errors))
+            raise PipelineError("bootstrap", "; ".join(exc.report.errors)) from None
+        except RemoteError as exc:
+            listener.step("bootstrap", "fail", exc.message)
+            raise PipelineError("bootstrap", str(exc)) from None
+        actions = {n: o.action for n, o in result.bootstrap.outcomes.items()}
+        listener.step("bootstrap", "done", ", ".join(f"{n}: {a}" for n, a in actions.items()))
+
+        listener.step("verify", "start", "reading the cluster status")
+        result.status = collect(profile, secrets, remote)
+        if not result.status.healthy:
+            listener.step("verify", "fail", result.status.reason)
+            raise PipelineError("verify", f"cluster is {result.status.verdict}: {result.status.reason}")
+        listener.step("verify", "done", result.status.reason)
+        return result
+    finally:
+        result.seconds = time.monotonic() - start
+        if own:
+            remote.close()

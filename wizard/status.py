@@ -1,0 +1,193 @@
+"""One picture of the cluster: per-node wsrep status + agent heartbeats + DNS -> a verdict with a reason.
+
+`studio-cluster status` prints it; the monitor redraws it; `replay` verifies with it.  Collection runs
+every node in parallel with timeouts, so a dead or partitioned node shows as such instead of hanging.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import redis
+
+from wizard.checks.names import query_a
+from wizard.coordinator import key, redis_client
+from wizard.nodesql import wsrep_status
+from wizard.profile import Node, Profile, Role
+from wizard.remote import Remote, RemoteError
+from wizard.secrets import Secrets
+
+Verdict = Literal["healthy", "degraded", "split", "down"]
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    role: str
+    address: str
+    reachable: bool = False
+    error: str = ""
+    wsrep: dict[str, str] = field(default_factory=dict)
+    heartbeat_age: float | None = None
+    process_running: bool = False
+
+    def _int(self, k: str, default: int = 0) -> int:
+        try:
+            return int(float(self.wsrep.get(k, default)))
+        except ValueError:
+            return default
+
+    @property
+    def cluster_status(self) -> str:
+        return self.wsrep.get("wsrep_cluster_status", "")
+
+    @property
+    def state(self) -> str:
+        return self.wsrep.get("wsrep_local_state_comment", "")
+
+    @property
+    def size(self) -> int:
+        return self._int("wsrep_cluster_size")
+
+    @property
+    def last_committed(self) -> int:
+        return self._int("wsrep_last_committed", -1)
+
+    @property
+    def primary_synced(self) -> bool:
+        return self.cluster_status == "Primary" and self.state == "Synced"
+
+    @property
+    def uptime(self) -> int:
+        return self._int("Uptime")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(cluster_status=self.cluster_status, state=self.state, size=self.size,
+                 last_committed=self.last_committed)
+        return d
+
+
+@dataclass
+class ClusterStatus:
+    cluster: str
+    nodes: list[NodeStatus]
+    verdict: Verdict
+    reason: str
+    primary_members: list[str]
+    uuids_agree: bool
+    authoring_addresses: list[str]
+    authoring_node: str | None
+    arbiter_member: bool
+    ts: float = field(default_factory=time.time)
+
+    @property
+    def healthy(self) -> bool:
+        return self.verdict == "healthy"
+
+    def node(self, name: str) -> NodeStatus:
+        return next(n for n in self.nodes if n.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["nodes"] = [n.to_dict() for n in self.nodes]
+        return d
+
+
+def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node, timeout: float) -> NodeStatus:
+    st = NodeStatus(node.name, node.role.value, node.address)
+    try:
+        conn = remote[node.name]
+        proc = "mariadbd" if node.role is Role.STUDIO else "garbd"
+        res = conn.run(f"pgrep -x {proc} >/dev/null && echo yes || echo no", timeout=timeout, what="pgrep")
+        st.reachable = True
+        st.process_running = res.stdout.strip() == "yes"
+        if node.role is Role.STUDIO and st.process_running:
+            st.wsrep = wsrep_status(conn, profile, secrets, timeout=timeout)
+            if not st.wsrep:
+                st.error = "mariadbd runs but does not answer SQL"
+    except RemoteError as exc:
+        st.error = exc.message
+    return st
+
+
+def verdict_of(profile: Profile, nodes: list[NodeStatus]) -> tuple[Verdict, str, list[str], bool, bool]:
+    data = [n for n in nodes if n.role == Role.STUDIO.value]
+    arb = next(n for n in nodes if n.role == Role.ARBITER.value)
+    primary = [n for n in data if n.cluster_status == "Primary"]
+    uuids = {n.wsrep.get("wsrep_cluster_state_uuid") for n in primary}
+    conf_ids = {n.wsrep.get("wsrep_cluster_conf_id") for n in primary}
+    uuids_agree = len({n.wsrep.get("wsrep_cluster_state_uuid") for n in data if n.wsrep}) <= 1
+    members = [n.name for n in primary]
+    expected = len(profile.nodes)
+    arbiter_member = arb.process_running and any(n.size >= expected for n in primary)
+    if len(primary) > 1 and (len(uuids) > 1 or len(conf_ids) > 1):
+        return "split", "data nodes are Primary in different components: " + ", ".join(
+            f"{n.name} (conf {n.wsrep.get('wsrep_cluster_conf_id')})" for n in primary), members, uuids_agree, \
+            arbiter_member
+    if not primary:
+        running = [n.name for n in data if n.process_running]
+        why = (f"{', '.join(running)} run(s) without quorum (non-Primary)" if running
+               else "no data node is running")
+        return "down", f"no Primary Component: {why}", members, uuids_agree, arbiter_member
+    problems = []
+    for n in data:
+        if not n.reachable:
+            problems.append(f"{n.name} unreachable ({n.error})")
+        elif not n.process_running:
+            problems.append(f"{n.name} mariadbd stopped")
+        elif n.cluster_status != "Primary":
+            problems.append(f"{n.name} is {n.cluster_status or 'not answering'}")
+        elif n.state != "Synced":
+            problems.append(f"{n.name} is {n.state}")
+    if not arb.reachable:
+        problems.append(f"Arbiter unreachable ({arb.error})")
+    elif not arbiter_member:
+        problems.append("garbd is not a member" if not arb.process_running else
+                        f"component size {max(n.size for n in primary)} < {expected}")
+    if not uuids_agree:
+        problems.append("nodes disagree on the state UUID")
+    if problems:
+        return "degraded", "; ".join(problems), members, uuids_agree, arbiter_member
+    return "healthy", f"{len(members)} data nodes Primary and Synced, garbd member, size {expected}", members, \
+        uuids_agree, arbiter_member
+
+
+def heartbeat_ages(profile: Profile, secrets: Secrets) -> dict[str, float]:
+    out: dict[str, float] = {}
+    try:
+        client = redis_client(profile, secrets)
+        pipe = client.pipeline()
+        for n in profile.nodes:
+            pipe.hget(key(profile, "node", n.name), "heartbeat")
+        now = time.time()
+        for n, ts in zip(profile.nodes, pipe.execute(), strict=True):
+            if ts:
+                out[n.name] = max(0.0, now - float(ts))
+        client.close()
+    except (redis.RedisError, ValueError, OSError):
+        pass
+    return out
+
+
+def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: float = 5.0,
+            dns: bool = True) -> ClusterStatus:
+    with ThreadPoolExecutor(len(profile.nodes) + 2) as pool:
+        futs = [pool.submit(_collect_node, profile, secrets, remote, n, timeout) for n in profile.nodes]
+        hb = pool.submit(heartbeat_ages, profile, secrets)
+        answer = pool.submit(query_a, profile, profile.dns.authoring_name, 1.0) if dns else None
+        nodes = [f.result() for f in futs]
+        ages = hb.result()
+        try:
+            addresses = answer.result() if answer is not None else []
+        except OSError:
+            addresses = []
+    for n in nodes:
+        n.heartbeat_age = ages.get(n.name)
+    verdict, reason, members, agree, arb = verdict_of(profile, nodes)
+    by_addr = {n.address: n.name for n in profile.studio_nodes}
+    authoring_node = by_addr.get(addresses[0]) if len(addresses) == 1 else None
+    return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb)
