@@ -211,6 +211,7 @@ class Node:
             os.makedirs(env["WORK_DIR"], exist_ok=True)
             argv += ["--workdir", env["WORK_DIR"]]
         log = env.get("LOG_FILE") or "/var/log/garbd.log"
+        os.makedirs(os.path.dirname(log), exist_ok=True)
         argv += ["--log", log]
         spawn(argv, log + ".out")
 
