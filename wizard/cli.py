@@ -21,7 +21,7 @@ from wizard.secrets import REDACTOR, SecretError, Secrets
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -53,7 +53,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def progress(r: object) -> None:
         done.append("")
-        if not args.json:
+        if not args.json and err_console.is_terminal:
             err_console.print(f"  {len(done)}/{total} checks", end="\r")
 
     total = len(planned(profile, args.only))
@@ -62,7 +62,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"verdict": verdict.value, "results": [r.to_dict() for r in results]}, indent=2))
         return EXIT_FAIL if verdict.value == "fail" else EXIT_OK
-    checks = list(dict.fromkeys((r.check, r.title) for r in results))
+    checks = list(dict.fromkeys((r.check, r.check) for r in results))  # ids: short enough for 80 columns
     rows = [n.name for n in profile.nodes] + [CLUSTER]
     table = Table(title=f"Prerequisites of {profile.cluster_name}", title_justify="left")
     table.add_column("node")

@@ -37,9 +37,10 @@ if out["provider"]:
     out["provider_version"] = m.group(1) if m else None
 for tool in ("garbd", "mariabackup", "socat", "rsync", "mbstream"):
     p = found(tool)
-    if p:
-        rc, text = run(p, "--version")
-        out[tool] = text.splitlines()[0][:100] if rc == 0 and text else ("" if rc == 0 else None)
+    if p:  # present and executable; the version is best effort (socat knows -V, not --version)
+        rc, text = run(p, "-V" if tool == "socat" else "--version")
+        lines = [ln for ln in text.splitlines() if ln.strip()] if rc == 0 else []
+        out[tool] = lines[0][:100] if lines else ""
     else:
         out[tool] = None
 print(json.dumps(out))

@@ -1,0 +1,224 @@
+"""The coordinated bootstrap on real hosts: form, replay idempotently, race, crash, recover, fail over.
+
+These tests run in order on one lab (module-scoped state): a fresh lab is formed first, then broken
+and recovered in several ways.  Every wait is a loop on a condition with a deadline and a message.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from wizard import lab
+from wizard.checks.names import query_a
+from wizard.coordinator import key, redis_client
+from wizard.nodesql import sql, wsrep_status
+from wizard.pipeline import replay
+from wizard.profile import Profile
+from wizard.remote import Remote
+from wizard.secrets import Secrets
+from wizard.status import collect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def fresh_lab() -> None:
+    """Every mariadbd/garbd gone and fresh data dirs: what `lab down; lab up` gives."""
+    lab.down(progress=lambda _m: None)
+    lab.up(progress=lambda _m: None)
+
+
+def write_rows(remote: Remote, profile: Profile, secrets: Secrets, node: str, start: int, count: int) -> None:
+    values = ",".join(f"({i}, '{node}')" for i in range(start, start + count))
+    sql(remote[node], profile, secrets,
+        "CREATE DATABASE IF NOT EXISTS itest; CREATE TABLE IF NOT EXISTS itest.t (id INT PRIMARY KEY, "
+        f"origin VARCHAR(20)) ENGINE=InnoDB; INSERT INTO itest.t VALUES {values}")
+
+
+def row_ids(remote: Remote, profile: Profile, secrets: Secrets, node: str) -> set[int]:
+    return {int(r[0]) for r in sql(remote[node], profile, secrets, "SELECT id FROM itest.t")}
+
+
+def kill9(name: str, proc: str = "mariadbd") -> None:
+    lab.host_exec(name, ["pkill", "-9", "-x", proc], check=False)
+    wait_until(f"{proc} on {name} to die",
+               lambda: lab.host_exec(name, ["pgrep", "-x", proc], check=False).returncode == 1, 20)
+
+
+def stop_clean(name: str, proc: str = "mariadbd") -> None:
+    lab.host_exec(name, ["pkill", "-TERM", "-x", proc], check=False)
+    wait_until(f"{proc} on {name} to stop",
+               lambda: lab.host_exec(name, ["pgrep", "-x", proc], check=False).returncode == 1, 60)
+
+
+def fencing_token(profile: Profile, secrets: Secrets) -> int:
+    r = redis_client(profile, secrets)
+    try:
+        return int(r.get(key(profile, "fencing-token")) or 0)
+    finally:
+        r.close()
+
+
+def new_cluster_starts(events: list[Any]) -> list[str]:
+    return [e.node for e in events if e.step == "bootstrap" and e.extra.get("new_cluster") == "1"]
+
+
+@pytest.fixture(scope="module")
+def formed(profile: Profile, secrets: Secrets) -> dict[str, Any]:
+    fresh_lab()
+    token_before = fencing_token(profile, secrets)
+    result = replay(profile, secrets, skip_checks=True)
+    return {"result": result, "token_before": token_before}
+
+
+def test_replay_forms_the_cluster(formed: dict[str, Any], profile: Profile, secrets: Secrets,
+                                  remote: Remote) -> None:
+    result = formed["result"]
+    assert result.status is not None and result.status.verdict == "healthy", result.status
+    assert new_cluster_starts(result.bootstrap.events) == ["studio1"], "exactly one --wsrep-new-cluster"
+    assert fencing_token(profile, secrets) == formed["token_before"] + 1
+    for node in ("studio1", "studio2"):
+        w = wsrep_status(remote[node], profile, secrets)
+        assert w["wsrep_cluster_size"] == "3", w
+        assert w["wsrep_cluster_status"] == "Primary"
+        assert w["wsrep_local_state_comment"] == "Synced"
+    write_rows(remote, profile, secrets, "studio1", 1, 3)
+    assert wait_until("rows on studio2", lambda: row_ids(remote, profile, secrets, "studio2") == {1, 2, 3}, 10)
+    wait_until("the authoring name to answer studio1",
+               lambda: query_a(profile, profile.dns.authoring_name) == ["198.18.0.11"], 15)
+
+
+def test_replay_again_restarts_nothing_and_rewrites_nothing(formed: dict[str, Any], profile: Profile,
+                                                            secrets: Secrets, remote: Remote) -> None:
+    def mtimes() -> dict[str, str]:
+        out = {}
+        for node, path in (("studio1", profile.database.config_file), ("studio2", profile.database.config_file),
+                           ("arbiter", "/etc/default/garb")):
+            out[node] = remote[node].run(["stat", "-c", "%Y.%i", str(path)]).stdout.strip()
+        return out
+
+    def uptimes() -> dict[str, int]:
+        return {n: int(wsrep_status(remote[n], profile, secrets)["Uptime"]) for n in ("studio1", "studio2")}
+
+    before_m, before_u = mtimes(), uptimes()
+    pids = {n: lab.host_exec(n, ["pgrep", "-x", p]).stdout.strip()
+            for n, p in (("studio1", "mariadbd"), ("studio2", "mariadbd"), ("arbiter", "garbd"))}
+    token = fencing_token(profile, secrets)
+    time.sleep(1.1)  # Uptime has a resolution of one second: let it tick so "keeps growing" is observable
+    result = replay(profile, secrets)
+    assert result.applied == []
+    assert {n: o.action for n, o in result.bootstrap.outcomes.items()} == {
+        "studio1": "none", "studio2": "none", "arbiter": "none"}
+    assert mtimes() == before_m
+    after_u = uptimes()
+    assert all(after_u[n] > before_u[n] for n in after_u), (before_u, after_u)
+    assert pids == {n: lab.host_exec(n, ["pgrep", "-x", p]).stdout.strip()
+                    for n, p in (("studio1", "mariadbd"), ("studio2", "mariadbd"), ("arbiter", "garbd"))}
+    assert fencing_token(profile, secrets) == token, "no new bootstrap"
+
+
+def test_stopping_the_primary_moves_the_authoring_name(formed: dict[str, Any], profile: Profile,
+                                                       secrets: Secrets, remote: Remote) -> None:
+    wait_until("the authoring name to answer studio1",
+               lambda: query_a(profile, profile.dns.authoring_name) == ["198.18.0.11"], 15)
+    stop_clean("studio1")
+    start = time.monotonic()
+    budget = profile.dns.ttl + profile.dns.health_interval + 5  # TTL + check interval + PowerDNS's own lag
+    wait_until("the authoring name to fail over to studio2",
+               lambda: query_a(profile, profile.dns.authoring_name) == ["198.18.0.12"], budget, 0.1)
+    failover = time.monotonic() - start
+    print(f"failover took {failover:.1f}s (budget {budget}s)")
+    st = collect(profile, secrets, remote)
+    assert st.verdict == "degraded" and "studio1 mariadbd stopped" in st.reason
+    result = replay(profile, secrets, skip_checks=True)  # studio1 rejoins (IST)
+    assert result.bootstrap.outcomes["studio1"].action == "join"
+    assert new_cluster_starts(result.bootstrap.events) == []
+
+
+def test_two_replays_at_once_bootstrap_exactly_once(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    fresh_lab()
+    token = fencing_token(profile, secrets)
+    cmd = [sys.executable, "-m", "wizard", "replay", "profiles/lab.yaml", "--skip-checks"]
+    procs = [subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=400)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n\n".join(outs)
+    assert fencing_token(profile, secrets) == token + 1, "exactly one fencing token issued"
+    starts = sum(out.count("starting mariadbd --wsrep-new-cluster") for out in outs)
+    assert starts == 1, outs
+    assert collect(profile, secrets, remote).verdict == "healthy"
+
+
+def _recover_and_check(profile: Profile, secrets: Secrets, remote: Remote, expect_winner: str,
+                       expect_rows: set[int]) -> None:
+    out = subprocess.run([sys.executable, "-m", "wizard", "recover", "profiles/lab.yaml", "--skip-checks"],
+                         cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"{expect_winner:9} bootstrap:running starting mariadbd --wsrep-new-cluster" in out.stdout, out.stdout
+    for node in ("studio1", "studio2"):
+        assert row_ids(remote, profile, secrets, node) == expect_rows, node
+    assert collect(profile, secrets, remote).verdict == "healthy"
+
+
+def test_crash_of_both_nodes_recovers_from_the_most_advanced(profile: Profile, secrets: Secrets,
+                                                             remote: Remote) -> None:
+    if collect(profile, secrets, remote, dns=False).verdict != "healthy":
+        replay(profile, secrets, skip_checks=True)
+    sql(remote["studio1"], profile, secrets, "DROP DATABASE IF EXISTS itest")
+    write_rows(remote, profile, secrets, "studio1", 100, 5)
+    write_rows(remote, profile, secrets, "studio2", 200, 5)
+    kill9("studio1")  # studio2 goes on (garbd keeps quorum) and gets ahead
+    wait_until("studio2 Primary without studio1",
+               lambda: wsrep_status(remote["studio2"], profile, secrets).get("wsrep_cluster_size") == "2", 20)
+    write_rows(remote, profile, secrets, "studio2", 300, 5)
+    kill9("studio2")
+    expected = set(range(100, 105)) | set(range(200, 205)) | set(range(300, 305))
+    _recover_and_check(profile, secrets, remote, "studio2", expected)
+
+
+def test_clean_shutdown_in_order_recovers_from_safe_to_bootstrap(profile: Profile, secrets: Secrets,
+                                                                 remote: Remote) -> None:
+    write_rows(remote, profile, secrets, "studio1", 400, 5)
+    stop_clean("arbiter", "garbd")  # garbd first, so the last data node out is safe_to_bootstrap
+    stop_clean("studio1")
+    write_rows(remote, profile, secrets, "studio2", 500, 5)
+    stop_clean("studio2")
+    grastate = lab.host_exec("studio2", ["cat", "/var/lib/mysql/grastate.dat"]).stdout
+    assert "safe_to_bootstrap: 1" in grastate
+    expected = (set(range(100, 105)) | set(range(200, 205)) | set(range(300, 305)) | set(range(400, 405))
+                | set(range(500, 505)))
+    _recover_and_check(profile, secrets, remote, "studio2", expected)
+
+
+def test_status_command_exit_codes(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    out = subprocess.run([sys.executable, "-m", "wizard", "status", "profiles/lab.yaml", "--json"], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert '"verdict": "healthy"' in out.stdout
+    stop_clean("studio2")
+    try:
+        out = subprocess.run([sys.executable, "-m", "wizard", "status", "profiles/lab.yaml"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1
+        assert "degraded" in out.stdout and "studio2 mariadbd stopped" in out.stdout
+    finally:
+        replay(profile, secrets, skip_checks=True)
+    assert redis  # the client library the coordination uses
