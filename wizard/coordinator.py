@@ -218,6 +218,7 @@ class Coordinator:
             cfg = agent_config(self.profile, self.secrets, node)
             for k in ("force", "run_id", "sst_password"):
                 cfg.pop(k, None)
+            cfg["agent_digest"] = agent_digest()  # a new agent restarts the daemon; the same one leaves it be
             out = self._run_agent(node, "ensure-daemon", cfg, 30)
             return node.name, str(out.get("daemon", out.get("error", "?")))
 

@@ -69,6 +69,17 @@ def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) 
     remote[node].run(script, timeout=90, what=f"stop {proc}")
 
 
+def merge_reports(reports: list[BootstrapReport]) -> BootstrapReport:
+    """One report for a run that took several agent rounds: per node, the round that did something."""
+    outcomes = dict(reports[0].outcomes)
+    for report in reports[1:]:
+        for name, outcome in report.outcomes.items():
+            if outcome.action not in ("", "none") or not outcome.ok:
+                outcomes[name] = outcome
+    return BootstrapReport(reports[-1].run_id, outcomes, [e for r in reports for e in r.events],
+                           sum(r.seconds for r in reports))
+
+
 def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, listener: Listener | None = None,
            force: str | None = None, skip_checks: bool = False, runlog: RunLog | None = None,
            timeouts: dict[str, float] | None = None) -> PipelineResult:
@@ -104,17 +115,21 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         coordinator = Coordinator(profile, secrets, remote)
         try:
             restarts = restarts_needed(result.applied)
+            reports: list[BootstrapReport] = []
             if restarts:
                 before = collect(profile, secrets, remote, dns=False)
                 for node, services in restarts.items():
-                    ns = before.node(node)
-                    if ns.process_running:  # rolling: one node at a time, the agents bring it back
-                        for service in sorted(services):
-                            listener.step("bootstrap", "running", f"restarting {service} on {node} for its new config")
-                            stop_for_restart(profile, remote, node, service)
-                            result.bootstrap = coordinator.bootstrap(force=force, on_event=listener.on_event,
-                                                                     timeouts=timeouts)
-            result.bootstrap = coordinator.bootstrap(force=force, on_event=listener.on_event, timeouts=timeouts)
+                    running = before.node(node).process_running
+                    if not running:
+                        continue
+                    for service in sorted(services):  # rolling: one node at a time; the agents bring it back
+                        listener.step("bootstrap", "running", f"restarting {service} on {node} for its new config")
+                        stop_for_restart(profile, remote, node, service)
+                        reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event,
+                                                             timeouts=timeouts))
+            if not reports:
+                reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event, timeouts=timeouts))
+            result.bootstrap = merge_reports(reports)
         except BootstrapError as exc:
             listener.step("bootstrap", "fail", "; ".join(exc.report.errors))
             raise PipelineError("bootstrap", "; ".join(exc.report.errors)) from None

@@ -15,6 +15,7 @@ import select
 import shlex
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,7 +263,8 @@ class NodeConnection:
     def put(self, data: bytes, path: str, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> None:
         """Write a file atomically: upload to a temp file beside it, set owner/mode, then rename."""
         conn = self.open()
-        tmp_remote = f"/tmp/.studio-cluster-upload-{int(time.time() * 1000)}-{threading.get_ident()}"
+        unique = uuid.uuid4().hex[:12]  # two runs may write the same file at once: never share a temp name
+        tmp_remote = f"/tmp/.studio-cluster-upload-{unique}"
         sftp = conn.client.open_sftp()
         try:
             with sftp.open(tmp_remote, "wb") as fh:
@@ -270,7 +272,7 @@ class NodeConnection:
             sftp.chmod(tmp_remote, 0o600)
         finally:
             sftp.close()
-        staged = f"{path}.studio-cluster.tmp"
+        staged = f"{path}.studio-cluster-{unique}.tmp"
         script = " && ".join([
             sh("mkdir", "-p", str(Path(path).parent)),
             sh("install", "-m", f"{mode:o}", "-o", owner, "-g", group, tmp_remote, staged),

@@ -162,7 +162,7 @@ def heartbeat_ages(profile: Profile, secrets: Secrets) -> dict[str, float]:
         client = redis_client(profile, secrets)
         pipe = client.pipeline()
         for n in profile.nodes:
-            pipe.hget(key(profile, "node", n.name), "heartbeat")
+            pipe.hget(key(profile, "heartbeat", n.name), "heartbeat")
         now = time.time()
         for n, ts in zip(profile.nodes, pipe.execute(), strict=True):
             if ts:

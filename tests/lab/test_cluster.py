@@ -119,7 +119,7 @@ def test_replay_again_restarts_nothing_and_rewrites_nothing(formed: dict[str, An
         return {n: int(wsrep_status(remote[n], profile, secrets)["Uptime"]) for n in ("studio1", "studio2")}
 
     before_m, before_u = mtimes(), uptimes()
-    pids = {n: lab.host_exec(n, ["pgrep", "-x", p]).stdout.strip()
+    pids = {n: lab.host_exec(n, ["pgrep", "-o", "-x", p]).stdout.strip()
             for n, p in (("studio1", "mariadbd"), ("studio2", "mariadbd"), ("arbiter", "garbd"))}
     token = fencing_token(profile, secrets)
     time.sleep(1.1)  # Uptime has a resolution of one second: let it tick so "keeps growing" is observable
@@ -130,7 +130,7 @@ def test_replay_again_restarts_nothing_and_rewrites_nothing(formed: dict[str, An
     assert mtimes() == before_m
     after_u = uptimes()
     assert all(after_u[n] > before_u[n] for n in after_u), (before_u, after_u)
-    assert pids == {n: lab.host_exec(n, ["pgrep", "-x", p]).stdout.strip()
+    assert pids == {n: lab.host_exec(n, ["pgrep", "-o", "-x", p]).stdout.strip()
                     for n, p in (("studio1", "mariadbd"), ("studio2", "mariadbd"), ("arbiter", "garbd"))}
     assert fencing_token(profile, secrets) == token, "no new bootstrap"
 
@@ -139,8 +139,8 @@ def test_stopping_the_primary_moves_the_authoring_name(formed: dict[str, Any], p
                                                        secrets: Secrets, remote: Remote) -> None:
     wait_until("the authoring name to answer studio1",
                lambda: query_a(profile, profile.dns.authoring_name) == ["198.18.0.11"], 15)
+    start = time.monotonic()  # the health endpoint turns 503 as soon as the shutdown begins
     stop_clean("studio1")
-    start = time.monotonic()
     budget = profile.dns.ttl + profile.dns.health_interval + 5  # TTL + check interval + PowerDNS's own lag
     wait_until("the authoring name to fail over to studio2",
                lambda: query_a(profile, profile.dns.authoring_name) == ["198.18.0.12"], budget, 0.1)
@@ -222,3 +222,33 @@ def test_status_command_exit_codes(profile: Profile, secrets: Secrets, remote: R
     finally:
         replay(profile, secrets, skip_checks=True)
     assert redis  # the client library the coordination uses
+
+
+def test_a_changed_config_is_backed_up_replaced_and_rolled(profile: Profile, secrets: Secrets,
+                                                           remote: Remote) -> None:
+    path = str(profile.database.config_file)
+    s1_uptime = int(wsrep_status(remote["studio1"], profile, secrets)["Uptime"])
+    marker = f"# a local edit {time.time_ns()}"
+    remote["studio2"].run(["sh", "-c", 'echo "$2" >> "$1"', "edit", path, marker])
+    result = replay(profile, secrets, skip_checks=True)
+    assert [(c.node, str(c.file.path)) for c in result.applied] == [("studio2", path)]
+    backups = remote["studio2"].run(
+        ["sh", "-c", 'grep -l "$2" /var/backups/studio-cluster/*"$1"', "find", path, marker]).stdout.split()
+    assert len(backups) == 1, "the replaced file is kept in a timestamped backup"
+    assert marker not in remote["studio2"].run(["cat", path]).stdout
+    assert remote["studio2"].run(["stat", "-c", "%a %U %G", path]).stdout.split() == ["640", "root", "mysql"]
+    assert result.bootstrap is not None and result.bootstrap.outcomes["studio2"].action == "join"
+    assert int(wsrep_status(remote["studio1"], profile, secrets)["Uptime"]) >= s1_uptime, "studio1 not restarted"
+    assert result.status is not None and result.status.verdict == "healthy"
+
+
+def test_run_log_records_commands_without_secrets(profile: Profile, secrets: Secrets, tmp_path: Path) -> None:
+    from wizard.pipeline import new_runlog
+
+    runlog = new_runlog(tmp_path)
+    replay(profile, secrets, runlog=runlog)
+    assert runlog.path is not None
+    text = runlog.path.read_text()
+    assert "agent.pyz bootstrap" in text and "pgrep" in text
+    for secret in (secrets.sst_password, secrets.redis_password):
+        assert secret and secret not in text

@@ -19,12 +19,14 @@ import fcntl
 import http.server
 import json
 import os
+import pwd
 import re
 import shlex
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -57,10 +59,15 @@ class Config:
         return self.data.get(name, default)
 
 
+ABORT_CHECK: Callable[[], None] | None = None  # set by bootstrap(): raises when another agent failed
+
+
 def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
     """Loop on a condition until a deadline; the error names what was awaited."""
     deadline = time.monotonic() + timeout
     while True:
+        if ABORT_CHECK is not None:
+            ABORT_CHECK()
         value = predicate()
         if value:
             return value
@@ -134,16 +141,19 @@ class Node:
 
     def recover_position(self) -> int | None:
         """`mariadbd --wsrep-recover`: the last committed seqno InnoDB holds after a crash."""
-        log = os.path.join(self.cfg.run_dir, "wsrep-recover.log")
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(log)
-        subprocess.run([self.cfg.mariadbd, "--user=mysql", "--wsrep-recover", "--disable-log-error",
-                        "--log-error=%s" % log], capture_output=True, text=True, timeout=120)
+        # like Debian's galera_recovery: a temp log the mysql user can write (mariadbd drops to it)
+        fd, log = tempfile.mkstemp(prefix="wsrep-recover.", suffix=".log")
+        os.close(fd)
         try:
+            with contextlib.suppress(KeyError):
+                pw = pwd.getpwnam("mysql")
+                os.chown(log, pw.pw_uid, pw.pw_gid)
+            subprocess.run([self.cfg.mariadbd, "--user=mysql", "--wsrep-recover", "--log-error=%s" % log],
+                           capture_output=True, text=True, timeout=300)
             with open(log) as fh:
                 pos = parse_recovered_position(fh.read())
-        except FileNotFoundError:
-            return None
+        finally:
+            os.unlink(log)
         return pos[1] if pos else None
 
     def state(self, recover: bool = False) -> election.NodeState:
@@ -261,8 +271,11 @@ class Coordination:
         self.r.xadd(self.key("events"), fields,  # type: ignore[arg-type]
                     maxlen=5000, approximate=True)
 
-    def publish_state(self, st: election.NodeState) -> None:
-        key = self.key("node", st.name)
+    def publish_state(self, st: election.NodeState, kind: str = "node") -> None:
+        """kind "node": a bootstrap agent's registration, the only input of the election.
+        kind "heartbeat": the long-running daemon's view, read by status and the monitor; kept apart so
+        a daemon can never stand in for an agent that has not registered (or erase its recovered seqno)."""
+        key = self.key(kind, st.name)
         pipe = self.r.pipeline()
         pipe.delete(key)
         pipe.hset(key, mapping=st.to_dict())
@@ -323,6 +336,15 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
     node = Node(cfg)
     coord = Coordination(cfg)
     ev = lambda step, state, msg="", **kw: coord.event(node.name, step, state, msg, **kw)  # noqa: E731
+    global ABORT_CHECK
+    abort_key = coord.key("abort", cfg.get("run_id", ""))
+
+    def check_abort() -> None:
+        reason = coord.r.get(abort_key)
+        if reason and not str(reason).startswith(node.name + ":"):
+            raise AgentError("stopping: another agent failed (%s)" % reason)
+
+    ABORT_CHECK = check_abort
     ev("agent", "started", "agent started")
     try:
         if node.role == "arbiter":
@@ -330,6 +352,8 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
         return bootstrap_data(cfg, node, coord, ev)
     except Exception as exc:
         ev("agent", "failed", str(exc))
+        with contextlib.suppress(Exception):  # tell the other agents of this run to stop waiting
+            coord.r.set(coord.key("abort", cfg.get("run_id", "")), "%s: %s" % (node.name, exc), ex=600)
         raise
     finally:
         lock.close()
@@ -371,6 +395,8 @@ def elect(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None])
     deadline = time.monotonic() + float(cfg.get("wait_timeout", 60))
     last_reason = ""
     while True:
+        if ABORT_CHECK is not None:
+            ABORT_CHECK()
         states = coord.states(cfg.data_nodes)
         decision = election.decide(states, cfg.data_nodes, cfg.preferred, cfg.get("force"))
         if decision.kind != election.WAIT:
@@ -574,7 +600,7 @@ def daemon(cfg: Config) -> None:
     while True:
         if coord is not None:
             with contextlib.suppress(Exception):
-                coord.publish_state(node.state())
+                coord.publish_state(node.state(), kind="heartbeat")
         time.sleep(float(cfg.get("heartbeat_interval", 2)))
 
 

@@ -1,0 +1,58 @@
+"""The app factory and entry point: ``studio-cluster`` (wizard) and ``studio-cluster monitor PROFILE``.
+
+`create_app` builds the app for both `run_app` and the tests (Posting's pattern).  Only light modules
+are imported here; the core's heavy ones (checks, remote, status, pipeline) load inside workers, so the
+first screen paints at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from wizard.tui.session import Session
+
+STYLES = Path(__file__).resolve().parent.parent.parent / "assets" / "styles" / "wizard.tcss"
+
+
+class WizardApp(App[int]):
+    CSS_PATH = str(STYLES)
+    TITLE = "studio-cluster"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, profile_path: Path | None = None, monitor: bool = False, interval: float = 2.0, *,
+                 profiles_dir: Path | None = None, runs_dir: Path | None = None) -> None:
+        super().__init__()
+        self.session = Session(profile_path=profile_path, profiles_dir=profiles_dir, runs_dir=runs_dir,
+                               interval=interval)
+        self.monitor_mode = monitor
+        self.profile_path = profile_path
+
+    def get_default_screen(self) -> Screen[object]:
+        if self.monitor_mode and self.profile_path is not None:
+            from wizard.tui.screens.monitor import MonitorScreen
+
+            return MonitorScreen(profile_path=self.profile_path, interval=self.session.interval)
+        from wizard.tui.screens.start import StartScreen
+
+        return StartScreen(preload=self.profile_path)
+
+
+def create_app(profile_path: Path | None = None, monitor: bool = False, interval: float = 2.0, *,
+               profiles_dir: Path | None = None, runs_dir: Path | None = None) -> WizardApp:
+    """The app, ready to run: the wizard (optionally with a profile preloaded) or the monitor."""
+    return WizardApp(profile_path, monitor, interval, profiles_dir=profiles_dir, runs_dir=runs_dir)
+
+
+def run_app(profile_path: Path | None, monitor: bool = False, interval: float = 2.0) -> int:
+    """Run the TUI until the person quits; returns the exit code."""
+    app = create_app(profile_path, monitor, interval)
+    try:
+        app.run()
+    finally:
+        app.session.close()
+    return app.return_code or 0

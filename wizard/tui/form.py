@@ -1,0 +1,296 @@
+"""The cluster form as pure data: flatten a profile dict into form values, build it back, map problems.
+
+The nodes screen validates with the same :func:`wizard.profile.validate_profile` the CLI uses; this
+module turns the form's flat values into the profile dict it validates and maps each problem line
+(``field.path: message``) back to the input it is about.  No Textual here, so it is tested on its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+from typing import Any
+
+# -- the fields -----------------------------------------------------------------------------------
+NODE_LABELS = ("Studio node 1", "Studio node 2", "Arbiter")
+NODE_ROLES = ("studio", "studio", "arbiter")
+DEFAULT_NAMES = ("studio1", "studio2", "arbiter")
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    key: str  # form key, e.g. "nodes-0-address"; the input's id is "f-" + key
+    label: str
+    placeholder: str = ""
+    kind: str = "text"  # text | bool | choice
+
+
+def node_fields(i: int) -> list[FieldSpec]:
+    p = f"nodes-{i}-"
+    return [
+        FieldSpec(p + "name", "name", DEFAULT_NAMES[i]),
+        FieldSpec(p + "address", "address", f"10.0.0.1{i + 1}"),
+        FieldSpec(p + "ssh-user", "ssh user", "root"),
+        FieldSpec(p + "ssh-port", "ssh port", "22"),
+        FieldSpec(p + "ssh-key_file", "ssh key file", "empty: ssh agent"),
+        FieldSpec(p + "ssh-known_hosts", "known_hosts", "~/.ssh/known_hosts"),
+        FieldSpec(p + "ssh-sudo", "sudo -n for privileged commands", kind="bool"),
+    ]
+
+
+CLUSTER_FIELDS = [FieldSpec("cluster_name", "Cluster name", "studio-prod")]
+TAIL_FIELDS = [
+    FieldSpec("preferred_primary", "Preferred primary", kind="choice"),
+    FieldSpec("dns-authoring_name", "Authoring DNS name", "authoring.example.com"),
+    FieldSpec("dns-servers", "DNS server(s)", "10.0.0.53 (comma-separated)"),
+    FieldSpec("redis-url", "Redis URL", "redis://10.0.0.20:6379/0"),
+]
+ALL_FIELDS: list[FieldSpec] = [*CLUSTER_FIELDS, *(f for i in range(3) for f in node_fields(i)), *TAIL_FIELDS]
+FIELD_KEYS = {f.key for f in ALL_FIELDS}
+LABELS = {f.key: f.label for f in ALL_FIELDS}
+# where a problem goes when it names no single input: a node column, the nodes block, or the general line
+CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes"}
+GENERAL = "general"
+
+Values = dict[str, Any]  # form key -> str (text inputs), bool (sudo) or int (preferred primary index)
+
+
+def field_label(key: str) -> str:
+    """A human label for a form key: ``nodes-1-address`` -> ``Studio node 2 address``."""
+    m = re.fullmatch(r"nodes-(\d)(?:-(.*))?", key)
+    if m:
+        base = NODE_LABELS[int(m.group(1))]
+        return f"{base} {LABELS.get(key, '')}".strip() if m.group(2) else base
+    return LABELS.get(key, key)
+
+
+# -- profile dict <-> form values -----------------------------------------------------------------
+def new_cluster_data() -> dict[str, Any]:
+    """The raw profile dict behind a fresh form."""
+    return {
+        "cluster_name": "",
+        "nodes": [{"name": n, "role": r, "address": "", "ssh": {"user": "root", "port": 22}}
+                  for n, r in zip(DEFAULT_NAMES, NODE_ROLES, strict=True)],
+        "preferred_primary": DEFAULT_NAMES[0],
+        "dns": {"authoring_name": "", "servers": []},
+        "redis": {"url": ""},
+    }
+
+
+def _ordered_nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The profile's node dicts as [studio, studio, arbiter], padding missing ones with defaults."""
+    raw = [n for n in data.get("nodes") or [] if isinstance(n, dict)]
+    studios = [n for n in raw if n.get("role") == "studio"]
+    arbiters = [n for n in raw if n.get("role") == "arbiter"]
+    others = [n for n in raw if n.get("role") not in ("studio", "arbiter")]
+    out: list[dict[str, Any]] = []
+    for i, role in enumerate(NODE_ROLES):
+        pool = studios if role == "studio" else arbiters
+        node = pool.pop(0) if pool else (others.pop(0) if others else {"name": DEFAULT_NAMES[i]})
+        node = copy.deepcopy(node)
+        node["role"] = role
+        out.append(node)
+    return out
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def values_from_data(data: dict[str, Any]) -> Values:
+    """Flatten a (possibly invalid) raw profile dict into form values."""
+    values: Values = {"cluster_name": _text(data.get("cluster_name"))}
+    nodes = _ordered_nodes(data)
+    for i, node in enumerate(nodes):
+        ssh: dict[str, Any] = node["ssh"] if isinstance(node.get("ssh"), dict) else {}
+        p = f"nodes-{i}-"
+        values[p + "name"] = _text(node.get("name"))
+        values[p + "address"] = _text(node.get("address"))
+        values[p + "ssh-user"] = _text(ssh.get("user", "root"))
+        values[p + "ssh-port"] = _text(ssh.get("port", 22))
+        values[p + "ssh-key_file"] = _text(ssh.get("key_file"))
+        values[p + "ssh-known_hosts"] = _text(ssh.get("known_hosts"))
+        values[p + "ssh-sudo"] = bool(ssh.get("sudo", False))
+    primary = data.get("preferred_primary")
+    values["preferred_primary"] = 1 if primary and primary == nodes[1].get("name") else 0
+    dns: dict[str, Any] = data["dns"] if isinstance(data.get("dns"), dict) else {}
+    values["dns-authoring_name"] = _text(dns.get("authoring_name"))
+    servers = dns.get("servers")
+    values["dns-servers"] = ", ".join(str(s) for s in servers) if isinstance(servers, list) else _text(servers)
+    redis: dict[str, Any] = data["redis"] if isinstance(data.get("redis"), dict) else {}
+    values["redis-url"] = _text(redis.get("url"))
+    return values
+
+
+def _port(text: str) -> int | str:
+    text = text.strip()
+    return int(text) if text.isdigit() else text
+
+
+def build_data(base: dict[str, Any], values: Values) -> dict[str, Any]:
+    """The profile dict the form stands for: `base` (a loaded or new profile) with the form's values."""
+    data = copy.deepcopy(base)
+    data["cluster_name"] = str(values.get("cluster_name", "")).strip()
+    nodes = _ordered_nodes(data)
+    for i, node in enumerate(nodes):
+        p = f"nodes-{i}-"
+        ssh = dict(node.get("ssh") or {})
+        node["name"] = str(values.get(p + "name", "")).strip()
+        node["address"] = str(values.get(p + "address", "")).strip()
+        ssh["user"] = str(values.get(p + "ssh-user", "")).strip()
+        ssh["port"] = _port(str(values.get(p + "ssh-port", "")))
+        for k in ("key_file", "known_hosts"):
+            text = str(values.get(p + "ssh-" + k, "")).strip()
+            if text:
+                ssh[k] = text
+            else:
+                ssh.pop(k, None)
+        ssh["sudo"] = bool(values.get(p + "ssh-sudo", False))
+        node["ssh"] = ssh
+    data["nodes"] = nodes
+    index = int(values.get("preferred_primary", 0) or 0)
+    data["preferred_primary"] = nodes[1 if index == 1 else 0]["name"]
+    dns = dict(data.get("dns") or {})
+    dns["authoring_name"] = str(values.get("dns-authoring_name", "")).strip()
+    dns["servers"] = [s for s in re.split(r"[,\s]+", str(values.get("dns-servers", ""))) if s]
+    data["dns"] = dns
+    redis = dict(data.get("redis") or {})
+    redis["url"] = str(values.get("redis-url", "")).strip()
+    data["redis"] = redis
+    return data
+
+
+# -- problems -> fields ---------------------------------------------------------------------------
+_PROBLEM_RE = re.compile(r"^(?P<path>\(profile\)|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[^\]]*\])*): "
+                         r"(?P<msg>.*)$", re.S)
+_SHARE_RE = re.compile(r"two nodes share the (?P<attr>name|address) '(?P<value>[^']*)'")
+
+# pydantic's generic messages, said in a way that names the fix
+_FRIENDLIER: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^Input should be a valid integer.*"), "must be a whole number, e.g. 22"),
+    (re.compile(r"^Input should be (greater|less) than or equal to (\d+)$"),
+     r"must be \1 than or equal to \2; use 1-65535 for a port"),
+    (re.compile(r"^String should match pattern '\^\[a-z_\].*"),
+     "is not a Unix user name; use e.g. root or deploy (lower-case letters, digits, _ or -)"),
+    (re.compile(r"^String should have at least 1 character$"), "is empty; fill it in"),
+    (re.compile(r"^List should have at least 1 item.*"), "add at least one DNS server address, e.g. 10.0.0.53"),
+]
+
+
+def friendlier(message: str) -> str:
+    for pattern, repl in _FRIENDLIER:
+        if pattern.match(message):
+            return pattern.sub(repl, message)
+    return message
+
+
+def path_to_key(path: str) -> str:
+    """``nodes[1:studio2].ssh.port`` -> ``nodes-1-ssh-port``; ``dns.servers[0]`` -> ``dns-servers-0``."""
+    path = re.sub(r"\[(\d+)(?::[^\]]*)?\]", r".\1", path)
+    return path.replace(".", "-")
+
+
+def owner_of(key: str) -> str:
+    """The form key (or container) a problem at `key` belongs to; GENERAL when the form has no input for it."""
+    parts = key.split("-")
+    while parts:
+        candidate = "-".join(parts)
+        if candidate in FIELD_KEYS or candidate in CONTAINERS:
+            return candidate
+        parts.pop()
+    return GENERAL
+
+
+def duplicate_problems(values: Values, problems: list[str]) -> list[str]:
+    """The core's "two nodes share the name/address" lines, when the core could not say them yet.
+
+    Pydantic only runs the profile's topology check once every node is valid on its own, so with a bad
+    address on one node a duplicate name on two others would stay hidden until the address is fixed.
+    Same wording as :meth:`wizard.profile.Profile._topology`.
+    """
+    if any(p.startswith("nodes: ") for p in problems):
+        return []
+    out = []
+    for attr in ("name", "address"):
+        seen: set[str] = set()
+        for i in range(3):
+            value = str(values.get(f"nodes-{i}-{attr}", "")).strip().lower()
+            if value and value in seen:
+                out.append(f"nodes: two nodes share the {attr} {value!r}; give each node its own {attr}")
+                break
+            seen.add(value)
+    return out
+
+
+def map_problems(problems: list[str], values: Values) -> dict[str, list[str]]:
+    """Each problem line -> the key of the input it is about (or a container / GENERAL), message fixed up."""
+    out: dict[str, list[str]] = {}
+
+    def add(key: str, msg: str) -> None:
+        if msg not in out.setdefault(key, []):
+            out[key].append(msg)
+
+    for line in problems:
+        m = _PROBLEM_RE.match(line)
+        if not m:
+            add(GENERAL, line)
+            continue
+        path, msg = m.group("path"), friendlier(m.group("msg"))
+        key = owner_of(path_to_key(path)) if path != "(profile)" else GENERAL
+        if key == "nodes":
+            share = _SHARE_RE.search(msg)
+            if share:
+                attr, value = share.group("attr"), share.group("value").lower()
+                targets = [f"nodes-{i}-{attr}" for i in range(3)
+                           if str(values.get(f"nodes-{i}-{attr}", "")).strip().lower() == value]
+                for t in targets:
+                    add(t, msg)
+                if targets:
+                    continue
+        if key == GENERAL:
+            msg = line  # keep the full path: the form has no input for it (fix it in the profile file)
+        add(key, msg)
+    return out
+
+
+# -- secrets --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SecretSpec:
+    key: str  # as Secrets.resolve_for(given=...) knows it
+    label: str
+    path: tuple[str, str]  # where the reference lives in the profile dict
+
+    @property
+    def dotted(self) -> str:
+        return ".".join(self.path)
+
+
+SECRET_SPECS = (
+    SecretSpec("sst_password", "SST password", ("database", "sst_password")),
+    SecretSpec("redis_password", "Redis password", ("redis", "password")),
+    SecretSpec("admin_password", "DB admin password", ("database", "admin_password")),
+)
+SECRET_DEFAULTS = {"sst_password": "ask", "redis_password": "none", "admin_password": "none"}
+
+
+def secret_ref(data: dict[str, Any], spec: SecretSpec) -> str:
+    section = data.get(spec.path[0])
+    value = section.get(spec.path[1]) if isinstance(section, dict) else None
+    return SECRET_DEFAULTS[spec.key] if value is None else str(value)
+
+
+def with_secret_refs(data: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:
+    """`data` with the secret references in `refs` (secret key -> env:/file:/ask/none); never values."""
+    out = copy.deepcopy(data)
+    for spec in SECRET_SPECS:
+        if spec.key not in refs:
+            continue
+        section = dict(out.get(spec.path[0]) or {})
+        ref = refs[spec.key]
+        if spec.key == "redis_password" and ref == "none" and section.get("password") is None:
+            section.pop("password", None)
+        else:
+            section[spec.path[1]] = ref
+        out[spec.path[0]] = section
+    return out

@@ -1,0 +1,56 @@
+"""What every screen shares: the session, a safe way back from worker threads, one worker error handler."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from wizard.secrets import REDACTOR
+
+if TYPE_CHECKING:
+    from wizard.tui.session import Session
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line a person can act on, secrets redacted (core errors carry message + hint)."""
+    message = getattr(exc, "message", None)
+    hint = getattr(exc, "hint", None)
+    problems = getattr(exc, "problems", None)
+    if isinstance(problems, list) and problems:
+        text = f"{getattr(exc, 'source', 'profile')}: " + "; ".join(str(p) for p in problems)
+    elif isinstance(message, str) and message:
+        text = message + (f"; {hint}" if isinstance(hint, str) and hint else "")
+    else:
+        text = str(exc) or type(exc).__name__
+    return REDACTOR(text)
+
+
+class WizardScreen(Screen[Any]):
+    """Base of every screen.  Workers report failures through :meth:`worker_failed`, in one place."""
+
+    @property
+    def session(self) -> Session:
+        return self.app.session  # type: ignore[attr-defined]
+
+    def ui(self, fn: Callable[..., object], *args: Any) -> None:
+        """From a worker thread: run `fn(*args)` on the event loop, if this screen is still there."""
+
+        def guarded() -> None:
+            if self.is_attached:
+                fn(*args)
+
+        with contextlib.suppress(RuntimeError):  # the app is shutting down
+            self.app.call_from_thread(guarded)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR and event.worker.error is not None:
+            self.worker_failed(event.worker, event.worker.error)
+
+    def worker_failed(self, worker: Worker[Any], error: BaseException) -> None:
+        """Default: a notification naming the work that failed.  Screens override to show it in place."""
+        self.notify(describe_error(error), title=f"{worker.name or worker.group} failed", severity="error",
+                    timeout=12)

@@ -1,0 +1,254 @@
+"""Checks: every prerequisite check of every node as its own row, turning ok/warn/fail as it finishes.
+
+The rows are keyed by (check, node); the runner calls back from its worker threads and each result
+is posted to the event loop.  The highlighted row's summary and fix show under the table.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets.data_table import RowDoesNotExist
+
+from wizard.tui.screens.base import WizardScreen
+from wizard.tui.widgets.badges import check_badge
+
+if TYPE_CHECKING:
+    from wizard.checks import CheckResult
+
+PROBLEM = ("fail", "skip", "warn")
+
+
+def row_key(check: str, node: str) -> str:
+    return f"{check}@{node}"
+
+
+class ChecksScreen(WizardScreen):
+    BINDINGS = [
+        Binding("r", "rerun_one", "Re-run check"),
+        Binding("a", "rerun_all", "Re-run all"),
+        Binding("f", "next_problem", "Next problem"),
+        Binding("ctrl+n", "next", "Next: plan"),
+        Binding("ctrl+s", "save", "Save profile"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, *, autorun: bool = True) -> None:
+        super().__init__()
+        self.autorun = autorun
+        self.rows: dict[str, tuple[str, str, str]] = {}  # row key -> (check id, title, node)
+        self.results: dict[str, CheckResult] = {}
+        self.running = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="checks-summary", markup=False)
+        yield DataTable(id="checks", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="check-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "prerequisite checks"
+        table = self.query_one("#checks", DataTable)
+        table.add_column("result", key="status", width=6)
+        table.add_column("check", key="check", width=16)
+        table.add_column("node", key="node", width=9)
+        table.add_column("summary", key="summary")
+        if self.autorun:
+            self._start(None)
+
+    # -- data in ------------------------------------------------------------------------------------
+    def set_planned(self, rows: list[tuple[str, str, str]]) -> None:
+        """One pending row per (check id, title, node), in display order."""
+        table = self.query_one("#checks", DataTable)
+        table.clear()
+        self.rows.clear()
+        self.results.clear()
+        for check, title, node in rows:
+            key = row_key(check, node)
+            self.rows[key] = (check, title, node)
+            table.add_row(check_badge("pending"), title, node, Text("waiting", style="dim"), key=key)
+        self._summarize()
+        self._show_detail()
+
+    def mark_pending(self, check_ids: list[str]) -> None:
+        table = self.query_one("#checks", DataTable)
+        for key, (check, _title, _node) in self.rows.items():
+            if check in check_ids:
+                self.results.pop(key, None)
+                table.update_cell(key, "status", check_badge("pending"))
+                table.update_cell(key, "summary", Text("running", style="dim"))
+        self._summarize()
+        self._show_detail()
+
+    def show_result(self, result: CheckResult) -> None:
+        """Turn one row ok/warn/fail/skip (adds the row if it was not planned)."""
+        table = self.query_one("#checks", DataTable)
+        key = row_key(result.check, result.node)
+        status = result.status.value
+        summary = Text(result.summary, style="red" if status in ("fail", "skip") else "")
+        if key not in self.rows:
+            self.rows[key] = (result.check, result.title, result.node)
+            table.add_row(check_badge(status), result.title, result.node, summary, key=key)
+        else:
+            table.update_cell(key, "status", check_badge(status))
+            table.update_cell(key, "summary", summary, update_width=True)
+        self.results[key] = result
+        self._summarize()
+        if self._highlighted_key() == key:
+            self._show_detail()
+
+    def run_finished(self) -> None:
+        """The run is over: put the cursor on the first problem so its fix shows."""
+        self.running = False
+        self.next_problem(from_start=True)
+        self._summarize()
+        self._show_detail()
+        self.refresh_bindings()
+
+    # -- view ---------------------------------------------------------------------------------------
+    def _counts(self) -> dict[str, int]:
+        counts = {"ok": 0, "warn": 0, "fail": 0, "skip": 0}
+        for r in self.results.values():
+            counts[r.status.value] += 1
+        return counts
+
+    def _summarize(self) -> None:
+        c = self._counts()
+        waiting = len(self.rows) - len(self.results)
+        parts = [f"{c['ok']} ok", f"{c['warn']} warn", f"{c['fail']} failed"]
+        if c["skip"]:
+            parts.append(f"{c['skip']} not run")
+        if waiting:
+            parts.append(f"{waiting} running")
+        if not self.rows:
+            text = "Planning the checks..."
+        elif waiting or self.running:
+            text = "Checking every node: " + ", ".join(parts)
+        elif self.can_continue:
+            text = "Ready: " + ", ".join(parts) + ". ctrl+n shows the plan."
+        else:
+            text = "Fix the failures, then re-run (r: this check, a: all): " + ", ".join(parts)
+        summary = self.query_one("#checks-summary", Static)
+        summary.update(text)
+        summary.set_class(bool(c["fail"] or c["skip"]), "bad")
+
+    def _highlighted_key(self) -> str | None:
+        table = self.query_one("#checks", DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except RowDoesNotExist:
+            return None
+        return key
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#check-detail", Static)
+        key = self._highlighted_key()
+        if key is None:
+            detail.update("")
+            return
+        _check, title, node = self.rows[key]
+        r = self.results.get(key)
+        text = Text()
+        text.append(f"{title} on {node}: ", style="bold")
+        if r is None:
+            text.append("running...", style="dim")
+        else:
+            text.append_text(check_badge(r.status.value))
+            text.append(f"  {r.summary}")
+            if r.fix:
+                text.append("\nfix: ", style="bold yellow")
+                text.append(r.fix)
+            if r.duration:
+                text.append(f"  ({r.duration:.1f}s)", style="dim")
+        detail.update(text)
+
+    @on(DataTable.RowHighlighted, "#checks")
+    def _row_highlighted(self) -> None:
+        self._show_detail()
+
+    # -- running ------------------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="checks", exit_on_error=False)
+    def run_checks_worker(self, only: list[str] | None) -> None:
+        from wizard.checks import planned, run_checks
+
+        profile, secrets = self.session.profile, self.session.secrets
+        assert profile is not None and secrets is not None
+        try:
+            if only is None:
+                self.ui(self.set_planned, [(c.id, c.title, n) for c, n in planned(profile)])
+            else:
+                self.ui(self.mark_pending, only)
+            remote = self.session.remote()
+            run_checks(profile, secrets, remote=remote, only=only, on_result=lambda r: self.ui(self.show_result, r))
+        finally:
+            self.ui(self.run_finished)
+
+    def _start(self, only: list[str] | None) -> None:
+        if self.running:
+            return
+        self.running = True
+        self.refresh_bindings()
+        self.run_checks_worker(only)
+
+    @property
+    def can_continue(self) -> bool:
+        if self.running or not self.rows or len(self.results) < len(self.rows):
+            return False
+        return not any(r.status.value in ("fail", "skip") for r in self.results.values())
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("rerun_one", "rerun_all"):
+            ready = self.session.profile is not None and self.session.secrets is not None
+            return None if self.running or not ready else True
+        if action == "next":
+            return True if self.can_continue else None
+        return True
+
+    def action_rerun_one(self) -> None:
+        key = self._highlighted_key()
+        if key is not None:
+            self._start([self.rows[key][0]])
+
+    def action_rerun_all(self) -> None:
+        self._start(None)
+
+    def next_problem(self, from_start: bool = False) -> None:
+        table = self.query_one("#checks", DataTable)
+        keys = list(self.rows)
+        if not keys:
+            return
+        start = -1 if from_start else table.cursor_row
+        order = keys[start + 1:] + keys[:start + 1]
+        for key in order:
+            r = self.results.get(key)
+            if r is not None and r.status.value in PROBLEM:
+                table.move_cursor(row=table.get_row_index(key))
+                return
+
+    def action_next_problem(self) -> None:
+        self.next_problem()
+
+    def action_next(self) -> None:
+        if self.can_continue:
+            from wizard.tui.screens.plan import PlanScreen
+
+            self.app.push_screen(PlanScreen())
+
+    def action_save(self) -> None:
+        self._save()
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def _save(self) -> None:
+        path = self.session.save_profile()
+        self.ui(self.notify, f"Saved {path} (secrets as references; typed ones as 'ask').")
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

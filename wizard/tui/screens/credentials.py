@@ -1,0 +1,216 @@
+"""Credentials: each secret comes from its reference (env:NAME, file:/path, none) or is typed, masked.
+
+A typed value stays in memory (:attr:`Session.typed`) and is registered with the redactor; the profile
+only ever gets the reference, and ``ask`` for a typed secret.  Resolving references reads environment
+variables and files, so it runs in a worker.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Footer, Header, Input, Label, Static
+
+from wizard.tui.form import SECRET_SPECS, SecretSpec, secret_ref, with_secret_refs
+from wizard.tui.screens.base import WizardScreen, describe_error
+
+if TYPE_CHECKING:
+    from wizard.profile import Profile
+    from wizard.secrets import Secrets
+
+ALL_KEYS = tuple(s.key for s in SECRET_SPECS)
+MONITOR_KEYS = ("redis_password", "admin_password")  # the monitor never needs the SST password
+NONE_MEANS = {"sst_password": "no SST password", "redis_password": "Redis without a password",
+              "admin_password": "unix-socket authentication on the node"}
+
+
+class CredentialsScreen(WizardScreen):
+    """`purpose="wizard"` goes on to the checks; `purpose="monitor"` dismisses with True when done."""
+
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next"),
+        Binding("ctrl+s", "save", "Save profile"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, data: dict[str, Any], keys: tuple[str, ...] = ALL_KEYS, *, purpose: str = "wizard") -> None:
+        super().__init__()
+        self.data = data
+        self.specs: list[SecretSpec] = [s for s in SECRET_SPECS if s.key in keys]
+        self.purpose = purpose
+        self.status: dict[str, tuple[bool, str]] = {}
+        self._generation = 0
+        self._busy = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="secrets"):
+            yield Static("Each secret comes from its reference (env:NAME, file:/path, none) or is typed below. "
+                         "Typed secrets are used for this run only: the profile keeps the reference, or 'ask'.",
+                         id="secrets-intro")
+            for spec in self.specs:
+                with Vertical(classes="secret", id=f"secret-{spec.key}"):
+                    yield Label(f"{spec.label}  ({spec.dotted})", classes="section-title")
+                    with Horizontal(classes="secret-inputs"):
+                        yield Input(secret_ref(self.data, spec), placeholder="env:NAME, file:/path, ask or none",
+                                    id=f"ref-{spec.key}", compact=True)
+                        yield Input(self.session.typed.get(spec.key, ""), placeholder="or type it here",
+                                    password=True, id=f"val-{spec.key}", compact=True)
+                    yield Static("resolving...", id=f"st-{spec.key}", classes="secret-status", markup=False)
+        with Horizontal(id="nav"):
+            yield Static("", id="form-status", markup=False)
+            yield Button("Back", id="back", compact=True)
+            yield Button("Next", id="next", variant="primary", disabled=True, compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "credentials" if self.purpose == "wizard" else "credentials for the monitor"
+        if self.purpose != "wizard":
+            self.query_one("#back", Button).display = False
+        self.resolve()
+
+    # -- values -------------------------------------------------------------------------------------
+    def refs(self) -> dict[str, str]:
+        return {s.key: self.query_one(f"#ref-{s.key}", Input).value.strip() for s in self.specs}
+
+    def typed(self) -> dict[str, str]:
+        out = {}
+        for s in self.specs:
+            value = self.query_one(f"#val-{s.key}", Input).value
+            if value:
+                out[s.key] = value
+        return out
+
+    @on(Input.Changed)
+    def _changed(self) -> None:
+        self.resolve()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.focus_next()
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    # -- resolution ---------------------------------------------------------------------------------
+    def resolve(self) -> None:
+        self._generation += 1
+        self.query_one("#next", Button).disabled = True
+        self._resolve(self.refs(), set(self.typed()), self._generation)
+
+    @work(thread=True, group="resolve", exit_on_error=False)
+    def _resolve(self, refs: dict[str, str], typed: set[str], generation: int) -> None:
+        from wizard.secrets import REF_RE, SecretError, resolve
+
+        status: dict[str, tuple[bool, str]] = {}
+        for spec in self.specs:
+            ref = refs[spec.key]
+            if spec.key in typed:
+                status[spec.key] = (True, "typed: used for this run only; the profile keeps 'ask'")
+            elif not REF_RE.match(ref):
+                status[spec.key] = (False, "not a reference: use env:NAME, file:/path, ask or none "
+                                           "(type the secret itself in the masked field)")
+            elif ref == "ask":
+                status[spec.key] = (False, "set to 'ask': type it in the masked field, or use env:NAME / file:/path")
+            elif ref == "none":
+                status[spec.key] = (True, f"none: {NONE_MEANS[spec.key]}")
+            else:
+                try:
+                    resolve(ref, spec.dotted)
+                    status[spec.key] = (True, f"found: read from {ref}")
+                except SecretError as exc:
+                    status[spec.key] = (False, describe_error(exc))
+        self.ui(self.show_status, status, generation)
+
+    def show_status(self, status: dict[str, tuple[bool, str]], generation: int | None = None) -> None:
+        """Show, per secret, where it comes from or what is wrong (public: tests feed it)."""
+        if generation is not None and generation != self._generation:
+            return
+        self.status = status
+        for key, (ok, text) in status.items():
+            label = self.query_one(f"#st-{key}", Static)
+            label.update(("ok  " if ok else "fix ") + text)
+            label.set_class(not ok, "bad")
+            label.set_class(ok, "good")
+        ok = self.ready
+        self.query_one("#next", Button).disabled = not ok
+        bad = [s.label for s in self.specs if not status.get(s.key, (False, ""))[0]]
+        self.query_one("#form-status", Static).update(
+            "Every secret is available." if ok else f"Still needed: {', '.join(bad)}.")
+        self.refresh_bindings()
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.status) and all(self.status.get(s.key, (False, ""))[0] for s in self.specs) \
+            and not self._busy
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("next", "save"):
+            return True if self.ready else None
+        if action == "back":
+            return self.purpose == "wizard"
+        return True
+
+    # -- next / save --------------------------------------------------------------------------------
+    def action_next(self) -> None:
+        if self.ready:
+            self._busy = True
+            self.refresh_bindings()
+            self._finish(self.refs(), self.typed(), save=False)
+
+    def action_save(self) -> None:
+        if self.ready:
+            self._finish(self.refs(), self.typed(), save=True)
+
+    def action_back(self) -> None:
+        if self.purpose == "wizard":
+            self.app.pop_screen()
+
+    @work(thread=True, group="secrets", exit_on_error=False)
+    def _finish(self, refs: dict[str, str], typed: dict[str, str], save: bool) -> None:
+        from wizard.profile import validate_profile
+        from wizard.secrets import REDACTOR, Secrets, resolve
+
+        try:
+            for value in typed.values():
+                REDACTOR.add(value)
+            refs = {k: ("ask" if k in typed else v) for k, v in refs.items()}
+            data = with_secret_refs(self.data, refs)
+            profile = validate_profile(data, source="profile", check_files=self.purpose == "wizard")
+            if self.purpose == "wizard":
+                secrets = Secrets.resolve_for(profile, given=typed)
+            else:
+                def pick(spec: SecretSpec) -> str | None:
+                    return typed[spec.key] if spec.key in typed else resolve(refs[spec.key], spec.dotted)
+
+                by_key = {s.key: pick(s) for s in self.specs}
+                secrets = Secrets(None, by_key.get("admin_password"), by_key.get("redis_password"))
+            self.session.data = data
+            self.session.profile = profile
+            self.session.typed = dict(typed)
+            self.session.secrets = secrets
+            if save:
+                path = self.session.save_profile()
+                self.ui(self.notify, f"Saved {path} (secrets as references; typed ones as 'ask').")
+            else:
+                self.ui(self.done, profile, secrets)
+        finally:
+            self._busy = False
+            self.ui(self.refresh_bindings)
+
+    def done(self, profile: Profile, secrets: Secrets) -> None:
+        if self.purpose == "wizard":
+            from wizard.tui.screens.checks import ChecksScreen
+
+            self.app.push_screen(ChecksScreen())
+        else:
+            self.dismiss(True)

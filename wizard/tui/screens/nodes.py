@@ -1,0 +1,227 @@
+"""Cluster and nodes: one form, validated on every change by the same pydantic model as profiles.
+
+Each problem line from :func:`wizard.profile.validate_profile` is mapped back to its input
+(:func:`wizard.tui.form.map_problems`) and shown right under it; Next stays disabled while anything
+is wrong.  Validation runs in a thread worker because it looks at the key and known_hosts files.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+
+from wizard.tui.form import (
+    CONTAINERS,
+    GENERAL,
+    NODE_LABELS,
+    Values,
+    build_data,
+    duplicate_problems,
+    field_label,
+    map_problems,
+    node_fields,
+    values_from_data,
+)
+from wizard.tui.screens.base import WizardScreen
+from wizard.tui.widgets.field import CheckField, FormField
+
+if TYPE_CHECKING:
+    from wizard.profile import Profile
+
+
+class NodesScreen(WizardScreen):
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, data: dict[str, Any], *, source: str = "new cluster") -> None:
+        super().__init__()
+        self.base = data
+        self.source = source
+        self.values: Values = values_from_data(data)
+        self.touched: set[str] = set()
+        self.show_all = False
+        self.problems: dict[str, list[str]] | None = None  # None: not validated yet
+        self.profile: Profile | None = None
+        self.data: dict[str, Any] = build_data(data, self.values)
+        self._generation = 0
+
+    # -- layout -------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        v = self.values
+        yield Header()
+        with VerticalScroll(id="form"):
+            yield FormField("cluster_name", "Cluster name (wsrep_cluster_name)", v["cluster_name"],
+                            placeholder="studio-prod")
+            with Horizontal(id="node-columns"):
+                for i in range(3):
+                    with Vertical(classes="node-column", id=f"col-{i}"):
+                        yield Label(NODE_LABELS[i], classes="column-title")
+                        yield Static("", id=f"e-nodes-{i}", classes="field-error", markup=False)
+                        for spec in node_fields(i):
+                            if spec.kind == "bool":
+                                yield CheckField(spec.key, "sudo", bool(v[spec.key]))
+                            else:
+                                yield FormField(spec.key, spec.label, str(v[spec.key]), placeholder=spec.placeholder)
+            yield Static("", id="e-nodes", classes="field-error", markup=False)
+            with Vertical(classes="form-field", id="ff-preferred_primary"):
+                yield Label("Preferred primary (the authoring name prefers it)", classes="field-label")
+                yield Select(self._primary_options(), value=int(v["preferred_primary"]), allow_blank=False,
+                             id="f-preferred_primary", compact=True)
+                yield Static("", id="e-preferred_primary", classes="field-error", markup=False)
+            yield FormField("dns-authoring_name", "Authoring DNS name", v["dns-authoring_name"],
+                            placeholder="authoring.example.com")
+            yield FormField("dns-servers", "Authoritative DNS server(s), comma-separated", v["dns-servers"],
+                            placeholder="10.0.0.53")
+            yield FormField("redis-url", "Redis URL (no password in it)", v["redis-url"],
+                            placeholder="redis://10.0.0.20:6379/0")
+            yield Static("", id="e-general", classes="field-error", markup=False)
+        with Horizontal(id="nav"):
+            yield Static("checking...", id="form-status", markup=False)
+            yield Button("Back", id="back", compact=True)
+            yield Button("Next", id="next", variant="primary", disabled=True, compact=True)
+        yield Footer()
+
+    def _primary_options(self) -> list[tuple[str, int]]:
+        return [(str(self.values[f"nodes-{i}-name"]) or NODE_LABELS[i], i) for i in (0, 1)]
+
+    def on_mount(self) -> None:
+        self.sub_title = f"cluster and nodes ({self.source})"
+        for key in CONTAINERS | {GENERAL}:
+            self.query_one(f"#e-{key}", Static).display = False
+        for err in self.query(".field-error"):
+            err.display = False
+        # a loaded profile shows its problems at once; a new one only where the person typed
+        self.show_all = self.source != "new cluster"
+        self.validate()
+
+    # -- input --------------------------------------------------------------------------------------
+    @on(Input.Changed)
+    def _input_changed(self, event: Input.Changed) -> None:
+        key = (event.input.id or "")[2:]
+        if key not in self.values:
+            return
+        self.values[key] = event.value
+        if event.input.has_focus:
+            self.touched.add(key)
+        if key in ("nodes-0-name", "nodes-1-name"):
+            select = self.query_one("#f-preferred_primary", Select)
+            index = select.value if isinstance(select.value, int) else 0
+            select.set_options(self._primary_options())
+            select.value = index
+        self.validate()
+
+    @on(Input.Submitted)
+    def _input_submitted(self) -> None:
+        self.focus_next()
+
+    @on(Checkbox.Changed)
+    def _checkbox_changed(self, event: Checkbox.Changed) -> None:
+        key = (event.checkbox.id or "")[2:]
+        if key in self.values:
+            self.values[key] = event.value
+            self.touched.add(key)
+            self.validate()
+
+    @on(Select.Changed, "#f-preferred_primary")
+    def _primary_changed(self, event: Select.Changed) -> None:
+        if isinstance(event.value, int) and event.value != self.values["preferred_primary"]:
+            self.values["preferred_primary"] = event.value
+            self.validate()
+
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    # -- validation ---------------------------------------------------------------------------------
+    def validate(self) -> None:
+        self._generation += 1
+        self.problems = None
+        self.query_one("#next", Button).disabled = True
+        self.refresh_bindings()
+        self._validate(dict(self.values), self._generation)
+
+    @work(thread=True, group="validate", exit_on_error=False)
+    def _validate(self, values: Values, generation: int) -> None:
+        from wizard.profile import ProfileError, validate_profile
+
+        data = build_data(self.base, values)
+        try:
+            profile: Profile | None = validate_profile(data, source="form")
+            problems: list[str] = []
+        except ProfileError as exc:
+            profile, problems = None, list(exc.problems)
+            problems += duplicate_problems(values, problems)
+        self.ui(self.show_problems, problems, profile, data, generation)
+
+    def show_problems(self, problems: list[str], profile: Profile | None = None, data: dict[str, Any] | None = None,
+                      generation: int | None = None) -> None:
+        """Show each problem line by its input; enable Next only when there are none."""
+        if generation is not None and generation != self._generation:
+            return  # an older validation finished after a newer edit
+        mapped = map_problems(problems, self.values)
+        self.problems = mapped
+        self.profile = profile
+        if data is not None:
+            self.data = data
+        for fld in self.query(FormField):
+            visible = self._visible(fld.key)
+            fld.set_error(mapped.get(fld.key, []) if visible else [])
+        for chk in self.query(CheckField):
+            chk.set_error(mapped.get(chk.key, []))
+        select_err = self.query_one("#e-preferred_primary", Static)
+        msgs = mapped.get("preferred_primary", [])
+        select_err.update("\n".join(msgs))
+        select_err.display = bool(msgs)
+        for key in CONTAINERS | {GENERAL}:
+            box = self.query_one(f"#e-{key}", Static)
+            msgs = mapped.get(key, [])
+            box.update("\n".join(msgs))
+            box.display = bool(msgs)
+        ok = not mapped and profile is not None
+        self.query_one("#next", Button).disabled = not ok
+        status = self.query_one("#form-status", Static)
+        if ok:
+            status.update("All settings are valid.")
+        else:
+            count = len(problems) or sum(len(m) for m in mapped.values())
+            first_key = next(iter(mapped))
+            status.update(f"{count} to fix; first: {field_label(first_key)}: {mapped[first_key][0]}")
+        status.set_class(not ok, "bad")
+        self.refresh_bindings()
+
+    def _visible(self, key: str) -> bool:
+        return self.show_all or key in self.touched or bool(str(self.values.get(key, "")).strip())
+
+    @property
+    def valid(self) -> bool:
+        return self.problems == {} and self.profile is not None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next":
+            return True if self.valid else None
+        return True
+
+    # -- navigation ---------------------------------------------------------------------------------
+    def action_next(self) -> None:
+        if not self.valid:
+            self.notify("Fix the settings marked in red first.", severity="warning")
+            return
+        from wizard.tui.screens.credentials import CredentialsScreen
+
+        self.session.data = self.data
+        self.session.profile = self.profile
+        self.app.push_screen(CredentialsScreen(self.data))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,138 @@
+"""The first screen: a new cluster, a saved profile to continue with, or a cluster to monitor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, Footer, Header, Label, OptionList, Static
+from textual.widgets.option_list import Option
+from textual.worker import Worker
+
+from wizard.tui.screens.base import WizardScreen, describe_error
+
+INTRO = (
+    "Stand up a highly available Crafter Studio cluster: two Studio nodes with MariaDB Galera and an "
+    "Arbiter (garbd), coordinated through Redis, with an authoring DNS name that follows the primary."
+)
+
+
+class StartScreen(WizardScreen):
+    BINDINGS = [
+        Binding("n", "new", "New cluster"),
+        Binding("l", "load", "Load profile"),
+        Binding("m", "monitor", "Monitor"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self, preload: Path | None = None) -> None:
+        super().__init__()
+        self.preload = preload
+        self.profiles: list[Path] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="start"):
+            yield Static(INTRO, id="intro")
+            with Horizontal(id="start-body"):
+                with Vertical(id="start-actions"):
+                    yield Button("New cluster", id="new", variant="primary")
+                    yield Button("Load profile", id="load")
+                    yield Button("Monitor cluster", id="monitor")
+                with Vertical(id="start-profiles"):
+                    yield Label(f"Saved profiles in {self.session.profiles_dir}/", classes="section-title")
+                    yield OptionList(id="profile-list")
+            yield Static("", id="start-message", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "start"
+        self.list_profiles()
+        if self.preload is not None:
+            self.load_profile(self.preload)
+
+    # -- profiles -----------------------------------------------------------------------------------
+    @work(thread=True, group="profiles", exit_on_error=False)
+    def list_profiles(self) -> None:
+        self.ui(self.show_profiles, self.session.list_profiles())
+
+    def show_profiles(self, paths: list[Path]) -> None:
+        """Fill the list of saved profiles (public: tests feed it directly)."""
+        self.profiles = list(paths)
+        options = self.query_one("#profile-list", OptionList)
+        options.clear_options()
+        if paths:
+            options.add_options([Option(p.name, id=str(p)) for p in paths])
+            options.highlighted = 0
+        else:
+            options.add_option(Option("none yet: start with New cluster", disabled=True))
+        self.refresh_bindings()
+
+    def selected_profile(self) -> Path | None:
+        options = self.query_one("#profile-list", OptionList)
+        if options.highlighted is None or not self.profiles:
+            return None
+        option = options.get_option_at_index(options.highlighted)
+        return Path(option.id) if option.id else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("load", "monitor"):
+            return True if self.selected_profile() is not None else None
+        return True
+
+    @on(OptionList.OptionHighlighted, "#profile-list")
+    def _highlighted(self) -> None:
+        self.refresh_bindings()
+
+    @on(OptionList.OptionSelected, "#profile-list")
+    def _selected(self) -> None:
+        self.action_load()
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        {"new": self.action_new, "load": self.action_load, "monitor": self.action_monitor}[event.button.id or "new"]()
+
+    # -- actions ------------------------------------------------------------------------------------
+    def action_new(self) -> None:
+        from wizard.tui.form import new_cluster_data
+        from wizard.tui.screens.nodes import NodesScreen
+
+        self.app.push_screen(NodesScreen(new_cluster_data(), source="new cluster"))
+
+    def action_load(self) -> None:
+        path = self.selected_profile()
+        if path is None:
+            self.message("Pick a profile in the list first (or start a new cluster).")
+            return
+        self.load_profile(path)
+
+    def action_monitor(self) -> None:
+        from wizard.tui.screens.monitor import MonitorScreen
+
+        path = self.selected_profile()
+        if path is None:
+            self.message("Pick the profile of the cluster to monitor in the list first.")
+            return
+        self.app.push_screen(MonitorScreen(profile_path=path, interval=self.session.interval))
+
+    @work(thread=True, group="load", exit_on_error=False)
+    def load_profile(self, path: Path) -> None:
+        data = self.session.read_profile_data(path)
+        self.ui(self.open_form, data, path)
+
+    def open_form(self, data: dict[str, Any], path: Path) -> None:
+        from wizard.tui.screens.nodes import NodesScreen
+
+        self.session.profile_path = path
+        self.message("")
+        self.app.push_screen(NodesScreen(data, source=str(path)))
+
+    def message(self, text: str) -> None:
+        self.query_one("#start-message", Static).update(text)
+
+    def worker_failed(self, worker: Worker[Any], error: BaseException) -> None:
+        self.message(describe_error(error))

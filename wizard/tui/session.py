@@ -1,0 +1,104 @@
+"""What one wizard session holds between screens: the profile, typed secrets, the SSH connections.
+
+Methods that touch the disk or the network (loading, saving, opening a :class:`wizard.remote.Remote`)
+are meant to be called from thread workers, never from the event loop.  Typed secrets live only in
+:attr:`Session.typed` (memory); the saved profile keeps references, with ``ask`` for typed ones.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from wizard.tui.form import SECRET_SPECS, with_secret_refs
+
+if TYPE_CHECKING:
+    from wizard.profile import Profile
+    from wizard.remote import Remote, RunLog
+    from wizard.secrets import Secrets
+
+
+class Session:
+    def __init__(self, *, profile_path: Path | None = None, profiles_dir: Path | None = None,
+                 runs_dir: Path | None = None, interval: float = 2.0) -> None:
+        self.profile_path = profile_path
+        self.profiles_dir = profiles_dir or Path("profiles")
+        self.runs_dir = runs_dir or Path("runs")
+        self.interval = interval
+        self.data: dict[str, Any] | None = None  # the raw profile dict the form edits
+        self.profile: Profile | None = None  # the validated profile (secret references, never values)
+        self.typed: dict[str, str] = {}  # secrets typed in the credentials screen, by Secrets key
+        self.secrets: Secrets | None = None
+        self.saved_path: Path | None = None
+        self._remote: Remote | None = None
+        self._runlog: RunLog | None = None
+        self._lock = threading.Lock()
+
+    # -- files (call from a worker) ---------------------------------------------------------------
+    def list_profiles(self) -> list[Path]:
+        if not self.profiles_dir.is_dir():
+            return []
+        return sorted(p for p in self.profiles_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+    @staticmethod
+    def read_profile_data(path: Path) -> dict[str, Any]:
+        """The raw dict of a profile file (not validated: the form shows what is wrong with it)."""
+        import yaml
+
+        from wizard.profile import ProfileError
+
+        try:
+            data = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ProfileError(str(path), [f"cannot read it: {exc.strerror}"]) from None
+        except yaml.YAMLError as exc:
+            raise ProfileError(str(path), [f"is not valid YAML: {exc}"]) from None
+        if not isinstance(data, dict):
+            raise ProfileError(str(path), ["the profile must be a YAML mapping of settings"])
+        return data
+
+    def profile_target(self) -> Path:
+        assert self.profile is not None
+        return self.profiles_dir / f"{self.profile.cluster_name}.yaml"
+
+    def save_profile(self, path: Path | None = None) -> Path:
+        """Save the profile (references only; a typed secret is saved as ``ask``)."""
+        from wizard.profile import save_profile, validate_profile
+
+        assert self.profile is not None, "no profile to save yet"
+        data = self.profile.model_dump(mode="json")
+        refs = {spec.key: "ask" for spec in SECRET_SPECS if spec.key in self.typed}
+        profile = validate_profile(with_secret_refs(data, refs), source="wizard", check_files=False)
+        self.saved_path = save_profile(profile, path or self.profile_target())
+        return self.saved_path
+
+    # -- connections (call from a worker) ---------------------------------------------------------
+    def runlog(self) -> RunLog:
+        from wizard.pipeline import new_runlog
+
+        with self._lock:
+            if self._runlog is None:
+                self._runlog = new_runlog(self.runs_dir)
+            return self._runlog
+
+    def remote(self) -> Remote:
+        """The session's connections, for the current profile (reopened when the profile changed)."""
+        from wizard.remote import Remote
+
+        runlog = self.runlog()
+        with self._lock:
+            assert self.profile is not None
+            old = self._remote
+            if old is not None and old.profile is self.profile:
+                return old
+            self._remote = Remote(self.profile, runlog)
+        if old is not None:
+            old.close()
+        return self._remote
+
+    def close(self) -> None:
+        with self._lock:
+            remote, self._remote = self._remote, None
+        if remote is not None:
+            remote.close()
