@@ -143,6 +143,48 @@ class EventFollower(threading.Thread):
             self.poll(None)  # drain what arrived after the last read, without blocking
 
 
+class RunLease:
+    """One run at a time per cluster: a Redis lease (SET NX PX, renewed while the run lives).
+
+    Two wizards started at once would otherwise interleave their agents node by node (an Arbiter agent
+    of one run waiting for data nodes that only the other run's agents are bringing up).  The lease
+    serializes runs; the agents' own bootstrap lock and fencing token still guard the bootstrap itself
+    should a lease ever lapse."""
+
+    TTL_MS = 30_000
+    RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+    RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+    def __init__(self, client: redis.Redis, lease_key: str, run_id: str) -> None:
+        self.client, self.key, self.run_id = client, lease_key, run_id
+        self.stop = threading.Event()
+        self.renewer = threading.Thread(target=self._renew, daemon=True, name="lease")
+
+    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        told = ""
+        while not self.client.set(self.key, self.run_id, nx=True, px=self.TTL_MS):
+            holder = str(self.client.get(self.key) or "")
+            if holder and holder != told and on_wait is not None:
+                on_wait(holder)
+                told = holder
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another run ({holder}) held the cluster for {timeout:.0f}s; "
+                                   "wait for it to finish, or check for a stuck wizard")
+            self.stop.wait(0.2)
+        self.renewer.start()
+
+    def _renew(self) -> None:
+        while not self.stop.wait(self.TTL_MS / 3000):
+            with contextlib.suppress(redis.RedisError):
+                self.client.eval(self.RENEW, 1, self.key, self.run_id, str(self.TTL_MS))
+
+    def release(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(redis.RedisError):
+            self.client.eval(self.RELEASE, 1, self.key, self.run_id)
+
+
 class Coordinator:
     def __init__(self, profile: Profile, secrets: Secrets, remote: Remote) -> None:
         self.profile, self.secrets, self.remote = profile, secrets, remote
@@ -183,7 +225,19 @@ class Coordinator:
         follower = EventFollower(client, key(self.profile, "events"), run_id, on_event)
         follower.start()
         outcomes: dict[str, NodeOutcome] = {}
+        lease = RunLease(client, key(self.profile, "run-lease"), run_id)
+
+        def waiting(holder: str) -> None:
+            if on_event is not None:
+                on_event(Event("", "wizard", "lease", "waiting", f"another run ({holder}) is in progress; waiting",
+                               time.time(), run_id))
+
         try:
+            try:
+                lease.acquire(float((timeouts or {}).get("lease_timeout", 600)), waiting)
+            except TimeoutError as exc:
+                outcomes = {n.name: NodeOutcome(n.name, False, error=str(exc)) for n in self.profile.nodes}
+                raise BootstrapError(BootstrapReport(run_id, outcomes, follower.events, 0.0)) from None
             self.ship_agent()
             budget = sum((timeouts or {}).get(k, d) for k, d in
                          (("wait_timeout", 60), ("join_timeout", 300), ("start_timeout", 120))) + 60
@@ -204,6 +258,7 @@ class Coordinator:
             if all(o.ok for o in outcomes.values()):
                 self.ensure_daemons()
         finally:
+            lease.release()
             follower.finish()
             client.close()
         report = BootstrapReport(run_id, outcomes, follower.events, time.monotonic() - start)

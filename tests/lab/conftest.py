@@ -28,6 +28,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def lab_up() -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces)")
+    lab.down(progress=lambda _msg: None)  # fresh hosts: no cluster, no state from an earlier session
     lab.up(progress=lambda _msg: None)
     yield
     if not os.environ.get("STUDIO_CLUSTER_KEEP_LAB"):

@@ -274,22 +274,36 @@ class Coordination:
     def publish_state(self, st: election.NodeState, kind: str = "node") -> None:
         """kind "node": a bootstrap agent's registration, the only input of the election.
         kind "heartbeat": the long-running daemon's view, read by status and the monitor; kept apart so
-        a daemon can never stand in for an agent that has not registered (or erase its recovered seqno)."""
-        key = self.key(kind, st.name)
+        a daemon can never stand in for an agent that has not registered (or erase its recovered seqno).
+        Registrations are scoped to the run: a registration an earlier run left behind (it lives one TTL
+        after its agent exits) must never speak for a node in this election."""
+        key = self.state_key(kind, st.name)
         pipe = self.r.pipeline()
         pipe.delete(key)
         pipe.hset(key, mapping=st.to_dict())
         pipe.pexpire(key, HEARTBEAT_TTL_MS)
         pipe.execute()
 
-    def states(self, names: list[str]) -> dict[str, election.NodeState]:
+    def state_key(self, kind: str, name: str) -> str:
+        if kind == "node":
+            return self.key("run", self.cfg.get("run_id", ""), "node", name)
+        return self.key(kind, name)
+
+    def states(self, names: list[str], kind: str = "node") -> dict[str, election.NodeState]:
         pipe = self.r.pipeline()
         for n in names:
-            pipe.hgetall(self.key("node", n))
+            pipe.hgetall(self.state_key(kind, n))
         out = {}
         for n, raw in zip(names, pipe.execute()):
             if raw:
                 out[n] = election.NodeState.from_dict(raw)
+        return out
+
+    def live_states(self, names: list[str]) -> dict[str, election.NodeState]:
+        """This run's registrations, else the daemons' heartbeats: for waits that only need to know
+        what the data nodes are doing now (the Arbiter waiting for them), not for the election."""
+        out = self.states(names, "heartbeat")
+        out.update(self.states(names))
         return out
 
 
@@ -474,9 +488,20 @@ def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[...
                      1, lock_key, node.name)
 
 
+def last_errors(path: str = "/var/log/mysql/mariadbd.out", count: int = 3) -> str:
+    """The last [ERROR] lines of the server log, so a failed start says why without a trip to the node."""
+    try:
+        with open(path, errors="replace") as fh:
+            lines = [ln.strip() for ln in fh.readlines()[-400:] if "[ERROR]" in ln]
+    except OSError:
+        return ""
+    return " | ".join(lines[-count:])
+
+
 def primary_synced(node: Node) -> bool:
     if not node.mariadb_running():
-        raise AgentError("mariadbd on %s exited; see /var/log/mysql/ for why" % node.name)
+        why = last_errors()
+        raise AgentError("mariadbd on %s exited%s" % (node.name, (": " + why) if why else "; see /var/log/mysql/"))
     w = node.wsrep()
     return w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"
 
@@ -514,7 +539,7 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
     hb.beat()
     hb.start()
     try:
-        states = coord.states(cfg.data_nodes)
+        states = coord.live_states(cfg.data_nodes)
         garbd_running = bool(node.pids("garbd"))
         if garbd_running and primary_members(states) and all_synced(cfg, states):
             size = max(s.cluster_size for s in states.values())
@@ -528,7 +553,7 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
             garbd_running = False
         ev("garbd", "waiting", "waiting for both data nodes to be Primary and Synced")
         wait_for("both data nodes Primary and Synced",
-                 lambda: all_synced(cfg, coord.states(cfg.data_nodes)),
+                 lambda: all_synced(cfg, coord.live_states(cfg.data_nodes)),
                  float(cfg.get("wait_timeout", 60)) + float(cfg.get("join_timeout", 300)))
         if not garbd_running:
             ev("garbd", "running", "starting garbd")
@@ -536,7 +561,7 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
         want = int(cfg.get("expected_size", 3))
         wait_for("garbd to join (cluster size %d)" % want,
                  lambda: node.pids("garbd") and max(
-                     [s.cluster_size for s in coord.states(cfg.data_nodes).values()] or [0]) >= want,
+                     [s.cluster_size for s in coord.live_states(cfg.data_nodes).values()] or [0]) >= want,
                  float(cfg.get("start_timeout", 120)))
         ev("garbd", "done", "garbd joined: cluster size %d" % want)
         return {"node": node.name, "action": "start" if not garbd_running else "none"}

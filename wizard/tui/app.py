@@ -22,7 +22,7 @@ class WizardApp(App[int]):
     CSS_PATH = str(STYLES)
     TITLE = "studio-cluster"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", show=False, priority=True)]
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
     def __init__(self, profile_path: Path | None = None, monitor: bool = False, interval: float = 2.0, *,
                  profiles_dir: Path | None = None, runs_dir: Path | None = None) -> None:

@@ -32,6 +32,7 @@ class Session:
         self.secrets: Secrets | None = None
         self.saved_path: Path | None = None
         self._remote: Remote | None = None
+        self._monitor_remote: Remote | None = None
         self._runlog: RunLog | None = None
         self._lock = threading.Lock()
 
@@ -97,8 +98,25 @@ class Session:
             old.close()
         return self._remote
 
+    def monitor_remote(self) -> Remote:
+        """Connections for the monitor: separate from the wizard's and without a run log, so polling every
+        few seconds does not fill runs/ with status queries."""
+        from wizard.remote import Remote
+
+        with self._lock:
+            assert self.profile is not None
+            old = self._monitor_remote
+            if old is not None and old.profile is self.profile:
+                return old
+            self._monitor_remote = Remote(self.profile)
+        if old is not None:
+            old.close()
+        return self._monitor_remote
+
     def close(self) -> None:
         with self._lock:
-            remote, self._remote = self._remote, None
-        if remote is not None:
-            remote.close()
+            remotes = [self._remote, self._monitor_remote]
+            self._remote = self._monitor_remote = None
+        for remote in remotes:
+            if remote is not None:
+                remote.close()

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 
+from wizard.secrets import REDACTOR
 from wizard.tui.screens.base import WizardScreen, describe_error
 from wizard.tui.widgets.badges import STEP_STYLE, clock
 
@@ -81,7 +82,8 @@ class ApplyScreen(WizardScreen):
         table.add_column("role", key="role", width=7)
         table.add_column("step", key="step", width=10)
         table.add_column("state", key="state", width=8)
-        table.add_column("last message", key="message")
+        # a fixed width: a column that grows with update_width is not re-laid out while the table is on screen
+        table.add_column("last message", key="message", width=max(24, self.app.size.width - 46))
         for node in profile.nodes:
             table.add_row(node.name, node.role.value, "-", Text("pending", style="dim"), "", key=node.name)
             self.node_progress[node.name] = 0.0
@@ -98,14 +100,14 @@ class ApplyScreen(WizardScreen):
         session = self.session
         profile, secrets = session.profile, session.secrets
         assert profile is not None and secrets is not None
-        path = session.save_profile()
-        self.ui(self.log_line, f"profile saved to {path} (secrets as references)", "dim")
-        runlog = session.runlog()
-        remote = session.remote()
-
         listener, on_command = self.make_listener()
-        runlog.listeners.append(on_command)
+        runlog = None
         try:
+            path = session.save_profile()
+            self.ui(self.log_line, f"profile saved to {path} (secrets as references)", "dim")
+            runlog = session.runlog()
+            remote = session.remote()
+            runlog.listeners.append(on_command)
             # the checks screen ran every check moments ago; the pipeline goes straight to apply
             result = replay(profile, secrets, remote=remote, listener=listener, skip_checks=True, runlog=runlog)
         except Cancelled:
@@ -119,9 +121,8 @@ class ApplyScreen(WizardScreen):
             self.ui(self.finished, "done", f"Cluster {profile.cluster_name} is healthy: {reason}. "
                                            f"Profile saved to {path}.")
         finally:
-            runlog.listeners.remove(on_command)
-            if self.session.saved_path is None:
-                self.session.saved_path = path
+            if runlog is not None and on_command in runlog.listeners:
+                runlog.listeners.remove(on_command)
 
     def make_listener(self) -> tuple[Listener, Callable[[dict[str, Any]], None]]:
         """The pipeline's Listener and the run log's listener, both safe to call from any thread.
@@ -180,11 +181,12 @@ class ApplyScreen(WizardScreen):
 
     def pipeline_event(self, event: Event) -> None:
         style = STEP_STYLE.get(event.state, "cyan")
-        self.log_line(f"{clock(event.ts)} {event.node:9} {event.step}:{event.state} {event.message}", style)
+        message = REDACTOR(event.message)
+        self.log_line(f"{clock(event.ts)} {event.node:9} {event.step}:{event.state} {message}", style)
         if event.node in self.node_progress:
             self._node_cell(event.node, "step", event.step)
             self._node_cell(event.node, "state", Text(event.state, style=style))
-            self._node_cell(event.node, "message", event.message)
+            self._node_cell(event.node, "message", message)
             phase = NODE_PHASE.get((event.step, event.state))
             if phase is not None:
                 self.node_progress[event.node] = max(self.node_progress[event.node], phase)
@@ -228,7 +230,7 @@ class ApplyScreen(WizardScreen):
         self.query_one("#apply-log", RichLog).write(Text(text, style=style))
 
     def _node_cell(self, node: str, column: str, value: object) -> None:
-        self.query_one("#apply-nodes", DataTable).update_cell(node, column, value, update_width=column == "message")
+        self.query_one("#apply-nodes", DataTable).update_cell(node, column, value)
 
     def progress(self) -> float:
         total = 0.0

@@ -30,11 +30,11 @@ def row_key(check: str, node: str) -> str:
 
 class ChecksScreen(WizardScreen):
     BINDINGS = [
-        Binding("r", "rerun_one", "Re-run check"),
+        Binding("r", "rerun_one", "Re-run"),
         Binding("a", "rerun_all", "Re-run all"),
-        Binding("f", "next_problem", "Next problem"),
-        Binding("ctrl+n", "next", "Next: plan"),
-        Binding("ctrl+s", "save", "Save profile"),
+        Binding("f", "next_problem", "Next fail"),
+        Binding("ctrl+n", "next", "Plan"),
+        Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -58,7 +58,8 @@ class ChecksScreen(WizardScreen):
         table.add_column("result", key="status", width=6)
         table.add_column("check", key="check", width=16)
         table.add_column("node", key="node", width=9)
-        table.add_column("summary", key="summary")
+        # fixed: a column grown by update_width is not re-laid out while the table is on screen
+        table.add_column("summary", key="summary", width=max(30, self.app.size.width - 41))
         if self.autorun:
             self._start(None)
 
@@ -97,7 +98,7 @@ class ChecksScreen(WizardScreen):
             table.add_row(check_badge(status), result.title, result.node, summary, key=key)
         else:
             table.update_cell(key, "status", check_badge(status))
-            table.update_cell(key, "summary", summary, update_width=True)
+            table.update_cell(key, "summary", summary)
         self.results[key] = result
         self._summarize()
         if self._highlighted_key() == key:

@@ -33,7 +33,7 @@ class CredentialsScreen(WizardScreen):
 
     BINDINGS = [
         Binding("ctrl+n", "next", "Next"),
-        Binding("ctrl+s", "save", "Save profile"),
+        Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -69,8 +69,6 @@ class CredentialsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "credentials" if self.purpose == "wizard" else "credentials for the monitor"
-        if self.purpose != "wizard":
-            self.query_one("#back", Button).display = False
         self.resolve()
 
     # -- values -------------------------------------------------------------------------------------
@@ -156,8 +154,6 @@ class CredentialsScreen(WizardScreen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("next", "save"):
             return True if self.ready else None
-        if action == "back":
-            return self.purpose == "wizard"
         return True
 
     # -- next / save --------------------------------------------------------------------------------
@@ -174,6 +170,8 @@ class CredentialsScreen(WizardScreen):
     def action_back(self) -> None:
         if self.purpose == "wizard":
             self.app.pop_screen()
+        else:
+            self.dismiss(False)
 
     @work(thread=True, group="secrets", exit_on_error=False)
     def _finish(self, refs: dict[str, str], typed: dict[str, str], save: bool) -> None:

@@ -26,6 +26,7 @@ from wizard.tui.widgets.badges import LEVEL_STYLE, VERDICT_STYLE, clock
 
 if TYPE_CHECKING:
     from wizard.status import ClusterStatus, NodeStatus
+    from wizard.tui.form import SecretSpec
 
 COLUMNS = (  # key, two-line header, width: 78 columns in all, so a row per node fits an 80-column terminal
     ("node", "node\nrole", 9), ("address", "address", 12), ("state", "state\nstatus", 12), ("size", "size", 4),
@@ -97,7 +98,7 @@ class MonitorScreen(WizardScreen):
         Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
         Binding("minus", "slower", "Slower", key_display="-"),
         Binding("escape", "back", "Back"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("q", "app.quit", "Quit", show=False),
     ]
 
     def __init__(self, *, profile_path: Path | None = None, interval: float = 2.0, poll: bool = True) -> None:
@@ -160,7 +161,7 @@ class MonitorScreen(WizardScreen):
         self.session.saved_path = path
         self.session.data = data
         self.session.profile = profile
-        specs = [s for s in self._secret_specs()]
+        specs = self._secret_specs()
         if any(secret_ref(data, s) == "ask" for s in specs):
             self.ui(self._ask_secrets, data)
             return
@@ -170,7 +171,7 @@ class MonitorScreen(WizardScreen):
         self.ui(self._begin)
 
     @staticmethod
-    def _secret_specs() -> list[Any]:
+    def _secret_specs() -> list[SecretSpec]:
         from wizard.tui.form import SECRET_SPECS
         from wizard.tui.screens.credentials import MONITOR_KEYS
 
@@ -183,6 +184,9 @@ class MonitorScreen(WizardScreen):
             if ok and self.session.profile is not None and self.session.secrets is not None:
                 self._poll_target = (self.session.profile, self.session.secrets)
                 self._begin()
+            else:
+                self.show_error("the monitor needs the Redis and DB admin credentials to poll; "
+                                "set them as env:NAME or file:/path references in the profile")
 
         self.app.push_screen(CredentialsScreen(data, MONITOR_KEYS, purpose="monitor"), resumed)
 
@@ -202,7 +206,7 @@ class MonitorScreen(WizardScreen):
         profile, secrets = self._poll_target
         self.polling_since = time.monotonic()
         try:
-            remote = self.session.remote()
+            remote = self.session.monitor_remote()
             timeout = max(2.0, min(10.0, self.interval * 2))
             status = collect(profile, secrets, remote, timeout=timeout)
         except Exception as exc:

@@ -24,10 +24,10 @@ ACTION_WORD = {"create": "create", "update": "update", "unchanged": "same"}
 
 class PlanScreen(WizardScreen):
     BINDINGS = [
-        Binding("d", "tab('files')", "Files"),
-        Binding("b", "tab('steps')", "Bootstrap steps"),
-        Binding("ctrl+n", "next", "Apply and bootstrap"),
-        Binding("ctrl+s", "save", "Save profile"),
+        Binding("d", "tab('files')", "Diffs"),
+        Binding("b", "tab('steps')", "Steps"),
+        Binding("ctrl+n", "next", "Apply"),
+        Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -44,7 +44,7 @@ class PlanScreen(WizardScreen):
             with TabPane("Files and diffs", id="files"), Horizontal(id="plan-files-pane"):
                 yield OptionList(id="plan-files")
                 yield DiffView(id="plan-diff")
-            with TabPane("Bootstrap steps", id="steps"), VerticalScroll(id="plan-steps-scroll"):
+            with TabPane("Steps", id="steps"), VerticalScroll(id="plan-steps-scroll"):
                 yield Static("", id="plan-steps")
         yield Footer()
 

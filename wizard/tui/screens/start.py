@@ -26,7 +26,7 @@ class StartScreen(WizardScreen):
         Binding("n", "new", "New cluster"),
         Binding("l", "load", "Load profile"),
         Binding("m", "monitor", "Monitor"),
-        Binding("q", "app.quit", "Quit"),
+        Binding("q", "app.quit", "Quit", show=False),
     ]
 
     def __init__(self, preload: Path | None = None) -> None:

@@ -28,7 +28,3 @@ def check_badge(status: str) -> Text:
 def clock(ts: float) -> str:
     """HH:MM:SS of a timestamp, local time."""
     return time.strftime("%H:%M:%S", time.localtime(ts))
-
-
-def styled(text: str, style: str) -> Text:
-    return Text(text, style=style)

@@ -1,0 +1,92 @@
+"""The whole wizard against the real lab: forms from profiles/lab.yaml, checks, plan, apply, bootstrap,
+and the monitor showing three members in a Primary Component.
+
+Needs root and the lab (``studio-cluster lab up``).  Run: .venv/bin/pytest tests/tui -m lab
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.tui.conftest import REPO
+from wizard.tui.app import create_app
+from wizard.tui.screens.apply import ApplyScreen
+from wizard.tui.screens.checks import ChecksScreen
+from wizard.tui.screens.credentials import CredentialsScreen
+from wizard.tui.screens.monitor import MonitorScreen
+from wizard.tui.screens.nodes import NodesScreen
+from wizard.tui.screens.plan import PlanScreen
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(900),
+              pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+
+async def wait_for(pilot: Pilot[Any], what: str, predicate: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pilot.app.save_screenshot(f"lab-wizard-{what.replace(' ', '-')}.svg", path=str(REPO / "runs"))
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} "
+                                 f"(screen: {type(pilot.app.screen).__name__}; screenshot in runs/)")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def lab_up() -> None:
+    from wizard import lab
+
+    lab.up(progress=lambda _msg: None)
+
+
+async def test_wizard_stands_up_the_lab_and_lands_on_a_healthy_monitor(lab_up: None, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    app = create_app(Path("profiles/lab.yaml"), profiles_dir=tmp_path / "profiles", runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, "the filled form", lambda: isinstance(app.screen, NodesScreen)
+                       and app.screen.valid, 10)
+        form = app.screen
+        assert isinstance(form, NodesScreen)
+        assert form.values["nodes-0-address"] == "198.18.0.11"
+        await pilot.press("ctrl+n")
+
+        await wait_for(pilot, "the credentials", lambda: isinstance(app.screen, CredentialsScreen)
+                       and app.screen.ready, 10)
+        await pilot.press("ctrl+n")
+
+        await wait_for(pilot, "the checks to pass", lambda: isinstance(app.screen, ChecksScreen)
+                       and app.screen.can_continue, 180)
+        await pilot.press("ctrl+n")
+
+        await wait_for(pilot, "the plan", lambda: isinstance(app.screen, PlanScreen) and app.screen.ready, 60)
+        await pilot.press("ctrl+n")
+
+        await wait_for(pilot, "apply and bootstrap", lambda: (isinstance(app.screen, ApplyScreen)
+                       and app.screen.outcome is not None) or isinstance(app.screen, MonitorScreen), 600)
+        if isinstance(app.screen, ApplyScreen):
+            result = app.screen.query_one("#apply-result").render()
+            raise AssertionError(f"the pipeline ended {app.screen.outcome}: {result}")
+
+        saved = tmp_path / "profiles" / "studio-lab.yaml"
+        assert saved.is_file()
+        assert "file:/var/lib/studio-cluster-lab/secrets/sst_password" in saved.read_text()
+
+        def three_members() -> bool:
+            screen = app.screen
+            st = screen.last if isinstance(screen, MonitorScreen) else None
+            return bool(st and st.verdict == "healthy" and len(st.primary_members) == 2 and st.arbiter_member
+                        and all(n.size == 3 for n in st.nodes if n.role == "studio"))
+
+        await wait_for(pilot, "a healthy monitor with three members", three_members, 60)
+        monitor = app.screen
+        assert isinstance(monitor, MonitorScreen)
+        await wait_for(pilot, "the next poll", lambda: len(monitor.history.flow_control) >= 2, 30)
+    app.session.close()
