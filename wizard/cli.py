@@ -31,9 +31,12 @@ def _prompt(what: str) -> str:
     return getpass.getpass(f"{what}: ")
 
 
-def load(path: str) -> tuple[Profile, Secrets]:
+READ_ONLY = {"admin_password", "redis_password"}  # what status needs: never the SST password
+
+
+def load(path: str, only: set[str] | None = None) -> tuple[Profile, Secrets]:
     profile = load_profile(path)
-    return profile, Secrets.resolve_for(profile, prompt=_prompt)
+    return profile, Secrets.resolve_for(profile, prompt=_prompt, only=only)
 
 
 # -- subcommands ----------------------------------------------------------------------------------
@@ -111,24 +114,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     console.print(f"\n[bold]{DNS_NODE}[/]: the authoring record for zone {profile.dns.record_zone}:")
     console.print(f"  {authoring_record(profile)}", markup=False)
     console.print("\n[bold]Bootstrap steps[/] (decided by the nodes through Redis):")
+    from wizard.pipeline import bootstrap_steps
+
     for i, step in enumerate(bootstrap_steps(profile), 1):
         console.print(f"  {i}. {step}")
     return EXIT_OK
-
-
-def bootstrap_steps(profile: Profile) -> list[str]:
-    p = profile
-    data = ", ".join(n.name for n in p.studio_nodes)
-    return [
-        f"ship the node agent to {', '.join(n.name for n in p.nodes)} and start them at once",
-        f"each agent registers grastate.dat, --wsrep-recover position and server state in Redis ({p.redis.url})",
-        "if any node is already in a Primary Component: nobody bootstraps, the others join it",
-        f"else, once {data} have registered: the most advanced node wins (ties: {p.preferred_primary})",
-        "the winner takes the Redis lock (SET NX PX) and a fencing token (INCR), starts --wsrep-new-cluster",
-        "the winner creates the SST user; the other data node joins (IST or SST by mariabackup)",
-        f"garbd joins last on {p.arbiter.name}; health endpoints start on :{p.dns.health_port}",
-        f"verify: both data nodes Primary + Synced, cluster size 3, {p.dns.authoring_name} resolves to a Studio node",
-    ]
 
 
 def _event_printer(e: object) -> None:
@@ -177,7 +167,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from wizard.remote import Remote
     from wizard.status import collect
 
-    profile, secrets = load(args.profile)
+    profile, secrets = load(args.profile, only=READ_ONLY)
     with Remote(profile) as remote:
         st = collect(profile, secrets, remote)
     if args.json:

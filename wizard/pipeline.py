@@ -25,7 +25,9 @@ STEPS = ("check", "apply", "bootstrap", "verify")
 
 @dataclass
 class Listener:
-    """Callbacks a front end may set; each is optional."""
+    """Callbacks a front end may set; each is optional.  A callback may raise to stop the pipeline: it
+    stops at that point, files already written stay written (and backed up), agents already launched
+    finish on their own."""
 
     on_step: Callable[[str, str, str], None] | None = None  # (step, state: start/done/fail/skip, message)
     on_check: Callable[[CheckResult], None] | None = None
@@ -67,6 +69,21 @@ def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) 
     script = (f"pkill -TERM -x {proc} || exit 0; i=0; while pgrep -x {proc} >/dev/null; do "
               f"i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done")
     remote[node].run(script, timeout=90, what=f"stop {proc}")
+
+
+def bootstrap_steps(profile: Profile) -> list[str]:
+    p = profile
+    data = ", ".join(n.name for n in p.studio_nodes)
+    return [
+        f"ship the node agent to {', '.join(n.name for n in p.nodes)} and start them at once",
+        f"each agent registers grastate.dat, --wsrep-recover position and server state in Redis ({p.redis.url})",
+        "if any node is already in a Primary Component: nobody bootstraps, the others join it",
+        f"else, once {data} have registered: the most advanced node wins (ties: {p.preferred_primary})",
+        "the winner takes the Redis lock (SET NX PX) and a fencing token (INCR), starts --wsrep-new-cluster",
+        "the winner creates the SST user; the other data node joins (IST or SST by mariabackup)",
+        f"garbd joins last on {p.arbiter.name}; health endpoints start on :{p.dns.health_port}",
+        f"verify: both data nodes Primary + Synced, cluster size 3, {p.dns.authoring_name} resolves to a Studio node",
+    ]
 
 
 def merge_reports(reports: list[BootstrapReport]) -> BootstrapReport:

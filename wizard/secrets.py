@@ -104,8 +104,10 @@ class Secrets:
         return "Secrets(***)"
 
     @classmethod
-    def resolve_for(cls, profile: object, prompt: Prompt | None = None, given: dict[str, str] | None = None) -> Secrets:
-        """Resolve the profile's references; `given` holds values already typed (e.g. in the TUI)."""
+    def resolve_for(cls, profile: object, prompt: Prompt | None = None, given: dict[str, str] | None = None,
+                    only: set[str] | None = None) -> Secrets:
+        """Resolve the profile's references; `given` holds values already typed (e.g. in the TUI);
+        `only` limits which are resolved (the monitor needs no SST password)."""
         given = given or {}
         for v in given.values():
             REDACTOR.add(v)
@@ -113,6 +115,8 @@ class Secrets:
         redis = profile.redis  # type: ignore[attr-defined]
 
         def pick(key: str, ref: str | None, what: str) -> str | None:
+            if only is not None and key not in only:
+                return None
             if key in given:
                 return given[key]
             return resolve(ref, what, prompt)

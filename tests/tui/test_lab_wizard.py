@@ -90,3 +90,40 @@ async def test_wizard_stands_up_the_lab_and_lands_on_a_healthy_monitor(lab_up: N
         assert isinstance(monitor, MonitorScreen)
         await wait_for(pilot, "the next poll", lambda: len(monitor.history.flow_control) >= 2, 30)
     app.session.close()
+
+
+async def test_monitor_shows_a_stopped_node_within_10s_and_its_rejoin(lab_up: None,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs after the wizard test formed the cluster (or forms it first)."""
+    import asyncio
+
+    from wizard import lab
+    from wizard.pipeline import replay
+    from wizard.profile import load_profile
+    from wizard.secrets import Secrets
+
+    monkeypatch.chdir(REPO)
+    profile = load_profile(REPO / "profiles" / "lab.yaml")
+    secrets = Secrets.resolve_for(profile)
+    await asyncio.to_thread(replay, profile, secrets, skip_checks=True)  # healthy to begin with (no-op if so)
+    app = create_app(Path("profiles/lab.yaml"), monitor=True, interval=1.0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        def status() -> Any:
+            screen = app.screen
+            return screen.last if isinstance(screen, MonitorScreen) else None
+
+        await wait_for(pilot, "a healthy monitor", lambda: status() is not None and status().verdict == "healthy",
+                       30)
+        lab.host_exec("studio2", ["pkill", "-TERM", "-x", "mariadbd"])
+        stopped = time.monotonic()
+        await wait_for(pilot, "studio2 down and the cluster degraded", lambda: (
+            status().verdict == "degraded" and not status().node("studio2").primary_synced), 10)
+        shown_after = time.monotonic() - stopped
+        print(f"monitor showed studio2 down after {shown_after:.1f}s")
+        assert shown_after <= 10, shown_after
+        assert "studio2" in status().reason
+        await asyncio.to_thread(replay, profile, secrets, skip_checks=True)  # studio2 rejoins (IST)
+        await wait_for(pilot, "studio2 back and the cluster healthy", lambda: (
+            status().verdict == "healthy" and status().node("studio2").primary_synced), 30)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)

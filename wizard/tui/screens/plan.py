@@ -56,7 +56,7 @@ class PlanScreen(WizardScreen):
     @work(thread=True, exclusive=True, group="plan", exit_on_error=False)
     def make_plan(self) -> None:
         from wizard.apply import plan_files
-        from wizard.cli import bootstrap_steps
+        from wizard.pipeline import bootstrap_steps
         from wizard.render import authoring_record
 
         profile, secrets = self.session.profile, self.session.secrets
