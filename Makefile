@@ -31,6 +31,8 @@ venv: $(VENV)/.installed
 demo: deps
 	$(BIN)/studio-cluster lab up
 	$(BIN)/studio-cluster check profiles/lab.yaml
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/studio-cluster --profile profiles/lab.yaml; \
+	else echo "no terminal: skipping the wizard (run: $(BIN)/studio-cluster --profile profiles/lab.yaml)"; fi
 
 lint: venv
 	$(BIN)/ruff check wizard tests bench

@@ -85,11 +85,8 @@ def apply_files(changes: list[FileChange], remote: Remote,
 
     def one(change: FileChange) -> FileChange:
         conn, f = remote[change.node], change.file
-        if change.old is not None:
-            backup = f"{BACKUP_ROOT}/{stamp}{f.path}"
-            conn.run(["sh", "-c", 'mkdir -p "$(dirname "$2")" && cp -p "$1" "$2"', "backup", str(f.path), backup],
-                     what=f"back up {f.path}")
-        conn.put(f.content.encode(), str(f.path), mode=f.mode, owner=f.owner, group=f.group)
+        backup = f"{BACKUP_ROOT}/{stamp}{f.path}" if change.old is not None else None
+        conn.put(f.content.encode(), str(f.path), mode=f.mode, owner=f.owner, group=f.group, backup=backup)
         if on_change is not None:
             on_change(change)
         return change

@@ -7,10 +7,14 @@ step that failed and a message a person can act on.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wizard.apply import FileChange, apply_files, plan_files, restarts_needed
 from wizard.checks import CheckResult, Status, run_checks, worst
@@ -97,6 +101,20 @@ def merge_reports(reports: list[BootstrapReport]) -> BootstrapReport:
                            sum(r.seconds for r in reports))
 
 
+def _background(fn: Callable[[], Any]) -> Future[Any]:
+    """Run one job on its own thread; its errors surface where the pipeline calls .result()."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name=getattr(fn, "__name__", "job")).start()
+    return future
+
+
 def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, listener: Listener | None = None,
            force: str | None = None, skip_checks: bool = False, runlog: RunLog | None = None,
            timeouts: dict[str, float] | None = None) -> PipelineResult:
@@ -105,6 +123,10 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
     remote = remote or Remote(profile, runlog)
     result = PipelineResult()
     start = time.monotonic()
+    coordinator = Coordinator(profile, secrets, remote)
+    # Shipping the agent changes nothing a node runs, so it overlaps the checks instead of following them.
+    shipping = _background(coordinator.ship_agent)
+    daemons: Future[Any] | None = None
     try:
         if skip_checks:
             listener.step("check", "skip", "checks skipped")
@@ -118,6 +140,8 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
                                                        for r in failed))
             listener.step("check", "done", f"{len(result.checks)} checks passed")
 
+        # The health/heartbeat daemons (503 until Primary + Synced) start alongside apply and bootstrap.
+        daemons = _background(lambda: (shipping.result(), coordinator.ensure_daemons()))
         listener.step("apply", "start", "comparing rendered files with the nodes")
         try:
             changes = plan_files(profile, secrets, remote)
@@ -129,8 +153,8 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
                       else "every file already up to date")
 
         listener.step("bootstrap", "start", "agents electing and starting nodes")
-        coordinator = Coordinator(profile, secrets, remote)
         try:
+            shipping.result()
             restarts = restarts_needed(result.applied)
             reports: list[BootstrapReport] = []
             if restarts:
@@ -147,6 +171,8 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
             if not reports:
                 reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event, timeouts=timeouts))
             result.bootstrap = merge_reports(reports)
+            if daemons is not None:
+                daemons.result()
         except BootstrapError as exc:
             listener.step("bootstrap", "fail", "; ".join(exc.report.errors))
             raise PipelineError("bootstrap", "; ".join(exc.report.errors)) from None
@@ -164,6 +190,10 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         listener.step("verify", "done", result.status.reason)
         return result
     finally:
+        for job in (shipping, daemons):
+            if job is not None:
+                with contextlib.suppress(Exception):
+                    job.result()  # never leave a thread using the connections we are about to close
         result.seconds = time.monotonic() - start
         if own:
             remote.close()

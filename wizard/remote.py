@@ -195,14 +195,15 @@ class NodeConnection:
         return command
 
     def run(self, argv: Sequence[object] | str, *, stdin: str | None = None, timeout: float = 60,
-            check: bool = True, privileged: bool = True, what: str = "") -> Result:
+            check: bool = True, privileged: bool = True, what: str = "", stdin_bytes: bytes | None = None) -> Result:
         """Run a command.  A list is quoted word by word; a str must come from :func:`sh`."""
         command = argv if isinstance(argv, str) else sh(*argv)
         full = self._wrap(command, privileged)
         conn = self.open()
         start = time.monotonic()
         try:
-            code, out, err = self._exec(conn, full, stdin, timeout)
+            payload = stdin_bytes if stdin_bytes is not None else (stdin.encode() if stdin is not None else None)
+            code, out, err = self._exec(conn, full, payload, timeout)
         except TimeoutError:
             self._log(command, -1, "", "timed out", time.monotonic() - start)
             raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
@@ -223,7 +224,7 @@ class NodeConnection:
         return result
 
     @staticmethod
-    def _exec(conn: Connection, command: str, stdin: str | None, timeout: float) -> tuple[int, str, str]:
+    def _exec(conn: Connection, command: str, stdin: bytes | None, timeout: float) -> tuple[int, str, str]:
         """One exec channel on the shared transport.  Invoke's runner feeds stdin a byte at a time with a
         sleep between bytes (seconds for a 1 kB config), so stdin goes in one write here."""
         transport = conn.client.get_transport()
@@ -233,7 +234,7 @@ class NodeConnection:
         try:
             chan.exec_command(command)
             if stdin:
-                chan.sendall(stdin.encode())
+                chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout
@@ -260,28 +261,24 @@ class NodeConnection:
             self.runlog.record(node=self.node.name, command=command, exit_code=code,
                                duration=round(duration, 3), stdout=_tail(out), stderr=_tail(err))
 
-    def put(self, data: bytes, path: str, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> None:
-        """Write a file atomically: upload to a temp file beside it, set owner/mode, then rename."""
-        conn = self.open()
-        unique = uuid.uuid4().hex[:12]  # two runs may write the same file at once: never share a temp name
-        tmp_remote = f"/tmp/.studio-cluster-upload-{unique}"
-        sftp = conn.client.open_sftp()
-        try:
-            with sftp.open(tmp_remote, "wb") as fh:
-                fh.write(data)
-            sftp.chmod(tmp_remote, 0o600)
-        finally:
-            sftp.close()
-        staged = f"{path}.studio-cluster-{unique}.tmp"
-        script = " && ".join([
-            sh("mkdir", "-p", str(Path(path).parent)),
-            sh("install", "-m", f"{mode:o}", "-o", owner, "-g", group, tmp_remote, staged),
+    def put(self, data: bytes, path: str, *, mode: int = 0o644, owner: str = "root", group: str = "root",
+            backup: str | None = None) -> None:
+        """Write a file atomically in one round trip: the content arrives on stdin into a temp file beside
+        the target, gets its owner and mode, then is renamed over it.  With `backup`, the old file (if
+        any) is first copied there with its owner, mode and times."""
+        staged = f"{path}.studio-cluster-{uuid.uuid4().hex[:12]}.tmp"  # two runs may write the same file
+        steps = [sh("mkdir", "-p", str(Path(path).parent))]
+        if backup:
+            steps.append(f"if [ -e {q(path)} ]; then mkdir -p {q(str(Path(backup).parent))} && "
+                         f"cp -p {q(path)} {q(backup)}; fi")
+        steps += [
+            f"(umask 077 && cat > {q(staged)})",
+            sh("chown", f"{owner}:{group}", staged),
+            sh("chmod", f"{mode:o}", staged),
             sh("mv", "-f", staged, path),
-        ])
-        try:
-            self.run(script, what=f"write {path}")
-        finally:
-            self.run(sh("rm", "-f", tmp_remote), check=False)
+        ]
+        script = " && ".join(steps) + f" || {{ rc=$?; rm -f {q(staged)}; exit $rc; }}"
+        self.run(script, stdin_bytes=data, what=f"write {path}")
 
 
 class Remote:

@@ -62,7 +62,7 @@ class Config:
 ABORT_CHECK: Callable[[], None] | None = None  # set by bootstrap(): raises when another agent failed
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
     """Loop on a condition until a deadline; the error names what was awaited."""
     deadline = time.monotonic() + timeout
     while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register
 from wizard.profile import Node
@@ -15,7 +16,7 @@ def node_offset(ctx: CheckContext, node: Node) -> tuple[float, float]:
     """The node's clock minus ours, corrected by half the round trip; returns (offset, uncertainty)."""
     conn = ctx.remote[node.name]
     best: tuple[float, float] | None = None
-    for _ in range(3):
+    for _ in range(2):
         t0 = time.time()
         res = conn.run(["date", "+%s.%N"], privileged=False, timeout=10)
         t1 = time.time()
@@ -29,14 +30,16 @@ def node_offset(ctx: CheckContext, node: Node) -> tuple[float, float]:
 @register("clock", "Clock skew", scope="cluster", order=70)
 def clock_skew(ctx: CheckContext) -> Outcome:
     offsets: dict[str, float] = {}
-    errors = []
-    for node in ctx.profile.nodes:
-        if node.name not in ctx.shared.get("ssh_ok", set()):
-            continue
+    nodes = [n for n in ctx.profile.nodes if n.name in ctx.shared.get("ssh_ok", set())]
+
+    def one(node: Node) -> tuple[str, float | None]:
         try:
-            offsets[node.name], _ = node_offset(ctx, node)
-        except (RemoteError, ValueError) as exc:
-            errors.append(f"{node.name}: {exc}")
+            return node.name, node_offset(ctx, node)[0]
+        except (RemoteError, ValueError):
+            return node.name, None
+
+    with ThreadPoolExecutor(max(1, len(nodes))) as pool:  # nodes at once: each measures against our clock
+        offsets = {name: off for name, off in pool.map(one, nodes) if off is not None}
     if len(offsets) < 2:
         return fail("too few nodes answered to compare clocks", "fix SSH to the nodes first")
     skew = max(offsets.values()) - min(offsets.values())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register
 from wizard.profile import Node, Profile, Role
@@ -87,17 +88,16 @@ def listen_ports(profile: Profile, node: Node) -> list[int]:
 
 
 def start_listeners(ctx: CheckContext) -> None:
-    pids: dict[str, int] = {}
-    for node in ctx.profile.nodes:
-        if node.name not in ctx.shared.get("ssh_ok", set()):
-            continue
+    def one(node: Node) -> tuple[str, int | None]:
         try:
             info = ctx.run_json(node, LISTENER, LISTEN_SECONDS, *listen_ports(ctx.profile, node))
         except (RemoteError, json.JSONDecodeError, IndexError):
-            continue  # the probe itself will report the node as unreachable
-        if info.get("pid"):
-            pids[node.name] = int(info["pid"])
-    ctx.shared["listeners"] = pids
+            return node.name, None  # the probe itself will report the node as unreachable
+        return node.name, int(info["pid"]) if info.get("pid") else None
+
+    nodes = [n for n in ctx.profile.nodes if n.name in ctx.shared.get("ssh_ok", set())]
+    with ThreadPoolExecutor(max(1, len(nodes))) as pool:
+        ctx.shared["listeners"] = {name: pid for name, pid in pool.map(one, nodes) if pid}
 
 
 def stop_listeners(ctx: CheckContext) -> None:

@@ -23,26 +23,31 @@ def found(name, *extra):
     return shutil.which(name)
 out = {"python": list(sys.version_info[:3])}
 mariadbd, provider = sys.argv[1], sys.argv[2]
+def grep_binary(path, pattern):
+    # searching the binary is ~20x faster than asking `mariadbd --verbose --help`
+    import mmap
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        return re.search(pattern, mm)
 if os.access(mariadbd, os.X_OK):
     rc, text = run(mariadbd, "--version")
     out["mariadbd"] = text if rc == 0 else None
-    rc, text = run(mariadbd, "--no-defaults", "--verbose", "--help")
-    out["wsrep"] = "--wsrep-provider" in text or "wsrep-provider" in text
+    out["wsrep"] = bool(grep_binary(mariadbd, rb"wsrep_provider_options"))
 else:
     out["mariadbd"] = None
 out["provider"] = os.path.isfile(provider)
 if out["provider"]:
-    rc, text = run("strings", provider) if shutil.which("strings") else (1, "")
-    m = re.search(r"\b(2[56]\.\d+\.\d+)\b", text)
-    out["provider_version"] = m.group(1) if m else None
-for tool in ("garbd", "mariabackup", "socat", "rsync", "mbstream"):
+    m = grep_binary(provider, rb"\b(2[56]\.\d+\.\d+)\b")
+    out["provider_version"] = m.group(1).decode() if m else None
+def version(tool):
     p = found(tool)
-    if p:  # present and executable; the version is best effort (socat knows -V, not --version)
-        rc, text = run(p, "-V" if tool == "socat" else "--version")
-        lines = [ln for ln in text.splitlines() if ln.strip()] if rc == 0 else []
-        out[tool] = lines[0][:100] if lines else ""
-    else:
-        out[tool] = None
+    if not p:  # missing or not executable
+        return tool, None
+    rc, text = run(p, "-V" if tool == "socat" else "--version")
+    m = re.search(r"(\d+\.\d+(\.\d+)?)", text) if rc == 0 else None
+    return tool, m.group(1) if m else ""
+from concurrent.futures import ThreadPoolExecutor
+with ThreadPoolExecutor(5) as pool:
+    out.update(pool.map(version, ("garbd", "mariabackup", "socat", "rsync", "mbstream")))
 print(json.dumps(out))
 """
 
