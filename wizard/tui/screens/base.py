@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from textual import work
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -54,3 +55,15 @@ class WizardScreen(Screen[Any]):
         """Default: a notification naming the work that failed.  Screens override to show it in place."""
         self.notify(describe_error(error), title=f"{worker.name or worker.group} failed", severity="error",
                     timeout=12)
+
+    # -- shared actions -----------------------------------------------------------------------------
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_save(self) -> None:
+        self._save()
+
+    @work(thread=True, group="save", exit_on_error=False)
+    def _save(self) -> None:
+        path = self.session.save_profile()
+        self.ui(self.notify, f"Saved {path} (secrets as references; typed ones as 'ask').")

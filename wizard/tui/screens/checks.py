@@ -243,13 +243,3 @@ class ChecksScreen(WizardScreen):
 
             self.app.push_screen(PlanScreen())
 
-    def action_save(self) -> None:
-        self._save()
-
-    @work(thread=True, group="save", exit_on_error=False)
-    def _save(self) -> None:
-        path = self.session.save_profile()
-        self.ui(self.notify, f"Saved {path} (secrets as references; typed ones as 'ask').")
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

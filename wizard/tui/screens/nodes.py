@@ -222,6 +222,3 @@ class NodesScreen(WizardScreen):
         self.session.data = self.data
         self.session.profile = self.profile
         self.app.push_screen(CredentialsScreen(self.data))
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
