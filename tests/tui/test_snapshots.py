@@ -16,8 +16,8 @@ from textual.widgets import Input
 from tests.tui.conftest import FIXTURES, T0, degraded, healthy
 from wizard.apply import FileChange
 from wizard.checks import CheckResult, Status, planned
-from wizard.pipeline import bootstrap_steps
 from wizard.coordinator import Event
+from wizard.pipeline import bootstrap_steps
 from wizard.profile import Profile
 from wizard.render import authoring_record, render
 from wizard.secrets import Secrets
