@@ -62,8 +62,11 @@ class Config:
 ABORT_CHECK: Callable[[], None] | None = None  # set by bootstrap(): raises when another agent failed
 
 
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> Any:
-    """Loop on a condition until a deadline; the error names what was awaited."""
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
+             max_interval: float = 0.5) -> Any:
+    """Loop on a condition until a deadline; the error names what was awaited.  The interval backs off
+    from 0.1 s to 0.5 s: most waits end fast, and a long one (an SST) must not spawn a SQL client ten
+    times a second on the very node that is busy transferring."""
     deadline = time.monotonic() + timeout
     while True:
         if ABORT_CHECK is not None:
@@ -74,6 +77,7 @@ def wait_for(what: str, predicate: Callable[[], Any], timeout: float, interval: 
         if time.monotonic() >= deadline:
             raise AgentError("timed out after %.0fs waiting for %s" % (timeout, what))
         time.sleep(interval)
+        interval = min(max_interval, interval * 1.5)
 
 
 class Node:
