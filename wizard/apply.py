@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def plan_files(profile: Profile, secrets: Secrets | None, remote: Remote) -> lis
 def apply_files(changes: list[FileChange], remote: Remote,
                 on_change: Callable[[FileChange], None] | None = None) -> list[FileChange]:
     """Write what changed: back up the old file, then replace atomically with owner and mode."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"  # unique even for two runs at once
     todo = [c for c in changes if c.action != "unchanged" and c.node != DNS_NODE]
 
     def one(change: FileChange) -> FileChange:

@@ -80,29 +80,36 @@ def key(profile: Profile, *parts: str) -> str:
 
 
 def agent_path(profile: Profile) -> str:
-    """The agent as the node runs it: the zipapp unpacked and byte-compiled once per version, since a
-    zip import recompiles redis-py on every start (0.3 s per agent call)."""
-    return f"{profile.services.run_dir}/agent"
+    """The agent as the node runs it: the zipapp unpacked and byte-compiled once per version (a zip
+    import recompiles redis-py on every start, 0.3 s per agent call).  The directory is named after
+    the version and never changes once in place, so two runs shipping at once cannot trip each other."""
+    return f"{profile.services.run_dir}/agent-{agent_digest()[:16]}"
 
 
-# Unpacks the uploaded zipapp next to the live agent, compiles it, and swaps it in with a rename.
+# Unpacks the uploaded zipapp into a private staging dir, compiles it, and renames it into place;
+# if another run got there first, its copy (the same version) stays.  Older versions are pruned.
 UNPACK = r"""
-import compileall, os, shutil, sys, zipfile
+import compileall, glob, os, shutil, sys, tempfile, zipfile
 pyz, target, digest = sys.argv[1:4]
-staging = target + ".new"
-shutil.rmtree(staging, ignore_errors=True)
-with zipfile.ZipFile(pyz) as zf:
-    zf.extractall(staging)
-compileall.compile_dir(staging, quiet=1)
-with open(os.path.join(staging, "DIGEST"), "w") as fh:
-    fh.write(digest)
-old = target + ".old"
-shutil.rmtree(old, ignore_errors=True)
-if os.path.exists(target):
-    os.rename(target, old)
-os.rename(staging, target)
-shutil.rmtree(old, ignore_errors=True)
-os.unlink(pyz)
+staging = tempfile.mkdtemp(prefix=os.path.basename(target) + ".", dir=os.path.dirname(target))
+try:
+    with zipfile.ZipFile(pyz) as zf:
+        zf.extractall(staging)
+    compileall.compile_dir(staging, quiet=1)
+    with open(os.path.join(staging, "DIGEST"), "w") as fh:
+        fh.write(digest)
+    os.chmod(staging, 0o755)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not os.path.exists(os.path.join(target, "DIGEST")):
+            raise
+finally:
+    shutil.rmtree(staging, ignore_errors=True)
+    os.unlink(pyz)
+for old in glob.glob(os.path.join(os.path.dirname(target), "agent-*")):
+    if old != target and os.path.isdir(old) and "." not in os.path.basename(old):
+        shutil.rmtree(old, ignore_errors=True)
 """
 
 
@@ -222,8 +229,9 @@ class Coordinator:
             have = conn.run(f"cat {sh(path + '/DIGEST')} 2>/dev/null || true", timeout=15).stdout.strip()
             if have == digest:
                 return node.name, False
-            conn.put(build_agent(), path + ".pyz", mode=0o600)
-            conn.run(["python3", "-c", UNPACK, path + ".pyz", path, digest], timeout=120, what="unpack the agent")
+            upload = f"{path}.{uuid.uuid4().hex[:8]}.pyz"
+            conn.put(build_agent(), upload, mode=0o600)
+            conn.run(["python3", "-c", UNPACK, upload, path, digest], timeout=120, what="unpack the agent")
             return node.name, True
 
         with ThreadPoolExecutor(len(nodes)) as pool:

@@ -139,7 +139,7 @@ def test_check_command_exit_code_and_json(profile: Profile, as_json: bool) -> No
     assert out.returncode == 0, out.stdout + out.stderr
     if as_json:
         data = json.loads(out.stdout)
-        assert data["verdict"] == "ok"
+        assert data["verdict"] == "ok", [r for r in data["results"] if r["status"] != "ok"]
         assert {r["node"] for r in data["results"]} >= {"studio1", "studio2", "arbiter", "cluster"}
     else:
         assert "verdict: ok" in out.stdout

@@ -249,6 +249,6 @@ def test_run_log_records_commands_without_secrets(profile: Profile, secrets: Sec
     replay(profile, secrets, runlog=runlog)
     assert runlog.path is not None
     text = runlog.path.read_text()
-    assert "studio-cluster/agent bootstrap" in text and "pgrep" in text
+    assert "studio-cluster/agent-" in text and " bootstrap" in text and "pgrep" in text
     for secret in (secrets.sst_password, secrets.redis_password):
         assert secret and secret not in text
