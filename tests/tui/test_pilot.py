@@ -98,6 +98,12 @@ async def test_preloaded_profile_opens_the_form_filled(tmp_path: Path) -> None:
         assert isinstance(screen, NodesScreen)
         assert screen.query_one("#f-nodes-2-address", Input).value == "10.20.0.13"
         assert screen.valid
+        await pilot.click("#next")  # the Next/Back buttons are handled once, in the screen base
+        await settle(pilot)
+        assert type(app.screen).__name__ == "CredentialsScreen"
+        await pilot.click("#back")
+        await settle(pilot)
+        assert app.screen is screen
 
 
 async def test_typed_secrets_never_reach_the_saved_profile_or_the_screen(

@@ -6,8 +6,9 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textual import work
+from textual import on, work
 from textual.screen import Screen
+from textual.widgets import Button
 from textual.worker import Worker, WorkerState
 
 from wizard.secrets import REDACTOR
@@ -57,6 +58,17 @@ class WizardScreen(Screen[Any]):
                     timeout=12)
 
     # -- shared actions -----------------------------------------------------------------------------
+    @on(Button.Pressed, "#next")
+    def _next_pressed(self) -> None:
+        self.action_next()
+
+    @on(Button.Pressed, "#back")
+    def _back_pressed(self) -> None:
+        self.action_back()
+
+    def action_next(self) -> None:
+        """Screens with a next step override this."""
+
     def action_back(self) -> None:
         self.app.pop_screen()
 

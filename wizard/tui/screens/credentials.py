@@ -91,14 +91,6 @@ class CredentialsScreen(WizardScreen):
     def _submitted(self) -> None:
         self.focus_next()
 
-    @on(Button.Pressed, "#next")
-    def _next_pressed(self) -> None:
-        self.action_next()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self) -> None:
-        self.action_back()
-
     # -- resolution ---------------------------------------------------------------------------------
     def resolve(self) -> None:
         self._generation += 1

@@ -135,14 +135,6 @@ class NodesScreen(WizardScreen):
             self.values["preferred_primary"] = event.value
             self.validate()
 
-    @on(Button.Pressed, "#next")
-    def _next_pressed(self) -> None:
-        self.action_next()
-
-    @on(Button.Pressed, "#back")
-    def _back_pressed(self) -> None:
-        self.action_back()
-
     # -- validation ---------------------------------------------------------------------------------
     def validate(self) -> None:
         self._generation += 1
