@@ -58,7 +58,8 @@ def plan_files(profile: Profile, secrets: Secrets | None, remote: Remote) -> lis
 
     def one(node: str) -> list[FileChange]:
         files = rendered[node]
-        res = remote[node].run(["python3", "-c", READ_FILES, *(str(f.path) for f in files)], what="read configs")
+        res = remote[node].run(["python3", "-I", "-S", "-c", READ_FILES, *(str(f.path) for f in files)],
+                               what="read configs")
         current = json.loads(res.stdout.strip().splitlines()[-1])
         out = []
         for f in files:

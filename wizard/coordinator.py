@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from wizard.agent_bundle import agent_digest, build_agent
+from wizard.agent_bundle import CACHE_TAG, agent_digest, build_agent
 from wizard.profile import Node, Profile
 from wizard.remote import Remote, RemoteError, sh
 from wizard.secrets import REDACTOR, Secrets
@@ -90,12 +90,13 @@ def agent_path(profile: Profile) -> str:
 # if another run got there first, its copy (the same version) stays.  Older versions are pruned.
 UNPACK = r"""
 import compileall, glob, os, shutil, sys, tempfile, zipfile
-pyz, target, digest = sys.argv[1:4]
+pyz, target, digest, tag = sys.argv[1:5]
 staging = tempfile.mkdtemp(prefix=os.path.basename(target) + ".", dir=os.path.dirname(target))
 try:
     with zipfile.ZipFile(pyz) as zf:
         zf.extractall(staging)
-    compileall.compile_dir(staging, quiet=1)
+    if sys.implementation.cache_tag != tag:  # byte code in the bundle is for another Python
+        compileall.compile_dir(staging, quiet=1)
     with open(os.path.join(staging, "DIGEST"), "w") as fh:
         fh.write(digest)
     os.chmod(staging, 0o755)
@@ -231,7 +232,8 @@ class Coordinator:
                 return node.name, False
             upload = f"{path}.{uuid.uuid4().hex[:8]}.pyz"
             conn.put(build_agent(), upload, mode=0o600)
-            conn.run(["python3", "-c", UNPACK, upload, path, digest], timeout=120, what="unpack the agent")
+            conn.run(["python3", "-c", UNPACK, upload, path, digest, CACHE_TAG], timeout=120,
+                     what="unpack the agent")
             return node.name, True
 
         with ThreadPoolExecutor(len(nodes)) as pool:

@@ -512,8 +512,9 @@ def primary_synced(node: Node) -> bool:
 
 def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], hb: Heartbeat) -> None:
     ev("join", "waiting", "waiting for a Primary Component to join")
-    wait_for("a Primary Component on another data node",
-             lambda: primary_members(coord.states(cfg.data_nodes)), float(cfg.get("wait_timeout", 60)) + 120)
+    wait_for("a Primary Component on another data node",  # Redis reads only: cheap to poll often
+             lambda: primary_members(coord.states(cfg.data_nodes)), float(cfg.get("wait_timeout", 60)) + 120,
+             max_interval=0.1)
     st = node.state()
     if st.running and st.cluster_status == "Primary":
         ev("join", "running", "already a member; waiting for Synced")
@@ -556,9 +557,9 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
             node.stop_garbd()
             garbd_running = False
         ev("garbd", "waiting", "waiting for both data nodes to be Primary and Synced")
-        wait_for("both data nodes Primary and Synced",
+        wait_for("both data nodes Primary and Synced",  # Redis reads only: cheap to poll often
                  lambda: all_synced(cfg, coord.live_states(cfg.data_nodes)),
-                 float(cfg.get("wait_timeout", 60)) + float(cfg.get("join_timeout", 300)))
+                 float(cfg.get("wait_timeout", 60)) + float(cfg.get("join_timeout", 300)), max_interval=0.1)
         if not garbd_running:
             ev("garbd", "running", "starting garbd")
             node.start_garbd()

@@ -74,8 +74,9 @@ class CheckContext:
 
     def run_json(self, node: Node, script: str, *args: object, stdin: str | None = None,
                  timeout: float = 30) -> Any:
-        """Run a python3 snippet on the node and parse the JSON it prints last."""
-        res = self.remote[node.name].run(["python3", "-c", script, *args], stdin=stdin, timeout=timeout,
+        """Run a python3 snippet on the node and parse the JSON it prints last.  -I -S: the probes use the
+        stdlib only, so skip site-packages and the environment (faster, and nothing on the node leaks in)."""
+        res = self.remote[node.name].run(["python3", "-I", "-S", "-c", script, *args], stdin=stdin, timeout=timeout,
                                          what=f"probe on {node.name}")
         return json.loads(res.stdout.strip().splitlines()[-1])
 
