@@ -38,6 +38,9 @@ def sh(*argv: object) -> str:
     return " ".join(q(a) for a in argv)
 
 
+MAX_CHANNELS = 8  # concurrent commands per node: below OpenSSH's default MaxSessions of 10
+
+
 class RemoteError(Exception):
     """A remote step failed.  `hint` is the one line a person acts on."""
 
@@ -111,6 +114,8 @@ class NodeConnection:
         self.runlog = runlog
         self._lock = threading.Lock()
         self._conn: Connection | None = None
+        # sshd allows MaxSessions (default 10) channels per connection; past that, opening one fails
+        self._slots = threading.BoundedSemaphore(MAX_CHANNELS)
 
     # -- connection ---------------------------------------------------------------------------
     def _make(self) -> Connection:
@@ -203,7 +208,8 @@ class NodeConnection:
         start = time.monotonic()
         try:
             payload = stdin_bytes if stdin_bytes is not None else (stdin.encode() if stdin is not None else None)
-            code, out, err = self._exec(conn, full, payload, timeout)
+            with self._slots:
+                code, out, err = self._exec(conn, full, payload, timeout)
         except TimeoutError:
             self._log(command, -1, "", "timed out", time.monotonic() - start)
             raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",

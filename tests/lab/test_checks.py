@@ -149,3 +149,16 @@ def test_check_command_exit_code_and_json(profile: Profile, as_json: bool) -> No
     finally:
         lab.start_redis()
     assert out.returncode == 1
+
+
+def test_many_commands_at_once_on_one_node_stay_within_sshd_max_sessions(profile: Profile) -> None:
+    """sshd refuses an 11th concurrent channel (MaxSessions 10): the connection must queue, not fail."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from wizard.remote import Remote
+
+    with Remote(profile) as remote, ThreadPoolExecutor(24) as pool:
+        outs = list(pool.map(
+            lambda i: remote["studio1"].run(["sh", "-c", 'sleep 0.3; echo "$1"', "probe", str(i)]).stdout.strip(),
+            range(24)))
+    assert outs == [str(i) for i in range(24)]
