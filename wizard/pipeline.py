@@ -20,7 +20,7 @@ from wizard.apply import FileChange, apply_files, plan_files, restarts_needed
 from wizard.checks import CheckResult, Status, run_checks, worst
 from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
 from wizard.profile import Profile
-from wizard.remote import Remote, RemoteError, RunLog
+from wizard.remote import Remote, RemoteError, RunLog, daemon_pids
 from wizard.secrets import Secrets
 from wizard.status import ClusterStatus, collect
 
@@ -70,7 +70,7 @@ def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) 
         unit = profile.services.mariadb_unit if service == "mariadb" else profile.services.garbd_unit
         remote[node].run(["systemctl", "stop", unit], timeout=300, what=f"stop {unit}")
         return
-    script = (f"pkill -TERM -x {proc} || exit 0; i=0; while pgrep -x {proc} >/dev/null; do "
+    script = (f"pkill -TERM -x {proc} || exit 0; i=0; while [ -n \"$({daemon_pids(proc)})\" ]; do "
               f"i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done")
     remote[node].run(script, timeout=90, what=f"stop {proc}")
 

@@ -41,6 +41,14 @@ def sh(*argv: object) -> str:
 MAX_CHANNELS = 8  # concurrent commands per node: below OpenSSH's default MaxSessions of 10
 
 
+def daemon_pids(proc: str) -> str:
+    """Shell: the pids of a running `proc` daemon, one a line.  Skips short-lived invocations of the same
+    binary (`mariadbd --version` from a check, `--wsrep-recover` from an agent), which pgrep alone would
+    count as a running server."""
+    return (f"for p in $(pgrep -x {q(proc)}); do tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null "
+            "| grep -qE -- '--(version|help|wsrep-recover)' || echo $p; done")
+
+
 class RemoteError(Exception):
     """A remote step failed.  `hint` is the one line a person acts on."""
 

@@ -17,7 +17,7 @@ from wizard.checks.names import query_a
 from wizard.coordinator import key, redis_client
 from wizard.nodesql import wsrep_status
 from wizard.profile import Node, Profile, Role
-from wizard.remote import Remote, RemoteError
+from wizard.remote import Remote, RemoteError, daemon_pids
 from wizard.secrets import Secrets
 
 Verdict = Literal["healthy", "degraded", "split", "down"]
@@ -102,7 +102,7 @@ def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node
     try:
         conn = remote[node.name]
         proc = "mariadbd" if node.role is Role.STUDIO else "garbd"
-        res = conn.run(f"pgrep -x {proc} >/dev/null && echo yes || echo no", timeout=timeout, what="pgrep")
+        res = conn.run(f"[ -n \"$({daemon_pids(proc)})\" ] && echo yes || echo no", timeout=timeout, what="pgrep")
         st.reachable = True
         st.process_running = res.stdout.strip() == "yes"
         if node.role is Role.STUDIO and st.process_running:

@@ -98,8 +98,19 @@ class Node:
             return parse_grastate("")
 
     def pids(self, name: str) -> list[int]:
+        """Running daemons named `name`; a short-lived `mariadbd --version` (a check) or
+        `--wsrep-recover` is not a running server."""
         out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True)
-        return [int(p) for p in out.stdout.split()]
+        pids = []
+        for p in out.stdout.split():
+            try:
+                with open("/proc/%s/cmdline" % p, "rb") as fh:
+                    args = fh.read().split(b"\0")
+            except OSError:
+                continue
+            if not any(a in (b"--version", b"--help", b"--wsrep-recover") for a in args):
+                pids.append(int(p))
+        return pids
 
     def mariadb_running(self) -> bool:
         return bool(self.pids("mariadbd"))

@@ -5,19 +5,19 @@ from __future__ import annotations
 from wizard.checks.base import CheckContext, Outcome, ok, register, warn
 from wizard.nodesql import wsrep_status
 from wizard.profile import Node, Role
-from wizard.remote import sh
+from wizard.remote import daemon_pids, sh
 
 
 @register("galera-state", "Existing cluster", order=80)
 def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
     conn = ctx.remote[node.name]
     if node.role is Role.ARBITER:
-        res = conn.run("pgrep -x garbd >/dev/null && echo running || echo stopped", timeout=10)
+        res = conn.run(f"[ -n \"$({daemon_pids('garbd')})\" ] && echo running || echo stopped", timeout=10)
         if res.stdout.strip() == "running":
             return warn("garbd is already running", "it will be reconfigured only if its settings change")
         return ok("no garbd running")
     grastate = ctx.profile.database.data_dir / "grastate.dat"
-    res = conn.run(f"cat {sh(str(grastate))} 2>/dev/null; echo ---; pgrep -x mariadbd || true", timeout=10)
+    res = conn.run(f"cat {sh(str(grastate))} 2>/dev/null; echo ---; {daemon_pids('mariadbd')}", timeout=10)
     state_text, _, pids = res.stdout.partition("---")
     fields = dict(
         line.split(":", 1) for line in state_text.splitlines() if ":" in line and not line.startswith("#")
