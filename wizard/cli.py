@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -270,6 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except Exception as exc:  # the last line of defence: a message, not a traceback (unless asked for)
+        if os.environ.get("STUDIO_CLUSTER_DEBUG"):
+            raise
+        err_console.print(f"[red]error:[/] {type(exc).__name__}: {REDACTOR(str(exc))}", markup=True)
+        err_console.print("run again with STUDIO_CLUSTER_DEBUG=1 for the traceback, and report it")
+        return EXIT_FAIL
 
 
 if __name__ == "__main__":

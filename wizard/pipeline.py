@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from wizard.apply import FileChange, apply_files, plan_files, restarts_needed
 from wizard.checks import CheckResult, Status, run_checks, worst
 from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
@@ -179,6 +181,11 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         except RemoteError as exc:
             listener.step("bootstrap", "fail", exc.message)
             raise PipelineError("bootstrap", str(exc)) from None
+        except redis.RedisError as exc:
+            message = (f"the coordination store {profile.redis.url} failed: {exc}; start Redis there "
+                       "(or fix redis.url / redis.password) and run again: the agents decide nothing without it")
+            listener.step("bootstrap", "fail", message)
+            raise PipelineError("bootstrap", message) from None
         actions = {n: o.action for n, o in result.bootstrap.outcomes.items()}
         listener.step("bootstrap", "done", ", ".join(f"{n}: {a}" for n, a in actions.items()))
 

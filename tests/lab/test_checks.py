@@ -162,3 +162,20 @@ def test_many_commands_at_once_on_one_node_stay_within_sshd_max_sessions(profile
             lambda i: remote["studio1"].run(["sh", "-c", 'sleep 0.3; echo "$1"', "probe", str(i)]).stdout.strip(),
             range(24)))
     assert outs == [str(i) for i in range(24)]
+
+
+def test_replay_with_redis_down_says_what_to_do_without_a_traceback(profile: Profile) -> None:
+    """Run last in this file: it writes the cluster's files; the cluster tests start from a fresh lab."""
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    lab.stop_redis()
+    try:
+        out = subprocess.run([sys.executable, "-m", "wizard", "replay", "profiles/lab.yaml", "--skip-checks"],
+                             capture_output=True, text=True, cwd=repo, timeout=120)
+    finally:
+        lab.start_redis()
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert "replay failed at bootstrap" in text and "start Redis there" in text, text
+    assert "Traceback" not in text

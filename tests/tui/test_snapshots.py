@@ -37,8 +37,12 @@ def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> WizardApp:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
+    """Workers done, messages handled, and a steady cursor: a blinking one is on or off depending on
+    when the picture is taken, which made the form snapshot flaky."""
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
     await pilot.pause()
 
 
