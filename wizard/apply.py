@@ -17,7 +17,7 @@ from typing import Literal
 
 from wizard.profile import Profile
 from wizard.remote import Remote
-from wizard.render import DNS_NODE, RenderedFile, render, unified_diff
+from wizard.render import DNS_NODE, GARBD_LOG_FILE, GARBD_WORK_DIR, RenderedFile, render, unified_diff
 from wizard.secrets import Secrets
 
 BACKUP_ROOT = "/var/backups/studio-cluster"
@@ -101,6 +101,15 @@ def apply_files(changes: list[FileChange], remote: Remote,
     with ThreadPoolExecutor(len(by_node)) as pool:  # nodes in parallel, one node's files in order
         results = pool.map(lambda cs: [one(c) for c in cs], by_node.values())
         return [c for cs in results for c in cs]
+
+
+def prepare_directories(profile: Profile, remote: Remote) -> None:
+    """Directories the rendered settings name but no package creates: garbd's log and work dirs, owned by
+    the user Debian's garb.service runs garbd as (nobody).  `install -d` on a right directory changes
+    nothing, so a re-run is a no-op."""
+    dirs = sorted({str(GARBD_LOG_FILE.parent), str(GARBD_WORK_DIR)})
+    remote[profile.arbiter.name].run(["install", "-d", "-o", "nobody", "-g", "nogroup", "-m", "0750", *dirs],
+                                     what="create garbd's directories")
 
 
 def restarts_needed(applied: list[FileChange]) -> dict[str, set[str]]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from wizard.apply import FileChange, apply_files, plan_files, restarts_needed
+from wizard.apply import FileChange, apply_files, plan_files, prepare_directories, restarts_needed
 from wizard.checks import CheckResult, Status, run_checks, worst
 from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
 from wizard.profile import Profile
@@ -148,6 +148,7 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         try:
             changes = plan_files(profile, secrets, remote)
             result.applied = apply_files(changes, remote, on_change=listener.on_file)
+            prepare_directories(profile, remote)
         except RemoteError as exc:
             listener.step("apply", "fail", exc.message)
             raise PipelineError("apply", str(exc)) from None

@@ -104,6 +104,8 @@ def test_replay_forms_the_cluster(formed: dict[str, Any], profile: Profile, secr
     assert wait_until("rows on studio2", lambda: row_ids(remote, profile, secrets, "studio2") == {1, 2, 3}, 10)
     wait_until("the authoring name to answer studio1",
                lambda: query_a(profile, profile.dns.authoring_name) == ["198.18.0.11"], 15)
+    dirs = remote["arbiter"].run(["stat", "-c", "%n %U %a", "/var/log/garbd", "/var/lib/garbd"]).stdout.split("\n")
+    assert dirs[:2] == ["/var/log/garbd nobody 750", "/var/lib/garbd nobody 750"], "garb.service runs as nobody"
 
 
 def test_replay_again_restarts_nothing_and_rewrites_nothing(formed: dict[str, Any], profile: Profile,
