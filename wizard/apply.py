@@ -13,11 +13,20 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Literal
 
 from wizard.profile import Profile
-from wizard.remote import Remote
-from wizard.render import DNS_NODE, GARBD_LOG_FILE, GARBD_WORK_DIR, RenderedFile, render, unified_diff
+from wizard.remote import Remote, q
+from wizard.render import (
+    DNS_NODE,
+    GARBD_LOG_FILE,
+    GARBD_WORK_DIR,
+    STUDIO_SETENV,
+    RenderedFile,
+    render,
+    unified_diff,
+)
 from wizard.secrets import Secrets
 
 BACKUP_ROOT = "/var/backups/studio-cluster"
@@ -110,6 +119,39 @@ def prepare_directories(profile: Profile, remote: Remote) -> None:
     dirs = sorted({str(GARBD_LOG_FILE.parent), str(GARBD_WORK_DIR)})
     remote[profile.arbiter.name].run(["install", "-d", "-o", "nobody", "-g", "nogroup", "-m", "0750", *dirs],
                                      what="create garbd's directories")
+
+
+SOURCE_MARK = "# studio-cluster: cluster settings"
+
+
+def hook_crafter_setenv(profile: Profile, remote: Remote) -> dict[str, str]:
+    """Make Crafter's own bin/crafter-setenv.sh source the rendered cluster settings, once.
+
+    Crafter owns crafter-setenv.sh, so we never replace it: where it exists and lacks our line, it is
+    backed up and the line appended (atomically); where Crafter is not installed yet, nothing happens
+    and the rendered file waits for it.  Returns node -> "added" / "present" / "no crafter"."""
+    base = PurePosixPath(str(profile.studio.install_path))
+    setenv, ours = base / "bin" / "crafter-setenv.sh", base / STUDIO_SETENV
+    line = f'{SOURCE_MARK}\n[ -f {q(str(ours))} ] && . {q(str(ours))}\n'
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+    def one(node: str) -> tuple[str, str]:
+        conn = remote[node]
+        current = conn.run(f"cat {q(str(setenv))} 2>/dev/null || echo __absent__", what="read crafter-setenv.sh")
+        text = current.stdout
+        if text.strip() == "__absent__":
+            return node, "no crafter"
+        if SOURCE_MARK in text:
+            return node, "present"
+        meta = conn.run(["stat", "-c", "%a %U %G", str(setenv)], what="stat crafter-setenv.sh").stdout.split()
+        new = text + ("" if text.endswith("\n") else "\n") + line
+        conn.put(new.encode(), str(setenv), mode=int(meta[0], 8), owner=meta[1], group=meta[2],
+                 backup=f"{BACKUP_ROOT}/{stamp}{setenv}")
+        return node, "added"
+
+    names = [n.name for n in profile.studio_nodes]
+    with ThreadPoolExecutor(len(names)) as pool:
+        return dict(pool.map(one, names))
 
 
 def restarts_needed(applied: list[FileChange]) -> dict[str, set[str]]:

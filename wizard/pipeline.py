@@ -18,7 +18,14 @@ from typing import Any
 
 import redis
 
-from wizard.apply import FileChange, apply_files, plan_files, prepare_directories, restarts_needed
+from wizard.apply import (
+    FileChange,
+    apply_files,
+    hook_crafter_setenv,
+    plan_files,
+    prepare_directories,
+    restarts_needed,
+)
 from wizard.checks import CheckResult, Status, run_checks, worst
 from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
 from wizard.profile import Profile
@@ -149,11 +156,15 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
             changes = plan_files(profile, secrets, remote)
             result.applied = apply_files(changes, remote, on_change=listener.on_file)
             prepare_directories(profile, remote)
+            hooked = hook_crafter_setenv(profile, remote)
         except RemoteError as exc:
             listener.step("apply", "fail", exc.message)
             raise PipelineError("apply", str(exc)) from None
-        listener.step("apply", "done", f"{len(result.applied)} file(s) written" if result.applied
-                      else "every file already up to date")
+        added = [n for n, state in hooked.items() if state == "added"]
+        listener.step("apply", "done", (f"{len(result.applied)} file(s) written" if result.applied
+                                        else "every file already up to date")
+                      + (f"; crafter-setenv.sh now sources the cluster settings on {', '.join(added)}" if added
+                         else ""))
 
         listener.step("bootstrap", "start", "agents electing and starting nodes")
         try:

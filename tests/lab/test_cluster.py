@@ -254,3 +254,22 @@ def test_run_log_records_commands_without_secrets(profile: Profile, secrets: Sec
     assert "studio-cluster/agent-" in text and " bootstrap" in text and "pgrep" in text
     for secret in (secrets.sst_password, secrets.redis_password):
         assert secret and secret not in text
+
+
+def test_crafter_setenv_sources_the_cluster_settings_once(profile: Profile, secrets: Secrets,
+                                                          remote: Remote) -> None:
+    setenv = "/opt/crafter/bin/crafter-setenv.sh"
+    remote["studio2"].run(["sh", "-c", 'printf "export CRAFTER_HOME=/opt/crafter\\n" > "$1" && chmod 755 "$1"',
+                           "mk", setenv])
+    replay(profile, secrets, skip_checks=True)
+    text = remote["studio2"].run(["cat", setenv]).stdout
+    assert text.startswith("export CRAFTER_HOME=/opt/crafter\n"), "Crafter's own lines stay"
+    assert text.count("crafter-setenv-cluster.sh") == 2 and text.count("# studio-cluster") == 1
+    assert remote["studio2"].run(["stat", "-c", "%a", setenv]).stdout.strip() == "755"
+    env = remote["studio2"].run(["sh", "-c", '. "$1"; echo "$MARIADB_CLUSTER_NODE_NAME $CLUSTER_NODE_ADDRESS"',
+                                 "src", setenv]).stdout.split()
+    assert env == ["studio2", "198.18.0.12"]
+    before = remote["studio2"].run(["stat", "-c", "%Y.%i", setenv]).stdout
+    replay(profile, secrets, skip_checks=True)
+    assert remote["studio2"].run(["stat", "-c", "%Y.%i", setenv]).stdout == before, "a re-run changes nothing"
+    assert remote["studio1"].run(["sh", "-c", 'test -e "$1" || echo absent', "t", setenv]).stdout.strip() == "absent"
