@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -28,6 +29,8 @@ def test_all_checks_pass_on_a_healthy_lab(profile: Profile, secrets: Secrets) ->
     assert checks >= {"ssh", "software", "network", "redis", "names", "authoring-dns", "clock", "disk",
                       "galera-state"}
     assert len(seen) == len(results), "every result is reported as it finishes"
+    software = by_key(results)[("studio1", "software")].summary
+    assert "wsrep" in software and re.search(r"Galera \d+\.\d+", software), software
 
 
 def test_sshd_stopped_fails_ssh_and_skips_the_rest(profile: Profile, secrets: Secrets) -> None:

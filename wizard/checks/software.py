@@ -26,8 +26,10 @@ mariadbd, provider = sys.argv[1], sys.argv[2]
 def grep_binary(path, pattern):
     # searching the binary is ~20x faster than asking `mariadbd --verbose --help`
     import mmap
+    # the match must be copied out before the map closes
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        return re.search(pattern, mm)
+        m = re.search(pattern, mm)
+        return bytes(m.group(m.lastindex or 0)) if m else None
 if os.access(mariadbd, os.X_OK):
     rc, text = run(mariadbd, "--version")
     out["mariadbd"] = text if rc == 0 else None
@@ -36,8 +38,8 @@ else:
     out["mariadbd"] = None
 out["provider"] = os.path.isfile(provider)
 if out["provider"]:
-    m = grep_binary(provider, rb"\b(2[56]\.\d+\.\d+)\b")
-    out["provider_version"] = m.group(1).decode() if m else None
+    m = grep_binary(provider, rb"(\d+\.\d+(?:\.\d+)?)\(r\w+\)")  # e.g. 4.23(rXXXX)
+    out["provider_version"] = m.decode() if m else None
 def version(tool):
     p = found(tool)
     if not p:  # missing or not executable
