@@ -44,9 +44,10 @@ MAX_CHANNELS = 8  # concurrent commands per node: below OpenSSH's default MaxSes
 def daemon_pids(proc: str) -> str:
     """Shell: the pids of a running `proc` daemon, one a line.  Skips short-lived invocations of the same
     binary (`mariadbd --version` from a check, `--wsrep-recover` from an agent), which pgrep alone would
-    count as a running server."""
-    return (f"for p in $(pgrep -x {q(proc)}); do tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null "
-            "| grep -qE -- '--(version|help|wsrep-recover)' || echo $p; done")
+    count as a running server, and processes gone (or zombies) by the time their cmdline is read."""
+    return (f"for p in $(pgrep -x {q(proc)}); do "
+            "c=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) || continue; [ -n \"$c\" ] || continue; "
+            "echo \"$c\" | grep -qE -- '--(version|help|wsrep-recover)' || echo $p; done")
 
 
 class RemoteError(Exception):

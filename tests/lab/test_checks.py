@@ -182,3 +182,14 @@ def test_replay_with_redis_down_says_what_to_do_without_a_traceback(profile: Pro
     assert out.returncode == 1, text
     assert "replay failed at bootstrap" in text and "start Redis there" in text, text
     assert "Traceback" not in text
+
+
+def test_short_lived_mariadbd_invocations_are_not_a_running_server(profile: Profile) -> None:
+    """A check runs `mariadbd --version` while another asks whether a server runs: with a bare pgrep (or
+    a cmdline read racing the exit) the answer was 'yes' about one time in eight."""
+    from wizard.remote import daemon_pids
+
+    script = ("( for i in $(seq 150); do /usr/sbin/mariadbd --version >/dev/null; done ) & "
+              f"fp=0; for i in $(seq 200); do [ -n \"$({daemon_pids('mariadbd')})\" ] && fp=$((fp+1)); done; "
+              "wait; echo $fp")
+    assert lab.host_exec("studio1", ["sh", "-c", script], timeout=120).stdout.strip() == "0"

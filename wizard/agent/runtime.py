@@ -107,7 +107,9 @@ class Node:
                 with open("/proc/%s/cmdline" % p, "rb") as fh:
                     args = fh.read().split(b"\0")
             except OSError:
-                continue
+                continue  # gone since pgrep saw it
+            if args == [b""]:
+                continue  # a zombie: not running
             if not any(a in (b"--version", b"--help", b"--wsrep-recover") for a in args):
                 pids.append(int(p))
         return pids
