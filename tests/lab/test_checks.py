@@ -168,7 +168,7 @@ def test_many_commands_at_once_on_one_node_stay_within_sshd_max_sessions(profile
 
 
 def test_replay_with_redis_down_says_what_to_do_without_a_traceback(profile: Profile) -> None:
-    """Run last in this file: it writes the cluster's files; the cluster tests start from a fresh lab."""
+    """It writes the cluster's files (and leaves them): later check tests must not expect a fresh node."""
     import sys
 
     repo = Path(__file__).resolve().parents[2]
