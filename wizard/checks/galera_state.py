@@ -33,7 +33,8 @@ def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
                 f"({status.get('wsrep_local_state_comment')})",
                 "nodes will join the running component; nothing will bootstrap over it",
             )
-        return warn("mariadbd runs without Galera", "the apply step restarts it with the cluster config")
+        if conn.run(daemon_pids("mariadbd"), timeout=10).stdout.strip():  # still there: it really runs
+            return warn("mariadbd runs without Galera", "the apply step restarts it with the cluster config")
     if uuid and set(uuid) - {"0", "-"}:
         return warn(f"Galera state from an earlier cluster: uuid {uuid}, seqno {seqno}",
                     "the bootstrap recovers from this state; it does not re-initialize the data")
