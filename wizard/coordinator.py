@@ -219,10 +219,13 @@ class RunLease:
 class Coordinator:
     def __init__(self, profile: Profile, secrets: Secrets, remote: Remote) -> None:
         self.profile, self.secrets, self.remote = profile, secrets, remote
+        self._shipped: set[str] = set()  # nodes known to hold this agent version: no second round trip
 
     def ship_agent(self, nodes: list[Node] | None = None) -> dict[str, bool]:
         """Upload the agent where its hash differs; returns node -> uploaded."""
-        nodes = nodes or self.profile.nodes
+        nodes = [n for n in (nodes or self.profile.nodes) if n.name not in self._shipped]
+        if not nodes:
+            return {}
         path, digest = agent_path(self.profile), agent_digest()
 
         def one(node: Node) -> tuple[str, bool]:
@@ -237,7 +240,9 @@ class Coordinator:
             return node.name, True
 
         with ThreadPoolExecutor(len(nodes)) as pool:
-            return dict(pool.map(one, nodes))
+            shipped = dict(pool.map(one, nodes))
+        self._shipped.update(shipped)
+        return shipped
 
     def _run_agent(self, node: Node, command: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
         res = self.remote[node.name].run(["python3", agent_path(self.profile), command], stdin=json.dumps(cfg),

@@ -148,14 +148,13 @@ class NodeConnection:
         )
         client: paramiko.SSHClient = conn.client
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        known = ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser()
+        known = Path(self._known_hosts_name())
         if known.is_file():
             client.load_host_keys(str(known))
         return conn
 
     def _known_hosts_name(self) -> str:
-        known = self.node.ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser()
-        return str(known)
+        return str(self.node.ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser())
 
     def open(self) -> Connection:
         with self._lock:

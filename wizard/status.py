@@ -102,9 +102,9 @@ def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node
     try:
         conn = remote[node.name]
         proc = "mariadbd" if node.role is Role.STUDIO else "garbd"
-        res = conn.run(f"[ -n \"$({daemon_pids(proc)})\" ] && echo yes || echo no", timeout=timeout, what="pgrep")
+        res = conn.run(daemon_pids(proc), timeout=timeout, what="pgrep")
         st.reachable = True
-        st.process_running = res.stdout.strip() == "yes"
+        st.process_running = bool(res.stdout.strip())
         if node.role is Role.STUDIO and st.process_running:
             st.wsrep = wsrep_status(conn, profile, secrets, timeout=timeout)
             if not st.wsrep:

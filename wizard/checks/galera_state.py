@@ -12,8 +12,7 @@ from wizard.remote import daemon_pids, sh
 def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
     conn = ctx.remote[node.name]
     if node.role is Role.ARBITER:
-        res = conn.run(f"[ -n \"$({daemon_pids('garbd')})\" ] && echo running || echo stopped", timeout=10)
-        if res.stdout.strip() == "running":
+        if conn.run(daemon_pids("garbd"), timeout=10).stdout.strip():
             return warn("garbd is already running", "it will be reconfigured only if its settings change")
         return ok("no garbd running")
     grastate = ctx.profile.database.data_dir / "grastate.dat"

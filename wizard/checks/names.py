@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 
@@ -96,4 +95,4 @@ def node_names(ctx: CheckContext, node: Node) -> Outcome:
     if missing:
         return warn(f"cannot resolve {', '.join(missing)}",
                     f"add {', '.join(missing)} to /etc/hosts or DNS on {node.name} (logs and tools use names)")
-    return ok(f"resolves {', '.join(json.dumps(n)[1:-1] for n in wanted)} to their addresses")
+    return ok(f"resolves {', '.join(wanted)} to their addresses")
