@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 
 from wizard.agent.election import (
     BOOTSTRAP,
+    DATADIR_DATA,
+    DATADIR_EMPTY,
+    DATADIR_SYSTEM,
     JOIN,
     REFUSE,
     WAIT,
@@ -29,13 +32,16 @@ DATA = ["studio1", "studio2"]
 
 
 def node(name: str, uuid: str = U, seqno: int = -1, safe: bool = False, recovered: int | None = None,
-         running: bool = False, status: str = "", local: str = "") -> NodeState:
+         running: bool = False, status: str = "", local: str = "", datadir: str = DATADIR_DATA) -> NodeState:
     return NodeState(name=name, uuid=uuid, seqno=seqno, safe_to_bootstrap=safe, recovered_seqno=recovered,
-                     running=running, cluster_status=status, local_state=local, heartbeat=1700000000.5)
+                     running=running, cluster_status=status, local_state=local, heartbeat=1700000000.5,
+                     datadir=datadir)
 
 
 def fresh(name: str) -> NodeState:
-    return NodeState(name=name)
+    """What the agent registers for a host Debian's package just initialised: no grastate.dat,
+    ``--wsrep-recover`` found no position, only the system schemas."""
+    return NodeState(name=name, recovered_seqno=-1, recovered_uuid=ZERO_UUID, datadir=DATADIR_SYSTEM)
 
 
 def states(*nodes: NodeState) -> dict[str, NodeState]:
@@ -85,25 +91,91 @@ def test_clean_seqno_against_recovered_seqno() -> None:
 
 def test_zero_uuid_is_never_chosen() -> None:
     # studio1 was reinstalled (fresh), studio2 has history at a lower "number": studio2 bootstraps.
-    d = decide(states(node("studio1", uuid=ZERO_UUID, seqno=-1), node("studio2", seqno=3)), DATA, "studio1")
+    d = decide(states(fresh("studio1"), node("studio2", seqno=3)), DATA, "studio1")
     assert (d.kind, d.node) == (BOOTSTRAP, "studio2")
-    # A zero uuid with a seqno (a damaged file) is no candidate either.
+    assert "studio1 (fresh" in d.reason
+    # A zero uuid with a seqno (a damaged file) is no candidate: it blocks until recovery can tell.
     d = decide(states(node("studio1", uuid=ZERO_UUID, seqno=100), node("studio2", seqno=3)), DATA, "studio1")
-    assert d.node == "studio2"
+    assert d.kind == REFUSE and "studio1" in d.reason
 
 
-def test_unknown_seqno_is_never_chosen() -> None:
+def test_zeroed_grastate_is_not_fresh_issue_7_input_1() -> None:
+    """Galera zeroes grastate.dat while DDL runs; a crash then leaves the position only in InnoDB.
+    The exact pure input of issue 7: b's state says nothing, so nobody may bootstrap over it."""
+    d = decide({"a": NodeState("a", uuid=U, seqno=100), "b": NodeState("b", uuid=ZERO_UUID)}, ["a", "b"], "a")
+    assert d.kind == REFUSE and d.node is None
+    assert "b (position unknown" in d.reason and "--force-bootstrap" in d.reason and "--wsrep-recover" in d.reason
+    # The agent ran --wsrep-recover on b: InnoDB holds a later position than a's: b bootstraps.
+    b = NodeState("b", uuid=ZERO_UUID, recovered_uuid=U, recovered_seqno=140, datadir=DATADIR_DATA)
+    d = decide({"a": NodeState("a", uuid=U, seqno=100, datadir=DATADIR_DATA), "b": b}, ["a", "b"], "a")
+    assert (d.kind, d.node, d.seqno) == (BOOTSTRAP, "b", 140)
+    assert d.needs_safe_to_bootstrap
+    # --wsrep-recover failed on b: still unknown, still blocked, the reason says why.
+    b = NodeState("b", uuid=ZERO_UUID, datadir=DATADIR_DATA, note="--wsrep-recover failed: InnoDB corrupt")
+    d = decide({"a": NodeState("a", uuid=U, seqno=100), "b": b}, ["a", "b"], "a")
+    assert d.kind == REFUSE and "InnoDB corrupt" in d.reason
+
+
+@pytest.mark.parametrize("datadir", [DATADIR_DATA, DATADIR_SYSTEM, ""])
+def test_missing_or_unreadable_grastate_with_innodb_data_is_unknown(datadir: str) -> None:
+    d = decide(states(NodeState("studio1", datadir=datadir, note="grastate.dat unreadable"),
+                      node("studio2", seqno=7)), DATA, "studio2")
+    assert d.kind == REFUSE and "studio1" in d.reason
+
+
+def test_a_failed_first_bootstrap_is_fresh_issue_7_input_2() -> None:
+    # mariadbd aborted on its first start: grastate holds a uuid but no position, and InnoDB holds no
+    # Galera position either (recovered -1): the node never committed anything.
+    aborted = NodeState("studio1", uuid=U, seqno=-1, recovered_uuid=ZERO_UUID, recovered_seqno=-1,
+                        datadir=DATADIR_SYSTEM)
+    assert aborted.is_fresh and aborted.committed_nothing
+    d = decide(states(aborted, fresh("studio2")), DATA, "studio1")
+    assert (d.kind, d.node, d.new_cluster) == (BOOTSTRAP, "studio1", True)
+
+
+def test_force_is_always_a_way_out_with_what_it_loses() -> None:
+    stuck = NodeState("studio1", uuid=U, seqno=-1, datadir=DATADIR_SYSTEM, note="--wsrep-recover failed")
+    d = decide(states(stuck, fresh("studio2")), DATA, "studio1")
+    assert d.kind == REFUSE and "--force-bootstrap" in d.reason
+    d = decide(states(stuck, fresh("studio2")), DATA, "studio1", force="studio1")
+    assert (d.kind, d.node, d.forced) == (BOOTSTRAP, "studio1", True)
+    assert "position is unknown" in d.reason
+    # Forcing the node behind says what is lost.
+    d = decide(states(node("studio1", seqno=5), stuck.__class__("studio2", uuid=U, seqno=9, datadir=DATADIR_DATA)),
+               DATA, "studio1", force="studio1")
+    assert d.kind == BOOTSTRAP and "ahead of studio1" in d.reason and "lost" in d.reason
+
+
+def test_standalone_server_keeps_its_data_when_it_is_the_only_one() -> None:
+    standalone = NodeState("studio2", recovered_uuid=ZERO_UUID, recovered_seqno=-1, datadir=DATADIR_DATA)
+    assert standalone.is_standalone and not standalone.is_fresh
+    d = decide(states(fresh("studio1"), standalone), DATA, "studio1")
+    assert (d.kind, d.node, d.new_cluster) == (BOOTSTRAP, "studio2", True)
+    assert "keeping its databases" in d.reason and "studio1 (fresh) join" in d.reason
+    both = NodeState("studio1", recovered_uuid=ZERO_UUID, recovered_seqno=-1, datadir=DATADIR_DATA)
+    d = decide(states(both, standalone), DATA, "studio1")
+    assert d.kind == REFUSE and "--force-bootstrap" in d.reason
+    d = decide(states(node("studio1", seqno=4), standalone), DATA, "studio1")
+    assert d.kind == REFUSE
+
+
+def test_empty_datadir_is_fresh_without_recovery() -> None:
+    assert NodeState("studio1", datadir=DATADIR_EMPTY).is_fresh
+
+
+def test_unknown_seqno_blocks_until_known() -> None:
     d = decide(states(node("studio1", seqno=-1, recovered=None), node("studio2", seqno=3)), DATA, "studio1")
-    assert (d.kind, d.node) == (BOOTSTRAP, "studio2")
-    assert "studio1 (position unknown)" in d.reason
-    d = decide(states(node("studio1", seqno=-1, recovered=-1), node("studio2", recovered=3)), DATA, "studio1")
+    assert d.kind == REFUSE
+    assert "studio1 (position unknown" in d.reason
+    d = decide(states(node("studio1", seqno=-1, recovered=-1, datadir=DATADIR_SYSTEM),
+                      node("studio2", recovered=3)), DATA, "studio1")
     assert d.node == "studio2"
 
 
 def test_no_known_position_refuses() -> None:
-    d = decide(states(node("studio1"), node("studio2", recovered=-1)), DATA, "studio1")
+    d = decide(states(node("studio1"), node("studio2")), DATA, "studio1")
     assert d.kind == REFUSE and d.node is None
-    assert "studio1" in d.reason and "studio2" in d.reason and "known position" in d.reason
+    assert "studio1" in d.reason and "studio2" in d.reason and "position unknown" in d.reason
 
 
 @pytest.mark.parametrize(("preferred", "winner"), [("studio1", "studio1"), ("studio2", "studio2")])
@@ -173,15 +245,17 @@ def test_force_overrides_the_higher_seqno_and_says_so() -> None:
     assert "studio2 (seqno 12)" in d.reason and "lost" in d.reason
 
 
-def test_force_refuses_an_unusable_node() -> None:
+def test_force_always_wins_and_says_what_it_loses() -> None:
     unknown = decide(states(node("studio1"), node("studio2", seqno=3)), DATA, "studio1", force="studio1")
-    assert unknown.kind == REFUSE and "unknown" in unknown.reason
+    assert unknown.kind == BOOTSTRAP and "position is unknown" in unknown.reason and "ahead" in unknown.reason
     fresh_one = decide(states(fresh("studio1"), node("studio2", seqno=3)), DATA, "studio1", force="studio1")
-    assert fresh_one.kind == REFUSE and "no Galera history" in fresh_one.reason
+    assert fresh_one.kind == BOOTSTRAP and "studio1 holds no data" in fresh_one.reason
     fresh_alone = decide(states(fresh("studio1")), DATA, "studio1", force="studio1")
-    assert fresh_alone.kind == REFUSE and "studio2" in fresh_alone.reason
+    assert fresh_alone.kind == BOOTSTRAP and "studio2 has not registered" in fresh_alone.reason
     stranger = decide(states(node("studio1", seqno=3)), DATA, "studio1", force="arbiter")
     assert stranger.kind == REFUSE and "not a data node" in stranger.reason
+    absent = decide(states(node("studio1", seqno=3)), DATA, "studio1", force="studio2")
+    assert absent.kind == WAIT and "studio2" in absent.reason
 
 
 def test_force_among_fresh_nodes_picks_the_forced_one() -> None:
@@ -266,7 +340,7 @@ seqnos = st.integers(min_value=-1, max_value=20)
 @st.composite
 def node_states(draw: st.DrawFn, name: str) -> NodeState:
     if draw(st.integers(min_value=0, max_value=3)) == 0:
-        return NodeState(name=name)  # fresh, often enough that all-fresh clusters come up
+        return fresh(name)  # often enough that all-fresh clusters come up
     running = draw(st.booleans())
     return NodeState(
         name=name,
@@ -274,6 +348,8 @@ def node_states(draw: st.DrawFn, name: str) -> NodeState:
         seqno=draw(seqnos),
         safe_to_bootstrap=draw(st.booleans()),
         recovered_seqno=draw(st.none() | seqnos),
+        recovered_uuid=draw(st.sampled_from(["", ZERO_UUID, U, OTHER])),
+        datadir=draw(st.sampled_from([DATADIR_EMPTY, DATADIR_SYSTEM, DATADIR_DATA, ""])),
         running=running,
         cluster_status=draw(st.sampled_from(["", "Primary", "non-Primary", "Disconnected"])) if running else "",
         local_state=draw(st.sampled_from(["", "Synced", "Joining", "Donor/Desynced"])) if running else "",
@@ -313,22 +389,26 @@ def test_properties(scenario: tuple[dict[str, NodeState], list[str], str, str | 
     assert d.node in registered
     winner = registered[d.node]
     assert d.seqno == winner.effective_seqno
-    if d.new_cluster:
-        assert set(registered) == set(data)
-        assert all(s.is_fresh for s in registered.values())
-        assert d.node == (force or preferred)
-        return
-    # A node with history always bootstraps from a known position and a real cluster uuid.
-    assert winner.is_candidate
     if d.forced:
         assert d.node == force
         return
     assert force is None
     assert set(registered) == set(data)
+    # Never bootstrap past a node whose position cannot be told.
+    assert not any(s.is_unknown for s in registered.values())
+    if d.new_cluster:
+        # A new cluster only over nodes with nothing to lose, but for the one whose data it keeps.
+        assert all(s.is_fresh or (s.is_standalone and n == d.node) for n, s in registered.items())
+        if winner.is_fresh:
+            assert d.node == preferred
+        return
+    # A node with history always bootstraps from a known position and a real cluster uuid, the highest.
+    assert winner.is_candidate
     candidates = [s for s in registered.values() if s.is_candidate]
     best = max(s.effective_seqno for s in candidates if s.effective_seqno is not None)
     assert winner.effective_seqno == best
-    assert len({s.uuid for s in registered.values() if s.uuid != ZERO_UUID}) == 1
+    assert len({s.galera_uuid for s in registered.values() if not s.has_zero_uuid}) == 1
+    assert not any(s.is_standalone for s in registered.values())
 
 
 # -- runs on the nodes' python ----------------------------------------------------------------------

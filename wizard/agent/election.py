@@ -9,19 +9,26 @@ Rules, in order:
 
 1. A data node runs in a Primary Component -> JOIN it.  Nobody bootstraps, not even with ``force``:
    a second Primary Component would split the cluster.
-2. ``force`` names a data node -> it bootstraps if it has registered and is usable (non-zero uuid
-   and a known position; or, when every data node has registered, all of them fresh).  Missing
-   nodes and a uuid mismatch are overridden, and the reason says what may be lost.
+2. ``force`` names a registered data node -> it bootstraps, whatever its state: forcing is the way
+   out of every refusal.  The reason states plainly what is lost (nodes ahead of it, nodes whose
+   position is unknown, databases replaced, missing nodes).
 3. A data node has not registered -> WAIT, naming it.
-4. Every data node is fresh (zero uuid, no position) -> BOOTSTRAP a new cluster on ``preferred``.
-5. Data nodes carry different non-zero uuids -> REFUSE, naming them: they are not one cluster.
-6. Candidates are the nodes with a non-zero uuid and a known position; none -> REFUSE.  The winner has
-   the highest effective seqno; ties go to a node with ``safe_to_bootstrap: 1``, then to
-   ``preferred``, then by name.  So a node never bootstraps while another holds later transactions.
+4. Every data node is fresh (no Galera transaction, no databases of its own) -> BOOTSTRAP a new
+   cluster on ``preferred``.
+5. A data node's position is unknown (grastate says nothing and ``--wsrep-recover`` could not tell)
+   -> REFUSE, naming it and the ways out: it may hold the latest transactions.
+6. Data nodes carry different non-zero uuids -> REFUSE, naming them: they are not one cluster.
+7. Databases that never were in Galera (a standalone server): the only node with data bootstraps a
+   new cluster keeping them; with a rival (another standalone or a node with cluster history) REFUSE.
+8. The winner has the highest effective seqno; ties go to a node with ``safe_to_bootstrap: 1``, then
+   to ``preferred``, then by name.  So a node never bootstraps while another holds later transactions.
 
 The effective seqno is grastate's ``seqno`` when >= 0 (clean shutdown); else the position recovered
-by ``mariadbd --wsrep-recover`` (after a crash); else, for a running node outside a Primary
-Component, its ``wsrep_last_committed``; else unknown.
+by ``mariadbd --wsrep-recover`` (after a crash, or when Galera zeroed grastate.dat during DDL); else,
+for a running node outside a Primary Component, its ``wsrep_last_committed``; else unknown.  A zero
+uuid in grastate.dat proves nothing by itself: a node is *fresh* only when ``--wsrep-recover`` found
+no Galera position in InnoDB (or there is no InnoDB at all) and its datadir holds no databases of its
+own (``datadir``, as the agent classified it).  A state with ``datadir`` unset is never fresh.
 
 Standard library only, Python 3.9+ (this runs on the nodes).
 """
@@ -37,6 +44,9 @@ from wizard.agent.grastate import ZERO_UUID, GraState
 __all__ = [
     "ARBITER",
     "BOOTSTRAP",
+    "DATADIR_DATA",
+    "DATADIR_EMPTY",
+    "DATADIR_SYSTEM",
     "JOIN",
     "KINDS",
     "REFUSE",
@@ -57,6 +67,11 @@ KINDS = (JOIN, BOOTSTRAP, WAIT, REFUSE)
 
 STUDIO = "studio"
 ARBITER = "arbiter"
+
+DATADIR_EMPTY = "empty"  # no InnoDB system tablespace: never initialised
+DATADIR_SYSTEM = "system"  # initialised; only the server's own schemas (mysql, performance_schema, sys)
+DATADIR_DATA = "data"  # holds databases of its own
+DATADIR_KINDS = (DATADIR_EMPTY, DATADIR_SYSTEM, DATADIR_DATA, "")
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -84,6 +99,13 @@ def _int(value: str, key: str) -> int:
         raise ValueError(f"node state field {key}={value!r} is not an integer") from None
 
 
+def _datadir(value: str) -> str:
+    value = value.strip()
+    if value not in DATADIR_KINDS:
+        raise ValueError(f"node state field datadir={value!r} is not one of {', '.join(DATADIR_KINDS)}")
+    return value
+
+
 def _float(value: str, key: str) -> float:
     try:
         return float(value.strip() or 0)
@@ -107,11 +129,23 @@ class NodeState:
     heartbeat: float = 0.0
     cluster_size: int = 0
     last_committed: int = -1
+    recovered_uuid: str = ""  # the uuid ``--wsrep-recover`` found in InnoDB ("" when it did not run)
+    datadir: str = ""  # DATADIR_EMPTY, DATADIR_SYSTEM, DATADIR_DATA, or "" (not inspected: unknown)
+    note: str = ""  # why the position is unknown (grastate unreadable, recovery failed, ...)
 
     # -- views ------------------------------------------------------------------------------------
     @property
+    def galera_uuid(self) -> str:
+        """The cluster uuid this node's data belongs to: grastate's, else the one InnoDB holds."""
+        if self.uuid != ZERO_UUID:
+            return self.uuid
+        if self.recovered_uuid and self.recovered_uuid != ZERO_UUID:
+            return self.recovered_uuid
+        return ZERO_UUID
+
+    @property
     def has_zero_uuid(self) -> bool:
-        return self.uuid == ZERO_UUID
+        return self.galera_uuid == ZERO_UUID
 
     @property
     def is_primary(self) -> bool:
@@ -130,14 +164,34 @@ class NodeState:
         return None
 
     @property
+    def committed_nothing(self) -> bool:
+        """Known to hold no Galera transaction: ``--wsrep-recover`` found no position in InnoDB
+        (``recovered_seqno == -1``), or there is no InnoDB data at all (an empty datadir)."""
+        if self.effective_seqno is not None:
+            return False
+        return self.datadir == DATADIR_EMPTY or (self.recovered_seqno is not None and self.recovered_seqno < 0)
+
+    @property
     def is_fresh(self) -> bool:
-        """Never part of a cluster: zero uuid and no known position."""
-        return self.has_zero_uuid and self.effective_seqno is None
+        """Nothing to lose: no Galera transaction and no databases of its own (only the server's system
+        schemas, or not even those).  A zero uuid alone proves nothing: Galera zeroes grastate.dat while
+        DDL runs, and a crash then leaves the real position only in InnoDB."""
+        return self.committed_nothing and self.datadir in (DATADIR_EMPTY, DATADIR_SYSTEM)
+
+    @property
+    def is_standalone(self) -> bool:
+        """Holds databases of its own but no Galera position: a server that ran without Galera."""
+        return self.committed_nothing and self.datadir == DATADIR_DATA
 
     @property
     def is_candidate(self) -> bool:
         """Could bootstrap: belongs to a cluster (non-zero uuid) and knows its position."""
         return not self.has_zero_uuid and self.effective_seqno is not None
+
+    @property
+    def is_unknown(self) -> bool:
+        """Where this node stands cannot be told: it may hold transactions nobody else has."""
+        return not self.is_candidate and not self.committed_nothing
 
     def position(self) -> str:
         """``seqno 42``, ``recovered seqno 42``, ``last committed 42`` or ``position unknown``."""
@@ -147,14 +201,20 @@ class NodeState:
             return f"recovered seqno {self.recovered_seqno}"
         if self.effective_seqno is not None:
             return f"last committed {self.last_committed}"
+        if self.committed_nothing:
+            return "no Galera transaction committed"
         return "position unknown"
 
     def describe(self) -> str:
         """One line for reasons and logs, e.g. ``studio1 (seqno 42, safe_to_bootstrap=1)``."""
         if self.is_fresh:
-            return f"{self.name} (fresh: no Galera history)"
+            return f"{self.name} (fresh: no Galera history, no databases of its own)"
         parts = [self.position()]
-        if self.has_zero_uuid:
+        if self.is_standalone:
+            parts.append("databases of its own")
+        if self.is_unknown and self.note:
+            parts.append(self.note)
+        if self.has_zero_uuid and not self.committed_nothing:
             parts.append("uuid all zeros")
         if self.safe_to_bootstrap:
             parts.append("safe_to_bootstrap=1")
@@ -177,6 +237,9 @@ class NodeState:
             "heartbeat": repr(float(self.heartbeat)),
             "cluster_size": str(self.cluster_size),
             "last_committed": str(self.last_committed),
+            "recovered_uuid": self.recovered_uuid,
+            "datadir": self.datadir,
+            "note": self.note,
         }
 
     @classmethod
@@ -199,6 +262,9 @@ class NodeState:
             heartbeat=_float(d.get("heartbeat", "0"), "heartbeat"),
             cluster_size=_int(d.get("cluster_size", "0") or "0", "cluster_size"),
             last_committed=_int(d.get("last_committed", "-1") or "-1", "last_committed"),
+            recovered_uuid=d.get("recovered_uuid", "").strip().lower(),
+            datadir=_datadir(d.get("datadir", "")),
+            note=d.get("note", ""),
         )
 
     @classmethod
@@ -270,18 +336,20 @@ def _rank(state: NodeState, preferred: str) -> tuple[int, bool, bool, str]:
     return (-seqno, not (state.safe_to_bootstrap and state.seqno >= 0), state.name != preferred, state.name)
 
 
-def _ineligible_note(nodes: Sequence[NodeState]) -> str:
-    """Warn about nodes with history but no known position: what only they committed is lost."""
-    unknown = [s for s in nodes if not s.has_zero_uuid and s.effective_seqno is None]
-    if not unknown:
-        return ""
-    verb = "cannot be ranked and resyncs" if len(unknown) == 1 else "cannot be ranked and resync"
-    return (f"; {'; '.join(s.describe() for s in unknown)} {verb} from the winner, losing any transaction "
-            "only it committed")
+def _unknown_refusal(unknown: Sequence[NodeState]) -> Decision:
+    who = _names([s.name for s in unknown])
+    return Decision(REFUSE, (
+        f"{'; '.join(s.describe() for s in unknown)}: where {who} stands cannot be told, so no node can be "
+        f"shown to hold everything {who} committed and nothing bootstraps automatically. Ways out: make "
+        f"`mariadbd --wsrep-recover` succeed on {who} (its error log says why it cannot read InnoDB) and run "
+        "again; or force a node with --force-bootstrap NODE, accepting that whatever only "
+        f"{who} committed is lost"))
 
 
 def _forced(force: str, data: Sequence[str], registered: Mapping[str, NodeState],
             missing: Sequence[str]) -> Decision:
+    """The operator's choice always wins (it is the way out of every refusal), with a plain statement of
+    what it loses; only a node that has not registered cannot be forced yet."""
     if force not in data:
         return Decision(REFUSE, f"force names {force!r}, which is not a data node; use one of {_names(data)}")
     if force not in registered:
@@ -289,31 +357,33 @@ def _forced(force: str, data: Sequence[str], registered: Mapping[str, NodeState]
                         missing=tuple(missing))
     me = registered[force]
     everyone_fresh = not missing and all(s.is_fresh for s in registered.values())
-    if not (me.is_candidate or everyone_fresh):
-        if me.is_fresh:
-            why = ("it has no Galera history" + (
-                f" and {_names(missing)} has not registered, so a new cluster on {force} could later wipe "
-                f"{_names(missing)}'s data when it rejoins; start {_names(missing)}'s agent"
-                if missing else f", while {_names([s.name for s in registered.values() if not s.is_fresh])} has"))
-        elif me.has_zero_uuid:
-            why = "its grastate uuid is all zeros"
-        else:
-            why = "its position is unknown (grastate seqno -1 and no recovered position)"
-        return Decision(REFUSE, f"{force} cannot bootstrap even when forced: {why}")
     notes = []
     if missing:
         notes.append(f"{_names(missing)} has not registered; whatever it committed beyond {force} will be lost "
                      "when it rejoins")
+    if me.is_unknown:
+        notes.append(f"{force}'s own position is unknown: it starts from whatever its InnoDB holds")
     others = [s for n, s in registered.items() if n != force]
-    ahead = [s for s in others if s.is_candidate and me.effective_seqno is not None
-             and s.effective_seqno is not None and s.effective_seqno > me.effective_seqno]
+    mine = me.effective_seqno
+    ahead = [s for s in others if s.is_candidate and s.effective_seqno is not None
+             and (mine is None or s.effective_seqno > mine)]
     if ahead:
-        notes.append(f"{_names([s.describe() for s in ahead])} is ahead of {force}: its later transactions "
-                     "will be lost")
-    foreign = [s for s in others if not s.has_zero_uuid and not me.has_zero_uuid and s.uuid != me.uuid]
+        notes.append(f"{_names([s.describe() for s in ahead])} {'is' if len(ahead) == 1 else 'are'} ahead of "
+                     f"{force}: those later transactions will be lost")
+    unknown = [s for s in others if s.is_unknown]
+    if unknown:
+        notes.append(f"{_names([s.describe() for s in unknown])}: whatever only it committed will be lost")
+    standalone = [s for s in others if s.is_standalone]
+    if standalone:
+        notes.append(f"{_names([s.name for s in standalone])} holds databases of its own; they are replaced by "
+                     f"{force}'s data (full SST)")
+    foreign = [s for s in others if not s.has_zero_uuid and not me.has_zero_uuid and s.galera_uuid != me.galera_uuid]
     if foreign:
         notes.append(f"{_names([s.name for s in foreign])} carries another cluster uuid and will be "
                      "overwritten by a full SST")
+    if (me.is_fresh and not everyone_fresh
+            and any(not s.is_fresh for s in others)):
+        notes.append(f"{force} holds no data: every other node's data is replaced by its empty one")
     reason = f"forced by the operator: {me.describe()} bootstraps"
     if everyone_fresh:
         reason += " a new cluster"
@@ -363,18 +433,35 @@ def decide(states: Mapping[str, NodeState], data_nodes: Sequence[str], preferred
         return Decision(BOOTSTRAP, f"every data node is fresh (no Galera history): {preferred} (preferred) "
                                    "bootstraps a new cluster", node=preferred, new_cluster=True)
 
-    # 5. One cluster, one uuid.
-    uuids = sorted({s.uuid for s in nodes if not s.has_zero_uuid})
+    # 5. A node whose position cannot be told may hold the latest transactions: nobody is safe to pick.
+    unknown = [s for s in nodes if s.is_unknown]
+    if unknown:
+        return _unknown_refusal(unknown)
+
+    # 6. One cluster, one uuid.
+    uuids = sorted({s.galera_uuid for s in nodes if not s.has_zero_uuid})
     if len(uuids) > 1:
-        holders = "; ".join(f"{_names([s.name for s in nodes if s.uuid == u])} has {u}" for u in uuids)
+        holders = "; ".join(f"{_names([s.name for s in nodes if s.galera_uuid == u])} has {u}" for u in uuids)
         return Decision(REFUSE, f"the data nodes carry different cluster UUIDs ({holders}): they are not one "
                                 "cluster; force the node whose data is right (the other is overwritten by SST)")
 
-    # 6. The most advanced candidate.
+    # 7. Databases that never were in Galera: keep them when they are the only data, never guess between two.
     candidates = [s for s in nodes if s.is_candidate]
-    if not candidates:
-        return Decision(REFUSE, "no data node has a known position: " + "; ".join(s.describe() for s in nodes)
-                        + "; run mariadbd --wsrep-recover on them, or force the node to bootstrap")
+    standalone = [s for s in nodes if s.is_standalone]
+    if standalone and (candidates or len(standalone) > 1):
+        rivals = [s.name for s in candidates] + [s.name for s in standalone]
+        return Decision(REFUSE, (
+            f"{_names([s.describe() for s in standalone])}: {_names(rivals)} all hold data and only one can be "
+            "kept (the others are replaced by a full SST); force the node whose data is right with "
+            "--force-bootstrap NODE"))
+    if standalone:
+        keeper = standalone[0]
+        others = [s.name for s in nodes if s is not keeper]
+        return Decision(BOOTSTRAP, (
+            f"{keeper.describe()} is the only node with data: {keeper.name} bootstraps a new cluster keeping "
+            f"its databases; {_names(others)} (fresh) join by a full SST"), node=keeper.name, new_cluster=True)
+
+    # 8. The most advanced candidate.
     ranked = sorted(candidates, key=lambda s: _rank(s, preferred))
     winner = ranked[0]
     rest = ranked[1:]
@@ -398,5 +485,7 @@ def decide(states: Mapping[str, NodeState], data_nodes: Sequence[str], preferred
     if passed:
         reason += (f" ({_names([s.name for s in passed])} says safe_to_bootstrap=1 but is behind: "
                    "the higher position wins)")
-    reason += _ineligible_note([s for s in nodes if s not in candidates])
+    fresh = [s.name for s in nodes if s.is_fresh]
+    if fresh:
+        reason += f"; {_names(fresh)} (fresh) joins by a full SST"
     return Decision(BOOTSTRAP, reason, node=winner.name, seqno=best)
