@@ -1,4 +1,5 @@
-"""Render the files each node needs from the profile, with Jinja2 templates in ``assets/templates``.
+"""Render the files each node needs from the profile, with the Jinja2 templates ``templates/*.j2`` of the
+package data ``wizard.assets`` (``assets/templates`` in the source tree, see :mod:`wizard.assets_files`).
 
 :func:`render` is pure: the same profile and secrets give byte-identical files, in the same order.
 It returns ``{node name: [RenderedFile, ...]}`` in profile order, plus the pseudo-node ``"dns"``
@@ -37,10 +38,12 @@ from typing import Any
 
 import jinja2
 
+from wizard.assets_files import AssetsMissing, asset_text
 from wizard.profile import Node, Profile, is_ip
 from wizard.secrets import REDACTOR, Secrets
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "assets" / "templates"
+TEMPLATE_DIR = "templates"
+"""Directory of the templates inside the package data (see :mod:`wizard.assets_files`)."""
 
 DNS_NODE = "dns"
 """Key of the pseudo-node that holds the DNS record in :func:`render`'s result."""
@@ -121,10 +124,20 @@ def _lua(value: object) -> str:
     return f"'{text}'"
 
 
+class _AssetLoader(jinja2.BaseLoader):
+    """Templates read from the package data through importlib.resources (works from a wheel or a zip)."""
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None, Any]:
+        try:
+            return asset_text(TEMPLATE_DIR, template), None, lambda: True
+        except (FileNotFoundError, NotADirectoryError):
+            raise jinja2.TemplateNotFound(template) from None
+
+
 @cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=_AssetLoader(),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("html", "xml")),
         keep_trailing_newline=True,
@@ -138,8 +151,11 @@ def _env() -> jinja2.Environment:
 def _template(name: str, **context: Any) -> str:
     try:
         return _env().get_template(name).render(**context)
+    except AssetsMissing as exc:
+        raise RenderError(str(exc)) from None
     except jinja2.TemplateNotFound:
-        raise RenderError(f"template {name} is missing from {TEMPLATE_DIR}; reinstall studio-cluster") from None
+        raise RenderError(f"template {name} is missing from the package data wizard.assets/{TEMPLATE_DIR}; "
+                          "reinstall studio-cluster") from None
     except jinja2.UndefinedError as exc:  # a template bug, named so it can be fixed
         raise RenderError(f"template {name}: {exc.message}") from None
 

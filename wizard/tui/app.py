@@ -13,9 +13,11 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
+from wizard.assets_files import asset_file
 from wizard.tui.session import Session
 
-STYLES = Path(__file__).resolve().parent.parent.parent / "assets" / "styles" / "wizard.tcss"
+STYLES = asset_file("styles", "wizard.tcss")
+"""The wizard's stylesheet: package data wizard.assets (``assets/styles`` in the source tree)."""
 
 
 class WizardApp(App[int]):
