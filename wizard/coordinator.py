@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from wizard.agent import redisconn
 from wizard.agent_bundle import CACHE_TAG, agent_digest, build_agent
 from wizard.profile import Node, Profile
 from wizard.remote import Remote, RemoteError, sh
@@ -69,10 +70,24 @@ class BootstrapError(Exception):
         super().__init__("; ".join(report.errors))
 
 
-def redis_client(profile: Profile, secrets: Secrets) -> redis.Redis:
+def redis_config(profile: Profile, secrets: Secrets) -> dict[str, Any]:
+    """The coordination store's connection settings as the JSON keys :mod:`wizard.agent.redisconn` reads
+    (the agents get the same keys in their config): Sentinels + master name, or the one Redis."""
     r = profile.redis
-    return redis.Redis(host=r.host, port=r.port, db=r.db, password=secrets.redis_password, socket_timeout=5,
-                       socket_connect_timeout=5, decode_responses=True)
+    cfg: dict[str, Any] = {"redis_db": r.db, "redis_password": secrets.redis_password,
+                           "redis_failover_wait_s": r.failover_wait_s}
+    if r.uses_sentinel:
+        cfg.update(redis_sentinels=[list(a) for a in r.sentinel_addresses], redis_master_name=r.master_name,
+                   redis_sentinel_password=secrets.sentinel_password)
+    else:
+        cfg.update(redis_host=r.host, redis_port=r.port)
+    return cfg
+
+
+def redis_client(profile: Profile, secrets: Secrets) -> redis.Redis:
+    """A client of the coordination store's master (through Sentinel when the profile lists Sentinels);
+    every wizard-side Redis client is built here.  Lazy: the first command connects."""
+    return redisconn.connect(redis_config(profile, secrets))
 
 
 def key(profile: Profile, *parts: str) -> str:
@@ -126,8 +141,7 @@ def agent_config(profile: Profile, secrets: Secrets, node: Node, *, run_id: str 
         "mariadb_unit": svc.mariadb_unit, "garbd_unit": svc.garbd_unit, "garb_config": GARB_CONFIG,
         "admin_user": db.admin_user, "admin_password": secrets.admin_password,
         "sst_user": db.sst_user, "sst_password": secrets.sst_password,
-        "redis_host": profile.redis.host, "redis_port": profile.redis.port, "redis_db": profile.redis.db,
-        "redis_password": secrets.redis_password, "key_prefix": profile.redis.key_prefix,
+        **redis_config(profile, secrets), "key_prefix": profile.redis.key_prefix,
         "health_port": profile.dns.health_port, "expected_size": 3, "run_id": run_id, "force": force,
     }
     cfg.update(timeouts or {})

@@ -405,6 +405,8 @@ class LabStatus:
     infra_netns: bool = False
     redis: bool = False
     pdns: bool = False
+    sentinel: bool = False  # a Redis + Sentinel on every host: one master, every replica linked, all agree
+    sentinel_line: str = ""
 
     @property
     def structure_ok(self) -> bool:
@@ -414,7 +416,8 @@ class LabStatus:
 
     @property
     def all_up(self) -> bool:
-        return self.structure_ok and all(h.up for h in self.hosts.values()) and self.redis and self.pdns
+        return (self.structure_ok and all(h.up for h in self.hosts.values()) and self.redis and self.pdns
+                and self.sentinel)
 
     @property
     def anything_present(self) -> bool:
@@ -431,6 +434,7 @@ class LabStatus:
             rows.append(f"{h.name:<9} {h.ip:<13} {yn(h.netns):<6} {init:<14} {yn(h.sshd):<5}")
         rows.append(f"{INFRA[0]:<9} {INFRA[1]:<13} {yn(self.infra_netns):<6} "
                     f"redis {yn(self.redis)}, pdns {yn(self.pdns)}")
+        rows.append(self.sentinel_line or "sentinel: DOWN")
         rows.append(f"bridge {BRIDGE} {BRIDGE_ADDR}: {yn(self.bridge)}; lab is "
                     + ("UP" if self.all_up else "NOT up"))
         return "\n".join(rows)
@@ -513,6 +517,11 @@ def status() -> LabStatus:
         st.hosts[name] = hs
     st.redis = _redis_pid() is not None and _redis_ok()
     st.pdns = _pdns_pid() is not None and _pdns_ok()
+    if st.structure_ok:
+        from wizard import labredis
+
+        health = labredis.health()
+        st.sentinel, st.sentinel_line = health.ok, labredis.describe(health)
     return st
 
 
@@ -933,6 +942,12 @@ def _repair(st: LabStatus, progress: Progress) -> None:
             _await_sshd(name)
     _await_redis()
     _await_pdns()
+    if not st.sentinel:
+        from wizard import labredis
+
+        progress("starting the stopped Redis and Sentinel processes on the hosts")
+        labredis.repair()
+        labredis.await_healthy()
 
 
 def _build(progress: Progress) -> None:
@@ -954,8 +969,13 @@ def _build(progress: Progress) -> None:
         _start_sshd_now(name)
     for name in HOSTS:
         _await_sshd(name)
+    from wizard import labredis
+
+    progress("starting a Redis and a Sentinel on each host")
+    labredis.build()
     _await_redis()
     _await_pdns()
+    labredis.await_healthy()
 
 
 def down(progress: Progress = print) -> None:
@@ -1207,6 +1227,10 @@ def clear_faults() -> None:
                 _run(["nsenter", "-t", str(init), "-a", "umount", _unescape(f[4])], check=False)
         start_sshd(name)
     start_redis()
+    from wizard import labredis
+
+    labredis.repair()
+    labredis.await_healthy()
     set_authoring_record(None)
     write_known_hosts()
 

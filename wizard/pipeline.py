@@ -89,7 +89,7 @@ def bootstrap_steps(profile: Profile) -> list[str]:
     data = ", ".join(n.name for n in p.studio_nodes)
     return [
         f"ship the node agent to {', '.join(n.name for n in p.nodes)} and start them at once",
-        f"each agent registers grastate.dat, --wsrep-recover position and server state in Redis ({p.redis.url})",
+        f"each agent registers grastate.dat, --wsrep-recover position and server state in Redis ({p.redis.where})",
         "if any node is already in a Primary Component: nobody bootstraps, the others join it",
         f"else, once {data} have registered: the most advanced node wins (ties: {p.preferred_primary})",
         "the winner takes the Redis lock (SET NX PX) and a fencing token (INCR), starts --wsrep-new-cluster",
@@ -194,8 +194,10 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
             listener.step("bootstrap", "fail", exc.message)
             raise PipelineError("bootstrap", str(exc)) from None
         except redis.RedisError as exc:
-            message = (f"the coordination store {profile.redis.url} failed: {exc}; start Redis there "
-                       "(or fix redis.url / redis.password) and run again: the agents decide nothing without it")
+            fix = ("the Redis servers and Sentinels (or fix redis.sentinels / redis.master_name / redis.password)"
+                   if profile.redis.uses_sentinel else "Redis there (or fix redis.url / redis.password)")
+            message = (f"the coordination store {profile.redis.where} failed: {exc}; start {fix} "
+                       "and run again: the agents decide nothing without it")
             listener.step("bootstrap", "fail", message)
             raise PipelineError("bootstrap", message) from None
         actions = {n: o.action for n, o in result.bootstrap.outcomes.items()}

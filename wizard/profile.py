@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from wizard.secrets import SecretRef
@@ -35,6 +36,7 @@ HOSTNAME_RE = re.compile(
 )
 NODE_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 CLUSTER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+SENTINEL_PORT = 26379
 
 
 def is_ip(value: str) -> bool:
@@ -140,14 +142,74 @@ class DNSSettings(_Model):
         return self.zone or self.authoring_name.split(".", 1)[-1]
 
 
+def _sentinel_address(value: str) -> str:
+    """`host:port` (or `host`, meaning port 26379) of one Sentinel, normalised to `host:port`."""
+    value = value.strip()
+    m = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\](:(?P<p6>\d+))?|(?P<host>[^:\[\]]+)(:(?P<port>\d+))?", value)
+    if not m:
+        raise ValueError(f"{value!r} is not a Sentinel address; use HOST:PORT, e.g. 10.0.0.11:26379")
+    host = m.group("v6") or m.group("host")
+    port = int(m.group("p6") or m.group("port") or SENTINEL_PORT)
+    _address(host)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} of Sentinel {value!r} is out of range; use 1-65535 (Sentinel uses 26379)")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """`"10.0.0.11:26379"` -> `("10.0.0.11", 26379)`; `"[::1]:26379"` -> `("::1", 26379)`."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+SentinelAddress = Annotated[str, AfterValidator(_sentinel_address)]
+
+
 class RedisSettings(_Model):
-    url: str = Field(description="redis://host:port/db (no password in the URL)")
-    password: SecretRef | None = Field(None, description="reference to the Redis password")
-    key_prefix: str = Field("studio-cluster", pattern=r"^[A-Za-z0-9_.:-]+$")
+    """The coordination store the agents and the wizard share: exactly one of
+
+    * ``url``: one Redis server (simple, but a single point of failure), or
+    * ``sentinels`` + ``master_name``: a Redis master with replicas that Redis Sentinel watches; every
+      client asks the Sentinels for the current master and follows a failover by itself.
+    """
+
+    url: str | None = Field(
+        None, description="one Redis: redis://host:port/db (no password in the URL); leave unset with sentinels")
+    sentinels: list[SentinelAddress] | None = Field(
+        None, description="Redis Sentinel: HOST:PORT of each Sentinel (usually three, one per host, port 26379); "
+                          "leave unset with url")
+    master_name: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Redis Sentinel: the name the Sentinels monitor the master under (`sentinel monitor NAME ...`)")
+    sentinel_password: SecretRef | None = Field(
+        None, description="Redis Sentinel: reference to the Sentinels' own password (their requirepass); "
+                          "unset when the Sentinels need none")
+    database: int = Field(0, ge=0, description="Redis Sentinel: logical database number (with url, it is the URL's /N)")
+    password: SecretRef | None = Field(None, description="reference to the Redis password (requirepass / masterauth)")
+    key_prefix: str = Field("studio-cluster", pattern=r"^[A-Za-z0-9_.:-]+$",
+                            description="prefix of every key the cluster uses in Redis")
+    failover_wait_s: float = Field(
+        30.0, gt=0, le=600,
+        description="seconds a client keeps retrying a failed Redis command before giving up: cover the "
+                    "Sentinels' down-after-milliseconds plus a failover (30 s suits Sentinel's defaults)")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _blank_url(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value  # a blank form field: not given
+
+    @field_validator("sentinels", mode="before")
+    @classmethod
+    def _no_sentinels(cls, value: Any) -> Any:
+        if isinstance(value, str):  # `sentinels: a:26379, b:26379` written as one string
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        return value or None
 
     @field_validator("url")
     @classmethod
-    def _url(cls, value: str) -> str:
+    def _url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         m = re.fullmatch(r"redis://(?P<cred>[^@/]*@)?(?P<host>[^:/@]+)(:(?P<port>\d+))?(/(?P<db>\d+))?/?", value)
         if not m:
             raise ValueError(f"{value!r} is not a Redis URL; use redis://HOST:6379/0")
@@ -161,17 +223,71 @@ class RedisSettings(_Model):
             raise ValueError(f"port {port} is out of range; use 1-65535")
         return value
 
+    @field_validator("sentinels")
+    @classmethod
+    def _distinct_sentinels(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):
+            dup = next(v for v in value if value.count(v) > 1)
+            raise ValueError(f"{dup} is listed twice; list each Sentinel once")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RedisSettings:
+        if self.url is not None and self.sentinels is not None:
+            raise ValueError("both url and sentinels are set; keep url for one Redis, or sentinels + master_name "
+                             "for Redis Sentinel, and remove the other")
+        if self.url is None and self.sentinels is None:
+            raise ValueError("no Redis given; set url: redis://HOST:6379/0 for one Redis, or sentinels: "
+                             "[HOST:26379, ...] with master_name: NAME for Redis Sentinel")
+        if self.sentinels is not None and self.master_name is None:
+            raise ValueError("master_name is required with sentinels; set it to the name the Sentinels monitor "
+                             "(the NAME in `sentinel monitor NAME HOST 6379 2`)")
+        if self.url is not None:
+            for name in ("master_name", "sentinel_password"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"{name} applies to sentinels only; remove it, or replace url with sentinels")
+            if self.database:
+                raise ValueError("database applies to sentinels only; with url put the number in the URL "
+                                 "(redis://HOST:6379/N) and remove database")
+        return self
+
+    @property
+    def uses_sentinel(self) -> bool:
+        return self.sentinels is not None
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        """Each Sentinel as `(host, port)`; empty with `url`."""
+        return [split_host_port(s) for s in self.sentinels or []]
+
+    @property
+    def where(self) -> str:
+        """A one-line description for messages: the URL, or the master name and its Sentinels."""
+        if self.url is not None:
+            return self.url
+        return f"Sentinel master {self.master_name!r} via {', '.join(self.sentinels or [])}"
+
+    def _hostport(self) -> str:
+        if self.url is None:
+            raise ValueError("redis.host/port are defined for redis.url only; with sentinels ask the Sentinels")
+        return re.sub(r"^redis://", "", self.url).split("/")[0]
+
     @property
     def host(self) -> str:
-        return re.sub(r"^redis://", "", self.url).split("/")[0].rsplit(":", 1)[0]
+        """The host of `url` (url mode only: with sentinels the master moves; raises ValueError)."""
+        return self._hostport().rsplit(":", 1)[0]
 
     @property
     def port(self) -> int:
-        hostport = re.sub(r"^redis://", "", self.url).split("/")[0]
+        """The port of `url` (url mode only; raises ValueError with sentinels)."""
+        hostport = self._hostport()
         return int(hostport.rsplit(":", 1)[1]) if ":" in hostport else 6379
 
     @property
     def db(self) -> int:
+        """The logical database: the URL's /N, or `database` with sentinels."""
+        if self.url is None:
+            return self.database
         rest = re.sub(r"^redis://", "", self.url).split("/")
         return int(rest[1]) if len(rest) > 1 and rest[1] else 0
 

@@ -95,10 +95,12 @@ def resolve(ref: str | None, what: str, prompt: Prompt | None = None) -> str | N
 class Secrets:
     """The resolved secrets a run needs, resolved once up front so a run never stops half-way to ask."""
 
-    def __init__(self, sst_password: str | None, admin_password: str | None, redis_password: str | None):
+    def __init__(self, sst_password: str | None, admin_password: str | None, redis_password: str | None,
+                 sentinel_password: str | None = None):
         self.sst_password = sst_password
         self.admin_password = admin_password
         self.redis_password = redis_password
+        self.sentinel_password = sentinel_password  # the Sentinels' own password (redis.sentinel_password)
 
     def __repr__(self) -> str:  # never show the values
         return "Secrets(***)"
@@ -121,8 +123,16 @@ class Secrets:
                 return given[key]
             return resolve(ref, what, prompt)
 
+        def sentinel() -> str | None:
+            if only is not None and not only & {"redis_password", "sentinel_password"}:
+                return None  # whoever needs Redis needs its Sentinels too
+            if "sentinel_password" in given:
+                return given["sentinel_password"]
+            return resolve(getattr(redis, "sentinel_password", None), "redis.sentinel_password", prompt)
+
         return cls(
             sst_password=pick("sst_password", db.sst_password, "database.sst_password"),
             admin_password=pick("admin_password", db.admin_password, "database.admin_password"),
             redis_password=pick("redis_password", redis.password, "redis.password"),
+            sentinel_password=sentinel(),
         )

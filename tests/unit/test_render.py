@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from wizard.profile import Profile, load_profile
+from wizard.profile import Profile, RedisSettings, load_profile
 from wizard.render import (
     DNS_NODE,
     RenderedFile,
@@ -143,8 +143,8 @@ def test_studio_settings(rendered: dict[str, list[RenderedFile]]) -> None:
     assert data["studio.clustering.inactivity.timeLimit"] == 5
     assert data["studio.clustering.heartbeatStale.timeLimit"] == 5
     redis = {k.rsplit(".", 1)[1]: v for k, v in data.items() if k.startswith("studio.clustering.coordination.redis.")}
-    assert redis["host"] == "198.18.0.2"
-    assert redis["port"] == 6379
+    assert redis["master"] == "studio-lab"  # the lab's Redis is Sentinel-managed
+    assert redis["nodes"] == "198.18.0.11:26379,198.18.0.12:26379,198.18.0.13:26379"
     assert redis["database"] == 0
     assert redis["password"].startswith("${env:")  # by reference, never the value
     assert "redis-secret-value" not in override.content
@@ -160,6 +160,15 @@ def test_studio_settings(rendered: dict[str, list[RenderedFile]]) -> None:
         "MARIADB_CLUSTER_NODE_ADDRESS": "198.18.0.11",
         "MARIADB_CLUSTER_NODE_NAME": "studio1",
     }
+
+
+def test_single_redis_url_renders_host_and_port(profile: Profile) -> None:
+    p = profile.model_copy(deep=True)
+    p.redis = RedisSettings(url="redis://198.18.0.2:6379/0", password=p.redis.password)
+    data = flatten(yaml.safe_load(by_path(render(p, None)["studio1"])[OVERRIDE].content))
+    redis = {k.rsplit(".", 1)[1]: v for k, v in data.items() if k.startswith("studio.clustering.coordination.redis.")}
+    assert (redis["host"], redis["port"], redis["database"]) == ("198.18.0.2", 6379, 0)
+    assert "master" not in redis
 
 
 def test_redis_password_env_reference_is_kept(profile: Profile) -> None:

@@ -270,12 +270,10 @@ def spawn(argv: list[str], log: str) -> None:
 # -- Redis coordination --------------------------------------------------------------------------
 class Coordination:
     def __init__(self, cfg: Config) -> None:
-        import redis  # bundled in the zipapp
+        from wizard.agent import redisconn  # redis-py is bundled in the zipapp
 
         self.cfg = cfg
-        self.r = redis.Redis(host=cfg.redis_host, port=int(cfg.redis_port), db=int(cfg.redis_db),
-                             password=cfg.get("redis_password"), socket_timeout=5, socket_connect_timeout=5,
-                             decode_responses=True)
+        self.r = redisconn.connect(cfg.data)  # the master, through Sentinel when configured
         self.prefix = "%s:%s" % (cfg.key_prefix, cfg.cluster_name)
 
     def key(self, *parts: str) -> str:
