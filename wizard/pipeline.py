@@ -34,6 +34,7 @@ from wizard.secrets import Secrets
 from wizard.status import ClusterStatus, collect
 
 STEPS = ("check", "apply", "bootstrap", "verify")
+VERIFY_TIMEOUT = 20.0  # seconds verify waits for a healthy verdict before it fails
 
 
 @dataclass
@@ -204,7 +205,13 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         listener.step("bootstrap", "done", ", ".join(f"{n}: {a}" for n, a in actions.items()))
 
         listener.step("verify", "start", "reading the cluster status")
+        # A condition with a deadline: a dead garbd incarnation is evicted and health checks settle
+        # within Galera's and the endpoint's own timeouts (evs.inactive_timeout 15 s).
+        deadline = time.monotonic() + VERIFY_TIMEOUT
         result.status = collect(profile, secrets, remote)
+        while not result.status.healthy and time.monotonic() < deadline:
+            time.sleep(0.5)
+            result.status = collect(profile, secrets, remote)
         if not result.status.healthy:
             listener.step("verify", "fail", result.status.reason)
             raise PipelineError("verify", f"cluster is {result.status.verdict}: {result.status.reason}")

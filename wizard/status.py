@@ -7,6 +7,8 @@ every node in parallel with timeouts, so a dead or partitioned node shows as suc
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -33,6 +35,7 @@ class NodeStatus:
     wsrep: dict[str, str] = field(default_factory=dict)
     heartbeat_age: float | None = None
     process_running: bool = False
+    health: str = ""  # Studio nodes: the health endpoint's answer ("200", "503", or why it gave none)
 
     def _int(self, k: str, default: int = 0) -> int:
         try:
@@ -82,6 +85,7 @@ class ClusterStatus:
     authoring_addresses: list[str]
     authoring_node: str | None
     arbiter_member: bool
+    coordination: str = "ok"  # "ok", or why the coordination store (Redis) cannot be used
     ts: float = field(default_factory=time.time)
 
     @property
@@ -114,7 +118,10 @@ def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node
     return st
 
 
-def verdict_of(profile: Profile, nodes: list[NodeStatus]) -> tuple[Verdict, str, list[str], bool, bool]:
+def verdict_of(profile: Profile, nodes: list[NodeStatus],
+               coordination: str = "") -> tuple[Verdict, str, list[str], bool, bool]:
+    """``(verdict, reason, Primary members, uuids agree, garbd member)``.  ``coordination`` is "" when
+    the coordination store answered, else why not: the cluster may serve, but no recovery could run."""
     data = [n for n in nodes if n.role == Role.STUDIO.value]
     arb = next(n for n in nodes if n.role == Role.ARBITER.value)
     primary = [n for n in data if n.cluster_status == "Primary"]
@@ -148,29 +155,53 @@ def verdict_of(profile: Profile, nodes: list[NodeStatus]) -> tuple[Verdict, str,
     elif not arbiter_member:
         problems.append("garbd is not a member" if not arb.process_running else
                         f"component size {max(n.size for n in primary)} < {expected}")
+    for n in data:
+        if n.primary_synced and n.health and n.health != "200":
+            problems.append(f"{n.name}'s health endpoint :{profile.dns.health_port} answers {n.health} "
+                            "(the authoring name cannot fail over to or from it correctly)")
     if not uuids_agree:
         problems.append("nodes disagree on the state UUID")
+    if coordination:
+        problems.append(f"the coordination store (Redis) is unreachable ({coordination}): a recovery or "
+                        "bootstrap would fail now; bring Redis back")
     if problems:
         return "degraded", "; ".join(problems), members, uuids_agree, arbiter_member
     return "healthy", f"{len(members)} data nodes Primary and Synced, garbd member, size {expected}", members, \
         uuids_agree, arbiter_member
 
 
-def heartbeat_ages(profile: Profile, secrets: Secrets) -> dict[str, float]:
+def heartbeat_ages(profile: Profile, secrets: Secrets) -> tuple[dict[str, float], str]:
+    """``(node -> seconds since its daemon's last heartbeat, problem)``; ``problem`` is "" when the
+    coordination store answered, else what went wrong (a recovery would fail the same way)."""
     out: dict[str, float] = {}
     try:
         client = redis_client(profile, secrets)
-        pipe = client.pipeline()
-        for n in profile.nodes:
-            pipe.hget(key(profile, "heartbeat", n.name), "heartbeat")
-        now = time.time()
-        for n, ts in zip(profile.nodes, pipe.execute(), strict=True):
-            if ts:
-                out[n.name] = max(0.0, now - float(ts))
-        client.close()
-    except (redis.RedisError, ValueError, OSError):
-        pass
-    return out
+        try:
+            pipe = client.pipeline()
+            for n in profile.nodes:
+                pipe.hget(key(profile, "heartbeat", n.name), "heartbeat")
+            now = time.time()
+            for n, ts in zip(profile.nodes, pipe.execute(), strict=True):
+                if ts:
+                    out[n.name] = max(0.0, now - float(ts))
+        finally:
+            client.close()
+    except (redis.RedisError, ValueError, OSError) as exc:
+        return out, f"{type(exc).__name__}: {exc}"
+    return out, ""
+
+
+def health_endpoint(node: Node, port: int, timeout: float) -> str:
+    """GET the node's health endpoint (what the authoring name's DNS record checks): "200", "503"...,
+    or why it gave no answer."""
+    try:
+        with urllib.request.urlopen(f"http://{node.address}:{port}/", timeout=timeout) as resp:
+            return str(resp.status)
+    except urllib.error.HTTPError as exc:
+        return str(exc.code)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"no answer ({reason})"
 
 
 def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: float = 5.0,
@@ -179,15 +210,21 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
         futs = [pool.submit(_collect_node, profile, secrets, remote, n, timeout) for n in profile.nodes]
         hb = pool.submit(heartbeat_ages, profile, secrets)
         answer = pool.submit(query_a, profile, profile.dns.authoring_name, 1.0) if dns else None
+        health = {n.name: pool.submit(health_endpoint, n, profile.dns.health_port, min(timeout, 2.0))
+                  for n in profile.studio_nodes}
         nodes = [f.result() for f in futs]
-        ages = hb.result()
+        ages, coordination = hb.result()
+        for n in nodes:
+            if n.name in health:
+                n.health = health[n.name].result()
         try:
             addresses = answer.result() if answer is not None else []
         except OSError:
             addresses = []
     for n in nodes:
         n.heartbeat_age = ages.get(n.name)
-    verdict, reason, members, agree, arb = verdict_of(profile, nodes)
+    verdict, reason, members, agree, arb = verdict_of(profile, nodes, coordination)
     by_addr = {n.address: n.name for n in profile.studio_nodes}
     authoring_node = by_addr.get(addresses[0]) if len(addresses) == 1 else None
-    return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb)
+    return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb,
+                         coordination or "ok")

@@ -118,3 +118,23 @@ def test_recovered_position_unknown_and_absent() -> None:
 def test_last_recovered_position_wins() -> None:
     two_runs = RECOVER_LOG + RECOVER_LOG.replace(":57", ":60")
     assert parse_recovered_position(two_runs) == (UUID, 60)
+
+
+def test_classify_datadir() -> None:
+    from wizard.agent.grastate import classify_datadir
+
+    assert classify_datadir(None) == "empty"
+    assert classify_datadir([]) == "empty"
+    assert classify_datadir([("lost+found", True)]) == "empty"
+    system = [("ibdata1", False), ("mysql", True), ("performance_schema", True), ("sys", True),
+              ("grastate.dat", False), ("#innodb_temp", True), (".sst", True), ("aria_log.00000001", False)]
+    assert classify_datadir(system) == "system"
+    assert classify_datadir([*system, ("crafter", True)]) == "data"
+    assert classify_datadir([*system, ("notes.txt", False)]) == "system"
+
+
+def test_render_grastate_round_trips() -> None:
+    from wizard.agent.grastate import parse_grastate, render_grastate
+
+    gs = parse_grastate(render_grastate("6d3bd3b4-c9b5-11ef-8a2b-0e3b1d4c5f60", 140, True))
+    assert (gs.uuid, gs.seqno, gs.safe_to_bootstrap) == ("6d3bd3b4-c9b5-11ef-8a2b-0e3b1d4c5f60", 140, True)

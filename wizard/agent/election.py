@@ -132,6 +132,7 @@ class NodeState:
     recovered_uuid: str = ""  # the uuid ``--wsrep-recover`` found in InnoDB ("" when it did not run)
     datadir: str = ""  # DATADIR_EMPTY, DATADIR_SYSTEM, DATADIR_DATA, or "" (not inspected: unknown)
     note: str = ""  # why the position is unknown (grastate unreadable, recovery failed, ...)
+    members: str = ""  # the component's members as "uuid=name,..." (mysql.wsrep_cluster_members)
 
     # -- views ------------------------------------------------------------------------------------
     @property
@@ -193,6 +194,11 @@ class NodeState:
         """Where this node stands cannot be told: it may hold transactions nobody else has."""
         return not self.is_candidate and not self.committed_nothing
 
+    def member_uuids(self) -> list[str]:
+        """The uuids of the component's members, one per member (a dead incarnation not yet evicted
+        counts as a member of its own)."""
+        return [m.split("=", 1)[0] for m in self.members.split(",") if m]
+
     def position(self) -> str:
         """``seqno 42``, ``recovered seqno 42``, ``last committed 42`` or ``position unknown``."""
         if self.seqno >= 0:
@@ -240,6 +246,7 @@ class NodeState:
             "recovered_uuid": self.recovered_uuid,
             "datadir": self.datadir,
             "note": self.note,
+            "members": self.members,
         }
 
     @classmethod
@@ -265,6 +272,7 @@ class NodeState:
             recovered_uuid=d.get("recovered_uuid", "").strip().lower(),
             datadir=_datadir(d.get("datadir", "")),
             note=d.get("note", ""),
+            members=d.get("members", ""),
         )
 
     @classmethod

@@ -131,3 +131,31 @@ def parse_recovered_position(output: str) -> tuple[str, int] | None:
         return None
     uuid, seqno = matches[-1]
     return uuid.lower(), int(seqno)
+
+
+# The server's own schemas: a datadir holding only these has no databases of its own.
+SYSTEM_SCHEMAS = frozenset({"mysql", "performance_schema", "sys", "lost+found"})
+
+
+def classify_datadir(entries: list[tuple[str, bool]] | None) -> str:
+    """``"empty"``, ``"system"`` or ``"data"`` (see :mod:`wizard.agent.election`) from the datadir's
+    ``(name, is_dir)`` entries; ``None`` (no datadir) is ``"empty"``.
+
+    A datadir is *initialised* when it holds InnoDB's system tablespace (``ibdata1``) or the ``mysql``
+    schema; every other directory that is not hidden (``.sst``, ``#innodb_temp``) is a database of its own.
+    """
+    if entries is None:
+        return "empty"
+    names = {name for name, _ in entries}
+    if "ibdata1" not in names and "mysql" not in names:
+        return "empty"
+    for name, is_dir in entries:
+        if is_dir and name not in SYSTEM_SCHEMAS and not name.startswith((".", "#")):
+            return "data"
+    return "system"
+
+
+def render_grastate(uuid: str, seqno: int, safe_to_bootstrap: bool) -> str:
+    """A grastate.dat as Galera 4 writes it."""
+    return ("# GALERA saved state\nversion: 2.1\nuuid:    %s\nseqno:   %d\nsafe_to_bootstrap: %d\n"
+            % (uuid, seqno, 1 if safe_to_bootstrap else 0))

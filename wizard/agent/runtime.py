@@ -33,7 +33,16 @@ from collections.abc import Callable
 from typing import Any
 
 from wizard.agent import election
-from wizard.agent.grastate import parse_grastate, parse_recovered_position, set_safe_to_bootstrap
+from wizard.agent.grastate import (
+    GraState,
+    GraStateError,
+    classify_datadir,
+    parse_grastate,
+    parse_recovered_position,
+    render_grastate,
+    set_safe_to_bootstrap,
+)
+from wizard.agent.health import health_verdict
 
 HEARTBEAT_TTL_MS = 6000
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -90,12 +99,25 @@ class Node:
 
     # -- observation ------------------------------------------------------------------------
     def grastate(self) -> election.GraState:
+        """The parsed grastate.dat (a missing file reads as zero uuid, seqno -1); raises GraStateError
+        or OSError when it cannot be read."""
         path = os.path.join(self.cfg.data_dir, "grastate.dat")
         try:
             with open(path) as fh:
                 return parse_grastate(fh.read())
         except FileNotFoundError:
             return parse_grastate("")
+
+    def datadir_kind(self) -> str:
+        """empty / system / data (see grastate.classify_datadir); "" when the datadir cannot be read."""
+        try:
+            with os.scandir(self.cfg.data_dir) as it:
+                entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        except FileNotFoundError:
+            return classify_datadir(None)
+        except OSError:
+            return ""
+        return classify_datadir(entries)
 
     def pids(self, name: str) -> list[int]:
         """Running daemons named `name`; a short-lived `mariadbd --version` (a check) or
@@ -156,8 +178,9 @@ class Node:
                         "'wsrep_connected','Uptime')")
         return {r[0].lower(): r[1] if len(r) > 1 else "" for r in rows}
 
-    def recover_position(self) -> int | None:
-        """`mariadbd --wsrep-recover`: the last committed seqno InnoDB holds after a crash."""
+    def recover_position(self) -> tuple[tuple[str, int] | None, str]:
+        """`mariadbd --wsrep-recover`: ``((uuid, seqno), "")`` as InnoDB holds it, seqno -1 when InnoDB
+        holds no Galera position; ``(None, why)`` when the server could not tell (its own error lines)."""
         # like Debian's galera_recovery: a temp log the mysql user can write (mariadbd drops to it)
         fd, log = tempfile.mkstemp(prefix="wsrep-recover.", suffix=".log")
         os.close(fd)
@@ -165,21 +188,45 @@ class Node:
             with contextlib.suppress(KeyError):
                 pw = pwd.getpwnam("mysql")
                 os.chown(log, pw.pw_uid, pw.pw_gid)
-            subprocess.run([self.cfg.mariadbd, "--user=mysql", "--wsrep-recover", "--log-error=%s" % log],
-                           capture_output=True, text=True, timeout=300)
-            with open(log) as fh:
-                pos = parse_recovered_position(fh.read())
+            try:
+                p = subprocess.run([self.cfg.mariadbd, "--user=mysql", "--wsrep-recover", "--log-error=%s" % log],
+                                   capture_output=True, text=True, timeout=300)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return None, "mariadbd --wsrep-recover did not run: %s" % exc
+            with open(log, errors="replace") as fh:
+                text = fh.read()
         finally:
             os.unlink(log)
-        return pos[1] if pos else None
+        pos = parse_recovered_position(text)
+        if pos is not None:
+            return pos, ""
+        errors = [ln.strip() for ln in (text + "\n" + (p.stderr or "")).splitlines() if "[ERROR]" in ln]
+        return None, "mariadbd --wsrep-recover found no position (exit %d)%s" % (
+            p.returncode, (": " + " | ".join(errors[-3:])) if errors else "")
 
     def state(self, recover: bool = False) -> election.NodeState:
-        gs = self.grastate()
+        note = ""
+        try:
+            gs = self.grastate()
+        except (GraStateError, OSError, UnicodeError) as exc:  # unreadable: the position must come from InnoDB
+            gs, note = GraState(), "grastate.dat unreadable (%s)" % exc
         running = self.mariadb_running() if self.role == "studio" else bool(self.pids("garbd"))
         status: dict[str, str] = self.wsrep() if running and self.role == "studio" else {}
-        recovered = None
-        if recover and not running and self.role == "studio" and gs.seqno == -1 and gs.uuid != ZERO_UUID:
-            recovered = self.recover_position()
+        members = ""
+        if status.get("wsrep_cluster_status") == "Primary":
+            rows = self.sql("SELECT node_uuid, node_name FROM mysql.wsrep_cluster_members")
+            members = ",".join("%s=%s" % (r[0], r[1] if len(r) > 1 else "") for r in rows if r and r[0])
+        datadir = self.datadir_kind() if self.role == "studio" else ""
+        recovered: int | None = None
+        recovered_uuid = ""
+        # Any node whose state file does not say where it is (seqno -1: a crash; zero uuid: Galera zeroes
+        # it while DDL runs; missing or unreadable) asks InnoDB.  An empty datadir has nothing to ask.
+        if recover and not running and self.role == "studio" and gs.seqno < 0 and datadir != election.DATADIR_EMPTY:
+            pos, why = self.recover_position()
+            if pos is not None:
+                recovered_uuid, recovered = pos
+            else:
+                note = "; ".join(x for x in (note, why) if x)
         return election.NodeState(
             name=self.name, role=self.role, uuid=gs.uuid, seqno=gs.seqno, safe_to_bootstrap=gs.safe_to_bootstrap,
             recovered_seqno=recovered, running=running,
@@ -188,6 +235,7 @@ class Node:
             heartbeat=time.time(),
             cluster_size=int(status.get("wsrep_cluster_size") or 0),
             last_committed=int(status.get("wsrep_last_committed") or -1),
+            recovered_uuid=recovered_uuid, datadir=datadir, note=note[:400], members=members,
         )
 
     # -- actions ----------------------------------------------------------------------------
@@ -215,6 +263,15 @@ class Node:
             argv.append("--wsrep-new-cluster")
         spawn(argv, "/var/log/mysql/mariadbd.out")
 
+    def stop_mariadb(self) -> None:
+        """A clean shutdown (SIGTERM, as systemd does), waited for."""
+        if self.cfg.manager == "systemd":
+            subprocess.run(["systemctl", "stop", self.cfg.mariadb_unit], capture_output=True, timeout=300)
+        for pid in self.pids("mariadbd"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        wait_for("mariadbd on %s to stop" % self.name, lambda: not self.mariadb_running(), 300)
+
     def stop_garbd(self) -> None:
         if self.cfg.manager == "systemd":
             subprocess.run(["systemctl", "stop", self.cfg.garbd_unit], capture_output=True, timeout=60)
@@ -223,7 +280,23 @@ class Node:
                 os.kill(pid, signal.SIGTERM)
         wait_for("garbd to stop", lambda: not self.pids("garbd"), 20)
 
+    def garbd_workdir(self) -> str:
+        return read_shell_vars(self.cfg.garb_config).get("WORK_DIR") or "/var/lib/garbd"
+
+    def garbd_uuid(self) -> str:
+        """This garbd's identity in the group (``my_uuid`` of gvwstate.dat in its work dir), "" if unknown."""
+        path = os.path.join(self.garbd_workdir(), "gvwstate.dat")
+        with contextlib.suppress(OSError), open(path, errors="replace") as fh:
+            for line in fh:
+                if line.startswith("my_uuid:"):
+                    return line.split(":", 1)[1].strip()
+        return ""
+
     def start_garbd(self) -> None:
+        # A new incarnation gets a new identity: a stale gvwstate.dat would make it take over the dead
+        # one's (facts.md), and the dead one may still be counted until it is evicted.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self.garbd_workdir(), "gvwstate.dat"))
         if self.cfg.manager == "systemd":
             p = subprocess.run(["systemctl", "start", self.cfg.garbd_unit], capture_output=True, text=True)
             if p.returncode != 0:
@@ -392,10 +465,11 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
     hb = Heartbeat(node, coord)
     ev("register", "running", "reading grastate.dat and server state")
     me = hb.beat(node.state(recover=True))
-    ev("register", "done", "uuid %s seqno %s safe_to_bootstrap %s recovered %s running %s %s" % (
-        me.uuid, me.seqno, int(me.safe_to_bootstrap), me.recovered_seqno, me.running, me.cluster_status),
+    ev("register", "done", "%s: uuid %s seqno %s safe_to_bootstrap %s recovered %s:%s datadir %s running %s %s%s" % (
+        me.describe(), me.uuid, me.seqno, int(me.safe_to_bootstrap), me.recovered_uuid or "-", me.recovered_seqno,
+        me.datadir or "?", me.running, me.cluster_status, (" (%s)" % me.note) if me.note else ""),
        seqno=me.seqno, recovered=me.recovered_seqno)
-    hb.extra = {"recovered_seqno": me.recovered_seqno}
+    hb.extra = {"recovered_seqno": me.recovered_seqno, "recovered_uuid": me.recovered_uuid, "note": me.note}
     hb.start()
     try:
         if me.running and me.cluster_status == "Primary" and me.local_state == "Synced":
@@ -404,7 +478,7 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
             return {"node": node.name, "action": "none"}
         decision = elect(cfg, node, coord, ev)
         if decision.kind == election.BOOTSTRAP and decision.node == node.name:
-            token = try_bootstrap(cfg, node, coord, ev, hb)
+            token = try_bootstrap(cfg, node, coord, ev, hb, me)
             if token is not None:
                 wait_cluster_complete(cfg, node, ev)
                 return {"node": node.name, "action": "bootstrap", "token": token}
@@ -444,50 +518,114 @@ def elect(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None])
         time.sleep(0.2)
 
 
-def peers_listening(cfg: Config, node: Node) -> list[str]:
+def peers_listening(cfg: Config, node: Node, names: list[str] | None = None) -> list[str]:
     """Last line of defence: a peer whose Galera port answers may already hold a Primary Component."""
     busy = []
     for name, addr in cfg.addresses.items():
-        if name == node.name or name not in cfg.data_nodes:
+        if name == node.name or name not in (cfg.data_nodes if names is None else names):
             continue
         with contextlib.suppress(OSError), socket.create_connection((addr, int(cfg.galera_port)), timeout=1):
             busy.append(name)
     return busy
 
 
+def arbiters(cfg: Config) -> list[str]:
+    return [n for n in cfg.addresses if n not in cfg.data_nodes]
+
+
+# Compare-and-extend: true only while this agent holds the bootstrap lock AND its fencing token is the
+# latest ever issued.  Checked atomically in Redis right before each irreversible step.
+FENCE = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+if tonumber(redis.call('get', KEYS[2]) or '0') ~= tonumber(ARGV[2]) then return 0 end
+redis.call('pexpire', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class Fence:
+    """The bootstrap lock (SET NX PX) and fencing token (INCR) of one agent.  ``check(step)`` raises
+    unless the lock is still ours and no later token was issued: an agent that was paused (SIGSTOP, a
+    stalled VM) past its lock's TTL while another took over can never start a second Primary Component."""
+
+    def __init__(self, cfg: Config, node: Node, coord: Coordination) -> None:
+        self.cfg, self.coord = cfg, coord
+        self.lock_key, self.token_key = coord.key("bootstrap-lock"), coord.key("fencing-token")
+        self.owner = "%s/%s/%d" % (node.name, cfg.get("run_id", ""), os.getpid())
+        self.ttl_ms = int(float(cfg.get("lock_ttl", 120)) * 1000)
+        self.token = 0
+
+    def acquire(self) -> bool:
+        if not self.coord.r.set(self.lock_key, self.owner, nx=True, px=self.ttl_ms):
+            return False
+        self.token = int(self.coord.r.incr(self.token_key))  # type: ignore[arg-type]
+        return True
+
+    def holder(self) -> str:
+        return str(self.coord.r.get(self.lock_key) or "nobody")
+
+    def check(self, step: str) -> None:
+        ok = self.coord.r.eval(FENCE, 2, self.lock_key, self.token_key, self.owner, str(self.token), str(self.ttl_ms))
+        if not ok:
+            raise AgentError("not %s: this agent lost the bootstrap lock (fencing token %d is no longer the latest; "
+                             "lock held by %s); another agent took over" % (step, self.token, self.holder()))
+
+    def release(self) -> None:
+        self.coord.r.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
+                          "return 0", 1, self.lock_key, self.owner)
+
+
 def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None],
-                  hb: Heartbeat) -> int | None:
-    """Fence with SET NX PX + INCR, then start a new Primary Component.  None = someone else won."""
-    lock_key = coord.key("bootstrap-lock")
-    if not coord.r.set(lock_key, node.name, nx=True, px=int(float(cfg.get("lock_ttl", 120)) * 1000)):
-        holder = coord.r.get(lock_key)
-        ev("bootstrap", "skipped", "bootstrap lock held by %s: joining instead" % holder)
+                  hb: Heartbeat, me: election.NodeState) -> int | None:
+    """Fence, then start a new Primary Component (or, on a running non-Primary node, re-form one with
+    pc.bootstrap).  None = someone else won."""
+    fence = Fence(cfg, node, coord)
+    if not fence.acquire():
+        ev("bootstrap", "skipped", "bootstrap lock held by %s: joining instead" % fence.holder())
         return None
+    token = fence.token
     try:
+        ev("bootstrap", "running", "bootstrap lock taken (fencing token %d)" % token, token=token, pid=os.getpid())
+        if cfg.get("test_stop_after_lock"):  # test hook: freeze here, as a stalled agent would
+            os.kill(os.getpid(), signal.SIGSTOP)
+        fence.check("going on with the bootstrap")
         states = coord.states(cfg.data_nodes)
         if primary_members(states):
             members = ", ".join(primary_members(states))
             ev("bootstrap", "skipped", "a Primary Component appeared (%s): joining" % members)
             return None
-        busy = peers_listening(cfg, node)
+        # The Arbiter's view: a garbd left as a Primary Component of one (the data nodes left cleanly) would
+        # merge with a new one and reverse history.  Its agent stops it when no data node is Primary.
+        arb = arbiters(cfg)
+        if arb and peers_listening(cfg, node, arb):
+            ev("bootstrap", "waiting",
+               "waiting for garbd on %s to stop before a new Primary Component" % ", ".join(arb))
+            try:
+                wait_for("garbd on %s to stop (it may hold a Primary Component of its own)" % ", ".join(arb),
+                         lambda: not peers_listening(cfg, node, arb), float(cfg.get("arbiter_stop_timeout", 40)))
+            except AgentError as exc:
+                raise AgentError("refusing to bootstrap: %s; stop garbd on the Arbiter and run again" % exc) from None
+        running_peers = {n for n, s in states.items() if n != node.name and s.running and not s.is_primary}
+        busy = [n for n in peers_listening(cfg, node) if n not in running_peers or not me.running]
         if busy:
             raise AgentError("refusing to bootstrap: Galera already listens on %s; a Primary Component may exist"
                              % ", ".join(busy))
-        token = int(coord.r.incr(coord.key("fencing-token")))  # type: ignore[arg-type]
         coord.r.hset(coord.key("decision"), mapping={"node": node.name, "token": token, "ts": "%.3f" % time.time(),
                                                      "run": cfg.get("run_id", "")})
-        gs = node.grastate()
-        path = os.path.join(cfg.data_dir, "grastate.dat")
-        if os.path.exists(path) and not gs.safe_to_bootstrap:
-            with open(path) as fh:
-                text = set_safe_to_bootstrap(fh.read())
-            atomic_write(path, text)
-            ev("bootstrap", "running", "set safe_to_bootstrap: 1 (elected as most advanced node)", token=token)
-        # peers must not see this Primary before the SST user exists, or a joiner's SST would fail
-        hb.extra["cluster_status"] = "bootstrapping"
-        ev("bootstrap", "running", "starting mariadbd --wsrep-new-cluster (fencing token %d)" % token,
-           token=token, new_cluster="1")
-        node.start_mariadb(new_cluster=True)
+        hb.extra["cluster_status"] = "bootstrapping"  # peers must not see this Primary before the SST user exists
+        if me.running:
+            fence.check("re-forming a Primary Component")
+            ev("bootstrap", "running", "no Primary Component anywhere: re-forming one on the running %s with "
+               "pc.bootstrap (fencing token %d)" % (node.name, token), token=token)
+            if node.sql("SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'; SELECT 'ok';") != [["ok"]]:
+                raise AgentError("pc.bootstrap on %s failed: %s" % (node.name, getattr(node, "last_sql_error", "?")))
+        else:
+            fence.check("setting safe_to_bootstrap")
+            position_grastate(cfg, node, me, ev, token)
+            fence.check("starting a new Primary Component")
+            ev("bootstrap", "running", "starting mariadbd --wsrep-new-cluster (fencing token %d)" % token,
+               token=token, new_cluster="1")
+            node.start_mariadb(new_cluster=True)
         wait_for("%s to become Primary and Synced" % node.name,
                  lambda: primary_synced(node), float(cfg.get("start_timeout", 120)))
         node.ensure_sst_user()
@@ -498,9 +636,34 @@ def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[...
         ev("bootstrap", "done", "Primary Component formed on %s" % node.name, token=token)
         return token
     finally:
-        # release only our own lock (compare-and-delete)
-        coord.r.eval("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0",
-                     1, lock_key, node.name)
+        fence.release()  # only our own lock (compare-and-delete)
+
+
+def position_grastate(cfg: Config, node: Node, me: election.NodeState, ev: Callable[..., None], token: int) -> None:
+    """Make grastate.dat say what the election relied on: the recovered position when the file had none
+    (zeroed during DDL, missing, unreadable), and safe_to_bootstrap: 1."""
+    path = os.path.join(cfg.data_dir, "grastate.dat")
+    if me.seqno < 0 and me.recovered_seqno is not None and me.recovered_seqno >= 0 and not me.has_zero_uuid:
+        text = render_grastate(me.galera_uuid, me.recovered_seqno, True)
+        atomic_write(path, text, like=cfg.data_dir)
+        ev("bootstrap", "running", "wrote grastate.dat %s:%d safe_to_bootstrap: 1 (position recovered from InnoDB)"
+           % (me.galera_uuid, me.recovered_seqno), token=token)
+        return
+    if not os.path.exists(path):
+        return
+    try:
+        safe = node.grastate().safe_to_bootstrap
+    except (GraStateError, OSError, UnicodeError):
+        safe = False
+    if not safe:
+        with open(path, errors="replace") as fh:
+            text = fh.read()
+        try:
+            parse_grastate(text)
+        except GraStateError:
+            text = render_grastate(me.galera_uuid, -1, True)
+        atomic_write(path, set_safe_to_bootstrap(text))
+        ev("bootstrap", "running", "set safe_to_bootstrap: 1 (elected as most advanced node)", token=token)
 
 
 def last_errors(path: str = "/var/log/mysql/mariadbd.out", count: int = 3) -> str:
@@ -527,12 +690,23 @@ def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], 
              lambda: primary_members(coord.states(cfg.data_nodes)), float(cfg.get("wait_timeout", 60)) + 120,
              max_interval=0.1)
     st = node.state()
+    if st.running and st.cluster_status != "Primary":
+        # Right after a partition heals a node stays non-Primary until Galera merges the components;
+        # give it Galera's own window (evs.inactive_timeout 15 s + evs.install_timeout 7.5 s) first.
+        window = float(cfg.get("merge_timeout", 30))
+        ev("join", "waiting", "mariadbd runs on %s but is %s: giving it %.0fs to merge with the Primary Component"
+           % (node.name, st.cluster_status or "not in a cluster", window))
+        try:
+            wait_for("%s to merge into the Primary Component" % node.name,
+                     lambda: node.wsrep().get("wsrep_cluster_status") == "Primary", window)
+        except AgentError:
+            ev("join", "running", "%s stayed out of the Primary Component for %.0fs: restarting mariadbd so it "
+               "rejoins (a non-Primary node commits nothing, so nothing is lost)" % (node.name, window))
+            node.stop_mariadb()
+        st = node.state()
     if st.running and st.cluster_status == "Primary":
-        ev("join", "running", "already a member; waiting for Synced")
+        ev("join", "running", "a member of the Primary Component; waiting for Synced")
     else:
-        if st.running:
-            raise AgentError("mariadbd runs on %s but is %s; stop it so it can rejoin"
-                             % (node.name, st.cluster_status or "not in a cluster"))
         ev("join", "running", "starting mariadbd to join (IST or SST from a donor)")
         node.start_mariadb(new_cluster=False)
     wait_for("%s to join and reach Synced" % node.name, lambda: primary_synced(node),
@@ -557,11 +731,9 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
     try:
         states = coord.live_states(cfg.data_nodes)
         garbd_running = bool(node.pids("garbd"))
-        if garbd_running and primary_members(states) and all_synced(cfg, states):
-            size = max(s.cluster_size for s in states.values())
-            if size >= int(cfg.get("expected_size", 3)):
-                ev("done", "done", "garbd runs and the cluster is complete: nothing to do", action="none")
-                return {"node": node.name, "action": "none"}
+        if garbd_running and primary_members(states) and all_synced(cfg, states) and garbd_member(cfg, node, states):
+            ev("done", "done", "garbd runs and the cluster is complete: nothing to do", action="none")
+            return {"node": node.name, "action": "none"}
         if garbd_running and not primary_members(states):
             # a garbd that outlived both data nodes remembers dead incarnations; restart it last (facts.md)
             ev("garbd", "running", "stopping the surviving garbd until the data nodes are back")
@@ -575,15 +747,29 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
             ev("garbd", "running", "starting garbd")
             node.start_garbd()
         want = int(cfg.get("expected_size", 3))
-        wait_for("garbd to join (cluster size %d)" % want,
-                 lambda: node.pids("garbd") and max(
-                     [s.cluster_size for s in coord.live_states(cfg.data_nodes).values()] or [0]) >= want,
+        wait_for("garbd %s to be a member of the Primary Component (size %d, every member alive)"
+                 % (node.garbd_uuid() or "(identity not yet known)", want),
+                 lambda: node.pids("garbd") and garbd_member(cfg, node, coord.live_states(cfg.data_nodes)),
                  float(cfg.get("start_timeout", 120)))
-        ev("garbd", "done", "garbd joined: cluster size %d" % want)
+        ev("garbd", "done", "garbd %s joined: cluster size %d" % (node.garbd_uuid(), want))
         return {"node": node.name, "action": "start" if not garbd_running else "none"}
     finally:
         hb.stop.set()
         hb.join(timeout=2)
+
+
+def garbd_member(cfg: Config, node: Node, states: dict[str, election.NodeState]) -> bool:
+    """This garbd, by its identity, is a member of a Primary Component of exactly ``expected_size``
+    members: a dead incarnation not yet evicted neither counts for it nor hides behind the size."""
+    me = node.garbd_uuid()
+    if not me:
+        return False
+    want = int(cfg.get("expected_size", 3))
+    for st in states.values():
+        uuids = st.member_uuids()
+        if st.is_primary and me in uuids and len(uuids) == want and st.cluster_size == want:
+            return True
+    return False
 
 
 def all_synced(cfg: Config, states: dict[str, election.NodeState]) -> bool:
@@ -591,15 +777,24 @@ def all_synced(cfg: Config, states: dict[str, election.NodeState]) -> bool:
                for n in cfg.data_nodes)
 
 
-def atomic_write(path: str, text: str) -> None:
+def atomic_write(path: str, text: str, like: str | None = None) -> None:
+    """Replace ``path`` whole (temp file, fsync, rename), keeping its owner and mode, or those of ``like``
+    (a file or directory; its mode minus the execute bits) when ``path`` does not exist yet."""
     tmp = path + ".studio-cluster.tmp"
-    st = os.stat(path)
+    try:
+        st = os.stat(path)
+        mode = st.st_mode & 0o7777
+    except FileNotFoundError:
+        if like is None:
+            raise
+        st = os.stat(like)
+        mode = st.st_mode & 0o666
     with open(tmp, "w") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.chown(tmp, st.st_uid, st.st_gid)
-    os.chmod(tmp, st.st_mode & 0o7777)
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
@@ -616,9 +811,14 @@ def daemon(cfg: Config) -> None:
         with lock:
             if time.monotonic() - cache["t"] > 0.5:
                 w = node.wsrep()
-                ok = w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"
+                if "sst_method" not in cache or not w:
+                    rows = node.sql("SELECT @@wsrep_sst_method") if w else []
+                    cache["sst_method"] = rows[0][0] if rows and rows[0] else ""
+                ok, why = health_verdict(w.get("wsrep_cluster_status", ""), w.get("wsrep_local_state_comment", ""),
+                                         cache.get("sst_method", ""))
                 cache.update(t=time.monotonic(), ok=ok, body=json.dumps({
-                    "node": node.name, "cluster_status": w.get("wsrep_cluster_status", "down"),
+                    "node": node.name, "healthy": ok, "reason": why,
+                    "cluster_status": w.get("wsrep_cluster_status", "down"),
                     "state": w.get("wsrep_local_state_comment", "down"), "size": w.get("wsrep_cluster_size", "0")}))
             return cache["ok"], cache["body"]
 

@@ -1,0 +1,180 @@
+"""Issue 7 on real hosts: recovery keeps the most advanced data whatever the state files say.
+
+Runs on one lab, in order: each test leaves the cluster healthy (or re-forms it first).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.test_cluster import kill9, row_ids, stop_clean, wait_until, write_rows
+from wizard import lab
+from wizard.coordinator import Coordinator, agent_config, key, redis_client
+from wizard.nodesql import sql, wsrep_status
+from wizard.pipeline import replay
+from wizard.profile import Profile
+from wizard.remote import Remote
+from wizard.secrets import Secrets
+from wizard.status import collect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def healthy(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    if collect(profile, secrets, remote, dns=False).verdict != "healthy":
+        replay(profile, secrets, skip_checks=True)
+
+
+def recover(*extra: str, timeout: float = 500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wizard", "recover", "profiles/lab.yaml", "--skip-checks", *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def grastate(name: str) -> str:
+    return lab.host_exec(name, ["cat", "/var/lib/mysql/grastate.dat"], check=False).stdout
+
+
+@pytest.fixture(scope="module", autouse=True)
+def formed(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    lab.down(progress=lambda _m: None)
+    lab.up(progress=lambda _m: None)
+    replay(profile, secrets, skip_checks=True)
+
+
+def test_crash_during_ddl_keeps_the_node_whose_grastate_is_zeroed(profile: Profile, secrets: Secrets,
+                                                                   remote: Remote) -> None:
+    """Issue 7 input 1, end to end: A stopped cleanly; B writes, builds a big table, crashes in an ALTER
+    (Galera zeroed its grastate.dat); recover must bootstrap B and keep every row and the new table."""
+    healthy(profile, secrets, remote)
+    sql(remote["studio1"], profile, secrets, "DROP DATABASE IF EXISTS itest; DROP DATABASE IF EXISTS ddl")
+    write_rows(remote, profile, secrets, "studio1", 1, 3)
+    wait_until("rows on studio2", lambda: row_ids(remote, profile, secrets, "studio2") == {1, 2, 3}, 20)
+    stop_clean("studio1")  # A: clean stop, an older position
+    write_rows(remote, profile, secrets, "studio2", 10, 5)  # B moves ahead
+    sql(remote["studio2"], profile, secrets,
+        "CREATE DATABASE ddl; CREATE TABLE ddl.big (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(100)) ENGINE=InnoDB;"
+        "INSERT INTO ddl.big (pad) SELECT 'x' FROM seq_1_to_300000", timeout=120)
+    alter = threading.Thread(target=lambda: sql(remote["studio2"], profile, secrets,
+                                                "ALTER TABLE ddl.big FORCE, ALGORITHM=COPY", timeout=120, check=False),
+                             daemon=True)
+    alter.start()
+    wait_until("Galera to zero studio2's grastate.dat during the ALTER",
+               lambda: "00000000-0000-0000-0000-000000000000" in grastate("studio2"), 30, interval=0.05)
+    kill9("studio2")
+    alter.join(timeout=30)
+    assert "seqno:   -1" in grastate("studio2") or "seqno: -1" in grastate("studio2")
+    out = recover()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "studio2   bootstrap:running starting mariadbd --wsrep-new-cluster" in out.stdout, out.stdout
+    for node in ("studio1", "studio2"):
+        assert row_ids(remote, profile, secrets, node) == {1, 2, 3, 10, 11, 12, 13, 14}, node
+        count = sql(remote[node], profile, secrets, "SELECT COUNT(*) FROM ddl.big")
+        assert count == [["300000"]], (node, count)
+
+
+def test_unknown_position_blocks_and_force_is_the_way_out(profile: Profile, secrets: Secrets,
+                                                          remote: Remote) -> None:
+    """A node whose position nobody can find (grastate zeroed and --wsrep-recover failing) blocks an
+    automatic bootstrap, naming it; --force-bootstrap of the other node goes through and says what it loses."""
+    healthy(profile, secrets, remote)
+    stop_clean("studio1")
+    kill9("studio2")
+    # studio2: a zeroed grastate, and an InnoDB the server cannot open (ibdata1 unreadable to mysql)
+    zeroed = ("# GALERA saved state\nversion: 2.1\nuuid:    00000000-0000-0000-0000-000000000000\nseqno:   -1\n"
+              "safe_to_bootstrap: 0\n")
+    lab.host_exec("studio2", ["sh", "-c", 'printf %s "$1" > /var/lib/mysql/grastate.dat && '
+                              "chmod 000 /var/lib/mysql/ibdata1", "sh", zeroed])
+    try:
+        out = recover(timeout=200)
+        assert out.returncode != 0
+        assert "studio2 (position unknown" in out.stdout and "--force-bootstrap" in out.stdout, out.stdout
+        assert "starting mariadbd --wsrep-new-cluster" not in out.stdout
+    finally:
+        lab.host_exec("studio2", ["chmod", "660", "/var/lib/mysql/ibdata1"])
+    out = recover("--force-bootstrap", "studio1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "forced by the operator" in out.stdout and "lost" in out.stdout, out.stdout
+
+
+def test_recover_right_after_a_healed_partition_waits_for_the_merge(profile: Profile, secrets: Secrets,
+                                                                    remote: Remote) -> None:
+    """Issue 7 input 3: link down 10 s, link up, recover at once: the node merges by itself."""
+    healthy(profile, secrets, remote)
+    lab.host_exec("studio2", ["iptables", "-I", "INPUT", "-p", "tcp", "--dport", "4567", "-j", "DROP"])
+    lab.host_exec("studio2", ["iptables", "-I", "OUTPUT", "-p", "tcp", "--dport", "4567", "-j", "DROP"])
+    try:
+        wait_until("studio2 non-Primary", lambda: wsrep_status(remote["studio2"], profile, secrets)
+                   .get("wsrep_cluster_status") == "non-Primary", 30)
+        time.sleep(10 - 6)  # the link stays down about 10 s in all
+    finally:
+        lab.host_exec("studio2", ["iptables", "-D", "INPUT", "-p", "tcp", "--dport", "4567", "-j", "DROP"], check=False)
+        lab.host_exec("studio2", ["iptables", "-D", "OUTPUT", "-p", "tcp", "--dport", "4567", "-j", "DROP"],
+                      check=False)
+    out = recover()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "stop it so it can rejoin" not in out.stdout
+
+
+def test_killed_garbd_is_counted_by_identity(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    """Issue 7 input 4: kill -9 garbd, recover at once: the dead incarnation is not taken for the new one."""
+    healthy(profile, secrets, remote)
+    kill9("arbiter", "garbd")
+    out = recover()
+    assert out.returncode == 0, out.stdout + out.stderr
+    st = collect(profile, secrets, remote, dns=False)
+    assert st.verdict == "healthy", st.reason
+    members = sql(remote["studio1"], profile, secrets, "SELECT node_name FROM mysql.wsrep_cluster_members")
+    assert sorted(r[0] for r in members) == ["garb", "studio1", "studio2"], members
+
+
+def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    """Issue 7 input 5: the winning agent freezes (SIGSTOP) right after it took the lock and token; the lock
+    expires, a second run wins and forms the cluster; the first, resumed, must refuse: one Primary only."""
+    healthy(profile, secrets, remote)
+    stop_clean("arbiter", "garbd")
+    stop_clean("studio2")
+    stop_clean("studio1")  # studio1 left last: safe_to_bootstrap 1, it wins both runs
+    first: dict[str, Any] = {}
+    coordinator = Coordinator(profile, secrets, remote)
+    coordinator.ship_agent()
+    node = profile.node("studio1")
+    # The first winner runs alone (forced, so it need not wait for the others), with a run dir of its own
+    # so that its node-local agent lock does not hold the second run back.
+    cfg = agent_config(profile, secrets, node, run_id="paused-first", force="studio1",
+                       timeouts={"lock_ttl": 3, "test_stop_after_lock": 1, "run_dir": "/run/studio-cluster-paused"})
+
+    def run_first() -> None:
+        with Remote(profile) as r:
+            first["out"] = Coordinator(profile, secrets, r)._run_agent(node, "bootstrap", cfg, 300)
+
+    t = threading.Thread(target=run_first, daemon=True)
+    t.start()
+    client = redis_client(profile, secrets)
+    try:
+        def stopped_pid() -> int | None:
+            for _id, f in client.xrange(key(profile, "events"), "-", "+"):
+                if f.get("run") == "paused-first" and "bootstrap lock taken" in f.get("message", ""):
+                    return int(f["pid"])
+            return None
+
+        pid = wait_until("the first run's winner to take the lock", stopped_pid, 120)
+        wait_until("the first winner's lock to expire", lambda: not client.exists(key(profile, "bootstrap-lock")), 10)
+        second = coordinator.bootstrap(run_id="second")
+        assert second.ok
+        assert second.outcomes["studio1"].action == "bootstrap"
+    finally:
+        client.close()
+    lab.host_exec("studio1", ["kill", "-CONT", str(pid)], check=False)
+    t.join(timeout=120)
+    assert "lost the bootstrap lock" in str(first.get("out", {}).get("error")), first
+    st = collect(profile, secrets, remote, dns=False)
+    assert st.verdict == "healthy", st.reason
+    conf = {wsrep_status(remote[n], profile, secrets)["wsrep_cluster_state_uuid"] for n in ("studio1", "studio2")}
+    assert len(conf) == 1

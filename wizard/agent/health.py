@@ -1,0 +1,38 @@
+"""The health verdict behind each Studio node's endpoint (what the authoring name's DNS record checks).
+
+A pure function of the node's wsrep status, unit-tested on every case.  Standard library only,
+Python 3.9+ (this runs on the nodes).
+
+Healthy means the node can take authoring traffic now:
+- Primary and ``Synced``;
+- or Primary and ``Donor/Desynced`` while the SST method does not block the donor: mariabackup copies
+  InnoDB online and keeps serving reads and writes (facts.md: "A donor under mariabackup SST is
+  Donor/Desynced but keeps serving reads and writes").  Without this the only serving node reports
+  unhealthy for the whole first join, and PowerDNS's ifurlup picks a target at random, possibly the
+  joiner.  rsync and mysqldump hold the donor read-locked for the whole transfer: not healthy.
+A joiner (``Joining``, ``Joined``, ``Joining: receiving State Transfer``) never is, nor is a node outside
+a Primary Component.
+"""
+
+from __future__ import annotations
+
+# SST methods whose donor keeps serving writes during the transfer (MariaDB docs: mariabackup SST
+# takes only a brief BACKUP STAGE lock; rsync and mysqldump block the donor throughout).
+NON_BLOCKING_SST = frozenset({"mariabackup"})
+
+
+def health_verdict(cluster_status: str, local_state: str, sst_method: str = "") -> tuple[bool, str]:
+    """``(ok, reason)`` for a node with ``wsrep_cluster_status`` / ``wsrep_local_state_comment``
+    (empty strings when the server does not answer) and ``@@wsrep_sst_method``."""
+    if not cluster_status:
+        return False, "mariadbd does not answer"
+    if cluster_status != "Primary":
+        return False, "not in a Primary Component (%s)" % cluster_status
+    if local_state == "Synced":
+        return True, "Primary and Synced"
+    if local_state.startswith("Donor"):
+        method = sst_method.strip().lower()
+        if method in NON_BLOCKING_SST:
+            return True, "Primary and donating by %s, which keeps serving" % method
+        return False, "donating by %s, which blocks this node" % (method or "an unknown SST method")
+    return False, "Primary but %s" % (local_state or "in an unknown state")
