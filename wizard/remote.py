@@ -4,8 +4,15 @@ Why one module: quoting, host-key verification and redaction are security proper
 hold if there is exactly one road to a remote shell.  Commands are given as argv lists and quoted
 with :func:`shlex.quote`; a command that needs a pipeline is built with :func:`sh` from quoted parts.
 
-Host keys are verified against the node's `known_hosts` file with paramiko's RejectPolicy (Fabric's
-default is to auto-add, which we undo): an unknown or changed key is an error the person must act on.
+Host keys are verified against the node's `known_hosts` file as OpenSSH verifies them
+(:mod:`wizard.known_hosts`; Fabric's default is to auto-add, which we undo): an unknown, changed or revoked
+key is an error the person must act on, and its hint names the entry that mismatched.  A key file is read
+before connecting (:mod:`wizard.ssh_keys`) so an encrypted key is reported as such; it is used through
+ssh-agent when the agent holds it, as ``ssh -i`` does.
+
+Channels: sshd allows MaxSessions channels per connection.  A refused channel is back-pressure: the
+node's limit drops to the channels still open and the command waits for one to close; a channel refused
+while no other is open is an error that names MaxSessions.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ from typing import Any
 import paramiko
 from fabric import Config, Connection
 
+from wizard import known_hosts
 from wizard.profile import Node, Profile
 from wizard.secrets import REDACTOR
+from wizard.ssh_keys import KeyFileError, agent_key_for, key_info, load_private_key
 
 
 def q(value: object) -> str:
@@ -39,6 +48,7 @@ def sh(*argv: object) -> str:
 
 
 MAX_CHANNELS = 8  # concurrent commands per node: below OpenSSH's default MaxSessions of 10
+CHANNEL_RETRIES = 3  # attempts to open a channel while no other is open, before naming MaxSessions
 
 
 def daemon_pids(proc: str) -> str:
@@ -115,29 +125,75 @@ def _tail(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-class NodeConnection:
-    """One node's SSH connection: opened lazily once, then shared by threads (paramiko channels are)."""
+class _ChannelRefused(Exception):
+    """sshd refused to open a session channel (MaxSessions reached, or sessions not allowed)."""
 
-    def __init__(self, node: Node, runlog: RunLog | None = None) -> None:
+
+class NodeConnection:
+    """One node's SSH connection: opened lazily once, then shared by threads (paramiko channels are).
+
+    `key_passphrase` decrypts an encrypted ``ssh.key_file`` (resolved by the caller from a secret
+    reference); without it an encrypted key is used through ssh-agent or reported as encrypted."""
+
+    def __init__(self, node: Node, runlog: RunLog | None = None, *, key_passphrase: str | None = None) -> None:
         self.node = node
         self.runlog = runlog
+        self.key_passphrase = key_passphrase
+        self._key_source = "the keys of your ssh-agent and ~/.ssh"
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        # sshd allows MaxSessions (default 10) channels per connection; past that, opening one fails
-        self._slots = threading.BoundedSemaphore(MAX_CHANNELS)
+        # sshd allows MaxSessions (default 10) channels per connection; past that, opening one fails.
+        # `channel_limit` starts at MAX_CHANNELS and drops to what the node accepted when a channel is refused.
+        self.channel_limit = MAX_CHANNELS
+        self._channels = threading.Condition()
+        self._open_channels = 0
+        self.notes: list[str] = []
+        """Things worth saying once about this connection (e.g. skipped known_hosts lines)."""
 
     # -- connection ---------------------------------------------------------------------------
+    def _auth_kwargs(self) -> dict[str, Any]:
+        ssh = self.node.ssh
+        if ssh.key_file is None:
+            return {"look_for_keys": True, "allow_agent": True}
+        path = Path(ssh.key_file)
+        try:
+            info = key_info(path)
+        except OSError as exc:
+            raise AuthError(self.node.name, f"cannot read the key file {path}: {exc.strerror or exc}",
+                            f"fix ssh.key_file or the permissions of {path}") from None
+        if info.encrypted and self.key_passphrase is None:
+            agent_key = agent_key_for(info)
+            if agent_key is not None:
+                self._key_source = f"{path} (through ssh-agent)"
+                return {"pkey": agent_key, "look_for_keys": False, "allow_agent": False}
+        try:
+            pkey = load_private_key(path, self.key_passphrase)
+        except KeyFileError as exc:
+            hint = exc.hint
+            if exc.encrypted and self.key_passphrase is None and info.public_blob is None:
+                hint += f" (ssh-agent cannot be matched to it without {path}.pub)"
+            raise AuthError(self.node.name, exc.message, hint) from None
+        self._key_source = str(path)
+        return {"pkey": pkey, "look_for_keys": False, "allow_agent": False}
+
     def _make(self) -> Connection:
         ssh = self.node.ssh
         config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
+        self._key_source = "the keys of your ssh-agent and ~/.ssh"
         connect_kwargs: dict[str, Any] = {
-            "look_for_keys": ssh.key_file is None,
-            "allow_agent": ssh.key_file is None,
+            **self._auth_kwargs(),
             "banner_timeout": ssh.connect_timeout,
             "auth_timeout": ssh.connect_timeout,
         }
-        if ssh.key_file is not None:
-            connect_kwargs["key_filename"] = str(ssh.key_file)
+        kh = self._known_hosts()
+        known_types = kh.key_types(self.node.address, ssh.port)
+        if known_types:
+            def factory(sock: Any, disabled_algorithms: Any = None) -> paramiko.Transport:
+                transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
+                opts = transport.get_security_options()
+                opts.key_types = known_hosts.preferred_key_types(list(opts.key_types), known_types)
+                return transport
+            connect_kwargs["transport_factory"] = factory
         conn = Connection(
             self.node.address,
             user=ssh.user,
@@ -147,14 +203,47 @@ class NodeConnection:
             connect_kwargs=connect_kwargs,
         )
         client: paramiko.SSHClient = conn.client
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        known = Path(self._known_hosts_name())
-        if known.is_file():
-            client.load_host_keys(str(known))
+        # nothing is loaded into paramiko's HostKeys: every key goes through the OpenSSH-rule verifier
+        client.set_missing_host_key_policy(_VerifyHostKey(self, kh))
         return conn
 
     def _known_hosts_name(self) -> str:
         return str(self.node.ssh.known_hosts or Path("~/.ssh/known_hosts").expanduser())
+
+    def _known_hosts(self) -> known_hosts.KnownHosts:
+        path = self._known_hosts_name()
+        try:
+            kh = known_hosts.load(path)
+        except OSError as exc:
+            raise HostKeyError(self.node.name, f"cannot read {path}: {exc.strerror or exc}",
+                               f"fix ssh.known_hosts or the permissions of {path}") from None
+        skipped = known_hosts.unreported_skips(kh)
+        if skipped:
+            note = (f"known_hosts: skipped {len(skipped)} line(s) OpenSSH-compatible matching cannot use: "
+                    + "; ".join(str(s) for s in skipped))
+            self.notes.append(note)
+            if self.runlog is not None:
+                self.runlog.record(node=self.node.name, note=note)
+        return kh
+
+    def _host_key_error(self, key: paramiko.PKey, verdict: known_hosts.Verdict) -> HostKeyError:
+        name, addr, port, path = verdict.name, self.node.address, self.node.ssh.port, self._known_hosts_name()
+        kind = key.get_name()
+        add = f"ssh-keyscan -p {port} {q(addr)} >> {q(path)}" if port != 22 else f"ssh-keyscan {q(addr)} >> {q(path)}"
+        if verdict.status is known_hosts.Status.CHANGED and verdict.entry is not None:
+            return HostKeyError(
+                self.node.name,
+                f"host key of {name} ({kind}) does not match {verdict.entry.where}",
+                f"the host was reinstalled or someone is in the middle: verify its key, then "
+                f"ssh-keygen -R {q(name)} -f {q(path)} (removes the entry at {verdict.entry.where}) and {add}",
+            )
+        if verdict.status is known_hosts.Status.REVOKED and verdict.entry is not None:
+            return HostKeyError(
+                self.node.name, f"host key of {name} ({kind}) is marked @revoked at {verdict.entry.where}",
+                f"{self.node.name} must get a new host key; do not connect to it with the revoked one",
+            )
+        return HostKeyError(self.node.name, f"host key of {name} ({kind}) is not in {path}",
+                            f"verify the key, then add it: {add}")
 
     def open(self) -> Connection:
         with self._lock:
@@ -164,31 +253,45 @@ class NodeConnection:
             name, addr, port = self.node.name, self.node.address, self.node.ssh.port
             try:
                 conn.open()
-            except paramiko.BadHostKeyException as exc:
-                raise HostKeyError(
-                    name, f"host key of {addr} does not match known_hosts ({exc.key.get_name()})",
-                    f"the host was reinstalled or someone is in the middle: verify its key, then "
-                    f"ssh-keygen -R {addr} -f {self._known_hosts_name()} and add the new key",
+            except RemoteError:  # raised by the host-key verifier, inside paramiko's connect
+                conn.close()
+                raise
+            except paramiko.BadAuthenticationType as exc:
+                conn.close()
+                raise AuthError(
+                    name, f"sshd on {name} does not accept public keys for {self.node.ssh.user} "
+                    f"(it allows: {', '.join(exc.allowed_types) or 'nothing'})",
+                    f"enable PubkeyAuthentication in sshd_config on {name}",
+                ) from None
+            except paramiko.PasswordRequiredException:
+                conn.close()
+                raise AuthError(
+                    name, f"no key was accepted for {self.node.ssh.user}@{addr}, and a key in ~/.ssh is "
+                    "encrypted (passphrase-protected)",
+                    "load it into ssh-agent (ssh-add KEY) and run studio-cluster where SSH_AUTH_SOCK is set, "
+                    "or set ssh.key_file",
+                ) from None
+            except paramiko.AuthenticationException:
+                conn.close()
+                raise AuthError(
+                    name, f"{self.node.ssh.user}@{addr} refused {self._key_source}",
+                    f"add its public key to ~{self.node.ssh.user}/.ssh/authorized_keys on {name}, "
+                    f"or fix ssh.key_file / ssh.user",
                 ) from None
             except paramiko.SSHException as exc:
+                conn.close()
                 text = str(exc)
-                if "not found in known_hosts" in text:
-                    raise HostKeyError(
-                        name, f"host key of {addr} is not in {self._known_hosts_name()}",
-                        f"verify the key, then add it: ssh-keyscan -p {port} {addr} >> {self._known_hosts_name()}",
-                    ) from None
-                if isinstance(exc, paramiko.AuthenticationException) or "Authentication" in text:
-                    raise AuthError(
-                        name, f"{self.node.ssh.user}@{addr} refused our key",
-                        f"add the public key of {self.node.ssh.key_file or 'your agent'} to "
-                        f"~{self.node.ssh.user}/.ssh/authorized_keys on {name}, or fix ssh.key_file",
-                    ) from None
+                if "No authentication methods available" in text:
+                    raise AuthError(name, f"no SSH key to offer to {self.node.ssh.user}@{addr}",
+                                    "set ssh.key_file, or start ssh-agent and ssh-add your key") from None
                 raise UnreachableError(name, f"SSH to {addr}:{port} failed: {text}",
                                        f"check that sshd runs on {name} and port {port} is open") from None
             except TimeoutError:
+                conn.close()
                 raise UnreachableError(name, f"no answer from {addr}:{port} within {self.node.ssh.connect_timeout}s",
                                        f"check the address, routing and firewall to {name}") from None
             except OSError as exc:
+                conn.close()
                 reason = exc.strerror or str(exc)
                 raise UnreachableError(name, f"cannot connect to {addr}:{port}: {reason}",
                                        f"start sshd on {name} or fix ssh.port / address") from None
@@ -216,8 +319,7 @@ class NodeConnection:
         start = time.monotonic()
         try:
             payload = stdin_bytes if stdin_bytes is not None else (stdin.encode() if stdin is not None else None)
-            with self._slots:
-                code, out, err = self._exec(conn, full, payload, timeout)
+            code, out, err = self._exec_with_slot(conn, full, payload, timeout)
         except TimeoutError:
             self._log(command, -1, "", "timed out", time.monotonic() - start)
             raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
@@ -237,14 +339,66 @@ class NodeConnection:
             )
         return result
 
+    def _exec_with_slot(self, conn: Connection, command: str, stdin: bytes | None,
+                        timeout: float) -> tuple[int, str, str]:
+        """Run on one channel, within the node's channel limit; a refused channel lowers the limit to the
+        channels still open and waits for one of them to close (back-pressure, not a failure)."""
+        deadline = time.monotonic() + timeout
+        refused_alone = 0
+        while True:
+            with self._channels:
+                while self._open_channels >= self.channel_limit:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(command)
+                    self._channels.wait(left)
+                self._open_channels += 1
+            try:
+                return self._exec(conn, command, stdin, timeout)
+            except _ChannelRefused as exc:
+                with self._channels:
+                    others = self._open_channels - 1
+                    if others > 0:
+                        self.channel_limit = min(self.channel_limit, others)
+                        refused_alone = 0
+                    else:
+                        refused_alone += 1
+                if others == 0 and refused_alone >= CHANNEL_RETRIES:
+                    raise RemoteError(
+                        self.node.name,
+                        f"sshd on {self.node.name} refused to open even one session channel ({exc})",
+                        f"raise MaxSessions in sshd_config on {self.node.name} (OpenSSH's default is 10; "
+                        f"this tool uses up to {MAX_CHANNELS} at once, and works with 1 or more)",
+                        command=command,
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(command) from None
+                if others == 0:
+                    time.sleep(0.05 * refused_alone)  # a channel we just closed may not be freed yet
+            finally:
+                with self._channels:
+                    self._open_channels -= 1
+                    self._channels.notify()
+
     @staticmethod
     def _exec(conn: Connection, command: str, stdin: bytes | None, timeout: float) -> tuple[int, str, str]:
         """One exec channel on the shared transport.  Invoke's runner feeds stdin a byte at a time with a
-        sleep between bytes (seconds for a 1 kB config), so stdin goes in one write here."""
+        sleep between bytes (seconds for a 1 kB config), so stdin goes in one write here.
+
+        Raises _ChannelRefused when sshd refuses the channel (MaxSessions)."""
         transport = conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise EOFError("SSH transport is closed")
-        chan = transport.open_session(timeout=timeout)
+        try:
+            chan = transport.open_session(timeout=timeout)
+        except paramiko.ChannelException as exc:
+            raise _ChannelRefused(f"{exc.text} (code {exc.code})") from None
+        except paramiko.SSHException as exc:
+            # with threads opening channels at once, only one of them gets the ChannelException; the
+            # others see "Unable to open channel." on a transport that is still up: the same refusal
+            if transport.is_active() and "Unable to open channel" in str(exc):
+                raise _ChannelRefused(str(exc)) from None
+            raise
         try:
             chan.exec_command(command)
             if stdin:
@@ -295,19 +449,37 @@ class NodeConnection:
         self.run(script, stdin_bytes=data, what=f"write {path}")
 
 
+class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
+    """Every host key goes through here (paramiko's own HostKeys stays empty): OpenSSH's rules."""
+
+    def __init__(self, conn: NodeConnection, kh: known_hosts.KnownHosts) -> None:
+        self.conn = conn
+        self.kh = kh
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        node = self.conn.node
+        verdict = self.kh.verify(node.address, node.ssh.port, key)
+        if verdict.status is not known_hosts.Status.OK:
+            raise self.conn._host_key_error(key, verdict)
+
+
 class Remote:
     """The connections of one run, one per node, opened on first use and closed together."""
 
-    def __init__(self, profile: Profile, runlog: RunLog | None = None) -> None:
+    def __init__(self, profile: Profile, runlog: RunLog | None = None, *,
+                 key_passphrases: dict[str, str] | None = None) -> None:
+        """`key_passphrases`: node name -> passphrase of its encrypted ssh.key_file (resolved secrets)."""
         self.profile = profile
         self.runlog = runlog
+        self.key_passphrases = dict(key_passphrases or {})
         self._conns: dict[str, NodeConnection] = {}
         self._lock = threading.Lock()
 
     def __getitem__(self, name: str) -> NodeConnection:
         with self._lock:
             if name not in self._conns:
-                self._conns[name] = NodeConnection(self.profile.node(name), self.runlog)
+                self._conns[name] = NodeConnection(self.profile.node(name), self.runlog,
+                                                   key_passphrase=self.key_passphrases.get(name))
             return self._conns[name]
 
     def nodes(self, names: Iterable[str] | None = None) -> list[NodeConnection]:
