@@ -10,8 +10,14 @@ import pytest
 
 from wizard import lab
 from wizard.checks import CLUSTER, CheckResult, Status, run_checks
-from wizard.profile import Profile
+from wizard.profile import Profile, RedisSettings, save_profile
 from wizard.secrets import Secrets
+
+
+def url_profile(profile: Profile) -> Profile:
+    """The lab profile with the single-Redis option (the Redis in sc-infra) instead of Sentinel."""
+    return profile.model_copy(update={"redis": RedisSettings(url=f"redis://{lab.INFRA[1]}:{lab.REDIS_PORT}/0",
+                                                             password=profile.redis.password)})
 
 
 def by_key(results: list[CheckResult]) -> dict[tuple[str, str], CheckResult]:
@@ -91,7 +97,7 @@ def test_port_4567_blocked_on_one_node(profile: Profile, secrets: Secrets) -> No
 def test_redis_stopped(profile: Profile, secrets: Secrets) -> None:
     lab.stop_redis()
     try:
-        results = by_key(run_checks(profile, secrets, only=["ssh", "redis"]))
+        results = by_key(run_checks(url_profile(profile), secrets, only=["ssh", "redis"]))
     finally:
         lab.start_redis()
     for node in ("studio1", "studio2", "arbiter"):
@@ -132,7 +138,7 @@ def test_garbd_missing_on_the_arbiter(profile: Profile, secrets: Secrets) -> Non
 
 
 @pytest.mark.parametrize("as_json", [True, False])
-def test_check_command_exit_code_and_json(profile: Profile, as_json: bool) -> None:
+def test_check_command_exit_code_and_json(profile: Profile, as_json: bool, tmp_path: Path) -> None:
     import json
     import sys
 
@@ -146,6 +152,7 @@ def test_check_command_exit_code_and_json(profile: Profile, as_json: bool) -> No
         assert {r["node"] for r in data["results"]} >= {"studio1", "studio2", "arbiter", "cluster"}
     else:
         assert "verdict: ok" in out.stdout
+    argv[argv.index("profiles/lab.yaml")] = str(save_profile(url_profile(profile), tmp_path / "lab-url.yaml"))
     lab.stop_redis()
     try:
         out = subprocess.run(argv, capture_output=True, text=True, cwd=repo, timeout=120)
@@ -167,14 +174,15 @@ def test_many_commands_at_once_on_one_node_stay_within_sshd_max_sessions(profile
     assert outs == [str(i) for i in range(24)]
 
 
-def test_replay_with_redis_down_says_what_to_do_without_a_traceback(profile: Profile) -> None:
+def test_replay_with_redis_down_says_what_to_do_without_a_traceback(profile: Profile, tmp_path: Path) -> None:
     """It writes the cluster's files (and leaves them): later check tests must not expect a fresh node."""
     import sys
 
     repo = Path(__file__).resolve().parents[2]
+    url_file = str(save_profile(url_profile(profile), tmp_path / "lab-url.yaml"))
     lab.stop_redis()
     try:
-        out = subprocess.run([sys.executable, "-m", "wizard", "replay", "profiles/lab.yaml", "--skip-checks"],
+        out = subprocess.run([sys.executable, "-m", "wizard", "replay", url_file, "--skip-checks"],
                              capture_output=True, text=True, cwd=repo, timeout=120)
     finally:
         lab.start_redis()

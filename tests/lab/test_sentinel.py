@@ -146,3 +146,30 @@ def test_replay_survives_a_failover_in_the_middle(sentinel_healthy: None, profil
     for node in ("studio1", "studio2"):
         status = wsrep_status(remote[node], profile, secrets)
         assert status.get("wsrep_cluster_status") == "Primary", (node, status)
+
+
+def test_coordination_check_reads_sentinel_from_each_node(sentinel_healthy: None, profile: Profile,
+                                                          secrets: Secrets) -> None:
+    from wizard.checks import Status, run_checks
+
+    def redis_results(p: Profile) -> dict[str, Any]:
+        return {r.node: r for r in run_checks(p, secrets, only=["ssh", "redis"]) if r.check == "redis"}
+
+    master = labredis.master_host()
+    for r in redis_results(profile).values():
+        assert r.status is Status.OK, r
+        assert f"3/3 Sentinels agree: master {lab.HOSTS[master]}:6379, authenticated, 2 replica(s)" in r.summary
+    replica = next(n for n in lab.HOSTS if n != master)
+    labredis.stop_host_redis(replica)
+    for r in redis_results(profile).values():
+        assert r.status is Status.WARN, r  # still usable: a warning, not a failure
+        assert f"no answer from {lab.HOSTS[replica]}:26379" in r.summary and "start the Sentinel" in r.fix
+    wrong = profile.model_copy(update={"redis": profile.redis.model_copy(update={"master_name": "nosuch"})})
+    r = redis_results(wrong)["studio1"]
+    assert r.status is Status.FAIL and "knows no master named 'nosuch'" in r.summary
+    assert "redis.master_name" in r.fix
+    for name in lab.HOSTS:
+        labredis.stop_host_redis(name)
+    r = redis_results(profile)["arbiter"]
+    assert r.status is Status.FAIL and "0 of 3 Sentinels answer from arbiter" in r.summary, r
+    assert "start the Sentinels" in r.fix
