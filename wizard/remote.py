@@ -139,7 +139,7 @@ class NodeConnection:
         self.node = node
         self.runlog = runlog
         self.key_passphrase = key_passphrase
-        self._key_source = "the keys of your ssh-agent and ~/.ssh"
+        self._key_source = "ssh-agent and ~/.ssh keys"
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         # sshd allows MaxSessions (default 10) channels per connection; past that, opening one fails.
@@ -179,7 +179,7 @@ class NodeConnection:
     def _make(self) -> Connection:
         ssh = self.node.ssh
         config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
-        self._key_source = "the keys of your ssh-agent and ~/.ssh"
+        self._key_source = "ssh-agent and ~/.ssh keys"
         connect_kwargs: dict[str, Any] = {
             **self._auth_kwargs(),
             "banner_timeout": ssh.connect_timeout,
@@ -233,7 +233,7 @@ class NodeConnection:
         if verdict.status is known_hosts.Status.CHANGED and verdict.entry is not None:
             return HostKeyError(
                 self.node.name,
-                f"host key of {name} ({kind}) does not match {verdict.entry.where}",
+                f"host key of {name} ({kind}) does not match known_hosts entry {verdict.entry.where}",
                 f"the host was reinstalled or someone is in the middle: verify its key, then "
                 f"ssh-keygen -R {q(name)} -f {q(path)} (removes the entry at {verdict.entry.where}) and {add}",
             )
@@ -274,7 +274,7 @@ class NodeConnection:
             except paramiko.AuthenticationException:
                 conn.close()
                 raise AuthError(
-                    name, f"{self.node.ssh.user}@{addr} refused {self._key_source}",
+                    name, f"{self.node.ssh.user}@{addr} refused our key ({self._key_source})",
                     f"add its public key to ~{self.node.ssh.user}/.ssh/authorized_keys on {name}, "
                     f"or fix ssh.key_file / ssh.user",
                 ) from None

@@ -211,7 +211,7 @@ def test_changed_key_on_2222_names_the_bracketed_entry(profile: Profile, keys: K
     assert not _openssh_accepts(2222, known)
     ok, exc, _ = _ours_accepts(_node(profile, 2222, known))
     assert not ok and isinstance(exc, HostKeyError)
-    assert f"does not match {known}:2" in exc.message
+    assert f"does not match known_hosts entry {known}:2" in exc.message
     assert f"ssh-keygen -R '[{ip}]:2222' -f {known}" in exc.hint, exc.hint
     # following the hint removes the stale entry and keeps the good one
     subprocess.run(["ssh-keygen", "-R", f"[{ip}]:2222", "-f", str(known)], check=True, capture_output=True)
@@ -307,3 +307,19 @@ def test_no_session_allowed_names_max_sessions(profile: Profile, keys: Keys, ssh
         conn.close()
     assert "refused to open even one session channel" in info.value.message
     assert "MaxSessions" in info.value.hint
+
+
+def test_ssh_check_passes_every_node_with_a_cert_authority_line(profile: Profile, tmp_path: Path) -> None:
+    from wizard.checks import run_checks
+    from wizard.checks.base import Status
+    from wizard.secrets import Secrets
+
+    known = tmp_path / "known_hosts"
+    known.write_text(UNPARSABLE[0] + "\n" + lab.known_hosts_path().read_text())
+    nodes = [n.model_copy(update={"ssh": n.ssh.model_copy(update={"known_hosts": known})}) for n in profile.nodes]
+    copy = profile.model_copy(update={"nodes": nodes})
+    results = [r for r in run_checks(copy, Secrets.resolve_for(profile), only=["ssh"]) if r.check == "ssh"]
+    assert sorted(r.node for r in results) == sorted(n.name for n in profile.nodes)
+    assert all(r.status is Status.OK for r in results), [(r.node, r.summary) for r in results]
+    mentions = [r for r in results if f"{known}:1: @cert-authority" in r.summary]
+    assert len(mentions) == 1, [r.summary for r in results]  # reported once, not once per node

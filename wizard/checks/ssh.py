@@ -14,8 +14,9 @@ def ssh_access(ctx: CheckContext, node: Node) -> Outcome:
         res = conn.run("id -u", privileged=False, timeout=10, what="id -u")
     except RemoteError as exc:
         return fail(exc.message, exc.hint or "check SSH settings for this node")
+    notes = "".join(f"; {note}" for note in conn.notes)  # e.g. known_hosts lines skipped (said once per run)
     if res.stdout.strip() == "0":
-        return ok(f"{node.ssh.user}@{node.address}:{node.ssh.port}, host key verified, root")
+        return ok(f"{node.ssh.user}@{node.address}:{node.ssh.port}, host key verified, root{notes}")
     if not node.ssh.sudo:
         return fail(f"{node.ssh.user} is not root and ssh.sudo is off",
                     "log in as root, or set ssh.sudo: true and allow passwordless sudo")
@@ -23,4 +24,4 @@ def ssh_access(ctx: CheckContext, node: Node) -> Outcome:
     if sudo.exit_code != 0:
         return fail(f"sudo -n does not work for {node.ssh.user}: {sudo.stderr.strip()[:120]}",
                     f"allow {node.ssh.user} passwordless sudo (NOPASSWD) on {node.name}")
-    return ok(f"{node.ssh.user}@{node.address}, host key verified, sudo works")
+    return ok(f"{node.ssh.user}@{node.address}, host key verified, sudo works{notes}")
