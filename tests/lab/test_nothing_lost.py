@@ -42,7 +42,7 @@ def grastate(name: str) -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def formed(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+def formed(profile: Profile, secrets: Secrets) -> None:
     lab.down(progress=lambda _m: None)
     lab.up(progress=lambda _m: None)
     replay(profile, secrets, skip_checks=True)
@@ -60,7 +60,7 @@ def test_crash_during_ddl_keeps_the_node_whose_grastate_is_zeroed(profile: Profi
     write_rows(remote, profile, secrets, "studio2", 10, 5)  # B moves ahead
     sql(remote["studio2"], profile, secrets,
         "CREATE DATABASE ddl; CREATE TABLE ddl.big (id INT PRIMARY KEY AUTO_INCREMENT, pad CHAR(100)) ENGINE=InnoDB;"
-        "INSERT INTO ddl.big (pad) SELECT 'x' FROM seq_1_to_300000", timeout=120)
+        "INSERT INTO ddl.big (pad) SELECT 'x' FROM ddl.seq_1_to_300000", timeout=120)
     alter = threading.Thread(target=lambda: sql(remote["studio2"], profile, secrets,
                                                 "ALTER TABLE ddl.big FORCE, ALGORITHM=COPY", timeout=120, check=False),
                              daemon=True)
@@ -178,3 +178,37 @@ def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets
     assert st.verdict == "healthy", st.reason
     conf = {wsrep_status(remote[n], profile, secrets)["wsrep_cluster_state_uuid"] for n in ("studio1", "studio2")}
     assert len(conf) == 1
+
+
+def test_status_is_degraded_when_the_coordination_store_is_down(profile: Profile, secrets: Secrets,
+                                                                remote: Remote) -> None:
+    """Issue 7 input 7: every Redis down: the cluster serves, but no recovery could run."""
+    from wizard import labredis
+
+    healthy(profile, secrets, remote)
+    hosts = [n.name for n in profile.nodes]
+    for name in hosts:
+        labredis.stop_host_redis(name)
+    try:
+        out = subprocess.run([sys.executable, "-m", "wizard", "status", "profiles/lab.yaml"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "degraded" in out.stdout and "coordination store" in out.stdout, out.stdout
+    finally:
+        for name in hosts:
+            labredis.start_host_redis(name, wait=False)
+        labredis.await_healthy(60)
+
+
+def test_status_is_degraded_when_a_health_endpoint_is_dead(profile: Profile, secrets: Secrets,
+                                                           remote: Remote) -> None:
+    """Issue 16 input 8: the endpoint the DNS record checks is part of the verdict."""
+    healthy(profile, secrets, remote)
+    pid = lab.host_exec("studio2", ["cat", f"{profile.services.run_dir}/daemon.pid"]).stdout.strip()
+    lab.host_exec("studio2", ["kill", "-9", pid])
+    try:
+        st = collect(profile, secrets, remote, dns=False)
+        assert st.verdict == "degraded" and "studio2's health endpoint" in st.reason, st.reason
+    finally:
+        replay(profile, secrets, skip_checks=True)  # ensure_daemons starts it again
+    assert collect(profile, secrets, remote, dns=False).verdict == "healthy"
