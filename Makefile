@@ -9,7 +9,7 @@ APT_PACKAGES := mariadb-server galera-4 galera-arbitrator-4 mariadb-backup socat
 	redis-server pdns-server pdns-backend-bind iproute2 iptables dnsutils tmux procps binutils curl python3-venv
 PYTEST_ARGS ?=
 
-.PHONY: deps apt venv demo test unit lint lab-up lab-down bench clean
+.PHONY: deps apt venv demo test unit lint lab-up lab-down bench faults clean
 
 deps: apt venv
 
@@ -53,6 +53,15 @@ lab-down: venv
 
 bench: deps
 	$(BIN)/python bench/bootstrap.py
+
+# The seeded fault suite (issue 7): SCHEDULES schedules of kill/partition/DDL-crash/... faults, each recovered by
+# `studio-cluster recover` alone; takes the shared lab lock per schedule; writes docs/reliability.md.
+SEED ?= 1
+SCHEDULES ?= 20
+faults: deps
+	mkdir -p runs
+	$(BIN)/python -m tests.faults --seed $(SEED) --schedules $(SCHEDULES) --lock /tmp/studio-lab.lock \
+		--report docs/reliability.md --json runs/faults-seed$(SEED).json
 
 clean: lab-down
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

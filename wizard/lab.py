@@ -1235,6 +1235,38 @@ def clear_faults() -> None:
     write_known_hosts()
 
 
+LAB_IFACE = "eth0"  # every host's one interface on the lab bridge
+
+
+def _partition_rules(name: str, action: str) -> list[subprocess.CompletedProcess[str]]:
+    return [_run(_in_netns(name, ["iptables", "-w", "5", action, chain, flag, LAB_IFACE, "-m", "comment",
+                                  "--comment", FAULT_COMMENT, "-j", "DROP"]), check=False)
+            for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o"))]
+
+
+def partition(name: str) -> None:
+    """Cut host `name` off the lab network: drop every packet in and out of its lab interface (its
+    loopback, unix sockets and :func:`host_exec` keep working).  Undone by :func:`heal` or
+    :func:`clear_faults`."""
+    require_init_pid(name)
+    if all(p.returncode == 0 for p in _partition_rules(name, "-C")):
+        return
+    for proc in _partition_rules(name, "-I"):
+        if proc.returncode != 0:
+            raise LabError(f"iptables on {name} failed: {proc.stderr.strip()}")
+
+
+def heal(name: str) -> None:
+    """Undo :func:`partition` on host `name` (idempotent)."""
+    _check_host(name)
+    if _netns_ident(name) is None:
+        return
+    while any(p.returncode == 0 for p in _partition_rules(name, "-C")):
+        for proc in _partition_rules(name, "-D"):
+            if proc.returncode != 0 and "does a matching rule exist" not in proc.stderr:
+                raise LabError(f"iptables on {name} failed: {proc.stderr.strip()}")
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 

@@ -1,0 +1,46 @@
+"""``python -m tests.faults --seed N --schedules K``: the seeded fault suite on the lab (``make faults``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from tests.faults.report import write_report
+from tests.faults.suite import Suite, as_json, findings, summarize, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.faults", description=__doc__)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--schedules", type=int, default=20)
+    ap.add_argument("--only", type=int, action="append", help="run only this schedule index (repeatable)")
+    ap.add_argument("--short", action="store_true", help="one fast fault per schedule (the smoke test's kind)")
+    ap.add_argument("--lock", help="flock this file around each schedule (the shared lab lock)")
+    ap.add_argument("--report", help="write the Markdown report here (e.g. docs/reliability.md)")
+    ap.add_argument("--json", help="write every schedule's raw result here")
+    args = ap.parse_args(argv)
+    suite = Suite(args.seed, short=args.short, lock=args.lock, say=lambda m: print(m, flush=True))
+    started = time.time()
+    for i in args.only or range(args.schedules):
+        suite.run_schedule(i)
+    summary = summarize(suite.results)
+    print()
+    print(table(summary))
+    found = findings(suite.results, args.seed)
+    if found:
+        print("\nFindings:\n" + "\n".join(found))
+    if args.json:
+        Path(args.json).write_text(as_json(suite.results))
+    if args.report:
+        write_report(Path(args.report), summary, found, seed=args.seed, schedules=args.schedules, short=args.short,
+                     started=started, results=suite.results)
+        print(f"\nreport: {args.report}")
+    bad = summary["lost"] or summary["unverified"] or summary["split_brain"] or summary["failed_recoveries"] \
+        or summary["node_diff"] or summary["config_problems"]
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
