@@ -359,8 +359,12 @@ class NodeConnection:
                 with self._channels:
                     others = self._open_channels - 1
                     if others > 0:
+                        lowered = others < self.channel_limit
                         self.channel_limit = min(self.channel_limit, others)
                         refused_alone = 0
+                        if lowered and self.runlog is not None:
+                            self.runlog.record(node=self.node.name, note=f"sshd refused a channel ({exc}): at most "
+                                               f"{self.channel_limit} at once on this connection (MaxSessions)")
                     else:
                         refused_alone += 1
                 if others == 0 and refused_alone >= CHANNEL_RETRIES:
