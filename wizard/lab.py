@@ -9,8 +9,10 @@ default route, so nothing in the lab can talk to anything but the lab.
   the host's private ``/etc/mysql``, ``/var/lib/mysql``, ``/run``, ``/var/log``, ``/root``, ``/etc/ssh``,
   ``/etc/hosts``, ``/etc/hostname``, ``/etc/resolv.conf`` and ``/tmp`` (all under ``LAB_DIR/hosts/<name>/``)
   and reaps orphans.  Each host runs its own sshd; MariaDB is installed (the machine's binaries and a
-  freshly initialised datadir) but not started.
-* ``sc-infra`` (198.18.0.2, network namespace only): Redis on 6379 with a password, and PowerDNS
+  freshly initialised datadir) but not started.  Each host also runs a Redis and a Sentinel
+  (``wizard/labredis.py``: one master, two replicas, quorum 2), the coordination store of ``profiles/lab.yaml``.
+* ``sc-infra`` (198.18.0.2, network namespace only): a single Redis on 6379 with a password (for profiles
+  with ``redis.url``), and PowerDNS
   serving ``lab.test`` with a LUA ``ifurlup`` record for ``studio.lab.test``.
 
 Kept across ``down``: the lab client key, the secrets and the template datadir.  Everything else
