@@ -154,6 +154,78 @@ def hook_crafter_setenv(profile: Profile, remote: Remote) -> dict[str, str]:
         return dict(pool.map(one, names))
 
 
+# The processes behind the services a rendered file may ask to restart.
+SERVICE_PROCESS = {"mariadb": "mariadbd", "garbd": "garbd"}
+
+# For each (service, process, path): is the process running, and did it start before the file's last
+# change (so it still runs the old config)?  Start time: /proc/PID/stat field 22 (clock ticks after boot)
+# on the wall clock.  A short-lived `mariadbd --version` (a check) is not a running server.
+STALE_PROBE = r"""
+import json, os, sys, time
+tick = os.sysconf("SC_CLK_TCK")
+boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)  # to the clock tick, not btime's whole second
+def starts(name):
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % pid) as fh:
+                stat = fh.read()
+            with open("/proc/%s/cmdline" % pid, "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if comm != name or fields[0] == "Z" or any(a in (b"--version", b"--help", b"--wsrep-recover") for a in args):
+            continue
+        out.append(boot + int(fields[19]) / tick)
+    return out
+res = {}
+for service, proc, path in json.loads(sys.argv[1]):
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        continue
+    started = starts(proc)
+    if started and min(started) + 0.05 < mtime:
+        res.setdefault(service, []).append(path)
+print(json.dumps(res))
+"""
+
+
+def stale_services(changes: list[FileChange], remote: Remote) -> dict[str, dict[str, list[str]]]:
+    """node -> service -> config paths changed since the running service started: restarts still owed,
+    whether this run wrote the file or an earlier run stopped half way.  Stopped services owe nothing
+    (they start with what is on disk)."""
+    by_node: dict[str, list[tuple[str, str, str]]] = {}
+    for c in changes:
+        if c.node == DNS_NODE:
+            continue
+        for service in c.file.restart:
+            if service in SERVICE_PROCESS:
+                by_node.setdefault(c.node, []).append((service, SERVICE_PROCESS[service], str(c.file.path)))
+
+    def one(node: str) -> tuple[str, dict[str, list[str]]]:
+        res = remote[node].run(["python3", "-I", "-S", "-c", STALE_PROBE, json.dumps(by_node[node])],
+                               what="compare running services with their config")
+        return node, json.loads(res.stdout.strip().splitlines()[-1])
+
+    if not by_node:
+        return {}
+    with ThreadPoolExecutor(len(by_node)) as pool:
+        return {n: s for n, s in pool.map(one, list(by_node)) if s}
+
+
+def sst_auth_changed(changes: list[FileChange]) -> bool:
+    """A file about to be rewritten changes ``wsrep_sst_auth`` (the SST password or user was rotated)."""
+    def auth(text: str | None) -> list[str]:
+        return [ln.strip() for ln in (text or "").splitlines() if ln.strip().startswith("wsrep_sst_auth")]
+
+    return any(c.action == "update" and c.old is not None and auth(c.old) != auth(c.file.content) for c in changes)
+
+
 def restarts_needed(applied: list[FileChange]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for c in applied:

@@ -331,6 +331,18 @@ class Coordinator:
         with ThreadPoolExecutor(len(self.profile.nodes)) as pool:
             return dict(pool.map(one, self.profile.nodes))
 
+    def sst_secret(self, primary: str, running: list[str]) -> None:
+        """A rotated SST password, applied where it lives before the files change: the account on one
+        Primary node (replicated, by its hash), then each running server's wsrep_sst_auth.  Raises
+        RemoteError naming the node that failed."""
+        self.ship_agent()
+        steps = [(primary, "sst-account")] + [(n, "sst-auth") for n in running]
+        for name, command in steps:
+            node = self.profile.node(name)
+            out = self._run_agent(node, command, agent_config(self.profile, self.secrets, node), 60)
+            if "error" in out:
+                raise RemoteError(name, f"rotating the SST password: {out['error']}")
+
     def node_state(self, node: Node, recover: bool = False) -> dict[str, Any]:
         cfg = agent_config(self.profile, self.secrets, node)
         cfg["recover"] = recover

@@ -24,7 +24,8 @@ from wizard.apply import (
     hook_crafter_setenv,
     plan_files,
     prepare_directories,
-    restarts_needed,
+    sst_auth_changed,
+    stale_services,
 )
 from wizard.checks import CheckResult, Status, run_checks, worst
 from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
@@ -67,6 +68,7 @@ class PipelineResult:
     bootstrap: BootstrapReport | None = None
     status: ClusterStatus | None = None
     seconds: float = 0.0
+    pending_restarts: dict[str, str] = field(default_factory=dict)  # "node/service" -> why it waits
 
 
 def new_runlog(directory: Path | str = "runs") -> RunLog:
@@ -83,6 +85,42 @@ def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) 
     script = (f"pkill -TERM -x {proc} || exit 0; i=0; while [ -n \"$({daemon_pids(proc)})\" ]; do "
               f"i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done")
     remote[node].run(script, timeout=90, what=f"stop {proc}")
+
+
+def rotate_sst_secret(profile: Profile, secrets: Secrets, remote: Remote, coordinator: Coordinator,
+                      listener: Listener, shipping: Future[Any]) -> None:
+    """The SST password changed: the account and the running servers first, the files after, so the next
+    SST never meets a donor and an account that disagree."""
+    status = collect(profile, secrets, remote, dns=False)
+    primary = [n.name for n in status.nodes if n.role == "studio" and n.primary_synced]
+    if not primary:
+        listener.step("apply", "running", "the SST password changed; no Primary Component runs now, so the "
+                                          "account is set by the node that bootstraps")
+        return
+    running = [n.name for n in status.nodes if n.role == "studio" and n.cluster_status == "Primary"]
+    shipping.result()
+    listener.step("apply", "running", f"the SST password changed: updating the account on {primary[0]} and "
+                                      f"wsrep_sst_auth on {', '.join(running)} before the files")
+    coordinator.sst_secret(primary[0], running)
+
+
+def restart_blocker(profile: Profile, status: ClusterStatus, node: str, service: str) -> str:
+    """Why restarting ``service`` on ``node`` now could end the Primary Component ("" when it is safe).
+
+    mariadb: every other data node must be Primary and Synced (a clean leave keeps their component
+    Primary).  garbd: some data node must be Primary and Synced.
+    """
+    data = [n for n in status.nodes if n.role == "studio"]
+    if service == "mariadb":
+        others = [n for n in data if n.name != node]
+        down = [n.name for n in others if not n.primary_synced]
+        if down:
+            return (f"{' and '.join(down)} {'is' if len(down) == 1 else 'are'} not Primary and Synced, so stopping "
+                    f"{node} would leave no serving node")
+        return ""
+    if not any(n.primary_synced for n in data):
+        return "no data node is Primary and Synced"
+    return ""
 
 
 def bootstrap_steps(profile: Profile) -> list[str]:
@@ -155,6 +193,8 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         listener.step("apply", "start", "comparing rendered files with the nodes")
         try:
             changes = plan_files(profile, secrets, remote)
+            if sst_auth_changed(changes):
+                rotate_sst_secret(profile, secrets, remote, coordinator, listener, shipping)
             result.applied = apply_files(changes, remote, on_change=listener.on_file)
             prepare_directories(profile, remote)
             hooked = hook_crafter_setenv(profile, remote)
@@ -170,21 +210,26 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         listener.step("bootstrap", "start", "agents electing and starting nodes")
         try:
             shipping.result()
-            restarts = restarts_needed(result.applied)
-            reports: list[BootstrapReport] = []
-            if restarts:
-                before = collect(profile, secrets, remote, dns=False)
-                for node, services in restarts.items():
-                    running = before.node(node).process_running
-                    if not running:
+            # Restarts owed: services running with a config older than the file on disk (written now, or
+            # by an earlier run that stopped half way).  Rolling, one at a time, each only while it is safe.
+            # First every node up (a stopped one starts with the new files and owes nothing), then the restarts.
+            reports: list[BootstrapReport] = [coordinator.bootstrap(force=force, on_event=listener.on_event,
+                                                                    timeouts=timeouts)]
+            owed = stale_services(changes, remote)
+            for node, services in owed.items():
+                for service in sorted(services):
+                    current = collect(profile, secrets, remote, dns=False)
+                    why = restart_blocker(profile, current, node, service)
+                    if why:
+                        result.pending_restarts[f"{node}/{service}"] = why
+                        listener.step("bootstrap", "running", f"restart of {service} on {node} for its new config "
+                                      f"is pending: {why}; the new file is on disk and the next replay finishes "
+                                      "the rollout")
                         continue
-                    for service in sorted(services):  # rolling: one node at a time; the agents bring it back
-                        listener.step("bootstrap", "running", f"restarting {service} on {node} for its new config")
-                        stop_for_restart(profile, remote, node, service)
-                        reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event,
-                                                             timeouts=timeouts))
-            if not reports:
-                reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event, timeouts=timeouts))
+                    listener.step("bootstrap", "running", f"restarting {service} on {node} for its new config")
+                    stop_for_restart(profile, remote, node, service)
+                    reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event,
+                                                         timeouts=timeouts))
             result.bootstrap = merge_reports(reports)
             if daemons is not None:
                 daemons.result()

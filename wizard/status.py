@@ -15,11 +15,13 @@ from typing import Any, Literal
 
 import redis
 
+from wizard.agent.membership import is_member, parse_gvwstate_uuid
 from wizard.checks.names import query_a
 from wizard.coordinator import key, redis_client
-from wizard.nodesql import wsrep_status
+from wizard.nodesql import sql, wsrep_status
 from wizard.profile import Node, Profile, Role
 from wizard.remote import Remote, RemoteError, daemon_pids
+from wizard.render import GARBD_WORK_DIR
 from wizard.secrets import Secrets
 
 Verdict = Literal["healthy", "degraded", "split", "down"]
@@ -36,6 +38,8 @@ class NodeStatus:
     heartbeat_age: float | None = None
     process_running: bool = False
     health: str = ""  # Studio nodes: the health endpoint's answer ("200", "503", or why it gave none)
+    members: list[str] = field(default_factory=list)  # Primary data nodes: the component's member uuids
+    garbd_uuid: str = ""  # the Arbiter: the running garbd's identity (my_uuid of its gvwstate.dat)
 
     def _int(self, k: str, default: int = 0) -> int:
         try:
@@ -113,6 +117,13 @@ def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node
             st.wsrep = wsrep_status(conn, profile, secrets, timeout=timeout)
             if not st.wsrep:
                 st.error = "mariadbd runs but does not answer SQL"
+            elif st.cluster_status == "Primary":
+                rows = sql(conn, profile, secrets, "SELECT node_uuid FROM mysql.wsrep_cluster_members",
+                           check=False, timeout=timeout)
+                st.members = [r[0] for r in rows if r and r[0]]
+        elif node.role is Role.ARBITER and st.process_running:
+            res = conn.run(["cat", f"{GARBD_WORK_DIR}/gvwstate.dat"], timeout=timeout, check=False, what="gvwstate")
+            st.garbd_uuid = parse_gvwstate_uuid(res.stdout) if res.exit_code == 0 else ""
     except RemoteError as exc:
         st.error = exc.message
     return st
@@ -130,7 +141,11 @@ def verdict_of(profile: Profile, nodes: list[NodeStatus],
     uuids_agree = len({n.wsrep.get("wsrep_cluster_state_uuid") for n in data if n.wsrep}) <= 1
     members = [n.name for n in primary]
     expected = len(profile.nodes)
-    arbiter_member = arb.process_running and any(n.size >= expected for n in primary)
+    # By identity when both sides are known (a dead incarnation not yet evicted keeps the size up),
+    # else by the size.
+    arbiter_member = arb.process_running and any(
+        is_member(arb.garbd_uuid, n.members, expected) if (arb.garbd_uuid and n.members) else n.size >= expected
+        for n in primary)
     if len(primary) > 1 and (len(uuids) > 1 or len(conf_ids) > 1):
         return "split", "data nodes are Primary in different components: " + ", ".join(
             f"{n.name} (conf {n.wsrep.get('wsrep_cluster_conf_id')})" for n in primary), members, uuids_agree, \

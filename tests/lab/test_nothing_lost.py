@@ -42,10 +42,50 @@ def grastate(name: str) -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def formed(profile: Profile, secrets: Secrets) -> None:
+def fresh_lab(profile: Profile, secrets: Secrets) -> None:
     lab.down(progress=lambda _m: None)
     lab.up(progress=lambda _m: None)
-    replay(profile, secrets, skip_checks=True)
+
+
+def test_the_donor_stays_healthy_while_the_first_joiner_never_is(profile: Profile, secrets: Secrets) -> None:
+    """Issue 7 input 6: during the first join (mariabackup SST, which does not block the donor) the only
+    serving node answers 200 on its health endpoint; the joiner answers 503 until it is Synced."""
+    import urllib.error
+    import urllib.request
+
+    seen: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    def code(name: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://{profile.node(name).address}:{profile.dns.health_port}/",
+                                        timeout=1) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return 0
+
+    def poll() -> None:
+        while not done.is_set():
+            for name in ("studio1", "studio2"):
+                state = lab.host_exec(name, ["mariadb", "-N", "-B", "-e",
+                                             "SHOW STATUS LIKE 'wsrep_local_state_comment'"], check=False).stdout
+                seen.append((f"{name}:{state.split(chr(9))[-1].strip()}", code(name)))
+            time.sleep(0.2)
+
+    t = threading.Thread(target=poll, daemon=True)
+    t.start()
+    try:
+        replay(profile, secrets, skip_checks=True)
+    finally:
+        done.set()
+        t.join(timeout=10)
+    donor = [c for s, c in seen if s == "studio1:Donor/Desynced"]
+    assert donor, f"never saw studio1 donating: {sorted(set(s for s, _ in seen))}"
+    assert set(donor) == {200}, f"the donor answered {set(donor)} while donating by mariabackup"
+    joining = [c for s, c in seen if s.startswith("studio2:") and s not in ("studio2:Synced", "studio2:")]
+    assert 200 not in joining, "a joiner answered healthy"
 
 
 def test_crash_during_ddl_keeps_the_node_whose_grastate_is_zeroed(profile: Profile, secrets: Secrets,
@@ -134,9 +174,15 @@ def test_killed_garbd_is_counted_by_identity(profile: Profile, secrets: Secrets,
     assert sorted(r[0] for r in members) == ["garb", "studio1", "studio2"], members
 
 
-def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets: Secrets, remote: Remote) -> None:
+@pytest.mark.parametrize("failover", [False, True], ids=["lock-expired", "sentinel-failover"])
+def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets: Secrets, remote: Remote,
+                                                       failover: bool) -> None:
     """Issue 7 input 5: the winning agent freezes (SIGSTOP) right after it took the lock and token; the lock
-    expires, a second run wins and forms the cluster; the first, resumed, must refuse: one Primary only."""
+    expires, a second run wins and forms the cluster; the first, resumed, must refuse: one Primary only.
+    With ``failover`` the Redis master also dies while the winner is frozen (Sentinel promotes a replica,
+    which may or may not have the lock): the fencing check still stops the first winner."""
+    from wizard import labredis
+
     healthy(profile, secrets, remote)
     stop_clean("arbiter", "garbd")
     stop_clean("studio2")
@@ -165,8 +211,23 @@ def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets
             return None
 
         pid = wait_until("the first run's winner to take the lock", stopped_pid, 120)
-        wait_until("the first winner's lock to expire", lambda: not client.exists(key(profile, "bootstrap-lock")), 10)
-        second = coordinator.bootstrap(run_id="second")
+        dead_master = ""
+        if failover:
+            dead_master = labredis.master_host()
+            labredis.stop_host_redis(dead_master)
+            def promoted() -> bool:
+                try:
+                    return labredis.master_host() != dead_master
+                except labredis.LabRedisError:
+                    return False  # mid-failover: no Sentinel names a master yet
+
+            wait_until("Sentinel to promote a new master", promoted, 60)
+        wait_until("the first winner's lock to expire", lambda: not client.exists(key(profile, "bootstrap-lock")), 30)
+        try:
+            second = coordinator.bootstrap(run_id="second")
+        finally:
+            if dead_master:
+                labredis.start_host_redis(dead_master)
         assert second.ok
         assert second.outcomes["studio1"].action == "bootstrap"
     finally:

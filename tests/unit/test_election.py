@@ -413,7 +413,7 @@ def test_properties(scenario: tuple[dict[str, NodeState], list[str], str, str | 
 
 # -- runs on the nodes' python ----------------------------------------------------------------------
 AGENT_DIR = Path(__file__).resolve().parents[2] / "wizard" / "agent"
-MY_AGENT_FILES = ["__init__.py", "election.py", "grastate.py", "health.py"]
+MY_AGENT_FILES = ["__init__.py", "election.py", "grastate.py", "health.py", "membership.py"]
 
 
 @pytest.mark.parametrize("name", MY_AGENT_FILES)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import http.server
 import json
 import os
@@ -43,6 +44,7 @@ from wizard.agent.grastate import (
     set_safe_to_bootstrap,
 )
 from wizard.agent.health import health_verdict
+from wizard.agent.membership import is_member, parse_gvwstate_uuid
 
 HEARTBEAT_TTL_MS = 6000
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -162,15 +164,25 @@ class Node:
         return [line.split("\t") for line in p.stdout.splitlines() if line]
 
     def ensure_sst_user(self) -> None:
-        """The least-privilege SST user mariabackup needs; created on the Primary so Galera replicates it."""
+        """The least-privilege SST user mariabackup needs; created on the Primary so Galera replicates it.
+        Only the password's hash is in the statements, so the password never enters the replication
+        stream (galera.cache, binary logs)."""
         user, pw = self.cfg.sst_user, self.cfg.get("sst_password") or ""
-        esc = pw.replace("\\", "\\\\").replace("'", "\\'")
-        stmt = ("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY '%s';\n"
-                "ALTER USER '%s'@'localhost' IDENTIFIED BY '%s';\n"
+        digest = native_password_hash(pw)
+        stmt = ("CREATE USER IF NOT EXISTS '%s'@'localhost' IDENTIFIED BY PASSWORD '%s';\n"
+                "ALTER USER '%s'@'localhost' IDENTIFIED BY PASSWORD '%s';\n"
                 "GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON *.* TO '%s'@'localhost';\n"
-                "SELECT 'ok';\n") % (user, esc, user, esc, user)
+                "SELECT 'ok';\n") % (user, digest, user, digest, user)
         if self.sql(stmt) != [["ok"]]:
             raise AgentError("creating the SST user failed: %s" % getattr(self, "last_sql_error", "?"))
+
+    def set_sst_auth(self) -> None:
+        """The running server's wsrep_sst_auth (a dynamic, node-local variable: not replicated), so a
+        rotated password is used by the next SST without a restart."""
+        value = "%s:%s" % (self.cfg.sst_user, self.cfg.get("sst_password") or "")
+        esc = value.replace("\\", "\\\\").replace("'", "\\'")
+        if self.sql("SET GLOBAL wsrep_sst_auth = '%s'; SELECT 'ok';" % esc) != [["ok"]]:
+            raise AgentError("setting wsrep_sst_auth failed: %s" % getattr(self, "last_sql_error", "?"))
 
     def wsrep(self) -> dict[str, str]:
         rows = self.sql("SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_status','wsrep_cluster_size',"
@@ -285,12 +297,11 @@ class Node:
 
     def garbd_uuid(self) -> str:
         """This garbd's identity in the group (``my_uuid`` of gvwstate.dat in its work dir), "" if unknown."""
-        path = os.path.join(self.garbd_workdir(), "gvwstate.dat")
-        with contextlib.suppress(OSError), open(path, errors="replace") as fh:
-            for line in fh:
-                if line.startswith("my_uuid:"):
-                    return line.split(":", 1)[1].strip()
-        return ""
+        try:
+            with open(os.path.join(self.garbd_workdir(), "gvwstate.dat"), errors="replace") as fh:
+                return parse_gvwstate_uuid(fh.read())
+        except OSError:
+            return ""
 
     def start_garbd(self) -> None:
         # A new incarnation gets a new identity: a stale gvwstate.dat would make it take over the dead
@@ -314,6 +325,11 @@ class Node:
         os.makedirs(os.path.dirname(log), exist_ok=True)
         argv += ["--log", log]
         spawn(argv, log + ".out")
+
+
+def native_password_hash(password: str) -> str:
+    """mysql_native_password's stored form: ``*`` + upper-case hex of SHA1(SHA1(password))."""
+    return "*" + hashlib.sha1(hashlib.sha1(password.encode()).digest()).hexdigest().upper()  # noqa: S324
 
 
 def read_shell_vars(path: str) -> dict[str, str]:
@@ -761,15 +777,9 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
 def garbd_member(cfg: Config, node: Node, states: dict[str, election.NodeState]) -> bool:
     """This garbd, by its identity, is a member of a Primary Component of exactly ``expected_size``
     members: a dead incarnation not yet evicted neither counts for it nor hides behind the size."""
-    me = node.garbd_uuid()
-    if not me:
-        return False
-    want = int(cfg.get("expected_size", 3))
-    for st in states.values():
-        uuids = st.member_uuids()
-        if st.is_primary and me in uuids and len(uuids) == want and st.cluster_size == want:
-            return True
-    return False
+    me, want = node.garbd_uuid(), int(cfg.get("expected_size", 3))
+    return any(st.is_primary and st.cluster_size == want and is_member(me, st.member_uuids(), want)
+               for st in states.values())
 
 
 def all_synced(cfg: Config, states: dict[str, election.NodeState]) -> bool:
@@ -883,6 +893,12 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         elif command == "ensure-daemon":
             result = {"daemon": ensure_daemon(cfg, raw)}
+        elif command == "sst-account":  # on one Primary node: the account, replicated by its hash
+            Node(cfg).ensure_sst_user()
+            result = {"sst_account": "ok"}
+        elif command == "sst-auth":  # on every running data node: the server's own copy
+            Node(cfg).set_sst_auth()
+            result = {"sst_auth": "ok"}
         elif command == "state":
             result = Node(cfg).state(recover=bool(cfg.get("recover"))).to_dict()
         else:

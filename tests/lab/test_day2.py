@@ -1,0 +1,140 @@
+"""Changing a running cluster safely (issue 16 inputs 1, 4 and 6), on real hosts.
+
+A copy of the lab profile whose SST password is a file of the test's own is the knob: changing that
+file changes `wsrep_sst_auth` in galera.cnf on both data nodes, which owes mariadb a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.lab.test_cluster import row_ids, stop_clean, wait_until, write_rows
+from wizard import lab
+from wizard.apply import apply_files, plan_files
+from wizard.nodesql import sql
+from wizard.pipeline import PipelineError, replay
+from wizard.profile import Profile, load_profile
+from wizard.remote import Remote
+from wizard.secrets import Secrets
+from wizard.status import collect
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Knob:
+    """The lab profile with its SST password in a file the test rewrites."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.secret = tmp / "sst_password"
+        self.secret.write_text(lab.sst_password())
+        self.secret.chmod(0o600)
+        data = yaml.safe_load((REPO / "profiles" / "lab.yaml").read_text())
+        data["database"]["sst_password"] = f"file:{self.secret}"
+        self.path = tmp / "lab-day2.yaml"
+        self.path.write_text(yaml.safe_dump(data))
+
+    def set(self, value: str) -> tuple[Profile, Secrets]:
+        self.secret.write_text(value)
+        profile = load_profile(self.path)
+        return profile, Secrets.resolve_for(profile)
+
+
+@pytest.fixture(scope="module")
+def knob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knob]:
+    lab.down(progress=lambda _m: None)
+    lab.up(progress=lambda _m: None)
+    k = Knob(tmp_path_factory.mktemp("day2"))
+    profile, secrets = k.set(lab.sst_password())
+    replay(profile, secrets, skip_checks=True)
+    yield k
+
+
+def mariadbd_pid(name: str) -> str:
+    return lab.host_exec(name, ["pgrep", "-x", "mariadbd"], check=False).stdout.strip()
+
+
+def test_a_change_with_one_data_node_down_never_stops_the_last_one(knob: Knob) -> None:
+    """Input 1: studio1 is down and cannot start; the SST password changes; replay writes the files but
+    must not restart studio2, the only serving node.  Once studio1 can start, the next replay finishes."""
+    profile, secrets = knob.set("rotated-one")
+    with Remote(profile) as remote:
+        write_rows(remote, profile, secrets, "studio2", 1, 3)
+    stop_clean("studio1")
+    before = mariadbd_pid("studio2")
+    lab.hide_binary("studio1", "/usr/sbin/mariadbd")
+    try:
+        with pytest.raises(PipelineError):
+            replay(profile, secrets, skip_checks=True)
+        assert mariadbd_pid("studio2") == before, "studio2, the last serving node, was restarted"
+        cnf = lab.host_exec("studio2", ["grep", "-r", "wsrep_sst_auth", "/etc/mysql/mariadb.conf.d/"]).stdout
+        assert "rotated-one" in cnf, "the new file is on disk"
+    finally:
+        lab.unhide_binary("studio1", "/usr/sbin/mariadbd")
+    result = replay(profile, secrets, skip_checks=True)
+    assert result.status is not None and result.status.healthy
+    assert mariadbd_pid("studio2") != before, "the owed restart of studio2 was finished"
+    assert not result.pending_restarts
+
+
+def test_sst_password_rotated_under_writes_then_an_sst_succeeds(knob: Knob) -> None:
+    """Input 4: the password changes where it lives (account, running servers, files) with a writer
+    running; then a full SST (mariabackup, authenticated by the new password) succeeds."""
+    profile, secrets = knob.set("rotated-two")
+    acked: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with Remote(profile) as remote:
+            i = 1000
+            while not stop.is_set():
+                for node in ("studio1", "studio2"):
+                    try:
+                        write_rows(remote, profile, secrets, node, i, 1)
+                    except Exception:  # a node restarting refuses: only acknowledged rows count
+                        continue
+                    acked.append(i)
+                    break
+                i += 1
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        replay(profile, secrets, skip_checks=True)
+    finally:
+        stop.set()
+        t.join(timeout=30)
+    assert acked, "the writer never committed"
+    # A full SST for studio1: an empty datadir, studio2 donates with the rotated password.
+    stop_clean("studio1")
+    lab.host_exec("studio1", ["find", "/var/lib/mysql", "-mindepth", "1", "-delete"])
+    result = replay(profile, secrets, skip_checks=True)
+    assert result.status is not None and result.status.healthy, result.status
+    with Remote(profile) as remote:
+        for node in ("studio1", "studio2"):
+            ids = row_ids(remote, profile, secrets, node)
+            assert set(acked) <= ids, (node, sorted(set(acked) - ids)[:10])
+        users = sql(remote["studio1"], profile, secrets,
+                    f"SELECT authentication_string FROM mysql.user WHERE user='{profile.database.sst_user}'")
+        assert users and users[0][0].startswith("*"), "the SST account holds a password hash"
+        wait_until("both nodes Synced", lambda: collect(profile, secrets, remote, dns=False).healthy, 30)
+
+
+def test_an_interrupted_rollout_is_finished_by_the_next_run(knob: Knob) -> None:
+    """Input 6: the files were written, then the run stopped before any restart; the next run sees that
+    the running servers are older than their files and finishes the rollout; the run after restarts nothing."""
+    profile, secrets = knob.set("rotated-three")
+    with Remote(profile) as remote:
+        apply_files(plan_files(profile, secrets, remote), remote)  # the run died right here
+    pids = {n: mariadbd_pid(n) for n in ("studio1", "studio2")}
+    result = replay(profile, secrets, skip_checks=True)
+    assert not result.applied, "the files were already on disk"
+    assert result.status is not None and result.status.healthy
+    assert all(mariadbd_pid(n) != pids[n] for n in pids), "every node running the old config was restarted"
+    again = {n: mariadbd_pid(n) for n in pids}
+    replay(profile, secrets, skip_checks=True)
+    assert {n: mariadbd_pid(n) for n in pids} == again, "a finished rollout restarts nothing"
