@@ -35,6 +35,9 @@ READ_FILES = r"""
 import grp, json, os, pwd, sys
 out = {}
 for path in sys.argv[1:]:
+    if os.path.isdir(path):
+        out[path] = {"dir": True}
+        continue
     try:
         st = os.stat(path)
         with open(path) as fh:
@@ -65,11 +68,16 @@ def plan_files(profile: Profile, secrets: Secrets | None, remote: Remote) -> lis
     """Compare every rendered file with the node's copy.  Changes nothing."""
     rendered = render(profile, secrets)
 
+    crafter = str(profile.studio.install_path)
+
     def one(node: str) -> list[FileChange]:
         files = rendered[node]
-        res = remote[node].run(["python3", "-I", "-S", "-c", READ_FILES, *(str(f.path) for f in files)],
+        res = remote[node].run(["python3", "-I", "-S", "-c", READ_FILES, *(str(f.path) for f in files), crafter],
                                what="read configs")
         current = json.loads(res.stdout.strip().splitlines()[-1])
+        if not (current.get(crafter) or {}).get("dir"):
+            # Crafter is not installed here: its settings wait for it, and no Crafter tree is created.
+            files = [f for f in files if not str(f.path).startswith(crafter.rstrip("/") + "/")]
         out = []
         for f in files:
             cur = current.get(str(f.path))

@@ -103,7 +103,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from wizard.render import DNS_NODE
 
     profile, secrets = load(args.profile)
-    with Remote(profile) as remote:
+    with Remote(profile, key_passphrases=secrets.key_passphrases) as remote:
         changes = plan_files(profile, secrets, remote)
     for change in changes:
         label = {"create": "[green]create[/]", "update": "[yellow]update[/]", "unchanged": "[dim]unchanged[/]"}
@@ -156,7 +156,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         result = replay(profile, secrets, listener=listener, force=args.force_bootstrap,
                         skip_checks=args.skip_checks, runlog=runlog, timeouts=timeouts)
     except PipelineError as exc:
-        console.print(f"[bold red]replay failed at {exc.step}:[/] {exc.message}", highlight=False)
+        console.print(f"[bold red]{args.command or 'replay'} failed at {exc.step}:[/] {exc.message}", highlight=False)
         console.print(f"run log: {runlog.path}")
         return EXIT_FAIL
     console.print(f"[bold green]cluster {profile.cluster_name} is healthy[/] in {result.seconds:.1f}s; "
@@ -169,7 +169,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from wizard.status import collect
 
     profile, secrets = load(args.profile, only=READ_ONLY)
-    with Remote(profile) as remote:
+    with Remote(profile, key_passphrases=secrets.key_passphrases) as remote:
         st = collect(profile, secrets, remote)
     if args.json:
         print(json.dumps(st.to_dict(), indent=2))
@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("recover", "bring a cluster back after an outage (the same pipeline as replay)")):
         p = sub.add_parser(name, help=text)
         p.add_argument("profile")
-        p.add_argument("--force-bootstrap", metavar="NODE", help="bootstrap NODE without waiting for the others")
+        p.add_argument("--force-bootstrap", metavar="NODE",
+                       help="bootstrap NODE whatever the others hold (the way out of a refusal; says what it loses)")
         p.add_argument("--skip-checks", action="store_true", help="skip the prerequisite checks")
         p.add_argument("--wait-timeout", type=float, default=60, help="seconds to wait for every node to register")
         p.add_argument("--run-dir", default="runs", help="where the run log goes (default: runs/)")

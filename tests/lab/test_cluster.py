@@ -259,8 +259,8 @@ def test_run_log_records_commands_without_secrets(profile: Profile, secrets: Sec
 def test_crafter_setenv_sources_the_cluster_settings_once(profile: Profile, secrets: Secrets,
                                                           remote: Remote) -> None:
     setenv = "/opt/crafter/bin/crafter-setenv.sh"
-    remote["studio2"].run(["sh", "-c", 'printf "export CRAFTER_HOME=/opt/crafter\\n" > "$1" && chmod 755 "$1"',
-                           "mk", setenv])
+    remote["studio2"].run(["sh", "-c", 'mkdir -p "${1%/*}" && printf "export CRAFTER_HOME=/opt/crafter\\n" > "$1" && '
+                           'chmod 755 "$1"', "mk", setenv])
     replay(profile, secrets, skip_checks=True)
     text = remote["studio2"].run(["cat", setenv]).stdout
     assert text.startswith("export CRAFTER_HOME=/opt/crafter\n"), "Crafter's own lines stay"
@@ -273,3 +273,5 @@ def test_crafter_setenv_sources_the_cluster_settings_once(profile: Profile, secr
     replay(profile, secrets, skip_checks=True)
     assert remote["studio2"].run(["stat", "-c", "%Y.%i", setenv]).stdout == before, "a re-run changes nothing"
     assert remote["studio1"].run(["sh", "-c", 'test -e "$1" || echo absent', "t", setenv]).stdout.strip() == "absent"
+    assert remote["studio1"].run(["sh", "-c", 'test -e /opt/crafter || echo absent']).stdout.strip() == "absent", \
+        "no Crafter tree where Crafter is not installed"

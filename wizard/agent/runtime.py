@@ -54,6 +54,10 @@ class AgentError(Exception):
     pass
 
 
+class Aborted(AgentError):
+    """Another agent of this run failed first; the message names it and its own reason, once."""
+
+
 class Config:
     """The JSON the wizard sends; attribute access with defaults so older wizards stay compatible."""
 
@@ -459,8 +463,8 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
 
     def check_abort() -> None:
         reason = coord.r.get(abort_key)
-        if reason and not str(reason).startswith(node.name + ":"):
-            raise AgentError("stopping: another agent failed (%s)" % reason)
+        if reason and not str(reason).startswith(node.name + " failed:"):
+            raise Aborted("stopped because %s" % reason)
 
     ABORT_CHECK = check_abort
     ev("agent", "started", "agent started")
@@ -468,10 +472,13 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
         if node.role == "arbiter":
             return bootstrap_arbiter(cfg, node, coord, ev)
         return bootstrap_data(cfg, node, coord, ev)
+    except Aborted as exc:
+        ev("agent", "failed", str(exc))
+        raise
     except Exception as exc:
         ev("agent", "failed", str(exc))
-        with contextlib.suppress(Exception):  # tell the other agents of this run to stop waiting
-            coord.r.set(coord.key("abort", cfg.get("run_id", "")), "%s: %s" % (node.name, exc), ex=600)
+        with contextlib.suppress(Exception):  # tell the other agents of this run to stop waiting: the first
+            coord.r.set(abort_key, "%s failed: %s" % (node.name, exc), ex=600, nx=True)  # cause, never nested
         raise
     finally:
         lock.close()
@@ -619,6 +626,8 @@ def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[...
             try:
                 wait_for("garbd on %s to stop (it may hold a Primary Component of its own)" % ", ".join(arb),
                          lambda: not peers_listening(cfg, node, arb), float(cfg.get("arbiter_stop_timeout", 40)))
+            except Aborted:
+                raise
             except AgentError as exc:
                 raise AgentError("refusing to bootstrap: %s; stop garbd on the Arbiter and run again" % exc) from None
         running_peers = {n for n, s in states.items() if n != node.name and s.running and not s.is_primary}
@@ -715,6 +724,8 @@ def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], 
         try:
             wait_for("%s to merge into the Primary Component" % node.name,
                      lambda: node.wsrep().get("wsrep_cluster_status") == "Primary", window)
+        except Aborted:
+            raise
         except AgentError:
             ev("join", "running", "%s stayed out of the Primary Component for %.0fs: restarting mariadbd so it "
                "rejoins (a non-Primary node commits nothing, so nothing is lost)" % (node.name, window))
