@@ -201,6 +201,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
+    if args.kind == "systemd":
+        from wizard import labsystemd
+
+        return labsystemd.main([args.action])
+    if args.action == "base":
+        err_console.print("[red]error:[/] `lab base` builds the systemd hosts' rootfs: add --kind systemd")
+        return EXIT_USAGE
     from wizard import lab
 
     return lab.main([args.action])
@@ -253,7 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile")
     p.add_argument("--interval", type=float, default=2.0, help="refresh interval in seconds")
     p = sub.add_parser("lab", help="the local three-host lab")
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("action", choices=["up", "down", "status", "base"])
+    p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",
+                   help="namespace hosts (default, fast) or systemd-nspawn hosts that boot systemd")
     return parser
 
 
