@@ -168,7 +168,7 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
            timeouts: dict[str, float] | None = None) -> PipelineResult:
     listener = listener or Listener()
     own = remote is None
-    remote = remote or Remote(profile, runlog)
+    remote = remote or Remote(profile, runlog, key_passphrases=secrets.key_passphrases)
     result = PipelineResult()
     start = time.monotonic()
     coordinator = Coordinator(profile, secrets, remote)

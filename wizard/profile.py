@@ -100,6 +100,9 @@ class SSHSettings(_Model):
     known_hosts: Path | None = Field(
         None, description="known_hosts file used to verify host keys; default ~/.ssh/known_hosts"
     )
+    key_passphrase: SecretRef = Field(
+        "none", description="reference to the passphrase of an encrypted key_file (env:NAME, file:/path, ask); "
+                            "none: the key is not encrypted, or ssh-agent holds it")
     sudo: bool = Field(False, description="run privileged commands through sudo -n (user is not root)")
     connect_timeout: float = Field(5.0, gt=0, le=120)
 
@@ -113,6 +116,13 @@ class SSHSettings(_Model):
         if ctx.get("check_files", True) and not value.is_file():
             raise ValueError(f"file {str(value)!r} does not exist; create it or point to the right file")
         return value
+
+    @model_validator(mode="after")
+    def _passphrase_needs_key(self) -> SSHSettings:
+        if self.key_passphrase != "none" and self.key_file is None:  # noqa: S105 (a reference, not a value)
+            raise ValueError("key_passphrase is set but key_file is not; set key_file to the encrypted key it "
+                             "unlocks, or set key_passphrase: none (keys from ssh-agent need no passphrase)")
+        return self
 
 
 class Node(_Model):

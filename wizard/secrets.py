@@ -96,11 +96,13 @@ class Secrets:
     """The resolved secrets a run needs, resolved once up front so a run never stops half-way to ask."""
 
     def __init__(self, sst_password: str | None, admin_password: str | None, redis_password: str | None,
-                 sentinel_password: str | None = None):
+                 sentinel_password: str | None = None, key_passphrases: dict[str, str] | None = None):
         self.sst_password = sst_password
         self.admin_password = admin_password
         self.redis_password = redis_password
         self.sentinel_password = sentinel_password  # the Sentinels' own password (redis.sentinel_password)
+        # node name -> passphrase of its encrypted ssh.key_file (nodes[*].ssh.key_passphrase)
+        self.key_passphrases: dict[str, str] = dict(key_passphrases or {})
 
     def __repr__(self) -> str:  # never show the values
         return "Secrets(***)"
@@ -109,7 +111,11 @@ class Secrets:
     def resolve_for(cls, profile: object, prompt: Prompt | None = None, given: dict[str, str] | None = None,
                     only: set[str] | None = None) -> Secrets:
         """Resolve the profile's references; `given` holds values already typed (e.g. in the TUI);
-        `only` limits which are resolved (the monitor needs no SST password)."""
+        `only` limits which are resolved (the monitor needs no SST password).  SSH key passphrases
+        (``nodes[*].ssh.key_passphrase``; `given` key ``key_passphrase:NODE``) are always resolved:
+        whatever connects needs them.  Nodes sharing one key file and reference are asked once.
+
+        Raises :class:`SecretError` naming the setting when a reference cannot be resolved."""
         given = given or {}
         for v in given.values():
             REDACTOR.add(v)
@@ -130,7 +136,26 @@ class Secrets:
                 return given["sentinel_password"]
             return resolve(getattr(redis, "sentinel_password", None), "redis.sentinel_password", prompt)
 
+        def key_passphrases() -> dict[str, str]:
+            out: dict[str, str] = {}
+            seen: dict[tuple[str, str], str | None] = {}
+            for node in profile.nodes:  # type: ignore[attr-defined]
+                ref = getattr(node.ssh, "key_passphrase", "none")
+                if f"key_passphrase:{node.name}" in given:
+                    out[node.name] = given[f"key_passphrase:{node.name}"]
+                    continue
+                if ref in (None, "none"):
+                    continue
+                shared = (ref, str(node.ssh.key_file))
+                if shared not in seen:
+                    seen[shared] = resolve(ref, f"nodes[{node.name}].ssh.key_passphrase", prompt)
+                value = seen[shared]
+                if value is not None:
+                    out[node.name] = value
+            return out
+
         return cls(
+            key_passphrases=key_passphrases(),
             sst_password=pick("sst_password", db.sst_password, "database.sst_password"),
             admin_password=pick("admin_password", db.admin_password, "database.admin_password"),
             redis_password=pick("redis_password", redis.password, "redis.password"),

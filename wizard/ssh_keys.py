@@ -94,7 +94,7 @@ def load_private_key(path: Path, passphrase: str | None = None) -> paramiko.PKey
         raise KeyFileError(
             f"the key file {path} is encrypted (passphrase-protected) and no passphrase was given",
             f"load it into ssh-agent (eval $(ssh-agent); ssh-add {path}) and run studio-cluster where "
-            f"SSH_AUTH_SOCK is set, or give its passphrase as a secret reference",
+            f"SSH_AUTH_SOCK is set, or set ssh.key_passphrase to a secret reference (env:NAME, file:/path, ask)",
             encrypted=True,
         )
     try:
@@ -103,13 +103,13 @@ def load_private_key(path: Path, passphrase: str | None = None) -> paramiko.PKey
     except TypeError:  # cryptography: encrypted but no password (a format key_info did not recognise)
         raise KeyFileError(
             f"the key file {path} is encrypted (passphrase-protected) and no passphrase was given",
-            f"load it into ssh-agent (ssh-add {path}), or give its passphrase as a secret reference",
+            f"load it into ssh-agent (ssh-add {path}), or set ssh.key_passphrase (env:NAME, file:/path, ask)",
             encrypted=True,
         ) from None
     except (ValueError, paramiko.SSHException) as exc:
         if info.encrypted:
             raise KeyFileError(f"the passphrase does not decrypt the key file {path}",
-                               "fix the passphrase secret, or load the key into ssh-agent with ssh-add",
+                               "fix the secret ssh.key_passphrase refers to, or load the key into ssh-agent",
                                encrypted=True) from None
         raise KeyFileError(f"{path} is not a private key paramiko can use: {exc}",
                            "point ssh.key_file at an OpenSSH or PEM private key (ed25519, ecdsa or rsa)") from None

@@ -45,7 +45,7 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
                only: Iterable[str] | None = None, on_result: OnResult | None = None,
                workers: int = 16) -> list[CheckResult]:
     own_remote = remote is None
-    remote = remote or Remote(profile)
+    remote = remote or Remote(profile, key_passphrases=secrets.key_passphrases)
     ctx = CheckContext(profile, secrets, remote)
     results: list[CheckResult] = []
 

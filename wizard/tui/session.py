@@ -83,6 +83,20 @@ class Session:
                 self._runlog = new_runlog(self.runs_dir)
             return self._runlog
 
+    def _key_passphrases(self) -> dict[str, str]:
+        """Node -> SSH key passphrase: from the resolved secrets, else resolved now from the profile's
+        env:/file: references (an ``ask`` one cannot be asked here; the SSH check then says the key is
+        encrypted and how to unlock it)."""
+        from wizard.secrets import SecretError, Secrets
+
+        if self.secrets is not None and self.secrets.key_passphrases:
+            return self.secrets.key_passphrases
+        assert self.profile is not None
+        try:
+            return Secrets.resolve_for(self.profile, given=self.typed, only=set()).key_passphrases
+        except SecretError:
+            return {}
+
     def remote(self) -> Remote:
         """The session's connections, for the current profile (reopened when the profile changed)."""
         from wizard.remote import Remote
@@ -93,7 +107,7 @@ class Session:
             old = self._remote
             if old is not None and old.profile is self.profile:
                 return old
-            self._remote = Remote(self.profile, runlog)
+            self._remote = Remote(self.profile, runlog, key_passphrases=self._key_passphrases())
         if old is not None:
             old.close()
         return self._remote
@@ -108,7 +122,7 @@ class Session:
             old = self._monitor_remote
             if old is not None and old.profile is self.profile:
                 return old
-            self._monitor_remote = Remote(self.profile)
+            self._monitor_remote = Remote(self.profile, key_passphrases=self._key_passphrases())
         if old is not None:
             old.close()
         return self._monitor_remote
