@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +67,19 @@ def test_the_donor_stays_healthy_while_the_first_joiner_never_is(profile: Profil
         except OSError:
             return 0
 
+    def state(name: str) -> str:
+        out = lab.host_exec(name, ["mariadb", "-N", "-B", "-e", "SHOW STATUS LIKE 'wsrep_local_state_comment'"],
+                            check=False).stdout
+        return out.split("\t")[-1].strip()
+
     def poll() -> None:
         while not done.is_set():
             for name in ("studio1", "studio2"):
-                state = lab.host_exec(name, ["mariadb", "-N", "-B", "-e",
-                                             "SHOW STATUS LIKE 'wsrep_local_state_comment'"], check=False).stdout
-                seen.append((f"{name}:{state.split(chr(9))[-1].strip()}", code(name)))
-            time.sleep(0.2)
+                before = state(name)
+                answer = code(name)
+                if state(name) == before:  # not on a state change: the answer belongs to this state
+                    seen.append((f"{name}:{before}", answer))
+            time.sleep(0.1)
 
     t = threading.Thread(target=poll, daemon=True)
     t.start()
@@ -188,12 +195,13 @@ def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets
     stop_clean("studio2")
     stop_clean("studio1")  # studio1 left last: safe_to_bootstrap 1, it wins both runs
     first: dict[str, Any] = {}
+    first_run = f"paused-{uuid.uuid4().hex[:8]}"  # events of an earlier test must not stand for this one
     coordinator = Coordinator(profile, secrets, remote)
     coordinator.ship_agent()
     node = profile.node("studio1")
     # The first winner runs alone (forced, so it need not wait for the others), with a run dir of its own
     # so that its node-local agent lock does not hold the second run back.
-    cfg = agent_config(profile, secrets, node, run_id="paused-first", force="studio1",
+    cfg = agent_config(profile, secrets, node, run_id=first_run, force="studio1",
                        timeouts={"lock_ttl": 3, "test_stop_after_lock": 1, "run_dir": "/run/studio-cluster-paused"})
 
     def run_first() -> None:
@@ -206,7 +214,7 @@ def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets
     try:
         def stopped_pid() -> int | None:
             for _id, f in client.xrange(key(profile, "events"), "-", "+"):
-                if f.get("run") == "paused-first" and "bootstrap lock taken" in f.get("message", ""):
+                if f.get("run") == first_run and "bootstrap lock taken" in f.get("message", ""):
                     return int(f["pid"])
             return None
 

@@ -180,6 +180,11 @@ class Node:
         if self.sql(stmt) != [["ok"]]:
             raise AgentError("creating the SST user failed: %s" % getattr(self, "last_sql_error", "?"))
 
+    def standalone(self) -> bool:
+        """mariadbd answers and runs without Galera (wsrep_on=0 or no provider)."""
+        rows = self.sql("SELECT @@wsrep_on, @@wsrep_provider")
+        return bool(rows) and len(rows[0]) > 1 and (rows[0][0] == "0" or rows[0][1] in ("none", ""))
+
     def set_sst_auth(self) -> None:
         """The running server's wsrep_sst_auth (a dynamic, node-local variable: not replicated), so a
         rotated password is used by the next SST without a restart."""
@@ -492,6 +497,18 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
         me.describe(), me.uuid, me.seqno, int(me.safe_to_bootstrap), me.recovered_uuid or "-", me.recovered_seqno,
         me.datadir or "?", me.running, me.cluster_status, (" (%s)" % me.note) if me.note else ""),
        seqno=me.seqno, recovered=me.recovered_seqno)
+    if me.running and "inconsistent" in (me.local_state + " " + me.cluster_status).lower():
+        raise AgentError("%s is Inconsistent: Galera found its data diverged from the cluster's (its error log says "
+                         "where); it is never retried blindly: stop it, move its datadir aside and let it rejoin by a "
+                         "full SST, or restore it from a backup" % node.name)
+    if me.running and node.standalone():
+        # What Debian's package leaves: a server without Galera.  It commits nothing to any cluster, so a
+        # clean stop loses nothing; then InnoDB tells what it holds and the election decides whose data stays.
+        ev("register", "running", "mariadbd runs standalone (wsrep_on=0): stopping it cleanly to start it as a "
+           "Galera node")
+        node.stop_mariadb()
+        me = hb.beat(node.state(recover=True))
+        ev("register", "done", me.describe(), seqno=me.seqno, recovered=me.recovered_seqno)
     hb.extra = {"recovered_seqno": me.recovered_seqno, "recovered_uuid": me.recovered_uuid, "note": me.note}
     hb.start()
     try:
@@ -832,8 +849,8 @@ def daemon(cfg: Config) -> None:
         with lock:
             if time.monotonic() - cache["t"] > 0.5:
                 w = node.wsrep()
-                if "sst_method" not in cache or not w:
-                    rows = node.sql("SELECT @@wsrep_sst_method") if w else []
+                if w and not cache.get("sst_method"):  # asked once the server answers; kept once known
+                    rows = node.sql("SELECT @@wsrep_sst_method")
                     cache["sst_method"] = rows[0][0] if rows and rows[0] else ""
                 ok, why = health_verdict(w.get("wsrep_cluster_status", ""), w.get("wsrep_local_state_comment", ""),
                                          cache.get("sst_method", ""))

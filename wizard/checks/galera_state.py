@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from wizard.checks.base import CheckContext, Outcome, ok, register, warn
-from wizard.nodesql import wsrep_status
+from wizard.nodesql import sql, wsrep_status
 from wizard.profile import Node, Role
 from wizard.remote import daemon_pids, sh
+
+OWN_SCHEMAS = ("SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN "
+               "('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY schema_name")
 
 
 @register("galera-state", "Existing cluster", order=80)
@@ -26,14 +29,19 @@ def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
     if pids.strip():
         status = wsrep_status(ctx.remote[node.name], ctx.profile, ctx.secrets)
         cs = status.get("wsrep_cluster_status")
-        if cs:
+        if cs and (cs != "Disconnected" or status.get("wsrep_connected") == "ON"):
             return warn(
                 f"mariadbd runs in a {cs} component of size {status.get('wsrep_cluster_size')} "
                 f"({status.get('wsrep_local_state_comment')})",
                 "nodes will join the running component; nothing will bootstrap over it",
             )
-        if conn.run(daemon_pids("mariadbd"), timeout=10).stdout.strip():  # still there: it really runs
-            return warn("mariadbd runs without Galera", "the apply step restarts it with the cluster config")
+        if status or conn.run(daemon_pids("mariadbd"), timeout=10).stdout.strip():  # still there: it really runs
+            own = [r[0] for r in sql(conn, ctx.profile, ctx.secrets, OWN_SCHEMAS, check=False)]
+            held = (f"with {len(own)} database(s) of its own ({', '.join(own[:5])}{', ...' if len(own) > 5 else ''})"
+                    if own else "with no database of its own")
+            return warn(f"mariadbd runs standalone, without Galera (wsrep_on=0), {held}",
+                        "replay stops it cleanly and starts it as a Galera node; the node that bootstraps keeps its "
+                        "data, a node that joins receives the other's by SST and its own databases are replaced")
     if uuid and set(uuid) - {"0", "-"}:
         return warn(f"Galera state from an earlier cluster: uuid {uuid}, seqno {seqno}",
                     "the bootstrap recovers from this state; it does not re-initialize the data")

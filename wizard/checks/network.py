@@ -3,7 +3,8 @@
 Before the cluster exists nothing listens on 4567 or 4444, and "connection refused" cannot tell a
 closed port from a firewall REJECT.  So a setup step starts a short-lived listener on every free
 required port of every node; each node then connects out to its peers.  A port that already has a
-listener (a running mariadbd) is tested as it is.
+listener (a running mariadbd) is tested as it is.  Listeners bind the node's own address, so a
+standalone server bound to 127.0.0.1 only does not hide the port (it is rebound by the cluster config).
 """
 
 from __future__ import annotations
@@ -13,20 +14,26 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register
-from wizard.profile import Node, Profile, Role
+from wizard.profile import Node, Profile, Role, is_ip
 from wizard.remote import RemoteError, sh
 
 LISTEN_SECONDS = 60
 
 LISTENER = r"""
-import json, os, select, socket, sys, time
-duration, ports = float(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+import errno, json, os, select, socket, sys, time
+duration, addr, ports = float(sys.argv[1]), sys.argv[2], [int(p) for p in sys.argv[3:]]
 socks, bound, busy = [], [], []
 for port in ports:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        s.bind(("0.0.0.0", port)); s.listen(16); socks.append(s); bound.append(port)
+        try:
+            s.bind((addr, port))
+        except OSError as e:
+            if e.errno != errno.EADDRNOTAVAIL:  # the node knows itself by another address (NAT): any
+                raise
+            s.bind(("0.0.0.0", port))
+        s.listen(16); socks.append(s); bound.append(port)
     except OSError:
         s.close(); busy.append(port)
 pid = os.fork() if socks else 0
@@ -90,7 +97,10 @@ def listen_ports(profile: Profile, node: Node) -> list[int]:
 def start_listeners(ctx: CheckContext) -> None:
     def one(node: Node) -> tuple[str, int | None]:
         try:
-            info = ctx.run_json(node, LISTENER, LISTEN_SECONDS, *listen_ports(ctx.profile, node))
+            # On the node's own address, not the wildcard: a server already bound to 127.0.0.1 only (what
+            # Debian's standalone MariaDB does) must not make the port look closed to the peers.
+            bind = node.address if is_ip(node.address) and ":" not in node.address else "0.0.0.0"  # noqa: S104
+            info = ctx.run_json(node, LISTENER, LISTEN_SECONDS, bind, *listen_ports(ctx.profile, node))
         except (RemoteError, json.JSONDecodeError, IndexError):
             return node.name, None  # the probe itself will report the node as unreachable
         return node.name, int(info["pid"]) if info.get("pid") else None
