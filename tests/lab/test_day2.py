@@ -138,3 +138,39 @@ def test_an_interrupted_rollout_is_finished_by_the_next_run(knob: Knob) -> None:
     again = {n: mariadbd_pid(n) for n in pids}
     replay(profile, secrets, skip_checks=True)
     assert {n: mariadbd_pid(n) for n in pids} == again, "a finished rollout restarts nothing"
+
+
+def test_both_running_but_non_primary_is_reformed_without_a_restart(knob: Knob) -> None:
+    """Issue 16 input 3: garbd killed, then studio2's link cut for 12 s and healed: both data nodes run,
+    non-Primary; recover re-forms the Primary Component on the most advanced one with pc.bootstrap (no
+    restart, no 'Galera already listens'), then restores garbd."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.lab.test_cluster import kill9
+
+    profile, secrets = knob.set(knob.secret.read_text())
+    kill9("arbiter", "garbd")
+    rules = [["INPUT", "-p", "tcp", "--dport", "4567"], ["OUTPUT", "-p", "tcp", "--dport", "4567"],
+             ["INPUT", "-p", "tcp", "--sport", "4567"], ["OUTPUT", "-p", "tcp", "--sport", "4567"]]
+    for rule in rules:
+        lab.host_exec("studio2", ["iptables", "-I", *rule, "-j", "DROP"])
+    try:
+        with Remote(profile) as remote:
+            wait_until("both data nodes non-Primary", lambda: all(
+                collect(profile, secrets, remote, dns=False).node(n).cluster_status == "non-Primary"
+                for n in ("studio1", "studio2")), 40)
+        time.sleep(4)  # the link stays down about 12 s in all
+    finally:
+        for rule in rules:
+            lab.host_exec("studio2", ["iptables", "-D", *rule, "-j", "DROP"], check=False)
+    pids = {n: mariadbd_pid(n) for n in ("studio1", "studio2")}
+    out = subprocess.run([sys.executable, "-m", "wizard", "recover", str(knob.path), "--skip-checks"], cwd=REPO,
+                         capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Galera already listens" not in out.stdout
+    assert {n: mariadbd_pid(n) for n in pids} == pids, "no data node was restarted"
+    with Remote(profile) as remote:
+        st = collect(profile, secrets, remote, dns=False)
+    assert st.verdict == "healthy", st.reason
