@@ -11,8 +11,10 @@ each has its own lock (``/tmp/studio-lab-systemd.lock`` for tests and scripts).
 * Each host is ``systemd-nspawn -b`` of a private overlay (upper dir per host) over one cached base
   rootfs: Debian bookworm minbase + systemd, dbus, sshd, sudo, python3, MariaDB, Galera, garbd,
   mariabackup, socat, rsync from Debian's packages.  MariaDB is installed with the datadir Debian's
-  package initialises, and neither ``mariadb`` nor ``garb`` is enabled at boot: the product configures
-  and starts them.  A user ``deploy`` with passwordless sudo and root both accept the lab's key.
+  package initialises, and neither ``mariadb`` (nor its socket activation, ``mariadb.socket``, which
+  Debian enables: the first connection to 3306 would start a standalone server) nor ``garb`` is enabled
+  at boot: the product configures and starts them.  A user ``deploy`` with passwordless sudo and root
+  both accept the lab's key.
 * A supervisor per host (``unshare -m`` + a shell loop) mounts the overlay in a private mount namespace
   and restarts ``systemd-nspawn`` when the container reboots (exit status 133), so ``systemctl reboot``
   inside a host brings the same host back.
@@ -59,7 +61,7 @@ SUITE = "bookworm"
 MIRROR = os.environ.get("STUDIO_CLUSTER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 BASE_INCLUDE = "systemd,systemd-sysv,dbus,openssh-server,iproute2,sudo,python3,procps"
 BASE_PACKAGES = ["mariadb-server", "galera-4", "galera-arbitrator-4", "mariadb-backup", "socat", "rsync"]
-BASE_VERSION = "1"  # bump when the base's recipe changes: the cached base is rebuilt
+BASE_VERSION = "2"  # bump when the base's recipe changes: the cached base is rebuilt
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
 LOCK_FILE = "/tmp/studio-lab-systemd.lock"
 
@@ -192,7 +194,7 @@ def _finish_base(tmp: Path, progress: Progress) -> None:
     _nspawn_run(tmp, ["sh", "-c", f"""set -e
 rm -f /usr/sbin/policy-rc.d
 apt-get clean
-systemctl disable mariadb.service garb.service
+systemctl disable mariadb.service mariadb.socket garb.service
 systemctl mask systemd-networkd-wait-online.service getty@tty1.service console-getty.service 2>/dev/null || true
 useradd -m -s /bin/bash {DEPLOY_USER}
 printf '%s\\n' '{DEPLOY_USER} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/{DEPLOY_USER}

@@ -23,6 +23,7 @@ import os
 import pwd
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -271,10 +272,15 @@ class Node:
 
     def start_mariadb(self, new_cluster: bool) -> None:
         if self.cfg.manager == "systemd":
-            cmd = ["galera_new_cluster"] if new_cluster else ["systemctl", "start", self.cfg.mariadb_unit]
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            unit = unit_name(self.cfg.mariadb_unit)
+            # galera_new_cluster: Debian's way (an environment file the unit reads, then a restart of it);
+            # the unit's own galera_recovery passes the start position either way.
+            cmd = ["galera_new_cluster", unit] if new_cluster else ["systemctl", "start", unit]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
             if p.returncode != 0:
-                raise AgentError("%s failed: %s" % (" ".join(cmd), (p.stderr or p.stdout).strip()[-300:]))
+                why = self.server_errors() or (p.stderr or p.stdout).strip()[-300:]
+                raise AgentError("%s failed on %s: %s" % (" ".join(cmd), self.name, why))
+            systemctl("enable", unit)  # configured and in the cluster: a reboot brings it back, and it rejoins
             return
         argv = [self.cfg.mariadbd, "--user=mysql"]
         pos = self.start_position()
@@ -301,6 +307,18 @@ class Node:
                 os.kill(pid, signal.SIGTERM)
         wait_for("garbd to stop", lambda: not self.pids("garbd"), 20)
 
+    def server_errors(self, count: int = 3) -> str:
+        """The server's last [ERROR] lines: from the journal of its unit under systemd, else from the log
+        a direct start writes."""
+        if self.cfg.manager != "systemd":
+            return last_errors(count=count)
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            p = subprocess.run(["journalctl", "-u", unit_name(self.cfg.mariadb_unit), "-n", "300", "--no-pager",
+                                "-o", "cat"], capture_output=True, text=True, timeout=20)
+            lines = [ln.strip() for ln in p.stdout.splitlines() if "[ERROR]" in ln]
+            return " | ".join(lines[-count:])
+        return ""
+
     def garbd_workdir(self) -> str:
         return read_shell_vars(self.cfg.garb_config).get("WORK_DIR") or "/var/lib/garbd"
 
@@ -318,9 +336,12 @@ class Node:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.garbd_workdir(), "gvwstate.dat"))
         if self.cfg.manager == "systemd":
-            p = subprocess.run(["systemctl", "start", self.cfg.garbd_unit], capture_output=True, text=True)
+            unit = unit_name(self.cfg.garbd_unit)
+            install_garbd_drop_in(unit, self.garbd_workdir())
+            p = subprocess.run(["systemctl", "start", unit], capture_output=True, text=True, timeout=180)
             if p.returncode != 0:
-                raise AgentError("systemctl start %s failed: %s" % (self.cfg.garbd_unit, p.stderr.strip()))
+                raise AgentError("systemctl start %s failed on %s: %s" % (unit, self.name, p.stderr.strip()))
+            systemctl("enable", unit)
             return
         env = read_shell_vars(self.cfg.garb_config)
         argv = [self.cfg.garbd, "--address", "gcomm://" + env.get("GALERA_NODES", "").replace(" ", ","),
@@ -363,6 +384,42 @@ def spawn(argv: list[str], log: str) -> None:
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         subprocess.Popen(argv, stdin=devnull, stdout=out, stderr=out, start_new_session=True, close_fds=True)
+
+
+def unit_name(name: str) -> str:
+    """A systemd unit name with its type (``mariadb`` -> ``mariadb.service``)."""
+    return name if "." in name else name + ".service"
+
+
+def systemctl(*args: str, timeout: float = 120) -> None:
+    """Run systemctl; a failure is an AgentError with its own message."""
+    p = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AgentError("systemctl %s failed: %s" % (" ".join(args), (p.stderr or p.stdout).strip()[-300:]))
+
+
+def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
+    """Write a root-owned file atomically unless it already holds `text`; True when it was written."""
+    with contextlib.suppress(OSError), open(path) as fh:
+        if fh.read() == text and (os.stat(path).st_mode & 0o7777) == mode:
+            return False
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".studio-cluster.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return True
+
+
+def install_garbd_drop_in(unit: str, workdir: str) -> None:
+    """A drop-in for Debian's garb.service: every start, also one systemd makes at boot, is a new
+    incarnation with a new identity (a stale gvwstate.dat would take over the dead one's)."""
+    text = ("# written by studio-cluster: every garbd start is a new incarnation\n[Service]\n"
+            "ExecStartPre=-+/bin/rm -f %s\n" % os.path.join(workdir, "gvwstate.dat"))
+    if write_if_changed("/etc/systemd/system/%s.d/studio-cluster.conf" % unit, text):
+        systemctl("daemon-reload")
 
 
 # -- Redis coordination --------------------------------------------------------------------------
@@ -720,8 +777,10 @@ def last_errors(path: str = "/var/log/mysql/mariadbd.out", count: int = 3) -> st
 
 def primary_synced(node: Node) -> bool:
     if not node.mariadb_running():
-        why = last_errors()
-        raise AgentError("mariadbd on %s exited%s" % (node.name, (": " + why) if why else "; see /var/log/mysql/"))
+        why = node.server_errors()
+        where = "journalctl -u %s" % unit_name(node.cfg.mariadb_unit) if node.cfg.manager == "systemd" \
+            else "/var/log/mysql/"
+        raise AgentError("mariadbd on %s exited%s" % (node.name, (": " + why) if why else "; see " + where))
     w = node.wsrep()
     return w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"
 
@@ -883,8 +942,84 @@ def daemon(cfg: Config) -> None:
         time.sleep(float(cfg.get("heartbeat_interval", 2)))
 
 
+DAEMON_UNIT = "studio-cluster-agent.service"
+DAEMON_HOME = "/var/lib/studio-cluster"  # the daemon's agent copy: /run is emptied at every boot
+DAEMON_CONF = "/etc/studio-cluster/agent-daemon.json"
+
+
+def daemon_unit(agent_dir: str) -> str:
+    return """# written by studio-cluster: the node agent's health endpoint and Redis heartbeat
+[Unit]
+Description=studio-cluster node agent (health endpoint, Redis heartbeat)
+After=network.target
+
+[Service]
+ExecStart=%s %s daemon
+StandardInput=file:%s
+StandardOutput=journal
+StandardError=journal
+Restart=on-failure
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+""" % (sys.executable, agent_dir, DAEMON_CONF)
+
+
+def persistent_agent() -> str:
+    """A copy of this agent under DAEMON_HOME (same directory name: it names the version), for a unit that
+    must start at boot; older copies are pruned."""
+    src = os.path.abspath(sys.argv[0])
+    target = os.path.join(DAEMON_HOME, os.path.basename(src))
+    if not os.path.exists(os.path.join(target, "DIGEST")):
+        os.makedirs(DAEMON_HOME, mode=0o755, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=os.path.basename(src) + ".", dir=DAEMON_HOME)
+        try:
+            shutil.copytree(src, staging, dirs_exist_ok=True)
+            os.chmod(staging, 0o700)  # root runs it; nobody else needs to read it
+            with contextlib.suppress(OSError):
+                os.rename(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    for old in os.listdir(DAEMON_HOME):
+        path = os.path.join(DAEMON_HOME, old)
+        if old.startswith("agent-") and path != target and os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+    return target
+
+
+def ensure_daemon_unit(cfg: Config, raw: str) -> str:
+    """The daemon as a systemd unit of its own: restarted on failure, enabled at boot.  Restarted when its
+    config or agent changed; started when it is not active; else left alone."""
+    stop_pidfile_daemon(cfg)  # one started before the host's manager was systemd holds the health port
+    changed = write_if_changed(DAEMON_CONF, raw, 0o600)
+    unit_path = "/etc/systemd/system/" + DAEMON_UNIT
+    if write_if_changed(unit_path, daemon_unit(persistent_agent())):
+        changed = True
+        systemctl("daemon-reload")
+    systemctl("enable", DAEMON_UNIT)
+    if changed:
+        systemctl("restart", DAEMON_UNIT)
+        return "restarted"
+    active = subprocess.run(["systemctl", "is-active", "--quiet", DAEMON_UNIT]).returncode == 0
+    if active:
+        return "running"
+    systemctl("start", DAEMON_UNIT)
+    return "started"
+
+
+def stop_pidfile_daemon(cfg: Config) -> None:
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        with open(os.path.join(cfg.run_dir, "daemon.pid")) as fh:
+            os.kill(int(fh.read().strip()), signal.SIGTERM)
+        os.unlink(os.path.join(cfg.run_dir, "daemon.pid"))
+
+
 def ensure_daemon(cfg: Config, raw: str) -> str:
-    """Start `daemon` detached unless one already runs (pid file); the config goes to a 0600 file."""
+    """Start `daemon` detached unless one already runs (pid file); the config goes to a 0600 file.  Under
+    systemd the daemon is a unit of its own (:func:`ensure_daemon_unit`)."""
+    if cfg.get("manager") == "systemd":
+        return ensure_daemon_unit(cfg, raw)
     pidfile = os.path.join(cfg.run_dir, "daemon.pid")
     conf = os.path.join(cfg.run_dir, "daemon.json")
     with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):

@@ -7,6 +7,7 @@ from wizard.checks import (  # noqa: F401
     galera_state,
     names,
     network,
+    services,
     software,
     ssh,
 )
