@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.faults.nemesis import KINDS
 from tests.faults.report import write_report
 from tests.faults.suite import Suite, as_json, findings, summarize, table
 
@@ -17,18 +18,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--schedules", type=int, default=20)
     ap.add_argument("--only", type=int, action="append", help="run only this schedule index (repeatable)")
     ap.add_argument("--short", action="store_true", help="one fast fault per schedule (the smoke test's kind)")
+    ap.add_argument("--kinds", help="comma-separated fault kinds to draw from (default: all)")
     ap.add_argument("--lock", help="flock this file around each schedule (the shared lab lock)")
     ap.add_argument("--report", help="write the Markdown report here (e.g. docs/reliability.md)")
     ap.add_argument("--json", help="write every schedule's raw result here")
     args = ap.parse_args(argv)
-    suite = Suite(args.seed, short=args.short, lock=args.lock, say=lambda m: print(m, flush=True))
+    kinds = tuple(k for k in (args.kinds or "").split(",") if k)
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        ap.error(f"--kinds: unknown {', '.join(unknown)} (kinds: {', '.join(KINDS)})")
+    suite = Suite(args.seed, short=args.short, lock=args.lock, say=lambda m: print(m, flush=True), kinds=kinds)
     started = time.time()
     for i in args.only or range(args.schedules):
         suite.run_schedule(i)
     summary = summarize(suite.results)
     print()
     print(table(summary))
-    found = findings(suite.results, args.seed)
+    extra = (" --short" if args.short else "") + (f" --kinds {args.kinds}" if kinds else "")
+    found = findings(suite.results, args.seed, extra)
     if found:
         print("\nFindings:\n" + "\n".join(found))
     if args.json:

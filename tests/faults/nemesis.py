@@ -84,9 +84,10 @@ def draw(rng: random.Random, kind: str) -> Fault:
     return Fault(kind, rng.choice(DATA_NODES), {"after_s": round(rng.uniform(0, 1.5), 2)})
 
 
-def build_schedule(rng: random.Random, *, short: bool = False, faults: tuple[int, int] = (1, 3)) -> list[Fault]:
-    """1-3 faults (one in a short schedule), kinds weighted by :data:`KINDS`."""
-    kinds = [k for k in KINDS.values() if k.short or not short]
+def build_schedule(rng: random.Random, *, short: bool = False, faults: tuple[int, int] = (1, 3),
+                   only: tuple[str, ...] = ()) -> list[Fault]:
+    """1-3 faults (one in a short schedule), kinds weighted by :data:`KINDS` (only those in `only`, if given)."""
+    kinds = [k for k in KINDS.values() if (k.short or not short) and (not only or k.name in only)]
     n = 1 if short else rng.randint(*faults)
     chosen = rng.choices([k.name for k in kinds], weights=[k.weight for k in kinds], k=n)
     return [draw(rng, k) for k in chosen]

@@ -17,6 +17,7 @@ import random
 import re
 import secrets as pysecrets
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -35,7 +36,7 @@ from wizard.secrets import Secrets
 from wizard.status import collect
 
 Say = Callable[[str], None]
-ID_STRIDE = 10_000_000  # schedule i writes ids i*STRIDE+1, ...
+ID_STRIDE = 10_000_000  # a schedule writes ids sched*STRIDE+1, ... (sched: unique per run and schedule)
 
 
 @dataclass
@@ -94,13 +95,13 @@ def lab_lock(path: str | None) -> Iterator[None]:
 
 
 class Suite:
-    def __init__(self, seed: int, *, short: bool = False, lock: str | None = None, say: Say = print) -> None:
-        self.seed, self.short, self.lock, self.say = seed, short, lock, say
-        self.profile: Profile = load_profile(REPO / "profiles" / "lab.yaml")
-        self.secrets = Secrets.resolve_for(self.profile)
+    def __init__(self, seed: int, *, short: bool = False, lock: str | None = None, say: Say = print,
+                 kinds: tuple[str, ...] = ()) -> None:
+        self.seed, self.short, self.lock, self.say, self.kinds = seed, short, lock, say, kinds
         self.password = pysecrets.token_hex(12)
         self.results: list[ScheduleResult] = []
-        self.addresses = {n.name: n.address for n in self.profile.nodes}
+        self.addresses = dict(lab.HOSTS)
+        self.nonce = int(time.time()) % 1_000_000  # rows of earlier runs stay in the table: never reuse an id
 
     # -------------------------------------------------------------------------------- setup
 
@@ -113,8 +114,10 @@ class Suite:
             remote.close()
 
     def ensure_cluster(self, res: ScheduleResult) -> None:
-        lab.up(progress=lambda _m: None)
+        lab.up(progress=lambda _m: None)  # the profile names files the lab writes (key, known_hosts)
         lab.clear_faults()
+        self.profile: Profile = load_profile(REPO / "profiles" / "lab.yaml")
+        self.secrets = Secrets.resolve_for(self.profile)
         ok, why = self.healthy()
         if ok:
             return
@@ -127,15 +130,16 @@ class Suite:
             res.setup.append("recover failed: " + run.tail(4).replace("\n", " | "))
         lab.down(progress=lambda _m: None)
         lab.up(progress=lambda _m: None)
+        self.profile = load_profile(REPO / "profiles" / "lab.yaml")  # new host keys
         run = run_product("replay", extra=("--skip-checks",))
         res.setup.append(f"fresh lab, replay: exit {run.returncode} in {run.seconds:.1f} s")
         if not run.ok:
             res.setup.append("replay failed: " + _last_error(run.output))
             deadline = time.monotonic() + 30
-            while not (ok := self.healthy())[0] and time.monotonic() < deadline:
+            while not (state := self.healthy())[0] and time.monotonic() < deadline:
                 time.sleep(1)
-            if not ok[0]:
-                raise RuntimeError(f"could not form the lab cluster ({ok[1]}): " + run.tail())
+            if not state[0]:
+                raise RuntimeError(f"could not form the lab cluster ({state[1]}): " + run.tail())
             res.setup.append("healthy after waiting")
 
     def ensure_schema(self) -> None:
@@ -199,52 +203,65 @@ class Suite:
 
     def run_schedule(self, index: int) -> ScheduleResult:
         rng = random.Random(f"{self.seed}:{index}")
-        faults = nemesis.build_schedule(rng, short=self.short)
+        faults = nemesis.build_schedule(rng, short=self.short, only=self.kinds)
         res = ScheduleResult(index, self.seed)
         start = time.monotonic()
         with lab_lock(self.lock):
             self.say(f"schedule {index} (seed {self.seed}): {', '.join(f.describe() for f in faults)}")
-            self.ensure_cluster(res)
-            self.ensure_schema()
-            observer = Observer()
-            writer = Writer(self.profile, self.password, index, index * ID_STRIDE)
-            observer.start()
-            writer.start()
-            broken = False
             try:
-                nemesis.wait_until("the writer's first acknowledged rows", lambda: len(writer.log.acked) >= 10, 30)
-                for fault in faults:
-                    fr = self.one_fault(index, fault, "product")
-                    res.faults.append(fr)
-                    if not fr.ok and not fr.skipped and not self.rescue(fr):
-                        broken = True
-                        break
-                    time.sleep(rng.uniform(1, 2.5))
-                hand_kinds = [f.kind for f in faults if nemesis.KINDS[f.kind].by_hand]
-                if hand_kinds and not broken:
-                    fault = nemesis.draw(rng, rng.choice(hand_kinds))
-                    fr = self.one_fault(index, fault, "hand")
-                    res.faults.append(fr)
-                    broken = not fr.ok
-                time.sleep(1.0)
-            finally:
-                log = writer.stop()
-                moments = observer.stop()
-            res.acked, res.in_doubt, res.samples = len(log.acked), len(log.in_doubt), len(moments)
-            sb = checker.split_brain(moments, self.addresses)
-            res.split_brain, res.skew_moments = sb.moments, sb.skew_moments
-            if broken:
-                res.unverified = "the cluster could not be brought back (product and by hand): rows unreadable"
-            else:
-                self.check_rows(res, set(log.acked))
-                self.check_configs(res)
-            if broken:
+                self._schedule_body(index, rng, faults, res)
+            except Exception as exc:  # a harness or lab failure: loud, and the next schedule starts afresh
+                res.unverified = f"schedule aborted: {type(exc).__name__}: {exc}"[:600]
+                self.say("  " + traceback.format_exc().strip().replace("\n", "\n  "))
                 with contextlib.suppress(Exception):
-                    lab.down(progress=lambda _m: None)
+                    lab.clear_faults()
         res.seconds = time.monotonic() - start
         self.results.append(res)
         self.say(self.schedule_line(res))
         return res
+
+    def _schedule_body(self, index: int, rng: random.Random, faults: list[nemesis.Fault],
+                       res: ScheduleResult) -> None:
+        self.ensure_cluster(res)
+        self.ensure_schema()
+        observer = Observer()
+        sched = self.nonce * 1000 + index
+        writer = Writer(self.profile, self.password, sched, sched * ID_STRIDE)
+        observer.start()
+        writer.start()
+        broken = False
+        try:
+            nemesis.wait_until("the writer's first acknowledged rows", lambda: len(writer.log.acked) >= 10, 30)
+            for fault in faults:
+                fr = self.one_fault(index, fault, "product")
+                res.faults.append(fr)
+                if not fr.ok and not fr.skipped and not self.rescue(fr):
+                    broken = True
+                    break
+                time.sleep(rng.uniform(1, 2.5))
+            hand_kinds = [f.kind for f in faults if nemesis.KINDS[f.kind].by_hand]
+            if hand_kinds and not broken:
+                fault = nemesis.draw(rng, rng.choice(hand_kinds))
+                fr = self.one_fault(index, fault, "hand")
+                res.faults.append(fr)
+                if not fr.ok:  # the yardstick failed: let the product bring it back so the rows can be read
+                    run = run_product("recover")
+                    fr.notes.append(f"product recover after the failed manual procedure: exit {run.returncode}")
+                    broken = not run.ok
+            time.sleep(1.0)
+        finally:
+            log = writer.stop()
+            moments = observer.stop()
+        res.acked, res.in_doubt, res.samples = len(log.acked), len(log.in_doubt), len(moments)
+        sb = checker.split_brain(moments, self.addresses)
+        res.split_brain, res.skew_moments = sb.moments, sb.skew_moments
+        if broken:
+            res.unverified = "the cluster could not be brought back (product and by hand): rows unreadable"
+            with contextlib.suppress(Exception):
+                lab.clear_faults()
+        else:
+            self.check_rows(res, set(log.acked), sched)
+            self.check_configs(res)
 
     def one_fault(self, index: int, fault: nemesis.Fault, by: str) -> FaultResult:
         fr = FaultResult(index, fault.describe(), fault.kind, by)
@@ -277,12 +294,12 @@ class Suite:
 
     # -------------------------------------------------------------------------------- checks
 
-    def check_rows(self, res: ScheduleResult, acked: set[int]) -> None:
+    def check_rows(self, res: ScheduleResult, acked: set[int], sched: int) -> None:
         digests: dict[str, str] = {}
         for node in DATA_NODES:
             try:
                 rows = host_sql(node, f"SET SESSION wsrep_sync_wait=15; SELECT id FROM {DATABASE}.{TABLE} "
-                                      f"WHERE sched={res.index}", timeout=60)
+                                      f"WHERE sched={sched}", timeout=60)
                 present = {int(r[0]) for r in rows}
                 digest = host_sql(node, "SET SESSION wsrep_sync_wait=15; "
                                         f"SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', id, sched, via, at))), 0) "
@@ -417,10 +434,12 @@ def table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def findings(results: list[ScheduleResult], seed: int) -> list[str]:
+def findings(results: list[ScheduleResult], seed: int, extra: str = "") -> list[str]:
+    """One line per problem, each with the command that replays its schedule (`extra`: the run's options
+    that shape schedules, e.g. ``--short``)."""
     out = []
     for r in results:
-        repro = f"`.venv/bin/python -m tests.faults --seed {seed} --only {r.index}`"
+        repro = f"`.venv/bin/python -m tests.faults --seed {seed} --only {r.index}{extra}`"
         for f in r.faults:
             if not f.ok and not f.skipped:
                 out.append(f"- schedule {r.index}, {f.by} recovery of {f.fault} FAILED ({repro}): "
