@@ -17,7 +17,7 @@ import pytest
 
 from tests.lab.test_cluster import kill9, row_ids, stop_clean, wait_until, write_rows
 from wizard import lab
-from wizard.coordinator import Coordinator, agent_config, key, redis_client
+from wizard.coordinator import BootstrapError, Coordinator, agent_config, key, redis_client
 from wizard.nodesql import sql, wsrep_status
 from wizard.pipeline import replay
 from wizard.profile import Profile
@@ -232,7 +232,11 @@ def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets
             wait_until("Sentinel to promote a new master", promoted, 60)
         wait_until("the first winner's lock to expire", lambda: not client.exists(key(profile, "bootstrap-lock")), 30)
         try:
-            second = coordinator.bootstrap(run_id="second")
+            try:
+                second = coordinator.bootstrap(run_id=f"second-{uuid.uuid4().hex[:8]}")
+            except BootstrapError as exc:
+                events = "\n".join(f"{e.node:9} {e.step}:{e.state} {e.message}" for e in exc.report.events)
+                raise AssertionError(f"the second run failed: {exc}\n{events}") from None
         finally:
             if dead_master:
                 labredis.start_host_redis(dead_master)

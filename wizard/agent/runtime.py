@@ -307,6 +307,25 @@ class Node:
                 os.kill(pid, signal.SIGTERM)
         wait_for("garbd to stop", lambda: not self.pids("garbd"), 20)
 
+    def unit_waiting_for_primary(self, coord: Coordination) -> str:
+        """systemd restarts a crashed mariadbd (Debian's Restart=on-abnormal), and with no Primary Component
+        left it waits in ``activating`` for one to join: it answers no SQL, has joined nothing and holds
+        nothing new, but while it runs its position cannot be recovered.  When its unit is activating, it
+        answers no SQL and no other data node is Primary, say so (the caller stops it); else ""."""
+        if self.cfg.manager != "systemd" or self.role != "studio" or not self.mariadb_running():
+            return ""
+        unit = unit_name(self.cfg.mariadb_unit)
+        p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", unit], capture_output=True,
+                           text=True, timeout=20)
+        if p.stdout.strip() != "activating" or self.wsrep():
+            return ""
+        others = [n for n in self.cfg.data_nodes if n != self.name]
+        if primary_members(coord.live_states(others)):
+            return ""  # a Primary exists: this server is joining it (IST/SST); leave it be
+        return ("%s is activating and answers no SQL while no data node is Primary: systemd restarted it after a "
+                "crash and it waits for a Primary Component that no longer exists; stopping it (it joined nothing) "
+                "so InnoDB can tell its position" % unit)
+
     def server_errors(self, count: int = 3) -> str:
         """The server's last [ERROR] lines: from the journal of its unit under systemd, else from the log
         a direct start writes."""
@@ -549,7 +568,20 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
 def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> dict[str, Any]:
     hb = Heartbeat(node, coord)
     ev("register", "running", "reading grastate.dat and server state")
-    me = hb.beat(node.state(recover=True))
+    waiting = node.unit_waiting_for_primary(coord)  # systemd only: restarted after a crash, joined nothing
+    if waiting:
+        ev("register", "running", waiting)
+        node.stop_mariadb()
+    me = node.state(recover=True)
+    if me.running and node.standalone():
+        # What Debian's package leaves: a server without Galera.  It commits nothing to any cluster, so a
+        # clean stop loses nothing; then InnoDB tells what it holds and the election decides whose data stays.
+        # Only then is the node published: the election must never see the standalone server.
+        ev("register", "running", "mariadbd runs standalone (wsrep_on=0): stopping it cleanly to start it as a "
+           "Galera node")
+        node.stop_mariadb()
+        me = node.state(recover=True)
+    me = hb.beat(me)
     ev("register", "done", "%s: uuid %s seqno %s safe_to_bootstrap %s recovered %s:%s datadir %s running %s %s%s" % (
         me.describe(), me.uuid, me.seqno, int(me.safe_to_bootstrap), me.recovered_uuid or "-", me.recovered_seqno,
         me.datadir or "?", me.running, me.cluster_status, (" (%s)" % me.note) if me.note else ""),
@@ -558,14 +590,6 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
         raise AgentError("%s is Inconsistent: Galera found its data diverged from the cluster's (its error log says "
                          "where); it is never retried blindly: stop it, move its datadir aside and let it rejoin by a "
                          "full SST, or restore it from a backup" % node.name)
-    if me.running and node.standalone():
-        # What Debian's package leaves: a server without Galera.  It commits nothing to any cluster, so a
-        # clean stop loses nothing; then InnoDB tells what it holds and the election decides whose data stays.
-        ev("register", "running", "mariadbd runs standalone (wsrep_on=0): stopping it cleanly to start it as a "
-           "Galera node")
-        node.stop_mariadb()
-        me = hb.beat(node.state(recover=True))
-        ev("register", "done", me.describe(), seqno=me.seqno, recovered=me.recovered_seqno)
     hb.extra = {"recovered_seqno": me.recovered_seqno, "recovered_uuid": me.recovered_uuid, "note": me.note}
     hb.start()
     try:
