@@ -404,10 +404,15 @@ class NodeConnection:
                 raise _ChannelRefused(str(exc)) from None
             raise
         try:
-            chan.exec_command(command)
-            if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
+            # Without stdin the command reads /dev/null and no EOF is sent: paramiko builds an EOF under the
+            # channel lock but sends it after, so an EOF racing the server's CLOSE of a command that already
+            # exited reaches sshd after our CLOSE; sshd then drops the whole connection ("ieof packet referred
+            # to nonexistent channel") and every channel open on it ends with exit -1.
+            chan.exec_command(command if stdin is not None else "exec </dev/null; " + command)
+            if stdin is not None:
+                if stdin:
+                    chan.sendall(stdin)
+                chan.shutdown_write()
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout
             while True:

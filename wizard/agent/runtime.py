@@ -309,15 +309,16 @@ class Node:
 
     def unit_waiting_for_primary(self, coord: Coordination) -> str:
         """systemd restarts a crashed mariadbd (Debian's Restart=on-abnormal), and with no Primary Component
-        left it waits in ``activating`` for one to join: it answers no SQL, has joined nothing and holds
-        nothing new, but while it runs its position cannot be recovered.  When its unit is activating, it
-        answers no SQL and no other data node is Primary, say so (the caller stops it); else ""."""
+        left it waits in ``activating`` for one to join (and ignores SIGTERM: a stop leaves it ``deactivating``
+        for up to the unit's TimeoutStopSec): it answers no SQL, has joined nothing and holds nothing new, but
+        while it runs its position cannot be recovered.  When its unit is (de)activating, it answers no SQL and
+        no other data node is Primary, say so (the caller stops it); else ""."""
         if self.cfg.manager != "systemd" or self.role != "studio" or not self.mariadb_running():
             return ""
         unit = unit_name(self.cfg.mariadb_unit)
         p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", unit], capture_output=True,
                            text=True, timeout=20)
-        if p.stdout.strip() != "activating" or self.wsrep():
+        if p.stdout.strip() not in ("activating", "deactivating") or self.wsrep():
             return ""
         others = [n for n in self.cfg.data_nodes if n != self.name]
         if primary_members(coord.live_states(others)):
@@ -325,6 +326,15 @@ class Node:
         return ("%s is activating and answers no SQL while no data node is Primary: systemd restarted it after a "
                 "crash and it waits for a Primary Component that no longer exists; stopping it (it joined nothing) "
                 "so InnoDB can tell its position" % unit)
+
+    def stop_waiting_unit(self) -> None:
+        """Stop a unit found by :meth:`unit_waiting_for_primary`: a server still waiting to join ignores
+        SIGTERM until it has joined, so the stop job gets a SIGKILL after it (InnoDB is crash-safe, and the
+        queued stop keeps systemd from restarting it)."""
+        unit = unit_name(self.cfg.mariadb_unit)
+        subprocess.run(["systemctl", "stop", "--no-block", unit], capture_output=True, timeout=30)
+        subprocess.run(["systemctl", "kill", "--signal=SIGKILL", unit], capture_output=True, timeout=30)
+        wait_for("%s on %s to stop" % (unit, self.name), lambda: not self.mariadb_running(), 60)
 
     def server_errors(self, count: int = 3) -> str:
         """The server's last [ERROR] lines: from the journal of its unit under systemd, else from the log
@@ -571,7 +581,7 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
     waiting = node.unit_waiting_for_primary(coord)  # systemd only: restarted after a crash, joined nothing
     if waiting:
         ev("register", "running", waiting)
-        node.stop_mariadb()
+        node.stop_waiting_unit()
     me = node.state(recover=True)
     if me.running and node.standalone():
         # What Debian's package leaves: a server without Galera.  It commits nothing to any cluster, so a
