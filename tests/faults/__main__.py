@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                      started=started, results=suite.results)
         print(f"\nreport: {args.report}")
     bad = summary["lost"] or summary["unverified"] or summary["split_brain"] or summary["failed_recoveries"] \
-        or summary["node_diff"] or summary["config_problems"]
+        or summary["node_diff"] or summary["config_problems"] or summary["not_struck"]
     return 1 if bad else 0
 
 

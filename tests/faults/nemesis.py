@@ -121,7 +121,7 @@ def ensure_big_table(rows: int = 300_000) -> None:
     step = 50_000
     for lo in range(1, rows + 1, step):
         host_sql(node, f"INSERT INTO faults.big SELECT seq, REPEAT(CHAR(65 + seq % 26), 80) "
-                       f"FROM seq_{lo}_to_{min(rows, lo + step - 1)}", timeout=120)
+                       f"FROM faults.seq_{lo}_to_{min(rows, lo + step - 1)}", timeout=120)
 
 
 def _primary(node: str) -> bool:

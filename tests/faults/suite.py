@@ -48,6 +48,7 @@ class FaultResult:
     ok: bool = False
     seconds: float | None = None
     attempts: int = 0
+    struck: bool = True  # False: the harness could not strike it (a note says why); not counted as a fault
     skipped: str = ""
     notes: list[str] = field(default_factory=list)
     failure: str = ""  # what recover (or the procedure) said when it failed
@@ -273,7 +274,8 @@ class Suite:
         try:
             nemesis.strike(fault, fr.notes, str(self.profile.database.config_file))
         except (TimeoutError, HostSQLError, lab.LabError) as exc:
-            fr.notes.append(f"striking failed: {exc}")
+            fr.struck = False
+            fr.notes.append(f"HARNESS: striking failed: {exc}"[:500])
         t0 = time.monotonic()
         if by == "product":
             self.recover_product(fault, fr, t0)
@@ -379,7 +381,7 @@ def summarize(results: list[ScheduleResult]) -> dict[str, Any]:
     kinds = [k for k in nemesis.KINDS if any(f.kind == k for f in faults)]
     rows = []
     for k in kinds:
-        prod = [f for f in faults if f.kind == k and f.by == "product" and not f.skipped]
+        prod = [f for f in faults if f.kind == k and f.by == "product" and not f.skipped and f.struck]
         hand = [f for f in faults if f.kind == k and f.by == "hand"]
         ps = [f.seconds for f in prod if f.ok and f.seconds is not None]
         hs = [f.seconds for f in hand if f.ok and f.seconds is not None]
@@ -392,7 +394,8 @@ def summarize(results: list[ScheduleResult]) -> dict[str, Any]:
         })
     return {
         "schedules": len(results),
-        "faults": sum(1 for f in faults if f.by == "product" and not f.skipped),
+        "faults": sum(1 for f in faults if f.by == "product" and not f.skipped and f.struck),
+        "not_struck": sum(1 for f in faults if not f.struck),
         "hand": sum(1 for f in faults if f.by == "hand"),
         "skipped": sum(1 for f in faults if f.skipped),
         "acked": sum(r.acked for r in results), "in_doubt": sum(r.in_doubt for r in results),
@@ -402,7 +405,7 @@ def summarize(results: list[ScheduleResult]) -> dict[str, Any]:
         "skew": sum(r.skew_moments for r in results),
         "node_diff": sum(len(r.node_diff) for r in results),
         "config_problems": sum(len(r.config_problems) for r in results),
-        "failed_recoveries": sum(1 for f in faults if f.by == "product" and not f.ok and not f.skipped),
+        "failed_recoveries": sum(1 for f in faults if f.by == "product" and f.attempts and not f.ok),
         "kinds": rows,
     }
 
@@ -417,7 +420,9 @@ def table(summary: dict[str, Any]) -> str:
         "| schedules | faults (product) | acknowledged writes | in doubt | lost | split-brain moments | "
         "failed recoveries | node differences | config problems |",
         "|---|---|---|---|---|---|---|---|---|",
-        f"| {s['schedules']} | {s['faults']} | {s['acked']} | {s['in_doubt']} | {s['lost']}"
+        f"| {s['schedules']} | {s['faults']}"
+        + (f" (+{s['not_struck']} the harness failed to strike)" if s["not_struck"] else "")
+        + f" | {s['acked']} | {s['in_doubt']} | {s['lost']}"
         + (f" (+{s['unverified']} schedule(s) unverifiable)" if s["unverified"] else "")
         + f" | {s['split_brain']} | {s['failed_recoveries']} | {s['node_diff']} | {s['config_problems']} |",
         "",
@@ -441,6 +446,9 @@ def findings(results: list[ScheduleResult], seed: int, extra: str = "") -> list[
     for r in results:
         repro = f"`.venv/bin/python -m tests.faults --seed {seed} --only {r.index}{extra}`"
         for f in r.faults:
+            if not f.struck:
+                out.append(f"- schedule {r.index}: the harness could not strike {f.fault} ({repro}): "
+                           + "; ".join(f.notes))
             if not f.ok and not f.skipped:
                 out.append(f"- schedule {r.index}, {f.by} recovery of {f.fault} FAILED ({repro}): "
                            + "; ".join(f.notes) + ("\n\n  ```\n  " + f.failure.replace("\n", "\n  ") + "\n  ```"
