@@ -308,24 +308,30 @@ class Node:
         wait_for("garbd to stop", lambda: not self.pids("garbd"), 20)
 
     def unit_waiting_for_primary(self, coord: Coordination) -> str:
-        """systemd restarts a crashed mariadbd (Debian's Restart=on-abnormal), and with no Primary Component
-        left it waits in ``activating`` for one to join (and ignores SIGTERM: a stop leaves it ``deactivating``
-        for up to the unit's TimeoutStopSec): it answers no SQL, has joined nothing and holds nothing new, but
-        while it runs its position cannot be recovered.  When its unit is (de)activating, it answers no SQL and
-        no other data node is Primary, say so (the caller stops it); else ""."""
-        if self.cfg.manager != "systemd" or self.role != "studio" or not self.mariadb_running():
+        """systemd restarts a crashed mariadbd (Debian's Restart=on-abnormal, after RestartSec), and with no
+        Primary Component left it waits in ``activating`` for one to join (and ignores SIGTERM: a stop leaves
+        it ``deactivating`` for up to the unit's TimeoutStopSec): it answers no SQL, has joined nothing and
+        holds nothing new, but while it runs its position cannot be recovered, and a restart still pending
+        would start it under this agent's feet.  When the unit is in one of those states and no other data
+        node is Primary, say why (the caller stops it with :meth:`stop_waiting_unit`); else ""."""
+        if self.cfg.manager != "systemd" or self.role != "studio":
             return ""
         unit = unit_name(self.cfg.mariadb_unit)
-        p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "--value", unit], capture_output=True,
+        p = subprocess.run(["systemctl", "show", "-p", "ActiveState", "-p", "SubState", unit], capture_output=True,
                            text=True, timeout=20)
-        if p.stdout.strip() not in ("activating", "deactivating") or self.wsrep():
+        props = dict(line.split("=", 1) for line in p.stdout.splitlines() if "=" in line)
+        active, sub = props.get("ActiveState", ""), props.get("SubState", "")
+        if sub == "auto-restart":
+            why = "systemd is about to restart %s after a crash (RestartSec)" % unit
+        elif active in ("activating", "deactivating") and self.mariadb_running() and not self.wsrep():
+            why = ("%s is %s and answers no SQL: systemd restarted it after a crash and it waits for a Primary "
+                   "Component to join" % (unit, active))
+        else:
             return ""
         others = [n for n in self.cfg.data_nodes if n != self.name]
         if primary_members(coord.live_states(others)):
-            return ""  # a Primary exists: this server is joining it (IST/SST); leave it be
-        return ("%s is activating and answers no SQL while no data node is Primary: systemd restarted it after a "
-                "crash and it waits for a Primary Component that no longer exists; stopping it (it joined nothing) "
-                "so InnoDB can tell its position" % unit)
+            return ""  # a Primary exists: this server is (about to be) joining it; leave it be
+        return why + "; no data node is Primary, so stopping it (it joined nothing) to let InnoDB tell its position"
 
     def stop_waiting_unit(self) -> None:
         """Stop a unit found by :meth:`unit_waiting_for_primary`: a server still waiting to join ignores

@@ -22,6 +22,8 @@ def ssh_access(ctx: CheckContext, node: Node) -> Outcome:
                     "log in as root, or set ssh.sudo: true and allow passwordless sudo")
     sudo = conn.run("sudo -n true", privileged=False, check=False, timeout=10)
     if sudo.exit_code != 0:
-        return fail(f"sudo -n does not work for {node.ssh.user}: {sudo.stderr.strip()[:120]}",
-                    f"allow {node.ssh.user} passwordless sudo (NOPASSWD) on {node.name}")
+        user = node.ssh.user
+        return fail(f"sudo -n does not work for {user}: {sudo.stderr.strip()[:120]}",
+                    f"allow {user} passwordless sudo on {node.name}: the rule '{user} ALL=(root) NOPASSWD: ALL' "
+                    f"in /etc/sudoers.d/studio-cluster (visudo -f /etc/sudoers.d/studio-cluster)")
     return ok(f"{node.ssh.user}@{node.address}, host key verified, sudo works{notes}")

@@ -1,0 +1,186 @@
+"""The product's systemd path on hosts that boot systemd, as the non-root user ``deploy`` with sudo.
+
+In order on one systemd lab: check (the service manager detected), replay (galera_new_cluster,
+mariadb.service, garb.service, the health daemon as a unit of its own), status, the health unit
+restarted on failure, a host reboot after which the node rejoins by itself, recover after kill -9 of
+both servers (and garbd), and a user without sudo rights.  Every wait is a loop with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wizard import labsystemd
+from wizard.checks import Status, run_checks
+from wizard.nodesql import sql
+from wizard.pipeline import replay
+from wizard.profile import Profile
+from wizard.remote import Remote
+from wizard.secrets import Secrets
+from wizard.status import collect
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = ("studio1", "studio2")
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.3) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def sh(host: str, script: str, timeout: float = 30) -> str:
+    return labsystemd.host_exec(host, ["sh", "-c", script], check=False, timeout=timeout).stdout.strip()
+
+
+def unit_state(host: str, unit: str) -> tuple[str, str]:
+    return sh(host, f"systemctl is-active {unit}"), sh(host, f"systemctl is-enabled {unit}")
+
+
+def healthy(profile: Profile, secrets: Secrets) -> bool:
+    with Remote(profile) as remote:
+        return collect(profile, secrets, remote).healthy
+
+
+def row_ids(remote: Remote, profile: Profile, secrets: Secrets, node: str) -> set[int]:
+    return {int(r[0]) for r in sql(remote[node], profile, secrets, "SELECT id FROM itest.t")}
+
+
+def test_check_detects_systemd_and_a_manager_that_says_otherwise(sd_profile: Profile, sd_secrets: Secrets) -> None:
+    results = run_checks(sd_profile, sd_secrets)
+    bad = [(r.node, r.check, r.summary) for r in results if r.status is not Status.OK]
+    assert not bad, bad
+    services = [r for r in results if r.check == "services"]
+    assert len(services) == 3 and all("systemd" in r.summary for r in services)
+    ssh = [r for r in results if r.check == "ssh"]
+    assert all("deploy@" in r.summary and "sudo works" in r.summary for r in ssh), ssh
+
+    direct = sd_profile.model_copy(deep=True)
+    direct.services.manager = "direct"
+    said = [r for r in run_checks(direct, sd_secrets, only=["ssh", "services"]) if r.check == "services"]
+    assert all(r.status is Status.WARN and "runs systemd but services.manager is direct" in r.summary
+               and "services.manager: systemd" in r.fix for r in said), said
+
+
+def test_replay_as_deploy_through_sudo(sd_profile: Profile, sd_secrets: Secrets) -> None:
+    result = replay(sd_profile, sd_secrets, timeouts={"wait_timeout": 60})
+    assert result.status is not None and result.status.healthy, result.status
+    actions = {n: o.action for n, o in result.bootstrap.outcomes.items()} if result.bootstrap else {}
+    assert actions == {"studio1": "bootstrap", "studio2": "join", "arbiter": "start"}, actions
+    for host in DATA:
+        assert unit_state(host, "mariadb") == ("active", "enabled")
+        assert sh(host, "ps -o unit= -C mariadbd") == "mariadb.service"
+        assert sh(host, "stat -c '%U:%G %a' /etc/mysql/mariadb.conf.d/99-studio-cluster.cnf") == "root:mysql 640"
+    assert unit_state("arbiter", "garb") == ("active", "enabled")
+    assert sh("arbiter", "ps -o user=,unit= -C garbd").split() == ["nobody", "garb.service"]
+    for host in labsystemd.HOSTS:
+        assert unit_state(host, "studio-cluster-agent") == ("active", "enabled")
+        assert sh(host, "systemctl show -p Restart --value studio-cluster-agent") == "on-failure"
+        # every write went through sudo -n as root: nothing of the product's is owned by the ssh user
+        owned = sh(host, "find /etc /var/lib/mysql /var/lib/studio-cluster /run/studio-cluster /var/backups "
+                         "-xdev -user deploy 2>/dev/null")
+        assert owned == "", f"{host}: files owned by deploy: {owned}"
+        assert "COMMAND=" in sh(host, "journalctl _COMM=sudo --no-pager -o cat | grep -m1 'deploy :'")
+    # the authoring name resolves to the preferred primary
+    wait_until("the authoring name to answer studio1",
+               lambda: labsystemd.dns_query(labsystemd.AUTHORING_NAME) == [labsystemd.HOSTS["studio1"]], 15)
+
+
+def test_status_is_healthy(sd_profile: Profile, sd_remote: Remote, sd_secrets: Secrets) -> None:
+    proc = subprocess.run([sys.executable, "-m", "wizard", "status", str(REPO / "profiles" / "lab-systemd.yaml"),
+                           "--json"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    st = json.loads(proc.stdout)
+    assert st["verdict"] == "healthy"
+
+
+def test_health_unit_is_restarted_on_failure(sd_profile: Profile) -> None:
+    host, port = labsystemd.HOSTS["studio2"], sd_profile.dns.health_port
+    before = sh("studio2", "systemctl show -p MainPID --value studio-cluster-agent")
+    sh("studio2", f"kill -9 {before}")
+
+    def answering_again() -> bool:
+        pid = sh("studio2", "systemctl show -p MainPID --value studio-cluster-agent")
+        if pid in ("", "0", before):
+            return False
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    wait_until("the health unit on studio2 to be restarted and answer 200", answering_again, 30)
+
+
+def test_reboot_rejoins_by_itself(sd_profile: Profile, sd_remote: Remote, sd_secrets: Secrets) -> None:
+    sql(sd_remote["studio1"], sd_profile, sd_secrets,
+        "CREATE DATABASE IF NOT EXISTS itest; CREATE TABLE IF NOT EXISTS itest.t (id INT PRIMARY KEY) ENGINE=InnoDB; "
+        "INSERT INTO itest.t VALUES (1), (2), (3)")
+    t0 = time.monotonic()
+    labsystemd.reboot("studio2")
+    labsystemd.await_booted("studio2", 90)
+    booted = time.monotonic() - t0
+    sql(sd_remote["studio1"], sd_profile, sd_secrets, "INSERT INTO itest.t VALUES (4)")  # while studio2 rejoins
+    wait_until("the cluster to be healthy again after studio2 rebooted",
+               lambda: healthy(sd_profile, sd_secrets), 120, interval=1)
+    print(f"studio2 booted in {booted:.1f}s, healthy after {time.monotonic() - t0:.1f}s")
+    with Remote(sd_profile) as remote:
+        assert row_ids(remote, sd_profile, sd_secrets, "studio2") == {1, 2, 3, 4}
+    assert unit_state("studio2", "mariadb") == ("active", "enabled")
+    assert unit_state("studio2", "studio-cluster-agent") == ("active", "enabled")
+
+
+def test_arbiter_reboot_rejoins_by_itself(sd_profile: Profile, sd_secrets: Secrets) -> None:
+    labsystemd.reboot("arbiter")
+    labsystemd.await_booted("arbiter", 90)
+    wait_until("garbd on the rebooted Arbiter to be a member again",
+               lambda: healthy(sd_profile, sd_secrets), 120, interval=1)
+    assert unit_state("arbiter", "garb") == ("active", "enabled")
+
+
+@pytest.mark.parametrize("with_garbd", [False, True], ids=["servers", "servers-and-garbd"])
+def test_recover_after_kill9_of_both_servers(sd_profile: Profile, sd_secrets: Secrets, with_garbd: bool) -> None:
+    """systemd restarts a crashed mariadbd (Restart=on-abnormal).  With garbd alive, the restarted servers
+    find every member of the last Primary view and Galera restores it by itself; with garbd killed too
+    they wait (activating) for a Primary that no longer exists, and recover must stop them and bootstrap
+    from the most advanced one."""
+    if with_garbd:
+        sh("arbiter", "pkill -KILL -x garbd")
+    old = {h: sh(h, "pgrep -x mariadbd") for h in DATA}
+    for host in DATA:
+        sh(host, "pkill -KILL -x mariadbd")
+    wait_until("systemd to restart both servers",
+               lambda: all(sh(h, "pgrep -x mariadbd") not in ("", old[h]) for h in DATA), 30)
+    result = replay(sd_profile, sd_secrets, timeouts={"wait_timeout": 60})
+    assert result.status is not None and result.status.healthy, result.status
+    with Remote(sd_profile) as remote:
+        for host in DATA:
+            assert row_ids(remote, sd_profile, sd_secrets, host) == {1, 2, 3, 4}
+    if with_garbd:
+        events = [e.message for e in result.bootstrap.events] if result.bootstrap else []
+        assert any("answers no SQL" in m and "stopping it" in m for m in events), events
+
+
+def test_user_without_sudo_rights_fails_the_check_naming_the_rule(sd_profile: Profile, sd_secrets: Secrets) -> None:
+    sh("studio2", "mv /etc/sudoers.d/deploy /root/deploy.sudoers")
+    try:
+        results = [r for r in run_checks(sd_profile, sd_secrets, only=["ssh"]) if r.node == "studio2"]
+    finally:
+        sh("studio2", "mv /root/deploy.sudoers /etc/sudoers.d/deploy")
+    assert results and results[0].status is Status.FAIL
+    assert "sudo -n does not work for deploy" in results[0].summary
+    assert "deploy ALL=(root) NOPASSWD: ALL" in results[0].fix and "/etc/sudoers.d/" in results[0].fix
