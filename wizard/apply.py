@@ -129,6 +129,26 @@ def prepare_directories(profile: Profile, remote: Remote) -> None:
                                      what="create garbd's directories")
 
 
+def disable_socket_activation(profile: Profile, remote: Remote) -> dict[str, str]:
+    """Under systemd, turn off the MariaDB unit's socket activation on the data nodes (Debian enables
+    ``mariadb.socket``: the first connection to 3306 starts a standalone server outside the coordinated
+    bootstrap).  Returns node -> "disabled" / "off"; a re-run changes nothing."""
+    if profile.services.manager != "systemd":
+        return {}
+    unit = profile.services.mariadb_unit.rsplit(".", 1)[0] + ".socket"
+    script = (f"e=$(systemctl is-enabled {q(unit)} 2>/dev/null); a=$(systemctl is-active {q(unit)} 2>/dev/null); "
+              f"case \"$e/$a\" in enabled*|*/active|*/listening) systemctl disable --now {q(unit)} && echo disabled;; "
+              "*) echo off;; esac")
+
+    def one(node: str) -> tuple[str, str]:
+        out = remote[node].run(script, what=f"disable {unit}").stdout.strip().splitlines()
+        return node, out[-1] if out else "off"
+
+    names = [n.name for n in profile.studio_nodes]
+    with ThreadPoolExecutor(len(names)) as pool:
+        return dict(pool.map(one, names))
+
+
 SOURCE_MARK = "# studio-cluster: cluster settings"
 
 

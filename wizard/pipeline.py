@@ -21,6 +21,7 @@ import redis
 from wizard.apply import (
     FileChange,
     apply_files,
+    disable_socket_activation,
     hook_crafter_setenv,
     plan_files,
     prepare_directories,
@@ -197,6 +198,7 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
                 rotate_sst_secret(profile, secrets, remote, coordinator, listener, shipping)
             result.applied = apply_files(changes, remote, on_change=listener.on_file)
             prepare_directories(profile, remote)
+            disable_socket_activation(profile, remote)  # Debian's mariadb.socket would start a standalone server
             hooked = hook_crafter_setenv(profile, remote)
         except RemoteError as exc:
             listener.step("apply", "fail", exc.message)

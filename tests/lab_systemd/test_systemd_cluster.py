@@ -77,12 +77,20 @@ def test_check_detects_systemd_and_a_manager_that_says_otherwise(sd_profile: Pro
 
 
 def test_replay_as_deploy_through_sudo(sd_profile: Profile, sd_secrets: Secrets) -> None:
+    """Also with Debian's default mariadb.socket on: the check warns, its own port probe starts a standalone
+    server through the socket, apply turns the socket off and the bootstrap stops that server."""
+    for host in DATA:
+        sh(host, "systemctl enable --now mariadb.socket")
+    said = [r for r in run_checks(sd_profile, sd_secrets, only=["ssh", "services"]) if r.check == "services"]
+    assert [r.status for r in said if r.node in DATA] == [Status.WARN, Status.WARN], said
+    assert all("mariadb.socket is enabled" in r.summary for r in said if r.node in DATA), said
     result = replay(sd_profile, sd_secrets, timeouts={"wait_timeout": 60})
     assert result.status is not None and result.status.healthy, result.status
     actions = {n: o.action for n, o in result.bootstrap.outcomes.items()} if result.bootstrap else {}
     assert actions == {"studio1": "bootstrap", "studio2": "join", "arbiter": "start"}, actions
     for host in DATA:
         assert unit_state(host, "mariadb") == ("active", "enabled")
+        assert unit_state(host, "mariadb.socket") == ("inactive", "disabled")
         assert sh(host, "ps -o unit= -C mariadbd") == "mariadb.service"
         assert sh(host, "stat -c '%U:%G %a' /etc/mysql/mariadb.conf.d/99-studio-cluster.cnf") == "root:mysql 640"
     assert unit_state("arbiter", "garb") == ("active", "enabled")

@@ -2,9 +2,9 @@
 
 A host runs systemd when ``/run/systemd/system`` exists (``sd_booted(3)``).  With ``manager: systemd``
 the node needs the MariaDB unit (data nodes) or the garbd unit (the Arbiter), and Debian's
-``mariadb.socket`` must not be enabled on a data node: it listens on 3306 and the first connection (a
+``mariadb.socket`` should not be enabled on a data node: it listens on 3306 and the first connection (a
 client, a health probe, this tool's own network check) starts a standalone ``mariadb.service`` outside the
-coordinated bootstrap.
+coordinated bootstrap: a warning, since apply turns it off.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def services(ctx: CheckContext, node: Node) -> Outcome:
                     f"install {package} on {node.name}, or set {field} to the unit that runs it")
     enabled, _, active = facts.get("socket", "").partition("/")
     if node.is_studio and (enabled in ("enabled", "enabled-runtime", "static") or active in ("active", "listening")):
-        return fail(f"{socket} is {enabled or '?'} and {active or '?'} on {node.name}: the first connection to the "
+        return warn(f"{socket} is {enabled or '?'} and {active or '?'} on {node.name}: the first connection to the "
                     f"database port starts a standalone {unit} outside the coordinated bootstrap",
-                    f"on {node.name}: systemctl disable --now {socket} (and, if it already started the server "
-                    f"on a node that is not in the cluster yet, systemctl stop {unit})")
+                    f"apply turns it off (systemctl disable --now {socket}); the bootstrap stops a standalone "
+                    "server it started, keeping its data")
     return ok(f"systemd (PID 1 {pid1}), {unit} present" + (f", {socket} off" if node.is_studio else ""))
