@@ -103,6 +103,10 @@ def test_replay_as_deploy_through_sudo(sd_profile: Profile, sd_secrets: Secrets)
                          "-xdev -user deploy 2>/dev/null")
         assert owned == "", f"{host}: files owned by deploy: {owned}"
         assert "COMMAND=" in sh(host, "journalctl _COMM=sudo --no-pager -o cat | grep -m1 'deploy :'")
+        # sudo logs every command line: secrets travel on stdin, never in argv
+        logged = sh(host, "journalctl --no-pager -o cat", timeout=60)
+        for which in ("sst_password", "redis_password"):
+            assert labsystemd.secret_path(which).read_text().strip() not in logged, f"{which} in {host}'s journal"
     # the authoring name resolves to the preferred primary
     wait_until("the authoring name to answer studio1",
                lambda: labsystemd.dns_query(labsystemd.AUTHORING_NAME) == [labsystemd.HOSTS["studio1"]], 15)
