@@ -182,13 +182,14 @@ def _ddl_crash(node: str, kill_at_pct: int, notes: list[str]) -> None:
     progress = -1.0
     deadline = time.monotonic() + 120
     while th.is_alive() and time.monotonic() < deadline:
-        try:
-            rows = host_sql(node, "SELECT MAX(PROGRESS) FROM information_schema.PROCESSLIST "
+        try:  # PROGRESS is 0-100 within the stage; the rows are copied in the stage 'copy to tmp table'
+            rows = host_sql(node, "SELECT STATE, PROGRESS FROM information_schema.PROCESSLIST "
                                   "WHERE INFO LIKE 'ALTER TABLE faults.big%'", timeout=5)
-            progress = float(rows[0][0]) if rows and rows[0][0] not in ("NULL", "") else -1.0
+            copying = [float(r[1]) for r in rows if len(r) > 1 and r[0] == "copy to tmp table"]
+            progress = max(copying) if copying else -1.0
         except (HostSQLError, ValueError):
             progress = -1.0
-        if progress >= kill_at_pct:
+        if 0 <= progress <= 100 and progress >= kill_at_pct:
             break
         time.sleep(0.05)
     kill9(node, "mariadbd")

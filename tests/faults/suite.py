@@ -16,6 +16,7 @@ import os
 import random
 import re
 import secrets as pysecrets
+import subprocess
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -159,10 +160,11 @@ class Suite:
         hook = nemesis.hook_for(fault, fr.notes)
         runs: list[Run] = []
         for attempt in (1, 2):
+            before = self._file_state()
             run = run_product("recover", hook=hook if attempt == 1 else None)
             runs.append(run)
             fr.attempts = attempt
-            self._check_written_files(run, fr)
+            self._check_written_files(run, fr, before)
             if fault.kind == "ssh-drop" and attempt == 1:
                 self._check_not_half_written(fault, fr)
             if run.ok:
@@ -174,10 +176,35 @@ class Suite:
         if not fr.ok:
             fr.failure = "\n---\n".join(r.tail(15) for r in runs)
 
-    def _check_written_files(self, run: Run, fr: FaultResult) -> None:
-        """Every file a run reports as written must have a backup from that run (when it existed)."""
+    def _file_state(self) -> dict[tuple[str, str], tuple[bool, int]]:
+        """(node, rendered path) -> (exists, number of backups of it under BACKUP_ROOT), read with nsenter."""
+        from wizard.render import render
+
+        script = ('for f; do if [ -e "$f" ]; then e=1; else e=0; fi; '
+                  f'n=$(ls -d {BACKUP_ROOT}/*"$f" 2>/dev/null | wc -l); echo "$e $n $f"; done')
+        out: dict[tuple[str, str], tuple[bool, int]] = {}
+        for node, files in render(self.profile, self.secrets).items():
+            if node not in self.addresses:
+                continue
+            try:
+                proc = lab.host_exec(node, ["sh", "-c", script, "state", *(str(f.path) for f in files)], check=False)
+            except (lab.LabError, subprocess.TimeoutExpired):
+                continue
+            for line in proc.stdout.splitlines():
+                e, n, path = line.split(" ", 2)
+                out[(node, path)] = (e == "1", int(n))
+        return out
+
+    def _check_written_files(self, run: Run, fr: FaultResult, before: dict[tuple[str, str], tuple[bool, int]]) -> None:
+        """Every file a run reports as written must have a new backup when it existed before the run."""
+        after = self._file_state()
         for node, path in re.findall(r"wrote (\S+?):(\S+)", run.output):
-            fr.notes.append(f"recover wrote {node}:{path}")
+            existed, n_before = before.get((node, path), (False, 0))
+            n_after = after.get((node, path), (False, 0))[1]
+            if existed and n_after <= n_before:
+                fr.notes.append(f"NO BACKUP: recover replaced {node}:{path} without a new backup under {BACKUP_ROOT}")
+            else:
+                fr.notes.append(f"recover wrote {node}:{path}" + (" (backed up)" if existed else " (new file)"))
 
     def _check_not_half_written(self, fault: nemesis.Fault, fr: FaultResult) -> None:
         from wizard.render import render
@@ -188,7 +215,6 @@ class Suite:
         edited = rendered + fault.params["marker"] + "\n"
         if now not in (rendered, edited):
             fr.notes.append(f"HALF-WRITTEN {fault.target}:{path} after the dropped run ({len(now)} bytes)")
-            fr.ok = False
 
     def rescue(self, fr: FaultResult) -> bool:
         """After the product failed: bring the cluster back by hand so its rows can still be checked."""
@@ -331,14 +357,7 @@ class Suite:
                 if c.action != "unchanged":
                     res.config_problems.append(f"{c.node}:{c.file.path} is not what was rendered ({c.action})")
             for fr in res.faults:
-                for note in fr.notes:
-                    m = re.match(r"recover wrote (\S+?):(\S+)$", note)
-                    if m and m.group(1) in self.addresses:
-                        out = remote[m.group(1)].run(["sh", "-c", 'ls -d "$1"/*"$2" 2>/dev/null | wc -l', "ls",
-                                                      BACKUP_ROOT, m.group(2)], check=False).stdout.strip()
-                        if out in ("", "0"):
-                            res.config_problems.append(f"{m.group(1)}:{m.group(2)} was replaced with no backup "
-                                                       f"under {BACKUP_ROOT}")
+                res.config_problems += [n for n in fr.notes if n.startswith(("HALF-WRITTEN", "NO BACKUP"))]
                 if fr.kind == "ssh-drop" and fr.ok:  # the local edit must survive in a backup
                     node, path = fr.fault.split("(")[1].split(",")[0], str(self.profile.database.config_file)
                     n_backups = remote[node].run(["sh", "-c", 'grep -l "local edit by the fault suite" '
@@ -449,7 +468,7 @@ def findings(results: list[ScheduleResult], seed: int, extra: str = "") -> list[
             if not f.struck:
                 out.append(f"- schedule {r.index}: the harness could not strike {f.fault} ({repro}): "
                            + "; ".join(f.notes))
-            if not f.ok and not f.skipped:
+            if not f.ok and not f.skipped:  # failed, or left a half-written file / a file with no backup
                 out.append(f"- schedule {r.index}, {f.by} recovery of {f.fault} FAILED ({repro}): "
                            + "; ".join(f.notes) + ("\n\n  ```\n  " + f.failure.replace("\n", "\n  ") + "\n  ```"
                                                    if f.failure else ""))
