@@ -50,6 +50,14 @@ def rows(remote: Remote, profile: Profile, secrets: Secrets, node: str) -> set[i
     return {int(r[0]) for r in sql(remote[node], profile, secrets, "SELECT id FROM stest.t")}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_lab_afterwards(lab_up: None) -> Iterator[None]:
+    """These tests form clusters; the modules after this one expect fresh hosts, as `lab down; lab up` gives."""
+    yield
+    lab.down(progress=lambda _m: None)
+    lab.up(progress=lambda _m: None)
+
+
 @pytest.fixture
 def sentinel_healthy(lab_up: None) -> Iterator[None]:
     """Every host's Redis and Sentinel running before and after the test."""
