@@ -29,12 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--kinds: unknown {', '.join(unknown)} (kinds: {', '.join(KINDS)})")
     suite = Suite(args.seed, short=args.short, lock=args.lock, say=lambda m: print(m, flush=True), kinds=kinds)
     started = time.time()
-    for i in args.only or range(args.schedules):
+    indexes = args.only or list(range(args.schedules))
+    extra = (" --short" if args.short else "") + (f" --kinds {args.kinds}" if kinds else "")
+    for n, i in enumerate(indexes, 1):
         suite.run_schedule(i)
+        if args.report and n < len(indexes):  # a partial report survives an interrupted run
+            write_report(Path(args.report), summarize(suite.results), findings(suite.results, args.seed, extra),
+                         seed=args.seed, schedules=args.schedules, short=args.short, started=started,
+                         results=suite.results, progress=f"{n} of {len(indexes)} schedules so far")
     summary = summarize(suite.results)
     print()
     print(table(summary))
-    extra = (" --short" if args.short else "") + (f" --kinds {args.kinds}" if kinds else "")
     found = findings(suite.results, args.seed, extra)
     if found:
         print("\nFindings:\n" + "\n".join(found))

@@ -57,11 +57,13 @@ runs in `make test`.
 
 
 def write_report(path: Path, summary: dict[str, Any], found: list[str], *, seed: int, schedules: int, short: bool,
-                 started: float, results: list[ScheduleResult]) -> None:
+                 started: float, results: list[ScheduleResult], progress: str = "") -> None:
+    """Write the promise, the method and this run's table and findings to `path` (Markdown)."""
     kinds = "\n".join(f"  - `{k.name}`: {k.what}" for k in KINDS.values())
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
     body = PROMISE.format(kinds=kinds)
     body += (f"\n## Last run\n\n`make faults SEED={seed} SCHEDULES={schedules}`{' (short)' if short else ''}, "
-             f"started {when}, {sum(r.seconds for r in results) / 60:.1f} min.\n\n" + table(summary) + "\n")
+             f"started {when}, {sum(r.seconds for r in results) / 60:.1f} min of schedules"
+             + (f" (IN PROGRESS: {progress})" if progress else "") + ".\n\n" + table(summary) + "\n")
     body += "\n## Findings\n\n" + ("\n".join(found) if found else "None: every schedule was clean.") + "\n"
     path.write_text(body)
