@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mariadb-server galera-4 galera-arbitrator-4 mariadb-backup socat rsync openssh-server \
-	redis-server pdns-server pdns-backend-bind iproute2 iptables dnsutils tmux procps binutils curl python3-venv \
+	redis-server pdns-server pdns-backend-bind pdns-backend-sqlite3 iproute2 iptables dnsutils tmux procps binutils curl python3-venv \
 	systemd-container debootstrap
 PYTEST_ARGS ?=
 

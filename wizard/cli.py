@@ -112,8 +112,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
             console.print(change.diff, markup=False, highlight=False)
     from wizard.render import authoring_record
 
-    console.print(f"\n[bold]{DNS_NODE}[/]: the authoring record for zone {profile.dns.record_zone}:")
-    console.print(f"  {authoring_record(profile)}", markup=False)
+    if profile.dns.api_url:
+        from wizard.dnsapi import DnsApiError, plan_record
+
+        try:
+            record = plan_record(profile, secrets)
+        except DnsApiError as exc:
+            console.print(f"[bold red]{DNS_NODE}[/]: {exc.message}\n     fix: {exc.hint}", highlight=False)
+            return EXIT_FAIL
+        label = {"create": "[green]create[/]", "update": "[yellow]update[/]", "unchanged": "[dim]unchanged[/]"}
+        console.print(f"{DNS_NODE:10} {label[record.action]:>20} {record.name} LUA in zone {record.zone} "
+                      f"(PowerDNS API {profile.dns.api_url})", highlight=False)
+        if record.action != "unchanged" and args.diff:
+            console.print(record.diff, markup=False, highlight=False)
+    else:
+        console.print(f"\n[bold]{DNS_NODE}[/]: the authoring record for zone {profile.dns.record_zone}:")
+        console.print(f"  {authoring_record(profile)}", markup=False)
     console.print("\n[bold]Bootstrap steps[/] (decided by the nodes through Redis):")
     from wizard.pipeline import bootstrap_steps
 

@@ -13,7 +13,8 @@ default route, so nothing in the lab can talk to anything but the lab.
   (``wizard/labredis.py``: one master, two replicas, quorum 2), the coordination store of ``profiles/lab.yaml``.
 * ``sc-infra`` (198.18.0.2, network namespace only): a single Redis on 6379 with a password (for profiles
   with ``redis.url``), and PowerDNS
-  serving ``lab.test`` with a LUA ``ifurlup`` record for ``studio.lab.test``.
+  serving ``lab.test`` with a LUA ``ifurlup`` record for ``studio.lab.test`` from a gsqlite3 database
+  (so its HTTP API on :8081, key in ``secrets/pdns_api_key``, can edit the zone).
 
 Kept across ``down``: the lab client key, the secrets and the template datadir.  Everything else
 (``hosts/``, ``infra/``, ``known_hosts``) is per run and removed by ``down``.
@@ -49,6 +50,8 @@ AUTHORING_NAME = "studio.lab.test"
 HEALTH_PORT = 9200
 REDIS_PORT = 6379
 DNS_PORT = 53
+PDNS_API_PORT = 8081  # PowerDNS's HTTP API (webserver) in sc-infra; the zone lives in gsqlite3 so the API can edit it
+PDNS_SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")
 SSH_PORT = 22
 NETNS_PREFIX = "sc-"
 VETH_PREFIX = "scv-"
@@ -312,6 +315,14 @@ def redis_password() -> str:
 
 def sst_password() -> str:
     return secret_path("sst_password").read_text().strip()
+
+
+def pdns_api_key() -> str:
+    return secret_path("pdns_api_key").read_text().strip()
+
+
+def pdns_api_url() -> str:
+    return f"http://{INFRA[1]}:{PDNS_API_PORT}"
 
 
 def _resp(*parts: str) -> bytes:
@@ -605,7 +616,7 @@ def _ensure_persistent(progress: Progress) -> None:
     sdir = LAB_DIR / "secrets"
     sdir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(sdir, 0o700)
-    for which in ("redis_password", "sst_password"):
+    for which in ("redis_password", "sst_password", "pdns_api_key"):
         p = secret_path(which)
         if not p.exists():
             _write(p, secrets.token_urlsafe(24) + "\n", 0o600)
@@ -822,8 +833,9 @@ def _await_redis() -> None:
 def _pdns_conf() -> str:
     d = infra_dir()
     return f"""# studio-cluster lab PowerDNS (written by wizard/lab.py)
-launch=bind
-bind-config={d / "named.conf"}
+launch=gsqlite3
+gsqlite3-database={d / "pdns" / "pdns.sqlite3"}
+gsqlite3-dnssec=no
 enable-lua-records=yes
 lua-health-checks-interval=1
 local-address={INFRA[1]}
@@ -837,8 +849,12 @@ cache-ttl=0
 query-cache-ttl=0
 negquery-cache-ttl=0
 zone-cache-refresh-interval=0
-webserver=no
-api=no
+webserver=yes
+webserver-address={INFRA[1]}
+webserver-port={PDNS_API_PORT}
+webserver-allow-from=198.18.0.0/15
+api=yes
+api-key={pdns_api_key()}
 loglevel=4
 """
 
@@ -875,12 +891,28 @@ redis\tIN A {INFRA[1]}
     return zone_file
 
 
+def _load_zone(zone_file: Path) -> None:
+    """Replace the zone's contents in PowerDNS's sqlite database with `zone_file` (records pushed through
+    the API since are replaced too)."""
+    _run(["pdnsutil", f"--config-dir={infra_dir() / 'pdns'}", "load-zone", ZONE, str(zone_file)], timeout=30)
+
+
 def _start_pdns_now() -> None:
     d = infra_dir()
     (d / "pdns").mkdir(parents=True, exist_ok=True)
-    _write(d / "pdns" / "pdns.conf", _pdns_conf())
+    _write(d / "pdns" / "pdns.conf", _pdns_conf(), 0o600)  # holds the API key
     if not (d / f"{ZONE}.zone").exists():
         write_zone()
+    db = d / "pdns" / "pdns.sqlite3"
+    if not db.exists():  # a restarted PowerDNS keeps its database (and what the API wrote into it)
+        import sqlite3
+
+        tmp = db.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        with contextlib.closing(sqlite3.connect(tmp)) as conn:
+            conn.executescript(PDNS_SCHEMA.read_text())
+        tmp.rename(db)
+        _load_zone(d / f"{ZONE}.zone")
     _spawn_root(_in_netns(INFRA[0], ["pdns_server", f"--config-dir={d / 'pdns'}"]), d / "pdns.pid",
                 d / "pdns.log")
 
@@ -1175,7 +1207,7 @@ def set_authoring_record(content: str | None) -> None:
     """Replace the record for studio.lab.test (None = the default LUA ifurlup record; else e.g.
     ``"A 198.18.0.99"``), reload PowerDNS and wait until it answers from the new zone."""
     zone_file = write_zone(content)
-    _pdns_control("bind-reload-now", ZONE)
+    _load_zone(zone_file)
     serial = zone_file.read_text().split("( ", 1)[1].split()[0]
 
     def served() -> bool:

@@ -30,6 +30,8 @@ from wizard.apply import (
 )
 from wizard.checks import CheckResult, Status, run_checks, worst
 from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
+from wizard.datadir import initialise_empty
+from wizard.dnsapi import DnsApiError, RecordChange, push_record
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError, RunLog, daemon_pids
 from wizard.secrets import Secrets
@@ -70,6 +72,7 @@ class PipelineResult:
     status: ClusterStatus | None = None
     seconds: float = 0.0
     pending_restarts: dict[str, str] = field(default_factory=dict)  # "node/service" -> why it waits
+    dns_change: RecordChange | None = None  # the authoring record through the PowerDNS API (None: no API)
 
 
 def new_runlog(directory: Path | str = "runs") -> RunLog:
@@ -199,15 +202,27 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
             result.applied = apply_files(changes, remote, on_change=listener.on_file)
             prepare_directories(profile, remote)
             disable_socket_activation(profile, remote)  # Debian's mariadb.socket would start a standalone server
+            datadirs = initialise_empty(profile, remote)  # an empty datadir would abort the first start
             hooked = hook_crafter_setenv(profile, remote)
+            # With a PowerDNS API the authoring record is pushed; without one it stays a rendered file.
+            dns_change = push_record(profile, secrets) if profile.dns.api_url else None
         except RemoteError as exc:
             listener.step("apply", "fail", exc.message)
             raise PipelineError("apply", str(exc)) from None
+        except DnsApiError as exc:
+            listener.step("apply", "fail", exc.message)
+            raise PipelineError("apply", f"{exc.message} (fix: {exc.hint})") from None
+        result.dns_change = dns_change
         added = [n for n, state in hooked.items() if state == "added"]
+        initialised = [n for n, state in datadirs.items() if state == "initialised now"]
         listener.step("apply", "done", (f"{len(result.applied)} file(s) written" if result.applied
                                         else "every file already up to date")
                       + (f"; crafter-setenv.sh now sources the cluster settings on {', '.join(added)}" if added
-                         else ""))
+                         else "")
+                      + (f"; initialised the empty data directory {profile.database.data_dir} on "
+                         f"{', '.join(initialised)} (mariadb-install-db)" if initialised else "")
+                      + (f"; DNS record {dns_change.name} LUA {dns_change.action} through the PowerDNS API"
+                         if dns_change is not None and dns_change.action != "unchanged" else ""))
 
         listener.step("bootstrap", "start", "agents electing and starting nodes")
         try:

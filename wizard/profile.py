@@ -146,6 +146,42 @@ class DNSSettings(_Model):
     ttl: int = Field(5, ge=1, le=86400)
     health_port: Port = Field(9200, description="port of the clustercheck-style health endpoint")
     health_interval: int = Field(1, ge=1, le=60, description="seconds between PowerDNS health checks")
+    api_url: str | None = Field(
+        None, description="PowerDNS HTTP API base URL (http://HOST:8081); set: apply creates/updates the record "
+                          "through it; unset: the record is a rendered file to include in the zone")
+    api_key: SecretRef = Field("none", description="reference to the PowerDNS API key (the server's api-key)")
+    api_server_id: str = Field("localhost", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                               description="PowerDNS API server id (always localhost for pdns_server)")
+
+    @field_validator("api_url", mode="before")
+    @classmethod
+    def _blank_api_url(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        m = re.fullmatch(r"https?://(?P<cred>[^@/]*@)?(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/@\[\]]+)(:(?P<port>\d+))?/?",
+                         value.strip())
+        if not m:
+            raise ValueError(f"{value!r} is not a PowerDNS API URL; use http://HOST:8081 (no path: /api/v1 is added)")
+        if m.group("cred"):
+            raise ValueError("the API URL holds credentials; remove them and set dns.api_key to env:NAME or file:/path")
+        _address(m.group("host").strip("[]"))
+        if m.group("port") and not 1 <= int(m.group("port")) <= 65535:
+            raise ValueError(f"port {m.group('port')} is out of range; use 1-65535 (PowerDNS's webserver uses 8081)")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _api_key_with_url(self) -> DNSSettings:
+        if self.api_url is not None and self.api_key == "none":
+            raise ValueError("api_url is set but api_key is none; set api_key to env:NAME, file:/path or ask "
+                             "(the server's api-key), or remove api_url to keep the record a rendered file")
+        if self.api_url is None and self.api_key != "none":
+            raise ValueError("api_key is set but api_url is not; set api_url (http://HOST:8081) or remove api_key")
+        return self
 
     @property
     def record_zone(self) -> str:

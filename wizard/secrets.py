@@ -96,13 +96,15 @@ class Secrets:
     """The resolved secrets a run needs, resolved once up front so a run never stops half-way to ask."""
 
     def __init__(self, sst_password: str | None, admin_password: str | None, redis_password: str | None,
-                 sentinel_password: str | None = None, key_passphrases: dict[str, str] | None = None):
+                 sentinel_password: str | None = None, key_passphrases: dict[str, str] | None = None,
+                 dns_api_key: str | None = None):
         self.sst_password = sst_password
         self.admin_password = admin_password
         self.redis_password = redis_password
         self.sentinel_password = sentinel_password  # the Sentinels' own password (redis.sentinel_password)
         # node name -> passphrase of its encrypted ssh.key_file (nodes[*].ssh.key_passphrase)
         self.key_passphrases: dict[str, str] = dict(key_passphrases or {})
+        self.dns_api_key = dns_api_key  # the PowerDNS API key (dns.api_key), when dns.api_url is set
 
     def __repr__(self) -> str:  # never show the values
         return "Secrets(***)"
@@ -154,8 +156,11 @@ class Secrets:
                     out[node.name] = value
             return out
 
+        dns = getattr(profile, "dns", None)
         return cls(
             key_passphrases=key_passphrases(),
+            dns_api_key=pick("dns_api_key", getattr(dns, "api_key", None), "dns.api_key")
+            if getattr(dns, "api_url", None) else None,
             sst_password=pick("sst_password", db.sst_password, "database.sst_password"),
             admin_password=pick("admin_password", db.admin_password, "database.admin_password"),
             redis_password=pick("redis_password", redis.password, "redis.password"),

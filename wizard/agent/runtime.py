@@ -288,7 +288,7 @@ class Node:
             argv.append("--wsrep_start_position=%s" % pos)
         if new_cluster:
             argv.append("--wsrep-new-cluster")
-        spawn(argv, "/var/log/mysql/mariadbd.out")
+        spawn(argv, DIRECT_LOG)
 
     def stop_mariadb(self) -> None:
         """A clean shutdown (SIGTERM, as systemd does), waited for."""
@@ -342,16 +342,27 @@ class Node:
         subprocess.run(["systemctl", "kill", "--signal=SIGKILL", unit], capture_output=True, timeout=30)
         wait_for("%s on %s to stop" % (unit, self.name), lambda: not self.mariadb_running(), 60)
 
+    def error_log(self) -> str:
+        """Where the server's error log really goes: the file its config names (``log_error``, read with
+        ``mariadbd --print-defaults`` so every included file counts), else "" (stderr: the direct start's
+        /var/log/mysql/mariadbd.out, or the unit's journal under systemd)."""
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            p = subprocess.run([self.cfg.mariadbd, "--print-defaults"], capture_output=True, text=True, timeout=20)
+            return configured_error_log(p.stdout, self.cfg.data_dir)
+        return ""
+
     def server_errors(self, count: int = 3) -> str:
-        """The server's last [ERROR] lines: from the journal of its unit under systemd, else from the log
-        a direct start writes."""
+        """The server's last [ERROR] lines of its last start (the fatal one first): from the file
+        ``log_error`` names, else the journal of its unit under systemd, else the log a direct start writes."""
+        configured = self.error_log()
+        if configured:
+            return last_errors(configured, count=count)
         if self.cfg.manager != "systemd":
-            return last_errors(count=count)
+            return last_errors(DIRECT_LOG, count=count)
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
             p = subprocess.run(["journalctl", "-u", unit_name(self.cfg.mariadb_unit), "-n", "300", "--no-pager",
                                 "-o", "cat"], capture_output=True, text=True, timeout=20)
-            lines = [ln.strip() for ln in p.stdout.splitlines() if "[ERROR]" in ln]
-            return " | ".join(lines[-count:])
+            return error_lines(p.stdout.splitlines(), count)
         return ""
 
     def garbd_workdir(self) -> str:
@@ -805,21 +816,63 @@ def position_grastate(cfg: Config, node: Node, me: election.NodeState, ev: Calla
         ev("bootstrap", "running", "set safe_to_bootstrap: 1 (elected as most advanced node)", token=token)
 
 
-def last_errors(path: str = "/var/log/mysql/mariadbd.out", count: int = 3) -> str:
-    """The last [ERROR] lines of the server log, so a failed start says why without a trip to the node."""
+DIRECT_LOG = "/var/log/mysql/mariadbd.out"  # a direct start's stdout and stderr
+
+
+def configured_error_log(print_defaults: str, datadir: str) -> str:
+    """The error log file named by ``mariadbd --print-defaults`` output ("" when none: errors go to stderr).
+    A bare ``log_error`` means ``<hostname>.err``; a name without an extension gets ``.err``; a relative
+    one lives in the datadir, as the server resolves them."""
+    path: str | None = None
+    for arg in print_defaults.split():
+        m = re.match(r"--(?:loose[-_])?log[-_]error(?:=(.*))?$", arg)
+        if m:
+            path = m.group(1) or ""
+        elif re.match(r"--(?:skip|disable)[-_]log[-_]error$", arg):
+            path = None
+    if path is None:
+        return ""
+    if not path:
+        path = socket.gethostname() + ".err"
+    if "." not in os.path.basename(path):
+        path += ".err"
+    return path if os.path.isabs(path) else os.path.join(datadir, path)
+
+
+START_MARK = re.compile(r"starting as process \d+|Starting MariaDB .* as process \d+")
+BORING = ("[ERROR] Aborting",)
+
+
+def error_lines(lines: list[str], count: int = 3) -> str:
+    """The [ERROR] lines of the last start in `lines` (a server log): its first fatal one (the reason), then
+    the last others, at most `count`, "Aborting" left out; " | "-joined."""
+    start = max((i for i, ln in enumerate(lines) if START_MARK.search(ln)), default=0)
+    errors = [ln.strip() for ln in lines[start:] if "[ERROR]" in ln and not any(b in ln for b in BORING)]
+    if not errors:
+        return ""
+    fatal = next((ln for ln in errors if "fatal" in ln.lower()), None)
+    if fatal is None:
+        return " | ".join(errors[-count:])
+    rest = [ln for ln in errors if ln != fatal][-(count - 1):] if count > 1 else []
+    return " | ".join([fatal, *rest])
+
+
+def last_errors(path: str = DIRECT_LOG, count: int = 3) -> str:
+    """The server's [ERROR] lines of its last start in the log at `path` (see :func:`error_lines`), so a
+    failed start says why without a trip to the node; "" when the file cannot be read."""
     try:
         with open(path, errors="replace") as fh:
-            lines = [ln.strip() for ln in fh.readlines()[-400:] if "[ERROR]" in ln]
+            lines = fh.readlines()[-2000:]
     except OSError:
         return ""
-    return " | ".join(lines[-count:])
+    return error_lines(lines, count)
 
 
 def primary_synced(node: Node) -> bool:
     if not node.mariadb_running():
         why = node.server_errors()
-        where = "journalctl -u %s" % unit_name(node.cfg.mariadb_unit) if node.cfg.manager == "systemd" \
-            else "/var/log/mysql/"
+        where = node.error_log() or ("journalctl -u %s" % unit_name(node.cfg.mariadb_unit)
+                                     if node.cfg.manager == "systemd" else DIRECT_LOG)
         raise AgentError("mariadbd on %s exited%s" % (node.name, (": " + why) if why else "; see " + where))
     w = node.wsrep()
     return w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"

@@ -50,6 +50,16 @@ def health_ok(address: str, port: int, timeout: float = 1.0) -> bool:
 def authoring_dns(ctx: CheckContext) -> Outcome:
     p = ctx.profile
     name = p.dns.authoring_name
+    if p.dns.api_url:  # apply owns the record: the API must let us in; a record that differs is replaced
+        from wizard.dnsapi import DnsApiError, plan_record
+
+        try:
+            change = plan_record(p, ctx.secrets)
+        except DnsApiError as exc:
+            return fail(exc.message, exc.hint)
+        if change.action != "unchanged":
+            return ok(f"{name}: apply will {change.action} its LUA record through the PowerDNS API "
+                      f"({p.dns.api_url})" + (f", replacing {', '.join(change.deletes)}" if change.deletes else ""))
     try:
         answers = query_a(p, name)
     except OSError as exc:
