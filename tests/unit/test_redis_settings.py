@@ -119,3 +119,20 @@ def test_clients_retry_for_about_the_failover_wait() -> None:
         retry = redisconn.retry_policy(wait)
         backoff = sum(min(0.5, 0.05 * 2 ** i) for i in range(1, retry.get_retries() + 1))
         assert wait <= backoff <= wait + 1.0, (wait, backoff)
+
+
+def test_no_sentinel_answering_is_a_short_message_naming_each() -> None:
+    import socket
+
+    ports = []
+    for _ in range(2):  # ports nobody listens on: bound, then closed
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    cfg = {"redis_sentinels": [["127.0.0.1", p] for p in ports], "redis_master_name": "m", "redis_failover_wait_s": 0.1}
+    with pytest.raises(redisconn.MasterNotFoundError) as err:
+        redisconn.connect(cfg).ping()
+    message = str(err.value)
+    assert message.startswith("no Sentinel reports a master named 'm': ")
+    assert all(f"127.0.0.1:{p}" in message for p in ports) and "ConnectionPool" not in message
+    assert len(message) < 300

@@ -21,19 +21,35 @@ larger), but a ``SET NX`` that succeeded and is retried answers "not set".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 SOCKET_TIMEOUT = 5.0  # seconds for one Redis command's reply (XREAD blocks are sent with their own margin)
 CONNECT_TIMEOUT = 3.0  # seconds to open a TCP connection to Redis
 SENTINEL_TIMEOUT = 1.0  # seconds per Sentinel query: a dead Sentinel must not stall finding the master
 DEFAULT_FAILOVER_WAIT = 30.0
 _BACKOFF_BASE, _BACKOFF_CAP = 0.05, 0.5
+
+
+class _Sentinel(Sentinel):
+    """redis-py's Sentinel, with a "no master" error a person can read: redis-py's own message embeds
+    the repr of every Sentinel client (hundreds of characters each); this keeps only why each failed."""
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        try:
+            return super().discover_master(service_name)
+        except MasterNotFoundError as exc:
+            reasons = re.findall(r" - \w+\((['\"])(.*?)\1\)", str(exc))
+            if not reasons:
+                raise
+            raise MasterNotFoundError(f"no Sentinel reports a master named {service_name!r}: "
+                                      + "; ".join(r[1] for r in reasons)) from None
 
 
 def retry_policy(wait_s: float) -> Retry:
@@ -58,7 +74,7 @@ def sentinel(cfg: Mapping[str, Any]) -> Sentinel:
                                        "decode_responses": True, "retry": Retry(ExponentialBackoff(), 0)}
     if cfg.get("redis_sentinel_password"):
         sentinel_kwargs["password"] = cfg["redis_sentinel_password"]
-    return Sentinel(addresses, sentinel_kwargs=sentinel_kwargs)
+    return _Sentinel(addresses, sentinel_kwargs=sentinel_kwargs)
 
 
 def connect(cfg: Mapping[str, Any]) -> redis.Redis:
