@@ -184,7 +184,20 @@ def test_recover_after_kill9_of_both_servers(sd_profile: Profile, sd_secrets: Se
             assert row_ids(remote, sd_profile, sd_secrets, host) == {1, 2, 3, 4}
     if with_garbd:
         events = [e.message for e in result.bootstrap.events] if result.bootstrap else []
-        assert any("answers no SQL" in m and "stopping it" in m for m in events), events
+        assert any("no data node is Primary, so stopping it" in m for m in events), events
+
+
+def test_changed_config_rolls_through_the_units(sd_profile: Profile, sd_secrets: Secrets) -> None:
+    """Day 2 under systemd: a changed galera.cnf restarts mariadb.service one node at a time."""
+    before = {h: sh(h, "systemctl show -p MainPID --value mariadb") for h in DATA}
+    changed = sd_profile.model_copy(deep=True)
+    changed.database.sst_method = "rsync"
+    result = replay(changed, sd_secrets, timeouts={"wait_timeout": 60})
+    assert result.status is not None and result.status.healthy, result.status
+    for host in DATA:
+        assert sh(host, "systemctl show -p MainPID --value mariadb") not in ("", "0", before[host])
+        assert "wsrep_sst_method" in sh(host, "grep -h sst_method /etc/mysql/mariadb.conf.d/99-studio-cluster.cnf")
+        assert "rsync" in sh(host, "grep -h sst_method /etc/mysql/mariadb.conf.d/99-studio-cluster.cnf")
 
 
 def test_user_without_sudo_rights_fails_the_check_naming_the_rule(sd_profile: Profile, sd_secrets: Secrets) -> None:

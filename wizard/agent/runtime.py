@@ -293,7 +293,7 @@ class Node:
     def stop_mariadb(self) -> None:
         """A clean shutdown (SIGTERM, as systemd does), waited for."""
         if self.cfg.manager == "systemd":
-            subprocess.run(["systemctl", "stop", self.cfg.mariadb_unit], capture_output=True, timeout=300)
+            systemctl_stop(unit_name(self.cfg.mariadb_unit), self.name, 300)
         for pid in self.pids("mariadbd"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -301,7 +301,7 @@ class Node:
 
     def stop_garbd(self) -> None:
         if self.cfg.manager == "systemd":
-            subprocess.run(["systemctl", "stop", self.cfg.garbd_unit], capture_output=True, timeout=60)
+            systemctl_stop(unit_name(self.cfg.garbd_unit), self.name, 60)
         for pid in self.pids("garbd"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -442,6 +442,15 @@ def systemctl(*args: str, timeout: float = 120) -> None:
     p = subprocess.run(["systemctl", *args], capture_output=True, text=True, timeout=timeout)
     if p.returncode != 0:
         raise AgentError("systemctl %s failed: %s" % (" ".join(args), (p.stderr or p.stdout).strip()[-300:]))
+
+
+def systemctl_stop(unit: str, node: str, timeout: float) -> None:
+    """``systemctl stop`` waited for up to `timeout` s; a stop that takes longer is an AgentError."""
+    try:
+        subprocess.run(["systemctl", "stop", unit], capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise AgentError("systemctl stop %s on %s did not finish within %.0fs (see journalctl -u %s)"
+                         % (unit, node, timeout, unit)) from None
 
 
 def write_if_changed(path: str, text: str, mode: int = 0o644) -> bool:
