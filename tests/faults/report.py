@@ -61,7 +61,7 @@ def write_report(path: Path, summary: dict[str, Any], found: list[str], *, seed:
     """Write the promise, the method and this run's table and findings to `path` (Markdown)."""
     kinds = "\n".join(f"  - `{k.name}`: {k.what}" for k in KINDS.values())
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
-    body = PROMISE.format(kinds=kinds)
+    body = PROMISE.replace("{kinds}", kinds)
     body += (f"\n## Last run\n\n`make faults SEED={seed} SCHEDULES={schedules}`{' (short)' if short else ''}, "
              f"started {when}, {sum(r.seconds for r in results) / 60:.1f} min of schedules"
              + (f" (IN PROGRESS: {progress})" if progress else "") + ".\n\n" + table(summary) + "\n")

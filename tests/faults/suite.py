@@ -232,8 +232,8 @@ class Suite:
         rng = random.Random(f"{self.seed}:{index}")
         faults = nemesis.build_schedule(rng, short=self.short, only=self.kinds)
         res = ScheduleResult(index, self.seed)
-        start = time.monotonic()
         with lab_lock(self.lock):
+            start = time.monotonic()
             self.say(f"schedule {index} (seed {self.seed}): {', '.join(f.describe() for f in faults)}")
             try:
                 self._schedule_body(index, rng, faults, res)
