@@ -634,6 +634,9 @@ def up(progress: Progress = print) -> SystemdLabStatus:
     """Bring the systemd lab up (idempotent): a healthy lab is left alone, anything else is torn down and
     rebuilt (the cached base rootfs is reused).  Raises LabError."""
     t0 = time.monotonic()
+    for tool in ("systemd-nspawn", "redis-server", "pdns_server"):
+        if shutil.which(tool) is None:
+            raise LabError(f"{tool} is not installed (make deps installs what the labs need)")
     with _lock():
         st = status()
         if st.all_up:
