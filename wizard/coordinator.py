@@ -84,10 +84,15 @@ def redis_config(profile: Profile, secrets: Secrets) -> dict[str, Any]:
     return cfg
 
 
-def redis_client(profile: Profile, secrets: Secrets) -> redis.Redis:
+def redis_client(profile: Profile, secrets: Secrets, *, failover_wait_s: float | None = None) -> redis.Redis:
     """A client of the coordination store's master (through Sentinel when the profile lists Sentinels);
-    every wizard-side Redis client is built here.  Lazy: the first command connects."""
-    return redisconn.connect(redis_config(profile, secrets))
+    every wizard-side Redis client is built here.  Lazy: the first command connects.  ``failover_wait_s``
+    overrides how long a command retries a lost connection (a read-only view such as status wants an
+    answer in seconds, not the whole failover budget)."""
+    cfg = redis_config(profile, secrets)
+    if failover_wait_s is not None:
+        cfg["redis_failover_wait_s"] = failover_wait_s
+    return redisconn.connect(cfg)
 
 
 def key(profile: Profile, *parts: str) -> str:

@@ -423,8 +423,13 @@ class NodeConnection:
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
                     progressed = True
-                if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                drained = not chan.recv_ready() and not chan.recv_stderr_ready()
+                # Done at the end of the output (EOF), not at the exit status: sshd may send the status
+                # before the last of the output, which was then lost (an empty stdout with exit 0).
+                if drained and chan.exit_status_ready() and (chan.eof_received or chan.closed):
                     break
+                if drained and chan.closed:  # closed without an exit status: not an exit code of -1
+                    raise EOFError("the channel closed before the command reported its exit status")
                 if time.monotonic() > deadline:
                     raise TimeoutError(command)
                 if not progressed:

@@ -190,7 +190,7 @@ def heartbeat_ages(profile: Profile, secrets: Secrets) -> tuple[dict[str, float]
     coordination store answered, else what went wrong (a recovery would fail the same way)."""
     out: dict[str, float] = {}
     try:
-        client = redis_client(profile, secrets)
+        client = redis_client(profile, secrets, failover_wait_s=2.0)
         try:
             pipe = client.pipeline()
             for n in profile.nodes:

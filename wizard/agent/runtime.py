@@ -713,9 +713,14 @@ class Fence:
         self.token = 0
 
     def acquire(self) -> bool:
-        if not self.coord.r.set(self.lock_key, self.owner, nx=True, px=self.ttl_ms):
+        # A retried SET NX whose first reply was lost answers "not set": the lock may be our own.
+        if not self.coord.r.set(self.lock_key, self.owner, nx=True, px=self.ttl_ms) and self.holder() != self.owner:
             return False
         self.token = int(self.coord.r.incr(self.token_key))  # type: ignore[arg-type]
+        # Best effort: have a replica hold the lock and token before acting on them, so a Sentinel failover
+        # right now is less likely to lose them (the fence check still refuses if it does).
+        with contextlib.suppress(Exception):
+            self.coord.r.wait(1, 1000)
         return True
 
     def holder(self) -> str:
@@ -945,8 +950,21 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
             node.stop_garbd()
             garbd_running = False
         ev("garbd", "waiting", "waiting for both data nodes to be Primary and Synced")
-        wait_for("both data nodes Primary and Synced",  # Redis reads only: cheap to poll often
-                 lambda: all_synced(cfg, coord.live_states(cfg.data_nodes)),
+
+        def data_ready() -> bool:
+            nonlocal garbd_running
+            if garbd_running:
+                # A data agent that finds no Primary Component waits for garbd to stop before it bootstraps
+                # (a garbd left as a Primary Component of one would reverse history).  Judge by this run's
+                # registrations: a crashed node's last heartbeat may still say Primary for a few seconds.
+                reg = coord.states(cfg.data_nodes)
+                if reg and not primary_members(reg):
+                    ev("garbd", "running", "no data node is in a Primary Component: stopping garbd until one is")
+                    node.stop_garbd()
+                    garbd_running = False
+            return all_synced(cfg, coord.live_states(cfg.data_nodes))
+
+        wait_for("both data nodes Primary and Synced", data_ready,  # Redis reads only: cheap to poll often
                  float(cfg.get("wait_timeout", 60)) + float(cfg.get("join_timeout", 300)), max_interval=0.1)
         if not garbd_running:
             ev("garbd", "running", "starting garbd")
@@ -1172,5 +1190,13 @@ def main(argv: list[str] | None = None) -> int:
     except AgentError as exc:
         print(json.dumps({"error": str(exc)}))
         return 1
+    except Exception as exc:
+        import redis  # bundled in the zipapp
+
+        if isinstance(exc, redis.RedisError):
+            print(json.dumps({"error": "the coordination store (Redis) failed on %s: %s; bring it back and run "
+                                       "again" % (cfg.get("node", "?"), exc)}))
+            return 1
+        raise
     print(json.dumps(result))
     return 0

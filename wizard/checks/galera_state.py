@@ -35,7 +35,16 @@ def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
                 f"({status.get('wsrep_local_state_comment')})",
                 "nodes will join the running component; nothing will bootstrap over it",
             )
-        if status or conn.run(daemon_pids("mariadbd"), timeout=10).stdout.strip():  # still there: it really runs
+        if not status:
+            if conn.run(daemon_pids("mariadbd"), timeout=10).stdout.strip():  # still there: it really runs
+                return warn("mariadbd runs but answers no SQL (starting, stuck, or waiting for a Primary Component "
+                            "that no longer exists)", "the bootstrap inspects it again; if it stays so, see its "
+                            "error log")
+        else:
+            wsrep_on = sql(conn, ctx.profile, ctx.secrets, "SELECT @@wsrep_on", check=False)
+            if wsrep_on and wsrep_on[0] and wsrep_on[0][0] == "1":
+                return warn(f"mariadbd runs with Galera but outside any cluster ({cs or 'Disconnected'})",
+                            "the bootstrap inspects it and joins or re-forms the cluster")
             own = [r[0] for r in sql(conn, ctx.profile, ctx.secrets, OWN_SCHEMAS, check=False)]
             held = (f"with {len(own)} database(s) of its own ({', '.join(own[:5])}{', ...' if len(own) > 5 else ''})"
                     if own else "with no database of its own")
