@@ -174,3 +174,29 @@ def test_both_running_but_non_primary_is_reformed_without_a_restart(knob: Knob) 
     with Remote(profile) as remote:
         st = collect(profile, secrets, remote, dns=False)
     assert st.verdict == "healthy", st.reason
+
+
+def test_no_bootstrap_while_the_arbiter_alone_holds_the_primary_component(knob: Knob) -> None:
+    """Issue 16 input 2: both data nodes leave cleanly while garbd runs, so garbd is left as a Primary
+    Component of one.  A new Primary Component on a data node would merge with it and reverse history;
+    replay must stop garbd first, then bootstrap, then start garbd again."""
+    profile, secrets = knob.set(knob.secret.read_text())
+    with Remote(profile) as remote:
+        write_rows(remote, profile, secrets, "studio1", 5000, 3)
+    stop_clean("studio2")
+    stop_clean("studio1")
+    assert lab.host_exec("arbiter", ["pgrep", "-x", "garbd"], check=False).returncode == 0, "garbd still runs"
+    logs = {n: len(lab.host_exec(n, ["cat", "/var/log/mysql/mariadbd.out"], check=False).stdout)
+            for n in ("studio1", "studio2")}
+    result = replay(profile, secrets, skip_checks=True)
+    assert result.status is not None and result.status.healthy, result.status
+    assert result.bootstrap is not None
+    messages = [e.message for e in result.bootstrap.events]
+    assert any("stopping garbd" in m or "garbd to stop" in m or "stopping the surviving garbd" in m
+               for m in messages), messages
+    for n in ("studio1", "studio2"):
+        new = lab.host_exec(n, ["cat", "/var/log/mysql/mariadbd.out"], check=False).stdout[logs[n]:]
+        assert "Reversing history" not in new and "Inconsistent" not in new, (n, new[-2000:])
+    with Remote(profile) as remote:
+        for n in ("studio1", "studio2"):
+            assert {5000, 5001, 5002} <= row_ids(remote, profile, secrets, n), n
