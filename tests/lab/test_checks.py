@@ -114,14 +114,21 @@ def test_wrong_redis_password(profile: Profile, secrets: Secrets) -> None:
 
 
 def test_dns_record_pointing_elsewhere(profile: Profile, secrets: Secrets) -> None:
+    """Without the PowerDNS API the record is the operator's to fix: a failure naming the fix.  With the
+    API, apply replaces it: the check says so and passes."""
+    without_api = profile.model_copy(deep=True)
+    without_api.dns.api_url = None
+    without_api.dns.api_key = "none"
     lab.set_authoring_record("A 198.18.0.99")
     try:
-        r = by_key(run_checks(profile, secrets, only=["authoring-dns"]))[(CLUSTER, "authoring-dns")]
+        r = by_key(run_checks(without_api, secrets, only=["authoring-dns"]))[(CLUSTER, "authoring-dns")]
+        with_api = by_key(run_checks(profile, secrets, only=["authoring-dns"]))[(CLUSTER, "authoring-dns")]
     finally:
         lab.set_authoring_record(None)
     assert r.status is Status.FAIL
     assert "198.18.0.99, which is not a Studio node" in r.summary
     assert "point the record at 198.18.0.11" in r.fix
+    assert with_api.status is Status.OK and "replacing A 198.18.0.99" in with_api.summary, with_api
 
 
 def test_garbd_missing_on_the_arbiter(profile: Profile, secrets: Secrets) -> None:

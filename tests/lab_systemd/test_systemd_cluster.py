@@ -209,3 +209,31 @@ def test_user_without_sudo_rights_fails_the_check_naming_the_rule(sd_profile: Pr
     assert results and results[0].status is Status.FAIL
     assert "sudo -n does not work for deploy" in results[0].summary
     assert "deploy ALL=(root) NOPASSWD: ALL" in results[0].fix and "/etc/sudoers.d/" in results[0].fix
+
+
+def test_a_failing_join_is_stopped_not_retried_forever(sd_profile: Profile, sd_secrets: Secrets) -> None:
+    """Issue 16 input 5: a join whose SST fails says why in the server's own words, and the unit is stopped
+    instead of being restarted by systemd (Restart=on-abnormal) again and again, each time wiping the
+    joiner's datadir and desyncing the donor."""
+    from wizard.pipeline import PipelineError
+
+    if not healthy(sd_profile, sd_secrets):
+        replay(sd_profile, sd_secrets, timeouts={"wait_timeout": 60})
+    # an empty datadir: nothing to recover, no IST possible: the join needs a full SST
+    sh("studio2", "systemctl stop mariadb && find /var/lib/mysql -mindepth 1 -delete")
+    sh("studio1", "mv /usr/bin/mariadb-backup /usr/bin/mariadb-backup.hidden")  # the donor cannot send an SST
+    try:
+        with pytest.raises(PipelineError) as failed:
+            replay(sd_profile, sd_secrets, skip_checks=True, timeouts={"wait_timeout": 60, "join_timeout": 120})
+        message = str(failed.value)
+        assert "studio2" in message and "[ERROR]" in message, message
+        assert "the unit was stopped" in message, message
+        restarts = sh("studio2", "systemctl show -p NRestarts --value mariadb")
+        time.sleep(12)  # longer than Debian's RestartSec (5 s): a restart loop would show by now
+        assert sh("studio2", "systemctl is-active mariadb") in ("inactive", "failed")
+        assert sh("studio2", "systemctl show -p NRestarts --value mariadb") == restarts, "systemd kept retrying"
+        assert sh("studio1", "mariadb -N -e \"SHOW STATUS LIKE 'wsrep_local_state_comment'\"").endswith("Synced")
+    finally:
+        sh("studio1", "mv /usr/bin/mariadb-backup.hidden /usr/bin/mariadb-backup")
+    result = replay(sd_profile, sd_secrets, timeouts={"wait_timeout": 60})
+    assert result.status is not None and result.status.healthy, result.status

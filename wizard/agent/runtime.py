@@ -279,7 +279,14 @@ class Node:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
             if p.returncode != 0:
                 why = self.server_errors() or (p.stderr or p.stdout).strip()[-300:]
-                raise AgentError("%s failed on %s: %s" % (" ".join(cmd), self.name, why))
+                # Debian's unit restarts an aborted server (Restart=on-abnormal): a join that fails would be
+                # tried again and again, each time wiping this joiner's datadir and desyncing the donor.
+                # Stop the unit (that cancels the pending restart) and say so.
+                with contextlib.suppress(Exception):
+                    systemctl_stop(unit, self.name, 120)
+                raise AgentError("%s failed on %s: %s; the unit was stopped so that systemd does not retry the "
+                                 "same %s over and over" % (" ".join(cmd), self.name, why,
+                                                           "bootstrap" if new_cluster else "join"))
             systemctl("enable", unit)  # configured and in the cluster: a reboot brings it back, and it rejoins
             return
         argv = [self.cfg.mariadbd, "--user=mysql"]
@@ -944,11 +951,6 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
         if garbd_running and primary_members(states) and all_synced(cfg, states) and garbd_member(cfg, node, states):
             ev("done", "done", "garbd runs and the cluster is complete: nothing to do", action="none")
             return {"node": node.name, "action": "none"}
-        if garbd_running and not primary_members(states):
-            # a garbd that outlived both data nodes remembers dead incarnations; restart it last (facts.md)
-            ev("garbd", "running", "stopping the surviving garbd until the data nodes are back")
-            node.stop_garbd()
-            garbd_running = False
         ev("garbd", "waiting", "waiting for both data nodes to be Primary and Synced")
 
         def data_ready() -> bool:
@@ -957,15 +959,32 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
                 # A data agent that finds no Primary Component waits for garbd to stop before it bootstraps
                 # (a garbd left as a Primary Component of one would reverse history).  Judge by this run's
                 # registrations: a crashed node's last heartbeat may still say Primary for a few seconds.
+                # Stopped exactly when the data agents' own election says a data node bootstraps (every
+                # node registered and none Primary, or forced), never while a data node may still be Primary
+                # with it: the same pure function on the same registrations.
                 reg = coord.states(cfg.data_nodes)
-                if reg and not primary_members(reg):
-                    ev("garbd", "running", "no data node is in a Primary Component: stopping garbd until one is")
+                decision = election.decide(reg, cfg.data_nodes, cfg.preferred, cfg.get("force"))
+                if decision.kind == election.BOOTSTRAP:
+                    ev("garbd", "running", "a data node is about to bootstrap (%s): stopping garbd first, so that "
+                       "it cannot hold a Primary Component of its own" % decision.node)
                     node.stop_garbd()
                     garbd_running = False
             return all_synced(cfg, coord.live_states(cfg.data_nodes))
 
         wait_for("both data nodes Primary and Synced", data_ready,  # Redis reads only: cheap to poll often
                  float(cfg.get("wait_timeout", 60)) + float(cfg.get("join_timeout", 300)), max_interval=0.1)
+        if garbd_running:
+            # A garbd that survived is kept only if it is (or soon becomes) a member by its identity; one
+            # stuck outside the component (it remembers dead incarnations, facts.md) is restarted.
+            try:
+                wait_for("the running garbd to be a member",
+                         lambda: garbd_member(cfg, node, coord.live_states(cfg.data_nodes)), 10)
+            except Aborted:
+                raise
+            except AgentError:
+                ev("garbd", "running", "the running garbd is not a member of the Primary Component: restarting it")
+                node.stop_garbd()
+                garbd_running = False
         if not garbd_running:
             ev("garbd", "running", "starting garbd")
             node.start_garbd()
