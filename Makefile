@@ -10,7 +10,7 @@ APT_PACKAGES := mariadb-server galera-4 galera-arbitrator-4 mariadb-backup socat
 	systemd-container debootstrap
 PYTEST_ARGS ?=
 
-.PHONY: deps apt venv demo test unit lint lab-up lab-down bench faults clean
+.PHONY: deps apt venv demo test unit lint lab-up lab-down bench faults first-connections clean
 
 deps: apt venv
 
@@ -45,6 +45,11 @@ unit: venv
 
 test: deps lint
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Issue 9 input 7: the first SSH connections right after `lab up`, LOOPS times (make test runs 5).
+LOOPS ?= 50
+first-connections: deps
+	STUDIO_CLUSTER_FIRST_CONNECTION_LOOPS=$(LOOPS) $(BIN)/pytest -q tests/lab/test_first_connections.py
 
 lab-up: deps
 	$(BIN)/studio-cluster lab up
