@@ -9,13 +9,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from tests.waits import wait_until
 from wizard import lab
 from wizard.checks.names import query_a
 from wizard.coordinator import key, redis_client
@@ -29,15 +29,6 @@ from wizard.status import collect
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def fresh_lab() -> None:

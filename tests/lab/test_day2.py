@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.lab.test_cluster import row_ids, stop_clean, wait_until, write_rows
+from tests.lab.test_cluster import row_ids, stop_clean, write_rows
+from tests.waits import wait_until
 from wizard import lab
 from wizard.apply import apply_files, plan_files
 from wizard.nodesql import sql

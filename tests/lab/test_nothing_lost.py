@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.lab.test_cluster import kill9, row_ids, stop_clean, wait_until, write_rows
+from tests.lab.test_cluster import kill9, row_ids, stop_clean, write_rows
+from tests.waits import wait_until
 from wizard import lab
 from wizard.coordinator import BootstrapError, Coordinator, agent_config, key, redis_client
 from wizard.nodesql import sql, wsrep_status

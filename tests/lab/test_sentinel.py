@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.waits import wait_until
 from wizard import lab, labredis
 from wizard.coordinator import key, redis_client
 from wizard.nodesql import sql, wsrep_status
@@ -24,15 +24,6 @@ from wizard.status import collect
 REPO = Path(__file__).resolve().parents[2]
 
 
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def cli(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:

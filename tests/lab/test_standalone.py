@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lab.test_cluster import wait_until
+from tests.waits import wait_until
 from wizard import lab
 from wizard.checks import Status, run_checks
 from wizard.nodesql import sql

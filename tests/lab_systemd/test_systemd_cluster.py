@@ -13,12 +13,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.waits import wait_until
 from wizard import labsystemd
 from wizard.checks import Status, run_checks
 from wizard.nodesql import sql
@@ -32,15 +31,6 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = ("studio1", "studio2")
 
 
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float, interval: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def sh(host: str, script: str, timeout: float = 30) -> str:
