@@ -214,6 +214,144 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     return run_app(Path(args.profile), monitor=True, interval=args.interval)
 
 
+def _backup_take(profile: Profile, secrets: Secrets, remote: object, args: argparse.Namespace) -> int:
+    from wizard.backups.catalog import human_size
+    from wizard.backups.take import Progress, take
+    from wizard.remote import Remote
+
+    assert isinstance(remote, Remote)
+    show = not args.json and err_console.is_terminal
+
+    def progress(p: Progress) -> None:
+        if show:
+            err_console.print(f"  {p.state:10} {human_size(p.bytes):>10}  {human_size(p.rate)}/s  {p.seconds:5.1f}s",
+                              end="\r", highlight=False)
+
+    def note(message: str) -> None:
+        if not args.json:
+            console.print(f"  {message}", highlight=False)
+
+    result = take(profile, secrets, remote, donor=args.donor, on_progress=progress, on_note=note)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK
+    m = result.manifest
+    pos = m.get("position", {})
+    rate = m.get("stream_bytes", 0) / result.seconds if result.seconds else 0
+    console.print(f"[green]backup {result.id} complete[/]: {human_size(m.get('size', 0))} in {result.seconds:.1f}s "
+                  f"({human_size(rate)}/s) from {result.donor}, position {pos.get('uuid')}:{pos.get('seqno')}",
+                  highlight=False)
+    console.print(f"  stored at {profile.arbiter.name}:{result.path}", highlight=False)
+    if result.synced_after_s is not None:
+        console.print(f"  {result.donor} was Synced again {result.synced_after_s:.1f}s after the backup",
+                      highlight=False)
+    for n in result.notes:
+        console.print(f"  [yellow]{n}[/]", highlight=False)
+    return EXIT_OK
+
+
+def _backup_list(profile: Profile, remote: object, args: argparse.Namespace) -> int:
+    from wizard.backups.catalog import human_age, human_size, list_backups
+    from wizard.remote import Remote
+
+    assert isinstance(remote, Remote)
+    entries = list_backups(profile, remote)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        return EXIT_OK
+    table = Table(title=f"Backups of {profile.cluster_name} on {profile.arbiter.name}:{profile.backups.root}",
+                  title_justify="left")
+    for col in ("id", "state", "age", "size", "donor", "position", "note"):
+        table.add_column(col)
+    colour = {"verified": "green", "complete": "cyan", "verify failed": "red", "failed": "red",
+              "in progress": "yellow"}
+    for e in reversed(entries):
+        table.add_row(e.id, f"[{colour.get(e.state, 'white')}]{e.state}[/]", human_age(e.age_s), human_size(e.size),
+                      e.donor, e.position or "-", e.reason)
+    console.print(table)
+    if not entries:
+        console.print("no backups yet: take one with `studio-cluster backup take PROFILE`")
+    return EXIT_OK
+
+
+def _backup_verify(profile: Profile, remote: object, args: argparse.Namespace) -> int:
+    from wizard.backups.verify import verify
+    from wizard.remote import Remote
+
+    assert isinstance(remote, Remote)
+    if not args.json:
+        console.print("  preparing a copy and checking every table on a throwaway server (no network)...")
+    result = verify(profile, remote, args.id)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK if result.ok else EXIT_FAIL
+    pos = result.position
+    table = Table(title=f"{result.id}: position {pos.get('uuid')}:{pos.get('seqno')}", title_justify="left")
+    for col in ("schema", "table", "rows", "check"):
+        table.add_column(col)
+    for t in result.tables:
+        if t["schema"] not in ("mysql", "sys") or not t["ok"]:
+            table.add_row(t["schema"], t["table"], str(t["rows"]), t["check"])
+    console.print(table)
+    steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.steps.items())
+    colour = "green" if result.ok else "bold red"
+    console.print(f"[{colour}]{'verified' if result.ok else 'verify FAILED'}[/]: {result.summary} "
+                  f"({result.seconds:.1f}s: {steps})", highlight=False)
+    return EXIT_OK if result.ok else EXIT_FAIL
+
+
+def _backup_prune(profile: Profile, remote: object, args: argparse.Namespace) -> int:
+    import time as _time
+
+    from wizard.backups.catalog import list_backups
+    from wizard.backups.prune import remove, select
+    from wizard.remote import Remote
+
+    assert isinstance(remote, Remote)
+    entries = list_backups(profile, remote)
+    keep_last = args.keep_last if args.keep_last is not None else profile.backups.keep_last
+    keep_days = args.keep_days if args.keep_days is not None else profile.backups.keep_days
+    decisions = select(entries, keep_last, keep_days, _time.time())
+    gone = [] if args.dry_run else remove(profile, remote, entries, decisions)
+    if args.json:
+        print(json.dumps({"dry_run": args.dry_run, "removed": gone,
+                          "decisions": [d.__dict__ for d in decisions]}, indent=2))
+        return EXIT_OK
+    for d in decisions:
+        verb = "keep  " if d.keep else ("would remove" if args.dry_run else "removed")
+        console.print(f"  {verb} {d.id}: {d.why}", highlight=False)
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from wizard.backups import BackupError
+    from wizard.remote import Remote, RemoteError
+
+    profile, secrets = load(args.profile, only=READ_ONLY)
+    try:
+        with Remote(profile, key_passphrases=secrets.key_passphrases) as remote:
+            if args.action == "take":
+                return _backup_take(profile, secrets, remote, args)
+            if args.action == "list":
+                return _backup_list(profile, remote, args)
+            if args.action == "verify":
+                return _backup_verify(profile, remote, args)
+            return _backup_prune(profile, remote, args)
+    except BackupError as exc:
+        if args.json:
+            print(json.dumps({"error": REDACTOR(exc.message), "hint": exc.hint, "log": exc.log}, indent=2))
+        else:
+            err_console.print(f"[bold red]backup {args.action} failed:[/] {REDACTOR(exc.message)}", highlight=False)
+            if exc.hint:
+                err_console.print(f"     fix: {exc.hint}", highlight=False)
+            for line in exc.log:
+                err_console.print(f"     | {REDACTOR(line)}", markup=False, highlight=False)
+        return EXIT_FAIL
+    except RemoteError as exc:
+        err_console.print(f"[bold red]backup {args.action} failed:[/] {exc}", highlight=False)
+        return EXIT_FAIL
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     if args.kind == "systemd":
         from wizard import labsystemd
@@ -237,6 +375,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "recover": cmd_replay,
     "status": cmd_status,
     "monitor": cmd_monitor,
+    "backup": cmd_backup,
 }
 
 
@@ -273,6 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("monitor", help="the live cluster monitor")
     p.add_argument("profile")
     p.add_argument("--interval", type=float, default=2.0, help="refresh interval in seconds")
+    p = sub.add_parser("backup", help="Arbiter snapshot backups: take, list, verify, prune")
+    p.add_argument("action", choices=["take", "list", "verify", "prune"])
+    p.add_argument("profile")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--donor", metavar="NODE",
+                   help="take: the data node to copy (default: the one the authoring name does not point at)")
+    p.add_argument("--id", metavar="BACKUP", help="verify: the backup id or a unique prefix (default: the newest)")
+    p.add_argument("--keep-last", type=int, metavar="N", help="prune: keep the newest N (default: backups.keep_last)")
+    p.add_argument("--keep-days", type=int, metavar="D", help="prune: keep younger than D days (default: keep_days)")
+    p.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
     p = sub.add_parser("lab", help="the local three-host lab")
     p.add_argument("action", choices=["up", "down", "status", "base"])
     p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",

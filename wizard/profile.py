@@ -387,6 +387,39 @@ class StudioSettings(_Model):
     inactivity_limit_s: int = Field(300, ge=1)
 
 
+class BackupSettings(_Model):
+    """Arbiter snapshot backups (``studio-cluster backup``): garbd on the Arbiter asks a data node for a
+    snapshot, which streams to a receiver on the Arbiter host."""
+
+    root: Path = Field(Path("/var/backups/studio-cluster/snapshots"),
+                       description="directory on the Arbiter host holding one subdirectory per backup")
+    receiver_port: Port = Field(4450, description="TCP port the receiver listens on, on the Arbiter's address "
+                                                  "(the data nodes must reach it)")
+    garbd_port: Port = Field(4570, description="Galera port of the backup's own garbd on the Arbiter (the "
+                                               "cluster's garbd keeps database.galera_port); the data nodes must "
+                                               "reach it")
+    timeout_s: int = Field(3600, ge=30, le=86400, description="seconds a backup may take before it is abandoned")
+    connect_timeout_s: int = Field(120, ge=10, le=3600,
+                                   description="seconds for garbd to join and the donor to start streaming")
+    keep_last: int = Field(7, ge=1, le=10000, description="prune keeps at least the newest N complete backups")
+    keep_days: int = Field(0, ge=0, le=36500,
+                           description="prune also keeps every backup younger than D days (0: no age rule)")
+
+    @field_validator("root")
+    @classmethod
+    def _absolute_root(cls, value: Path) -> Path:
+        if not value.is_absolute() or value == Path("/"):
+            raise ValueError(f"{value} is not an absolute directory below /; use e.g. "
+                             "/var/backups/studio-cluster/snapshots")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> BackupSettings:
+        if self.receiver_port == self.garbd_port:
+            raise ValueError(f"receiver_port and garbd_port are both {self.garbd_port}; give each its own port")
+        return self
+
+
 class Profile(_Model):
     """One cluster: two Studio nodes and one Arbiter, and everything needed to stand them up."""
 
@@ -398,6 +431,7 @@ class Profile(_Model):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
     services: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
     studio: StudioSettings = Field(default_factory=StudioSettings)  # type: ignore[arg-type]
+    backups: BackupSettings = Field(default_factory=BackupSettings)  # type: ignore[arg-type]
 
     @field_validator("cluster_name")
     @classmethod

@@ -18,6 +18,8 @@ Files per node:
   restart mariadb), ``<studio.install_path>/bin/crafter-setenv-cluster.sh`` (to be sourced from
   ``crafter-setenv.sh``) and Studio's ``studio-config-override.yaml`` (no restart: Studio is not a
   service this tool restarts).
+  Also the donor side of Arbiter snapshot backups, ``/usr/bin/wsrep_sst_studio_backup`` (0755, no
+  restart: the server runs it when garbd asks for a snapshot, see :mod:`wizard.backups`).
 * Arbiter: ``/etc/default/garb`` as read by Debian's ``garb-systemd`` (restart garbd).
 * ``"dns"``: ``/zones/<zone>/<authoring name>.lua-record`` (no service; not a real path on a node).
 """
@@ -56,6 +58,12 @@ SLAVE_THREADS = 2
 """wsrep_slave_threads: parallel appliers; 2 suits the small (2-core) Studio hosts this targets."""
 
 GARB_CONFIG = PurePosixPath("/etc/default/garb")
+
+BACKUP_SST_METHOD = "studio_backup"
+"""The SST method garbd requests for a snapshot backup: the server runs ``wsrep_sst_<method>``."""
+BACKUP_SST_SCRIPT = PurePosixPath(f"/usr/bin/wsrep_sst_{BACKUP_SST_METHOD}")
+BACKUP_DONOR_LOG = "studio-backup-donor.log"
+"""The donor script's log, in the donor's data dir (the last snapshot only)."""
 GARBD_LOG_FILE = PurePosixPath("/var/log/garbd/garbd.log")
 GARBD_WORK_DIR = PurePosixPath("/var/lib/garbd")
 
@@ -270,6 +278,23 @@ def _studio_files(profile: Profile, node: Node) -> list[RenderedFile]:
     ]
 
 
+def _backup_sst_script(profile: Profile) -> RenderedFile:
+    db = profile.database
+    content = _template(
+        "wsrep_sst_studio_backup.j2", profile=profile, method=BACKUP_SST_METHOD, log_name=BACKUP_DONOR_LOG,
+        data_dir=_sq(db.data_dir), socket=_sq(db.socket), mariabackup="mariabackup",
+    )
+    return RenderedFile(path=BACKUP_SST_SCRIPT, content=content, mode=0o755)
+
+
+def _sq(value: object) -> str:
+    """Text for inside a single-quoted shell string."""
+    text = str(value)
+    if "'" in text or "\n" in text:
+        raise RenderError(f"{text!r} cannot be written into the SST script (quote or newline)")
+    return text
+
+
 def _garb(profile: Profile) -> RenderedFile:
     db = profile.database
     arbiter = profile.arbiter
@@ -352,7 +377,8 @@ def render(profile: Profile, secrets: Secrets | None) -> dict[str, list[Rendered
     out: dict[str, list[RenderedFile]] = {}
     for node in profile.nodes:
         if node.is_studio:
-            out[node.name] = [_galera_cnf(profile, node, secrets), *_studio_files(profile, node)]
+            out[node.name] = [_galera_cnf(profile, node, secrets), *_studio_files(profile, node),
+                              _backup_sst_script(profile)]
         else:
             out[node.name] = [_garb(profile)]
     out[DNS_NODE] = [_dns_file(profile)]

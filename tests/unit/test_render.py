@@ -30,6 +30,7 @@ from wizard.secrets import Secrets
 
 LAB = Path(__file__).resolve().parents[2] / "profiles" / "lab.yaml"
 SST = "Sst-pass#w0rd;42"  # '#' and ';' would start a comment in an unquoted option-file value
+SST_SCRIPT = PurePosixPath("/usr/bin/wsrep_sst_studio_backup")
 CNF = PurePosixPath("/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf")
 OVERRIDE = PurePosixPath(
     "/opt/crafter/bin/apache-tomcat/shared/classes/crafter/studio/extension/studio-config-override.yaml"
@@ -81,7 +82,7 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def test_nodes_and_files(rendered: dict[str, list[RenderedFile]]) -> None:
     assert list(rendered) == ["studio1", "studio2", "arbiter", DNS_NODE]
     for name in ("studio1", "studio2"):
-        assert set(by_path(rendered[name])) == {CNF, SETENV, OVERRIDE}
+        assert set(by_path(rendered[name])) == {CNF, SETENV, OVERRIDE, SST_SCRIPT}
     assert [f.path for f in rendered["arbiter"]] == [PurePosixPath("/etc/default/garb")]
     assert [f.path for f in rendered[DNS_NODE]] == [PurePosixPath("/zones/lab.test/studio.lab.test.lua-record")]
     for files in rendered.values():

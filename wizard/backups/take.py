@@ -1,0 +1,298 @@
+"""``backup take``: a consistent snapshot of one data node, streamed to the Arbiter host while the cluster
+keeps serving.
+
+1. The donor is the data node the authoring name does NOT point at (``--donor`` overrides); it must be
+   Primary and Synced.
+2. On the Arbiter: the receiver (:mod:`wizard.backups.receiver`) starts listening on
+   ``backups.receiver_port``, then a second garbd (its own ``backups.garbd_port`` and work dir, beside the
+   cluster's garbd) joins and requests ``--sst studio_backup:ARBITER:PORT/TOKEN --donor DONOR``.
+3. The donor desyncs and runs ``wsrep_sst_studio_backup``; the receiver stores the stream and writes the
+   manifest last.  The outcome is read from the receiver's state file, never from garbd's exit code
+   (garbd exits 0 whatever happened).
+4. Once complete, the donor must return to Synced by itself.
+
+Each backup is a directory ``<backups.root>/<UTC time>-<donor>/`` holding ``data/``, ``receiver.json``,
+``manifest.json`` (only when complete), ``garbd.log`` and, after a failure seen by this side,
+``failure.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import PurePosixPath
+from typing import Any
+
+from wizard.backups import BackupError
+from wizard.checks.names import query_a
+from wizard.nodesql import wsrep_status
+from wizard.profile import Node, Profile, is_ip
+from wizard.remote import NodeConnection, Remote, RemoteError, q, sh
+from wizard.render import BACKUP_DONOR_LOG, BACKUP_SST_METHOD, cluster_address, host_port
+from wizard.secrets import Secrets
+
+RECEIVER_FILE = ".studio-cluster-receiver.py"
+TERMINAL = ("complete", "failed")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress report: receiver ``state``, ``bytes`` received, ``seconds`` since the request, ``rate``
+    in bytes/s since the first byte (0 before)."""
+
+    state: str
+    bytes: int
+    seconds: float
+    rate: float
+
+
+@dataclass
+class TakeResult:
+    """A complete backup: its ``id`` and ``path`` on the Arbiter, the ``manifest`` (without the per-file list),
+    ``seconds`` from request to manifest, ``synced_after_s`` the donor's return to Synced after that."""
+
+    id: str
+    path: str
+    donor: str
+    donor_reason: str
+    manifest: dict[str, Any]
+    seconds: float
+    synced_after_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "path": self.path, "donor": self.donor, "donor_reason": self.donor_reason,
+                "seconds": round(self.seconds, 2), "synced_after_s": self.synced_after_s, "notes": self.notes,
+                "manifest": self.manifest}
+
+
+def choose_donor(profile: Profile, override: str | None, authoring_addresses: list[str]) -> tuple[str, str]:
+    """The donor's name and why it was chosen.  Pure.
+
+    ``override`` must name a Studio node (else :class:`BackupError`).  Otherwise: the Studio node the
+    authoring name does not resolve to; when it resolves to neither or both, the profile's secondary."""
+    studio = [n.name for n in profile.studio_nodes]
+    if override is not None:
+        if override not in studio:
+            raise BackupError(f"--donor {override!r} is not a Studio node of this profile",
+                              f"use one of {', '.join(studio)}")
+        return override, "chosen with --donor"
+    by_addr = {n.address: n.name for n in profile.studio_nodes}
+    pointed = {by_addr[a] for a in authoring_addresses if a in by_addr}
+    if len(pointed) == 1:
+        (serving,) = pointed
+        other = next(n for n in studio if n != serving)
+        return other, f"the authoring name {profile.dns.authoring_name} points at {serving}"
+    return profile.secondary.name, (f"the authoring name {profile.dns.authoring_name} gave no single Studio node "
+                                    f"({', '.join(authoring_addresses) or 'no answer'}); the secondary donates")
+
+
+def backup_id(donor: str, now: float | None = None) -> str:
+    """``20261130T155904Z-studio2``: sortable by time, names the donor."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time())) + "-" + donor
+
+
+def receiver_source() -> bytes:
+    return resources.files("wizard.backups").joinpath("receiver.py").read_bytes()
+
+
+def _bind(node: Node) -> str:
+    return node.address if is_ip(node.address) else "0.0.0.0"  # noqa: S104 (a host name: listen on all)
+
+
+def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str) -> list[str]:
+    """The backup garbd's command line: the cluster's group, its own listen port, the SST request."""
+    arb = profile.arbiter
+    b = profile.backups
+    listen = f"tcp://{host_port(_bind(arb), b.garbd_port)}"
+    request = f"{BACKUP_SST_METHOD}:{host_port(arb.address, b.receiver_port)}/{token}"
+    data_nodes = cluster_address(profile).removeprefix("gcomm://").split(",")
+    studio = {n.address for n in profile.studio_nodes}
+    members = [m for m in data_nodes if m.split(":")[0].strip("[]") in studio]
+    return [str(profile.services.garbd), "--address", "gcomm://" + ",".join(members),
+            "--group", profile.cluster_name, "--options", f"gmcast.listen_addr={listen}",
+            "--donor", donor, "--sst", request, "--workdir", workdir, "--log", log]
+
+
+def _background(argv: list[str], log: str) -> str:
+    """Shell: start argv detached (own session, no terminal, output to log) and print its pid."""
+    return f"{sh('setsid', *argv)} </dev/null >{q(log)} 2>&1 & echo $!"
+
+
+POLL = r"""
+import json, os, sys
+d, rp, gp = sys.argv[1], sys.argv[2], sys.argv[3]
+def alive(pid):
+    try:
+        with open("/proc/%s/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+try:
+    with open(os.path.join(d, "receiver.json")) as fh:
+        st = json.load(fh)
+except (OSError, ValueError):
+    st = {}
+print(json.dumps({"state": st, "receiver": alive(rp), "garbd": alive(gp)}))
+"""
+
+
+def _tail_donor_log(profile: Profile, conn: NodeConnection, lines: int = 15) -> list[str]:
+    path = PurePosixPath(profile.database.data_dir.as_posix()) / BACKUP_DONOR_LOG
+    try:
+        res = conn.run(f"tail -n {lines} {q(str(path))} 2>/dev/null", check=False, what="read the donor's log")
+    except RemoteError:
+        return []
+    return res.stdout.splitlines()
+
+
+def _garbd_errors(conn: NodeConnection, log: str, lines: int = 8) -> list[str]:
+    res = conn.run(f"grep -E 'ERROR|WARN|FATAL|failed' {q(log)} 2>/dev/null | tail -n {lines}", check=False,
+                   what="read the backup garbd's log")
+    return res.stdout.splitlines()
+
+
+def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | None = None,
+         on_progress: Callable[[Progress], None] | None = None,
+         on_note: Callable[[str], None] | None = None) -> TakeResult:
+    """Take one snapshot backup; returns when the receiver says complete and the manifest exists.
+
+    Raises :class:`BackupError` naming the reason (the receiver's verdict, the donor's log lines, garbd's
+    errors) when it is not; the partial directory stays, marked failed, and is never listed complete.
+    Waits: ``backups.connect_timeout_s`` for the donor to start streaming, ``backups.timeout_s`` in all."""
+    note = on_note or (lambda _m: None)
+    try:
+        addresses = query_a(profile, profile.dns.authoring_name, 2.0)
+    except OSError:
+        addresses = []
+    donor_name, why = choose_donor(profile, donor, addresses)
+    note(f"donor {donor_name}: {why}")
+    donor_conn = remote[donor_name]
+    st = wsrep_status(donor_conn, profile, secrets)
+    if st.get("wsrep_cluster_status") != "Primary" or st.get("wsrep_local_state_comment") != "Synced":
+        raise BackupError(
+            f"the donor {donor_name} is not Primary and Synced (status {st.get('wsrep_cluster_status') or 'no answer'}"
+            f", state {st.get('wsrep_local_state_comment') or '-'})",
+            "run `studio-cluster status`, or pick the other node with --donor")
+
+    b = profile.backups
+    arb = remote[profile.arbiter.name]
+    root = str(b.root)
+    bid = backup_id(donor_name)
+    path = f"{root}/{bid}"
+    token = pysecrets.token_hex(12)
+    receiver = f"{root}/{RECEIVER_FILE}"
+    # root 0751: others may traverse (verify's throwaway server runs as mysql) but not list; each backup 0750
+    arb.run(sh("mkdir", "-p", root) + " && " + sh("chmod", "0751", root) + " && " + sh("mkdir", "-m", "0750", path),
+            what="create the backup directory")
+    arb.put(receiver_source(), receiver, mode=0o600)
+    meta = json.dumps({"cluster": profile.cluster_name, "arbiter": profile.arbiter.name})
+    start = time.monotonic()
+    rpid = arb.run(_background(["python3", receiver, "--dir", path, "--bind", _bind(profile.arbiter),
+                                "--port", str(b.receiver_port), "--token", token, "--donor", donor_name,
+                                "--accept-timeout", str(b.connect_timeout_s), "--meta", meta],
+                               f"{path}/receiver.log"), what="start the backup receiver").stdout.split()[-1]
+    gpid = "0"
+
+    def poll() -> dict[str, Any]:
+        res = arb.run(["python3", "-I", "-S", "-c", POLL, path, rpid, gpid], what="follow the backup")
+        out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+        return out
+
+    def fail(reason: str, hint: str, log: list[str]) -> BackupError:
+        for pid in (rpid, gpid):
+            if pid != "0":
+                arb.run(f"kill {q(pid)} 2>/dev/null; true", check=False, what="stop the backup's processes")
+        record = json.dumps({"reason": reason, "log": log, "time": time.time()})
+        arb.run(f"cat > {q(path + '/failure.json')}", stdin=record, check=False, what="record the failure")
+        return BackupError(reason, hint, log)
+
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            p = poll()
+            state = p["state"].get("state")
+            if state == "listening":
+                break
+            if state == "failed":
+                raise fail(f"the receiver could not start: {p['state'].get('reason')}",
+                           f"free port {b.receiver_port} on {profile.arbiter.name} or change backups.receiver_port",
+                           [])
+            if not p["receiver"] or time.monotonic() > deadline:
+                log = arb.run(f"tail -n 5 {q(path + '/receiver.log')}", check=False).stdout.splitlines()
+                raise fail("the receiver on the Arbiter did not start listening",
+                           "python3 must be installed on the Arbiter host", log)
+            time.sleep(0.2)
+
+        glog = f"{path}/garbd.log"
+        gpid = arb.run(sh("mkdir", "-p", f"{path}/garbd") + " && "
+                       + _background(garbd_argv(profile, donor_name, token, f"{path}/garbd", glog),
+                                     f"{path}/garbd.out"),
+                       what="start the backup's garbd").stdout.split()[-1]
+        note(f"garbd (port {b.garbd_port}) asked {donor_name} for a snapshot; receiver on "
+             f"{host_port(profile.arbiter.address, b.receiver_port)}")
+        connect_deadline = time.monotonic() + b.connect_timeout_s
+        deadline = time.monotonic() + b.timeout_s
+        garbd_gone_at: float | None = None
+        first_byte: tuple[float, int] | None = None
+        while True:
+            p = poll()
+            s = p["state"]
+            state = s.get("state", "?")
+            nbytes = int(s.get("bytes") or 0)
+            now = time.monotonic()
+            if nbytes and first_byte is None:
+                first_byte = (now, nbytes)
+            rate = (nbytes - first_byte[1]) / (now - first_byte[0]) if first_byte and now > first_byte[0] else 0.0
+            if on_progress is not None:
+                on_progress(Progress(state, nbytes, now - start, rate))
+            if state == "complete":
+                break
+            if state == "failed":
+                log = list(s.get("donor_log") or []) or _tail_donor_log(profile, donor_conn)
+                raise fail(f"the backup failed: {s.get('reason')}",
+                           f"see the donor's log ({profile.database.data_dir}/{BACKUP_DONOR_LOG} on {donor_name})",
+                           log[-15:])
+            if not p["receiver"]:
+                raise fail("the receiver on the Arbiter stopped before the backup was complete (killed?)",
+                           "run `backup take` again", _tail_donor_log(profile, donor_conn))
+            if not p["garbd"] and garbd_gone_at is None:
+                garbd_gone_at = now
+            if state == "listening" and (now > connect_deadline or (garbd_gone_at and now - garbd_gone_at > 15)):
+                log = _garbd_errors(arb, glog) + _tail_donor_log(profile, donor_conn, 8)
+                raise fail(f"no snapshot arrived from {donor_name}: garbd could not join the cluster or the donor "
+                           "refused the request",
+                           f"the data nodes must reach {profile.arbiter.name} on ports {b.garbd_port} and "
+                           f"{b.receiver_port}, and {donor_name} needs wsrep_sst_{BACKUP_SST_METHOD} (run apply)",
+                           log)
+            if now > deadline:
+                raise fail(f"the backup took longer than backups.timeout_s ({b.timeout_s} s)",
+                           "raise backups.timeout_s", _tail_donor_log(profile, donor_conn))
+            time.sleep(0.5)
+    except RemoteError as exc:
+        raise BackupError(f"lost the Arbiter while taking a backup: {exc.message}", exc.hint) from None
+    seconds = time.monotonic() - start
+    arb.run(f"kill {q(gpid)} 2>/dev/null; rm -rf {q(path + '/garbd')}; true", check=False,
+            what="clean up the backup's garbd")
+    manifest = json.loads(arb.run(["python3", "-I", "-S", "-c",
+                                   "import json,sys; m=json.load(open(sys.argv[1])); m['files']=len(m['files']); "
+                                   "print(json.dumps(m))", f"{path}/manifest.json"],
+                                  what="read the manifest").stdout.strip().splitlines()[-1])
+    result = TakeResult(bid, path, donor_name, why, manifest, seconds)
+    synced_from = time.monotonic()
+    deadline = synced_from + 120
+    while True:
+        st = wsrep_status(donor_conn, profile, secrets)
+        if st.get("wsrep_local_state_comment") == "Synced":
+            result.synced_after_s = round(time.monotonic() - synced_from, 2)
+            break
+        if time.monotonic() > deadline:
+            result.notes.append(f"{donor_name} is still {st.get('wsrep_local_state_comment') or 'not answering'} "
+                                "120 s after the backup; the backup itself is complete")
+            break
+        time.sleep(0.3)
+    return result

@@ -1,0 +1,222 @@
+"""``backup verify``: prove a complete backup restores.
+
+On the Arbiter host, in one run (:data:`VERIFY_SCRIPT`): every file's sha256 against the manifest; a copy
+of ``data/`` beside it (``<root>/.verify-<id>``); ``mariabackup --prepare`` on the copy; a throwaway
+``mariadbd`` on the copy with no network (``--skip-networking``, its own socket and pid file, no wsrep,
+``--no-defaults``, no grant tables, as the mysql user: the root gets o+x); ``CHECK TABLE`` on every
+base table and ``COUNT(*)`` of each; then
+the server stops and the copy is removed.  The result is stored as ``verify.json`` in the backup
+directory and returned.  Needs ``mariabackup`` and ``mariadbd`` on the Arbiter host.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from wizard.backups import BackupError
+from wizard.profile import Profile
+from wizard.remote import Remote, RemoteError
+
+VERIFY_SCRIPT = r"""
+import hashlib, json, os, pwd, shutil, signal, subprocess, sys, time
+d, mariadbd, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+root, bid = os.path.dirname(d), os.path.basename(d)
+work = os.path.join(root, ".verify-" + bid)
+t0 = time.time()
+out = {"id": bid, "ok": False, "tables": [], "steps": {}}
+def step(name, since):
+    out["steps"][name] = round(time.time() - since, 2)
+def finish(summary, ok=False):
+    out["ok"] = ok
+    out["summary"] = summary
+    out["verified_epoch"] = time.time()
+    out["seconds"] = round(time.time() - t0, 2)
+    tmp = os.path.join(d, "verify.json.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(out, fh, indent=1)
+    os.replace(tmp, os.path.join(d, "verify.json"))
+    print(json.dumps(out))
+    sys.exit(0)
+try:
+    with open(os.path.join(d, "manifest.json")) as fh:
+        m = json.load(fh)
+except (OSError, ValueError):
+    print(json.dumps({"error": "not a complete backup: %s has no readable manifest.json" % d}))
+    sys.exit(3)
+out["position"] = m.get("position")
+out["gtid"] = m.get("gtid")
+for tool in ("mariabackup", mariadbd, "mariadb"):
+    if shutil.which(tool) is None:
+        print(json.dumps({"error": "%s is not installed on the Arbiter host; install mariadb-server-core and "
+                          "mariadb-backup there to verify backups" % tool}))
+        sys.exit(3)
+s = time.time()
+data = os.path.join(d, "data")
+bad = []
+for rel, meta in sorted(m.get("files", {}).items()):
+    h = hashlib.sha256()
+    try:
+        with open(os.path.join(data, rel), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        bad.append(rel + " (missing)")
+        continue
+    if h.hexdigest() != meta.get("sha256"):
+        bad.append(rel)
+step("checksums", s)
+if bad:
+    finish("%d file(s) differ from the manifest: %s" % (len(bad), ", ".join(bad[:5])))
+st = os.statvfs(root)
+need = int(m.get("size") or 0) * 1.1
+if st.f_bavail * st.f_frsize < need:
+    finish("not enough free space in %s for a copy (%d MB needed)" % (root, need // 1e6))
+shutil.rmtree(work, ignore_errors=True)
+s = time.time()
+subprocess.run(["cp", "-a", "--reflink=auto", data, work], check=True)
+step("copy", s)
+server = None
+try:
+    s = time.time()
+    p = subprocess.run(["mariabackup", "--prepare", "--target-dir=" + work], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=timeout)
+    step("prepare", s)
+    if p.returncode != 0:
+        finish("mariabackup --prepare failed: " + " | ".join(p.stdout.decode(errors="replace").splitlines()[-3:]))
+    try:
+        pwd.getpwnam("mysql")
+        subprocess.run(["chown", "-R", "mysql:mysql", work], check=True)
+        run_as = "mysql"
+        os.chmod(root, os.stat(root).st_mode | 0o001)  # mysql must traverse the root to reach the copy
+    except KeyError:
+        run_as = "root"
+    sock = os.path.join(work, "verify.sock")
+    s = time.time()
+    server = subprocess.Popen([mariadbd, "--no-defaults", "--datadir=" + work, "--socket=" + sock,
+                               "--pid-file=" + os.path.join(work, "verify.pid"), "--skip-networking",
+                               "--skip-grant-tables", "--wsrep-on=OFF", "--skip-log-bin", "--skip-slave-start",
+                               "--innodb-buffer-pool-size=64M", "--log-error=" + os.path.join(work, "verify.err"),
+                               "--user=" + run_as], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    client = ["mariadb", "--no-defaults", "--socket=" + sock, "--user=root", "--batch", "--skip-column-names"]
+    def q(sql):
+        r = subprocess.run(client + ["-e", sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr.decode(errors="replace").strip())
+        return [line.split("\t") for line in r.stdout.decode(errors="replace").splitlines() if line]
+    deadline = time.time() + 120
+    while True:
+        if server.poll() is not None:
+            try:
+                with open(os.path.join(work, "verify.err"), errors="replace") as fh:
+                    tail = fh.read().splitlines()[-3:]
+            except OSError:
+                tail = []
+            finish("the throwaway server on the copy exited with %s: %s" % (server.returncode, " | ".join(tail)))
+        try:
+            q("SELECT 1")
+            break
+        except RuntimeError:
+            if time.time() > deadline:
+                finish("the throwaway server on the copy did not answer within 120 s")
+            time.sleep(0.2)
+    step("start", s)
+    s = time.time()
+    tables = q("SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+               "AND table_schema NOT IN ('information_schema', 'performance_schema') ORDER BY 1, 2")
+    failed = []
+    for schema, name in tables:
+        ident = "`%s`.`%s`" % (schema.replace("`", "``"), name.replace("`", "``"))
+        rows = q("CHECK TABLE " + ident)
+        status = rows[-1][3] if rows and len(rows[-1]) > 3 else "?"
+        count = int(q("SELECT COUNT(*) FROM " + ident)[0][0])
+        ok = status == "OK"
+        if not ok:
+            failed.append("%s.%s: %s" % (schema, name, status))
+        out["tables"].append({"schema": schema, "table": name, "rows": count, "check": status, "ok": ok})
+    step("check", s)
+    user_tables = [t for t in out["tables"] if t["schema"] not in ("mysql", "sys")]
+    if failed:
+        finish("CHECK TABLE failed on %d table(s): %s" % (len(failed), "; ".join(failed[:5])))
+    finish("%d tables checked OK (%d of them user tables, %d rows)" % (len(out["tables"]), len(user_tables),
+           sum(t["rows"] for t in user_tables)), ok=True)
+finally:
+    if server is not None and server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    shutil.rmtree(work, ignore_errors=True)
+"""
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """``ok``; ``summary`` one line; ``tables`` [{schema, table, rows, check, ok}]; ``position`` {uuid, seqno};
+    ``steps`` seconds per step (checksums, copy, prepare, start, check); ``seconds`` in all."""
+
+    id: str
+    ok: bool
+    summary: str
+    tables: list[dict[str, Any]]
+    position: dict[str, Any]
+    gtid: str | None
+    steps: dict[str, float]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ok": self.ok, "summary": self.summary, "position": self.position, "gtid": self.gtid,
+                "seconds": self.seconds, "steps": self.steps, "tables": self.tables}
+
+    def rows(self, schema: str, table: str) -> int | None:
+        for t in self.tables:
+            if t["schema"] == schema and t["table"] == table:
+                return int(t["rows"])
+        return None
+
+
+def resolve_id(ids: list[str], wanted: str | None) -> str:
+    """The backup id to use: ``wanted`` (an exact id or a unique prefix), else the newest.  Pure;
+    raises :class:`BackupError` naming the choices."""
+    if not ids:
+        raise BackupError("there is no complete backup to verify", "take one with `studio-cluster backup take`")
+    if wanted is None:
+        return sorted(ids)[-1]
+    if wanted in ids:
+        return wanted
+    matches = [i for i in ids if i.startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    raise BackupError(f"{wanted!r} {'matches several' if matches else 'is not a complete'} backup",
+                      "use one of: " + ", ".join(sorted(matches or ids)[-10:]))
+
+
+def verify(profile: Profile, remote: Remote, backup: str | None = None, *, timeout: float = 3600) -> VerifyResult:
+    """Verify one complete backup (``backup``: id or unique prefix; default the newest complete one)."""
+    from wizard.backups.catalog import list_backups
+
+    entries = [e for e in list_backups(profile, remote) if e.complete]
+    bid = resolve_id([e.id for e in entries], backup)
+    path = next(e.path for e in entries if e.id == bid)
+    try:
+        res = remote[profile.arbiter.name].run(
+            ["python3", "-I", "-S", "-c", VERIFY_SCRIPT, path, str(profile.services.mariadbd), str(timeout)],
+            timeout=timeout + 180, check=False, what="verify the backup")
+    except RemoteError as exc:
+        raise BackupError(f"verify of {bid} did not finish: {exc.message}", exc.hint) from None
+    lines = res.stdout.strip().splitlines()
+    try:
+        out = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise BackupError(f"verify of {bid} failed on the Arbiter (exit {res.exit_code}): "
+                          f"{(res.stderr.strip() or res.stdout.strip())[-400:]}") from None
+    if "error" in out:
+        raise BackupError(out["error"])
+    return VerifyResult(bid, bool(out["ok"]), out.get("summary", ""), out.get("tables", []),
+                        out.get("position") or {}, out.get("gtid"), out.get("steps", {}),
+                        float(out.get("seconds", 0.0)))
+
