@@ -946,7 +946,17 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
     hb.beat()
     hb.start()
     try:
-        states = coord.live_states(cfg.data_nodes)
+        # Judge by this run's registrations, not by the daemons' heartbeats: a heartbeat can still say
+        # Primary and Synced seconds after its server stopped (it was taken for "nothing to do" while both
+        # data nodes were down and about to bootstrap, and garbd was left running as a Primary of its own).
+        try:
+            wait_for("every data node to register", lambda: len(coord.states(cfg.data_nodes)) == len(cfg.data_nodes),
+                     float(cfg.get("wait_timeout", 60)), max_interval=0.1)
+        except Aborted:
+            raise
+        except AgentError:
+            pass  # a data node that never registers: the waits below judge by what there is
+        states = coord.states(cfg.data_nodes) or coord.live_states(cfg.data_nodes)
         garbd_running = bool(node.pids("garbd"))
         if garbd_running and primary_members(states) and all_synced(cfg, states) and garbd_member(cfg, node, states):
             ev("done", "done", "garbd runs and the cluster is complete: nothing to do", action="none")
