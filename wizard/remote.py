@@ -54,10 +54,11 @@ CHANNEL_RETRIES = 3  # attempts to open a channel while no other is open, before
 def daemon_pids(proc: str) -> str:
     """Shell: the pids of a running `proc` daemon, one a line.  Skips short-lived invocations of the same
     binary (`mariadbd --version` from a check, `--wsrep-recover` from an agent), which pgrep alone would
-    count as a running server, and processes gone (or zombies) by the time their cmdline is read."""
+    count as a running server, a snapshot backup's own garbd (``--donor``), and processes gone (or zombies)
+    by the time their cmdline is read."""
     return (f"for p in $(pgrep -x {q(proc)}); do "
             "c=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) || continue; [ -n \"$c\" ] || continue; "
-            "echo \"$c\" | grep -qE -- '--(version|help|wsrep-recover)' || echo $p; done")
+            "echo \"$c\" | grep -qE -- '--(version|help|wsrep-recover|donor)' || echo $p; done")
 
 
 class RemoteError(Exception):

@@ -139,7 +139,8 @@ class Node:
                 continue  # gone since pgrep saw it
             if args == [b""]:
                 continue  # a zombie: not running
-            if not any(a in (b"--version", b"--help", b"--wsrep-recover") for a in args):
+            # --donor: a snapshot backup's own garbd (wizard.backups), never the cluster's Arbiter
+            if not any(a in (b"--version", b"--help", b"--wsrep-recover", b"--donor") for a in args):
                 pids.append(int(p))
         return pids
 
