@@ -116,9 +116,8 @@ def test_wrong_redis_password(profile: Profile, secrets: Secrets) -> None:
 def test_dns_record_pointing_elsewhere(profile: Profile, secrets: Secrets) -> None:
     """Without the PowerDNS API the record is the operator's to fix: a failure naming the fix.  With the
     API, apply replaces it: the check says so and passes."""
-    without_api = profile.model_copy(deep=True)
-    without_api.dns.api_key = "none"  # first: a key without a URL is refused
-    without_api.dns.api_url = None
+    without_api = profile.model_copy(
+        update={"dns": profile.dns.model_copy(update={"api_url": None, "api_key": "none"})})
     lab.set_authoring_record("A 198.18.0.99")
     try:
         r = by_key(run_checks(without_api, secrets, only=["authoring-dns"]))[(CLUSTER, "authoring-dns")]
