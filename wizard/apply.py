@@ -104,8 +104,14 @@ def apply_files(changes: list[FileChange], remote: Remote,
 
     def one(change: FileChange) -> FileChange:
         conn, f = remote[change.node], change.file
-        backup = f"{BACKUP_ROOT}/{stamp}{f.path}" if change.old is not None else None
-        conn.put(f.content.encode(), str(f.path), mode=f.mode, owner=f.owner, group=f.group, backup=backup)
+        if change.meta_only:
+            # Same content: set owner and mode in place.  A rewrite would give the file a new mtime, and a
+            # running service older than its config's mtime owes a restart (stale_services).
+            conn.run(["sh", "-c", 'chown "$1" "$3" && chmod "$2" "$3"', "meta", f"{f.owner}:{f.group}",
+                      f"{f.mode:o}", str(f.path)], what=f"owner and mode of {f.path}")
+        else:
+            backup = f"{BACKUP_ROOT}/{stamp}{f.path}" if change.old is not None else None
+            conn.put(f.content.encode(), str(f.path), mode=f.mode, owner=f.owner, group=f.group, backup=backup)
         if on_change is not None:
             on_change(change)
         return change
@@ -252,13 +258,3 @@ def sst_auth_changed(changes: list[FileChange]) -> bool:
         return [ln.strip() for ln in (text or "").splitlines() if ln.strip().startswith("wsrep_sst_auth")]
 
     return any(c.action == "update" and c.old is not None and auth(c.old) != auth(c.file.content) for c in changes)
-
-
-def restarts_needed(applied: list[FileChange]) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for c in applied:
-        if c.meta_only:
-            continue
-        for service in c.file.restart:
-            out.setdefault(c.node, set()).add(service)
-    return out
