@@ -344,10 +344,55 @@ def _prepare_host(name: str) -> None:
     os.chmod(d / "upper" / "root" / ".ssh", 0o700)
 
 
+CGROUP_GROUP = "studio-lab-systemd"  # each host's own cgroup: <hierarchy>/studio-lab-systemd/<host>
+
+
+def cgroup_hierarchies(mountinfo: str | None = None) -> list[str]:
+    """The mount points of the cgroup hierarchies systemd uses: every cgroup2 mount (the unified tree) and a
+    cgroup v1 ``name=systemd`` one (hybrid hosts).  Read from /proc/self/mountinfo unless given."""
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    out = []
+    for line in mountinfo.splitlines():
+        pre, _, post = line.partition(" - ")
+        fields, tail = pre.split(), post.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        fstype, options = tail[0], tail[2].split(",")
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options):
+            out.append(fields[4])
+    return out
+
+
+def host_cgroups(name: str) -> list[str]:
+    """Host `name`'s own cgroup in every hierarchy systemd uses.  With ``--keep-unit`` and no systemd as
+    PID 1 here, systemd-nspawn puts its container below the cgroup it was started in: started in the same
+    one, the three hosts' systemds shared ``payload/system.slice/mariadb.service`` and friends, so one
+    host stopping a unit removed or killed the cgroup another host was starting the same unit in
+    (``status=219/CGROUP``, "Failed to kill control group ... Input/output error")."""
+    return [f"{root}/{CGROUP_GROUP}/{name}" for root in cgroup_hierarchies()]
+
+
+def _remove_cgroups() -> None:
+    """rmdir every lab cgroup, deepest first (they are empty once the hosts are gone)."""
+    for root in cgroup_hierarchies():
+        top = Path(root) / CGROUP_GROUP
+        if not top.is_dir():
+            continue
+        for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda w: -w[0].count("/")):
+            with contextlib.suppress(OSError):
+                os.rmdir(dirpath)
+
+
 def _supervisor_script() -> str:
-    """Mounts the overlay (private mount namespace) and (re)starts the container while it reboots."""
+    """Mounts the overlay (private mount namespace), moves itself into the host's own cgroups and (re)starts
+    the container while it reboots."""
     return f"""set -u
 name=$1 base=$2 d=$3 netns=$4
+shift 4
+for cg in "$@"; do
+  mkdir -p "$cg" && echo $$ > "$cg/cgroup.procs" || {{ echo "cannot move into cgroup $cg"; exit 1; }}
+done
 mount -t overlay overlay -o "lowerdir=$base,upperdir=$d/upper,workdir=$d/work" "$d/root" || exit 1
 while :; do
   echo "== $(date +%T) starting $name"
@@ -364,7 +409,7 @@ def _start_host(name: str) -> None:
     d = host_dir(name)
     lab._write(d / "lab" / "supervise.sh", _supervisor_script(), 0o755)
     lab._spawn_root(["unshare", "--mount", "--propagation", "private", "/bin/sh", str(d / "lab" / "supervise.sh"),
-                     name, str(base_dir()), str(d), str(_netns_path(name))],
+                     name, str(base_dir()), str(d), str(_netns_path(name)), *host_cgroups(name)],
                     d / "lab" / "supervisor.pid", d / "lab" / "console.log")
 
 
@@ -738,6 +783,7 @@ def _teardown(progress: Progress) -> None:
         return not any(lab._pid_alive(p) for p in victims) and not any(lab._pids_in_net_ident(i) for i in idents)
 
     lab._wait_for("the systemd lab processes to exit", gone, 15)
+    _remove_cgroups()
     for n in present:
         lab._run(["ip", "netns", "delete", netns_name(n)], check=False)
     for ifname in [BRIDGE, *(VETH_PREFIX + n for n in [INFRA[0], *HOSTS])]:

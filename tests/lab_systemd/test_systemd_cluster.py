@@ -50,6 +50,17 @@ def row_ids(remote: Remote, profile: Profile, secrets: Secrets, node: str) -> se
     return {int(r[0]) for r in sql(remote[node], profile, secrets, "SELECT id FROM itest.t")}
 
 
+def test_hosts_do_not_share_a_cgroup() -> None:
+    """Each host's systemd manages its own units: sharing one cgroup tree, one host stopping mariadb.service
+    removed the cgroup another host was starting it in (status=219/CGROUP)."""
+    seen = {}
+    for host in labsystemd.HOSTS:
+        pid = labsystemd.require_leader(host)
+        seen[host] = Path(f"/proc/{pid}/cgroup").read_text()
+        assert f"/{labsystemd.CGROUP_GROUP}/{host}/" in seen[host], (host, seen[host])
+    assert len(set(seen.values())) == len(seen), seen
+
+
 def test_check_detects_systemd_and_a_manager_that_says_otherwise(sd_profile: Profile, sd_secrets: Secrets) -> None:
     results = run_checks(sd_profile, sd_secrets)
     bad = [(r.node, r.check, r.summary) for r in results if r.status is not Status.OK]
