@@ -147,7 +147,7 @@ def test_a_killed_receiver_is_a_failed_backup_never_listed_complete(cluster: Non
 
     with pytest.raises(BackupError) as err:
         take(profile, secrets, remote, on_note=kill_receiver)
-    assert killed
+    assert killed, f"take failed before the receiver was killed: {err.value.message} ({err.value.hint})"
     assert "receiver" in err.value.message
     print(f"take said: {err.value.message} / fix: {err.value.hint} / {len(err.value.log)} log lines")
     new = [e for e in list_backups(profile, remote) if e.id not in before]
@@ -158,3 +158,20 @@ def test_a_killed_receiver_is_a_failed_backup_never_listed_complete(cluster: Non
                    lambda n=node: wsrep_status(remote[n], profile, secrets).get("wsrep_local_state_comment")
                    == "Synced", 60)
     assert wsrep_status(remote["studio1"], profile, secrets)["wsrep_cluster_status"] == "Primary"
+
+
+def test_take_waits_for_a_donor_still_desynced_instead_of_refusing(cluster: None, profile: Profile,
+                                                                    secrets: Secrets, remote: Remote) -> None:
+    """A donor that is Primary but not Synced (here desynced by hand, as it is for a moment after the backup
+    before) is waited for, with a note; it is not refused."""
+    sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_desync = ON")
+    notes: list[str] = []
+    timer = threading.Timer(3.0, lambda: sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_desync = OFF"))
+    timer.start()
+    try:
+        result = take(profile, secrets, remote, donor="studio2", on_note=notes.append)
+    finally:
+        timer.join(30)
+        sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_desync = OFF")
+    assert any("waiting up to" in n and "studio2" in n for n in notes), notes
+    assert {e.id: e for e in list_backups(profile, remote)}[result.id].state == "complete"

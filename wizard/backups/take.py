@@ -156,6 +156,9 @@ def _garbd_errors(conn: NodeConnection, log: str, lines: int = 8) -> list[str]:
     return res.stdout.splitlines()
 
 
+DONOR_SYNC_WAIT_S = 60.0  # how long take waits for a Primary donor that is not Synced yet
+
+
 def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | None = None,
          on_progress: Callable[[Progress], None] | None = None,
          on_note: Callable[[str], None] | None = None) -> TakeResult:
@@ -163,7 +166,8 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
 
     Raises :class:`BackupError` naming the reason (the receiver's verdict, the donor's log lines, garbd's
     errors) when it is not; the partial directory stays, marked failed, and is never listed complete.
-    Waits: ``backups.connect_timeout_s`` for the donor to start streaming, ``backups.timeout_s`` in all."""
+    Waits: up to DONOR_SYNC_WAIT_S for a Primary donor to be Synced, 30 s for the receiver to listen,
+    ``backups.connect_timeout_s`` for the donor to start streaming, ``backups.timeout_s`` in all."""
     note = on_note or (lambda _m: None)
     try:
         addresses = query_a(profile, profile.dns.authoring_name, 2.0)
@@ -172,8 +176,21 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     donor_name, why = choose_donor(profile, donor, addresses)
     note(f"donor {donor_name}: {why}")
     donor_conn = remote[donor_name]
+
+    def donor_ready(st: dict[str, str]) -> bool:
+        return st.get("wsrep_cluster_status") == "Primary" and st.get("wsrep_local_state_comment") == "Synced"
+
     st = wsrep_status(donor_conn, profile, secrets)
-    if st.get("wsrep_cluster_status") != "Primary" or st.get("wsrep_local_state_comment") != "Synced":
+    if not donor_ready(st) and st.get("wsrep_cluster_status") == "Primary":
+        # A donor still catching up (Joined, or Donor/Desynced after the backup before this one) is about to
+        # be Synced again: wait for it a while rather than refuse.
+        note(f"waiting up to {DONOR_SYNC_WAIT_S:.0f} s for {donor_name} to be Synced "
+             f"(it is {st.get('wsrep_local_state_comment') or '?'})")
+        deadline = time.monotonic() + DONOR_SYNC_WAIT_S
+        while not donor_ready(st) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            st = wsrep_status(donor_conn, profile, secrets)
+    if not donor_ready(st):
         raise BackupError(
             f"the donor {donor_name} is not Primary and Synced (status {st.get('wsrep_cluster_status') or 'no answer'}"
             f", state {st.get('wsrep_local_state_comment') or '-'})",
@@ -212,7 +229,7 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
         return BackupError(reason, hint, log)
 
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30  # a python3 start on a loaded host: seconds, not tens of them
         while True:
             p = poll()
             state = p["state"].get("state")
