@@ -8,6 +8,7 @@ because a person reads them, not a program.  Secrets never live here: only refer
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import os
@@ -499,15 +500,23 @@ class Profile(_Model):
 
 
 class ProfileError(Exception):
-    """A profile that cannot be used, with one human-readable line per problem."""
+    """A profile that cannot be used, with one human-readable line per problem.
 
-    def __init__(self, source: str, problems: list[str]) -> None:
+    ``problems`` are ``field: message`` lines (the TUI maps them to its fields); ``where`` holds, per
+    problem, the place in the file it comes from (``"line 12, column 5"``, or ``""`` when unknown,
+    e.g. for a profile that did not come from a file)."""
+
+    def __init__(self, source: str, problems: list[str], where: list[str] | None = None) -> None:
         self.source = source
         self.problems = problems
+        self.where = list(where or [])
+        self.where += [""] * (len(problems) - len(self.where))
+        self.locs: list[tuple[int | str, ...]] = []  # pydantic's location per problem, when known
         super().__init__(f"{source}: " + "; ".join(problems))
 
     def __str__(self) -> str:
-        lines = "\n".join(f"  - {p}" for p in self.problems)
+        lines = "\n".join(f"  - {w + ': ' if w else ''}{p.removeprefix('(profile): ')}"
+                          for p, w in zip(self.problems, self.where, strict=True))
         return f"{self.source} is not a valid profile:\n{lines}"
 
 
@@ -531,6 +540,57 @@ def field_path(loc: tuple[int | str, ...], data: Any = None) -> str:
     return out or "(profile)"
 
 
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The settings model that holds the setting at ``loc`` (``('nodes', 0, 'ssh')`` -> SSHSettings)."""
+    model: Any = Profile
+    for part in loc:
+        if isinstance(part, int):
+            continue  # a list index: the element type was taken with the list's field below
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return None
+        model = model.model_fields[part].annotation
+        for _ in range(3):  # list[Node] / Node | None -> Node
+            args = [a for a in getattr(model, "__args__", ()) if a is not type(None)]
+            if (isinstance(model, type) and issubclass(model, BaseModel)) or not args:
+                break
+            model = args[0]
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+_YAML_KIND = {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number",
+              bool: "true/false", type(None): "empty"}
+
+
+def _kind(value: Any) -> str:
+    return _YAML_KIND.get(type(value), type(value).__name__)
+
+
+def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
+    msg = "unknown setting; remove it or check its spelling"
+    model = _model_at(loc[:-1])
+    if model is not None and isinstance(loc[-1], str):
+        close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+        if close:
+            msg = f"unknown setting; did you mean {close[0]!r}? (otherwise remove it)"
+        else:
+            msg += f" (known here: {', '.join(model.model_fields)})"
+    return msg
+
+
+def _type_message(kind: str, value: Any) -> str | None:
+    """A plain message for a value of the wrong type, or None to keep pydantic's."""
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return (f"is {_kind(value)}, but it must be a mapping of settings (indented `key: value` lines); "
+                "check the indentation, or remove a stray '-' that made it a list")
+    if kind == "list_type":
+        return f"is {_kind(value)}, but it must be a list (`[a, b]`, or one `- item` line each)"
+    # number and true/false errors keep pydantic's words ("Input should be a valid integer..."): the TUI
+    # rewrites those itself
+    if kind == "string_type":
+        return f"must be text, not {_kind(value)}; quote it if it is meant as text"
+    return None
+
+
 def describe_errors(err: ValidationError, data: Any = None) -> list[str]:
     """Turn pydantic's errors into `field: message` lines a person can act on."""
     out = []
@@ -538,34 +598,151 @@ def describe_errors(err: ValidationError, data: Any = None) -> list[str]:
         msg = e["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
+        loc = tuple(e["loc"])
         if e["type"] == "extra_forbidden":
-            msg = "unknown setting; remove it or check its spelling"
+            msg = _unknown_key_message(loc)
         elif e["type"] == "missing":
             msg = "is required; add it"
-        out.append(f"{field_path(tuple(e['loc']), data)}: {msg}")
+        else:
+            msg = _type_message(e["type"], e.get("input")) or msg
+        out.append(f"{field_path(loc, data)}: {msg}")
     return out
 
 
+def _error_locs(err: ValidationError) -> list[tuple[int | str, ...]]:
+    return [tuple(e["loc"]) for e in err.errors(include_url=False)]
+
+
 def validate_profile(data: Any, *, source: str = "profile", check_files: bool = True) -> Profile:
+    """A :class:`Profile` from parsed YAML/JSON data; raises :class:`ProfileError` listing every problem
+    (``check_files=False`` skips the existence of ``ssh.key_file``/``ssh.known_hosts``)."""
     if not isinstance(data, dict):
-        raise ProfileError(source, ["the profile must be a YAML mapping of settings"])
+        found = "empty" if data is None else _kind(data)
+        raise ProfileError(source, [f"(profile): the profile must be a YAML mapping of settings (`key: value` lines "
+                                    f"such as `cluster_name: studio-prod`), but the file holds {found}"])
     try:
         return Profile.model_validate(data, context={"check_files": check_files})
     except ValidationError as err:
-        raise ProfileError(source, describe_errors(err, data)) from None
+        problem = ProfileError(source, describe_errors(err, data))
+        problem.locs = _error_locs(err)
+        raise problem from None
+
+
+# -- where in the YAML file a problem is ------------------------------------------------------------------------------
+_YAML_HINTS = (
+    ("'\\t'", "a tab character: YAML indents with spaces only; replace the tab with spaces"),
+    ("scanning a quoted scalar", "a quoted value is not closed; add the closing quote on the same line"),
+    ("parsing a flow sequence", "a [ list is not closed or lacks a comma; close it with ] and separate items "
+                                "with ', '"),
+    ("parsing a flow mapping", "a { mapping is not closed or lacks a comma; close it with } and separate "
+                               "entries with ', '"),
+    ("mapping values are not allowed", "a ':' where a value was expected: put a space after each key's ':', "
+                                       "quote values that hold ': ', and write one `key: value` per line"),
+    ("could not find expected ':'", "a line without `key: value`; add the ':' after the key or join it to the "
+                                    "line above"),
+    ("block end", "the indentation does not line up: settings at the same level need the same number of "
+                  "spaces, and a list's `- ` items may not be mixed with `key: value` lines"),
+    ("undefined alias", "a '*name' alias without a matching '&name' anchor; quote the value if '*' is text"),
+    ("another document", "a second YAML document ('---'); a profile is one document, remove the '---' line"),
+)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
+    """``(problem, where)`` for a YAML syntax error: what is wrong, the fix, and the offending line."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"(profile): is not valid YAML: {exc}", ""
+    said = f"{exc.context or ''} {exc.problem or ''}"
+    mark = exc.problem_mark
+    if "quoted scalar" in said and exc.context_mark is not None:
+        mark = exc.context_mark  # where the quote opens, not the end of the file
+    hint = next((h for needle, h in _YAML_HINTS if needle in said), f"YAML says: {said.strip()}; fix the syntax there")
+    lines = text.splitlines()
+    shown = ""
+    if 0 <= mark.line < len(lines):
+        line = lines[mark.line].replace("\t", "→")
+        shown = f"\n      {mark.line + 1:>4} | {line}\n           | {' ' * mark.column}^"
+    return f"(profile): is not valid YAML: {hint}{shown}", f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _where(root: yaml.Node | None, loc: tuple[int | str, ...], key_only: bool) -> str:
+    node = root
+    for i, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            pair = next(((k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == part), None)
+            if pair is None:
+                break
+            last = i == len(loc) - 1
+            node = pair[0] if last and key_only else pair[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    if node is None:
+        return ""
+    return f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}"
+
+
+def _duplicate_keys(root: yaml.Node | None) -> list[tuple[str, str]]:
+    """``(problem, where)`` per key given twice in one mapping (YAML loaders keep the last silently)."""
+    out: list[tuple[str, str]] = []
+
+    def walk(node: yaml.Node | None, path: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k, v in node.value:
+                name = str(k.value)
+                if name in seen:
+                    out.append((f"{path + '.' if path else ''}{name}: is given twice (first on line {seen[name]}); "
+                                "keep one of them", f"line {k.start_mark.line + 1}, column {k.start_mark.column + 1}"))
+                seen.setdefault(name, k.start_mark.line + 1)
+                walk(v, f"{path + '.' if path else ''}{name}")
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, f"{path}[{i}]")
+
+    walk(root, "")
+    return out
 
 
 def load_profile(path: str | Path, *, check_files: bool = True) -> Profile:
+    """Read and validate a profile file.  Raises :class:`ProfileError` listing every problem, each with
+    the line and column it comes from (YAML syntax errors: what is wrong, how to fix it, the line)."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ProfileError(str(path), [f"cannot read it: {exc.strerror}"]) from None
+        raise ProfileError(str(path), [f"(profile): cannot read it: {exc.strerror}; check the path"]) from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(str(path), [f"(profile): is not UTF-8 text (byte {exc.start}); save it as UTF-8"]) from None
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ProfileError(str(path), [f"is not valid YAML: {exc}"]) from None
-    return validate_profile(data, source=str(path), check_files=check_files)
+        problem, where = _yaml_problem(exc, text)
+        raise ProfileError(str(path), [problem], [where]) from None
+    duplicates = _duplicate_keys(root)
+    try:
+        profile = validate_profile(data, source=str(path), check_files=check_files)
+    except ProfileError as err:
+        places = [_where(root, loc, "unknown setting" in p) for loc, p in zip(err.locs, err.problems, strict=False)]
+        raise ProfileError(str(path), [d[0] for d in duplicates] + err.problems,
+                           [d[1] for d in duplicates] + places) from None
+    if duplicates:
+        raise ProfileError(str(path), [d[0] for d in duplicates], [d[1] for d in duplicates])
+    return profile
+
+
+def file_problems(profile: Profile) -> list[str]:
+    """``field: message`` per local file the profile names that does not exist (``ssh.key_file``,
+    ``ssh.known_hosts``): what a command that connects needs, checked for every node at once."""
+    out = []
+    for i, node in enumerate(profile.nodes):
+        for name in ("key_file", "known_hosts"):
+            value: Path | None = getattr(node.ssh, name)
+            if value is not None and not value.expanduser().is_file():
+                out.append(f"nodes[{i}:{node.name}].ssh.{name}: file {str(value.expanduser())!r} does not exist; "
+                           "create it or point to the right file")
+    return out
 
 
 def profile_to_yaml(profile: Profile) -> str:
