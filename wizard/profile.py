@@ -647,6 +647,22 @@ _YAML_HINTS = (
 )
 
 
+def _runaway_quote(text: str, before: int) -> yaml.Mark | None:
+    """Where a quoted value opens that spans lines and starts before line ``before`` (0-based), if any:
+    in a profile that is a quote left open, not a multi-line string."""
+    found = None
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if token.start_mark.line >= before:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'") \
+                    and token.end_mark.line > token.start_mark.line:
+                found = token.start_mark
+    except yaml.YAMLError:
+        pass
+    return found
+
+
 def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
     """``(problem, where)`` for a YAML syntax error: what is wrong, the fix, and the offending line."""
     if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
@@ -656,6 +672,11 @@ def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
     if "quoted scalar" in said and exc.context_mark is not None:
         mark = exc.context_mark  # where the quote opens, not the end of the file
     hint = next((h for needle, h in _YAML_HINTS if needle in said), f"YAML says: {said.strip()}; fix the syntax there")
+    runaway = _runaway_quote(text, mark.line)
+    if runaway is not None:  # a quote left open swallows lines until the next quote (often in a comment)
+        mark = runaway
+        hint = (f"a quoted value is not closed on its line: the quote runs on to line {exc.problem_mark.line + 1}, "
+                "where YAML gave up; add the closing quote on this line")
     lines = text.splitlines()
     shown = ""
     if 0 <= mark.line < len(lines):

@@ -106,6 +106,26 @@ def placeholder(name: str) -> str:
     return f"<{name}>"
 
 
+SECRET_NAMES = ("sst_password",)
+"""The secrets (attributes of :class:`~wizard.secrets.Secrets`) that rendered files embed."""
+
+PLACEHOLDERS_FILE = "PLACEHOLDERS"
+"""Written beside the node directories by :func:`render_to_dir` when it renders without secrets."""
+PLACEHOLDER_NOTE = ("they are for review only: render again with the secrets set before deploying them "
+                    "(replay and apply always render with the secrets)")
+
+
+def rendered_secret_refs(profile: Profile) -> dict[str, tuple[str, str]]:
+    """``{secret name: (reference, setting)}`` of the secrets :func:`render` embeds, e.g.
+    ``{"sst_password": ("env:SST", "database.sst_password")}``: what rendering needs resolved."""
+    return {name: (getattr(profile.database, name), f"database.{name}") for name in SECRET_NAMES}
+
+
+def placeholders_in(text: str) -> list[str]:
+    """The secret placeholders (``<sst_password>``...) that a rendered text holds."""
+    return [placeholder(name) for name in SECRET_NAMES if placeholder(name) in text]
+
+
 # -- quoting filters ---------------------------------------------------------------------------------
 def _cnf(value: object) -> str:
     """Double-quote a MariaDB option-file value (so '#' or ';' inside it are not comments)."""
@@ -386,8 +406,13 @@ def render(profile: Profile, secrets: Secrets | None) -> dict[str, list[Rendered
 
 
 def render_to_dir(profile: Profile, secrets: Secrets | None, out: Path) -> list[Path]:
-    """Write ``out/<node>/<absolute path>`` for every rendered file, with its mode; return the paths."""
+    """Write ``out/<node>/<absolute path>`` for every rendered file, with its mode; return the paths.
+
+    Without secrets the files hold placeholders (:func:`placeholder`) and ``out/PLACEHOLDERS`` lists
+    them; rendering with secrets removes that list.  Raises :class:`RenderError` (what to change) and
+    OSError (the directory cannot be written)."""
     written: list[Path] = []
+    marked: list[str] = []
     for node, files in render(profile, secrets).items():
         for f in files:
             target = out / node / f.path.relative_to("/")
@@ -395,6 +420,15 @@ def render_to_dir(profile: Profile, secrets: Secrets | None, out: Path) -> list[
             target.write_text(f.content)
             target.chmod(f.mode)
             written.append(target)
+            found = placeholders_in(f.content) if secrets is None else []
+            if found:
+                marked.append(f"{node}{f.path}: {', '.join(found)}")
+    note = out / PLACEHOLDERS_FILE
+    if marked:
+        note.write_text("Rendered WITHOUT secrets: the files below hold placeholders where a secret belongs;\n"
+                        f"{PLACEHOLDER_NOTE}.\n\n" + "\n".join(marked) + "\n")
+    else:
+        note.unlink(missing_ok=True)
     return written
 
 

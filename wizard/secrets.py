@@ -37,7 +37,12 @@ SecretRef = Annotated[str, AfterValidator(_secret_ref)]
 
 
 class SecretError(Exception):
-    """A reference that cannot be resolved; the message says which and how to fix it."""
+    """References that cannot be resolved; the message says which and how to fix each (one per line,
+    also in ``problems``)."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(problems))
 
 
 class Redactor:
@@ -117,8 +122,16 @@ class Secrets:
         (``nodes[*].ssh.key_passphrase``; `given` key ``key_passphrase:NODE``) are always resolved:
         whatever connects needs them.  Nodes sharing one key file and reference are asked once.
 
-        Raises :class:`SecretError` naming the setting when a reference cannot be resolved."""
+        Raises :class:`SecretError` naming every setting whose reference cannot be resolved, all at once."""
         given = given or {}
+        problems: list[str] = []
+
+        def resolve_or_note(ref: str | None, what: str) -> str | None:
+            try:
+                return resolve(ref, what, prompt)
+            except SecretError as exc:
+                problems.extend(exc.problems)
+                return None
         for v in given.values():
             REDACTOR.add(v)
         db = profile.database  # type: ignore[attr-defined]
@@ -129,14 +142,14 @@ class Secrets:
                 return None
             if key in given:
                 return given[key]
-            return resolve(ref, what, prompt)
+            return resolve_or_note(ref, what)
 
         def sentinel() -> str | None:
             if only is not None and not only & {"redis_password", "sentinel_password"}:
                 return None  # whoever needs Redis needs its Sentinels too
             if "sentinel_password" in given:
                 return given["sentinel_password"]
-            return resolve(getattr(redis, "sentinel_password", None), "redis.sentinel_password", prompt)
+            return resolve_or_note(getattr(redis, "sentinel_password", None), "redis.sentinel_password")
 
         def key_passphrases() -> dict[str, str]:
             out: dict[str, str] = {}
@@ -150,14 +163,14 @@ class Secrets:
                     continue
                 shared = (ref, str(node.ssh.key_file))
                 if shared not in seen:
-                    seen[shared] = resolve(ref, f"nodes[{node.name}].ssh.key_passphrase", prompt)
+                    seen[shared] = resolve_or_note(ref, f"nodes[{node.name}].ssh.key_passphrase")
                 value = seen[shared]
                 if value is not None:
                     out[node.name] = value
             return out
 
         dns = getattr(profile, "dns", None)
-        return cls(
+        secrets = cls(
             key_passphrases=key_passphrases(),
             dns_api_key=pick("dns_api_key", getattr(dns, "api_key", None), "dns.api_key")
             if getattr(dns, "api_url", None) else None,
@@ -166,3 +179,6 @@ class Secrets:
             redis_password=pick("redis_password", redis.password, "redis.password"),
             sentinel_password=sentinel(),
         )
+        if problems:
+            raise SecretError(*problems)
+        return secrets
