@@ -278,9 +278,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                           str(n.last_committed) if n.last_committed >= 0 else "-", hb)
     console.print(table)
     console.print(f"authoring name {profile.dns.authoring_name} -> {', '.join(st.authoring_addresses) or 'no answer'}"
-                  + (f" ({st.authoring_node})" if st.authoring_node else ""))
+                  + (f" ({st.authoring_node})" if st.authoring_node else ""), highlight=False)
+    from rich.text import Text  # reasons quote errors such as "[Errno 111]": text, not markup
+
+    if st.authoring_problem:
+        console.print(Text(st.authoring_problem, style="bold red"))
     colour = {"healthy": "green", "degraded": "yellow"}.get(st.verdict, "red")
-    console.print(f"verdict: [{colour}]{st.verdict}[/]: {st.reason}", highlight=False)
+    console.print(Text.assemble("verdict: ", (st.verdict, colour), f": {st.reason}"))
     return EXIT_OK if st.healthy else EXIT_FAIL
 
 

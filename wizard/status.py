@@ -90,6 +90,7 @@ class ClusterStatus:
     authoring_node: str | None
     arbiter_member: bool
     coordination: str = "ok"  # "ok", or why the coordination store (Redis) cannot be used
+    authoring_problem: str = ""  # "" when the authoring name points at a serving Studio node (or was not asked)
     ts: float = field(default_factory=time.time)
 
     @property
@@ -129,10 +130,59 @@ def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node
     return st
 
 
-def verdict_of(profile: Profile, nodes: list[NodeStatus],
-               coordination: str = "") -> tuple[Verdict, str, list[str], bool, bool]:
+def not_serving(profile: Profile, node: NodeStatus) -> str:
+    """Why a Studio node cannot serve authors ("" when it can): unreachable, mariadbd stopped, not
+    Primary and Synced, or its health endpoint (what the DNS record checks) not answering 200."""
+    if not node.reachable:
+        return f"unreachable ({node.error or 'no answer'})"
+    if not node.process_running:
+        return "its mariadbd is stopped"
+    if not node.primary_synced:
+        return f"it is {node.cluster_status or 'not answering SQL'}{f' / {node.state}' if node.state else ''}"
+    if node.health and node.health != "200":
+        return f"its health endpoint :{profile.dns.health_port} answers {node.health}"
+    return ""
+
+
+def authoring_problem(profile: Profile, nodes: list[NodeStatus], addresses: list[str] | None,
+                      dns_error: str = "") -> str:
+    """What is wrong with where the authoring name sends authors, in plain words ("" when it points at a
+    node that serves).  ``addresses`` is the DNS answer (None: not asked); ``dns_error`` why no server
+    answered."""
+    name = profile.dns.authoring_name
+    if addresses is None:
+        return ""
+    if dns_error:
+        return (f"the authoring name {name} could not be resolved ({dns_error}): authors cannot reach Studio; "
+                f"check the DNS server(s) {', '.join(profile.dns.servers)}")
+    if not addresses:
+        return (f"the authoring name {name} has no address: authors cannot reach Studio; check its LUA record "
+                "on the DNS server")
+    by_addr = {n.address: n for n in nodes if n.role == Role.STUDIO.value}
+    strangers = [a for a in addresses if a not in by_addr]
+    if strangers:
+        return (f"the authoring name {name} points at {', '.join(strangers)}, which is not a Studio node of this "
+                "cluster: authors are sent elsewhere; fix the DNS record (replay renders or pushes it)")
+    dead = [(by_addr[a], why) for a in addresses if (why := not_serving(profile, by_addr[a]))]
+    if not dead:
+        return ""
+    live = [n.name for n in nodes if n.role == Role.STUDIO.value and not not_serving(profile, n)]
+    where = "; ".join(f"{n.name} ({n.address}), where {why}" for n, why in dead)
+    if len(dead) < len(addresses):
+        return (f"the authoring name {name} points at a DOWN node, {where}, as well as at a serving one: "
+                "some authors are sent to a dead node")
+    lag = profile.dns.ttl + profile.dns.health_interval
+    moved = (f"PowerDNS should move it to {' or '.join(live)} within about {lag} s (TTL + health check); if it "
+             "does not, check the LUA record and the health endpoints" if live else "no Studio node can take it")
+    return f"the authoring name {name} points at a DOWN node: {where}; authors cannot work now; {moved}"
+
+
+def verdict_of(profile: Profile, nodes: list[NodeStatus], coordination: str = "",
+               authoring: str = "") -> tuple[Verdict, str, list[str], bool, bool]:
     """``(verdict, reason, Primary members, uuids agree, garbd member)``.  ``coordination`` is "" when
-    the coordination store answered, else why not: the cluster may serve, but no recovery could run."""
+    the coordination store answered, else why not: the cluster may serve, but no recovery could run.
+    ``authoring`` is :func:`authoring_problem`'s answer: a name that sends authors to a dead node makes
+    the cluster at best degraded, and is said first."""
     data = [n for n in nodes if n.role == Role.STUDIO.value]
     arb = next(n for n in nodes if n.role == Role.ARBITER.value)
     primary = [n for n in data if n.cluster_status == "Primary"]
@@ -155,7 +205,7 @@ def verdict_of(profile: Profile, nodes: list[NodeStatus],
         why = (f"{', '.join(running)} run(s) without quorum (non-Primary)" if running
                else "no data node is running")
         return "down", f"no Primary Component: {why}", members, uuids_agree, arbiter_member
-    problems = []
+    problems = [authoring] if authoring else []
     for n in data:
         if not n.reachable:
             problems.append(f"{n.name} unreachable ({n.error})")
@@ -232,14 +282,16 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
         for n in nodes:
             if n.name in health:
                 n.health = health[n.name].result()
+        dns_error = ""
         try:
             addresses = answer.result() if answer is not None else []
-        except OSError:
-            addresses = []
+        except OSError as exc:
+            addresses, dns_error = [], str(exc)
     for n in nodes:
         n.heartbeat_age = ages.get(n.name)
-    verdict, reason, members, agree, arb = verdict_of(profile, nodes, coordination)
+    misrouted = authoring_problem(profile, nodes, addresses if dns else None, dns_error)
+    verdict, reason, members, agree, arb = verdict_of(profile, nodes, coordination, misrouted)
     by_addr = {n.address: n.name for n in profile.studio_nodes}
     authoring_node = by_addr.get(addresses[0]) if len(addresses) == 1 else None
     return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb,
-                         coordination or "ok")
+                         coordination or "ok", misrouted)
