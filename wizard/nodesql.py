@@ -16,6 +16,9 @@ WSREP_KEYS = (
     "wsrep_flow_control_paused", "wsrep_local_recv_queue", "wsrep_cluster_conf_id", "wsrep_incoming_addresses",
     "wsrep_local_index", "wsrep_evs_state", "wsrep_flow_control_sent", "wsrep_flow_control_recv",
     "wsrep_local_commits", "Uptime",
+    # the monitor: identity (who is in the component) and replication figures between polls
+    "wsrep_gcomm_uuid", "wsrep_flow_control_paused_ns", "wsrep_local_send_queue", "wsrep_local_cert_failures",
+    "wsrep_replicated_bytes", "wsrep_received_bytes",
 )
 
 

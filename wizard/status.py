@@ -192,9 +192,13 @@ def verdict_of(profile: Profile, nodes: list[NodeStatus], coordination: str = ""
     members = [n.name for n in primary]
     expected = len(profile.nodes)
     # By identity when both sides are known (a dead incarnation not yet evicted keeps the size up),
-    # else by the size.
+    # else by the size.  A component short of a dead data node still holds garbd: its uuid is among the
+    # members and every member is a node of the profile (no corpse), whatever the size.
+    own = {n.wsrep.get("wsrep_gcomm_uuid", "") for n in data} | {arb.garbd_uuid}
+    own.discard("")
     arbiter_member = arb.process_running and any(
-        is_member(arb.garbd_uuid, n.members, expected) if (arb.garbd_uuid and n.members) else n.size >= expected
+        (is_member(arb.garbd_uuid, n.members, expected) or (arb.garbd_uuid in n.members and set(n.members) <= own))
+        if (arb.garbd_uuid and n.members) else n.size >= expected
         for n in primary)
     if len(primary) > 1 and (len(uuids) > 1 or len(conf_ids) > 1):
         return "split", "data nodes are Primary in different components: " + ", ".join(

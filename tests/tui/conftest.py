@@ -91,11 +91,25 @@ def cluster_status(profile: Profile, nodes: list[NodeStatus], ts: float, *,
                          [addrs[authoring]] if authoring else [], authoring, arb, ts=ts)
 
 
+UUIDS = {"studio1": "a1a1a1a1-0000-11f0-0000-000000000001", "studio2": "b2b2b2b2-0000-11f0-0000-000000000002",
+         "arbiter": "c3c3c3c3-0000-11f0-0000-000000000003"}  # gcomm identities: who is in a component
+
+
+def _identified(ns: NodeStatus, members: list[str]) -> NodeStatus:
+    if ns.role == "arbiter":
+        ns.garbd_uuid = UUIDS[ns.name]
+    else:
+        ns.wsrep["wsrep_gcomm_uuid"] = UUIDS[ns.name]
+        ns.members = [UUIDS[m] for m in members]
+    return ns
+
+
 def healthy(profile: Profile, ts: float, seqno: int, fc: float = 0.0) -> ClusterStatus:
+    everyone = ["studio1", "studio2", "arbiter"]
     return cluster_status(profile, [
-        node_status("studio1", "studio", "10.20.0.11", seqno=seqno, fc=fc, hb=0.6),
-        node_status("studio2", "studio", "10.20.0.12", seqno=seqno, fc=fc / 2, hb=1.1),
-        node_status("arbiter", "arbiter", "10.20.0.13", hb=0.9),
+        _identified(node_status("studio1", "studio", "10.20.0.11", seqno=seqno, fc=fc, hb=0.6), everyone),
+        _identified(node_status("studio2", "studio", "10.20.0.12", seqno=seqno, fc=fc / 2, hb=1.1), everyone),
+        _identified(node_status("arbiter", "arbiter", "10.20.0.13", hb=0.9), everyone),
     ], ts)
 
 
@@ -103,9 +117,10 @@ def degraded(profile: Profile, ts: float, seqno: int) -> ClusterStatus:
     """studio2 partitioned away: unreachable; studio1 Primary with garbd (size 2)."""
     studio2 = NodeStatus("studio2", "studio", "10.20.0.12", reachable=False,
                          error="no answer from 10.20.0.12:22 within 5.0s", heartbeat_age=31.0)
+    rest = ["studio1", "arbiter"]
     return cluster_status(profile, [
-        node_status("studio1", "studio", "10.20.0.11", seqno=seqno, hb=0.7, wsrep_cluster_size="2",
-                    wsrep_cluster_conf_id="4"),
+        _identified(node_status("studio1", "studio", "10.20.0.11", seqno=seqno, hb=0.7, wsrep_cluster_size="2",
+                                wsrep_cluster_conf_id="4"), rest),
         studio2,
-        node_status("arbiter", "arbiter", "10.20.0.13", hb=1.0),
+        _identified(node_status("arbiter", "arbiter", "10.20.0.13", hb=1.0), rest),
     ], ts)

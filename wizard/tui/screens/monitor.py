@@ -1,5 +1,9 @@
 """The monitor: a row per node, a cluster summary with the verdict, history sparklines and an event log.
 
+``--record FILE`` keeps every poll and event in a recording (:mod:`wizard.monitor_record`); ``--replay
+FILE`` draws a recording again through this same screen, a poll at a time (``r`` steps, ``p`` pauses,
+``+``/``-`` change the pace), instead of polling the cluster.
+
 Polling follows Dolphie's loop: a thread worker collects one :class:`wizard.status.ClusterStatus`
 (every node in parallel, with timeouts), the screen redraws on success, then a timer re-arms the next
 poll.  A dead or partitioned node costs a poll its timeout, never the screen.
@@ -7,6 +11,7 @@ poll.  A dead or partitioned node costs a poll its timeout, never the screen.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,18 +25,22 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Label, RichLog, Sparkline, Static
 from textual.worker import Worker
 
-from wizard.tui.history import History
+from wizard.component import ComponentView, component_of
+from wizard.rates import NodeFlow, human_rate
+from wizard.tui.history import History, HistoryEvent
 from wizard.tui.screens.base import WizardScreen, describe_error
 from wizard.tui.widgets.badges import LEVEL_STYLE, VERDICT_STYLE, clock
 
 if TYPE_CHECKING:
+    from wizard.monitor_record import Frame, Recorder
     from wizard.status import ClusterStatus, NodeStatus
+    from wizard.tui.app import WizardApp
     from wizard.tui.form import SecretSpec
 
 COLUMNS = (  # key, two-line header, width: 78 columns in all, so a row per node fits an 80-column terminal
-    ("node", "node\nrole", 9), ("address", "address", 12), ("state", "state\nstatus", 12), ("size", "size", 4),
-    ("ready", "ready\nconn", 5), ("seqno", "last\nseqno", 8), ("flow", "fc\nrecv q", 6),
-    ("heartbeat", "heart\nbeat", 6),
+    ("node", "node\naddress", 12), ("state", "state\nstatus", 12), ("size", "size", 4),
+    ("ready", "ready\nconn", 5), ("seqno", "last\nseqno", 7), ("flow", "fc\ncert", 5),
+    ("queue", "sendq\nrecvq", 5), ("bytes", "repl\nB/s", 5), ("heartbeat", "heart\nbeat", 5),
 )
 INTERVALS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 DASH = Text("-", style="dim")
@@ -53,20 +62,48 @@ def two(top: Text | str, bottom: Text | str) -> Text:
     return out
 
 
-def node_cells(ns: NodeStatus, status: ClusterStatus) -> dict[str, object]:
-    """The two-line row of one node, by column key."""
-    hb = DASH.copy() if ns.heartbeat_age is None else Text(
-        f"{ns.heartbeat_age:.1f}s", style="bold red" if ns.heartbeat_age > 15 else "")
-    cells: dict[str, object] = {"node": two(Text(ns.name, style="bold"), Text(ns.role, style="dim")),
-                                "address": ns.address, "heartbeat": hb}
-    blank = {"size": DASH.copy(), "ready": DASH.copy(), "seqno": DASH.copy(), "flow": DASH.copy()}
+def _count(value: int | None, warn_from: int = 1) -> Text:
+    if value is None:
+        return DASH.copy()
+    return Text(str(value), style="yellow" if value >= warn_from else "")
+
+
+def flow_cells(flow: NodeFlow | None) -> dict[str, object]:
+    """The replication columns of one data node: flow control paused in the last interval over
+    certification failures (red when new ones came), send over receive queue, bytes/s."""
+    if flow is None:
+        return {"flow": DASH.copy(), "queue": DASH.copy(), "bytes": DASH.copy()}
+    fc = DASH.copy() if flow.paused is None else Text(
+        f"{flow.paused * 100:.0f}%", style="bold red" if flow.paused >= 0.5 else ("yellow" if flow.paused > 0 else ""))
+    cert = DASH.copy() if flow.cert_failures is None else Text(
+        str(flow.cert_failures), style="bold red" if flow.new_cert_failures else "")
+    return {"flow": two(fc, cert), "queue": two(_count(flow.send_queue), _count(flow.recv_queue)),
+            "bytes": Text(human_rate(flow.bytes_per_s), style="dim" if flow.bytes_per_s is None else "")}
+
+
+def node_cells(ns: NodeStatus, status: ClusterStatus, flow: NodeFlow | None = None,
+               component: ComponentView | None = None) -> dict[str, object]:
+    """The two-line row of one node, by column key (``component``: the Primary Component by identity,
+    computed from ``status`` when not given)."""
+    age = ns.heartbeat_age
+    hb = DASH.copy() if age is None else Text(
+        f"{age:.1f}s" if age < 100 else f"{age:.0f}s", style="bold red" if age > 15 else "")
+    cells: dict[str, object] = {"node": two(Text(ns.name, style="bold"), Text(ns.address, style="dim")),
+                                "heartbeat": hb}
+    blank = {"size": DASH.copy(), "ready": DASH.copy(), "seqno": DASH.copy(), "flow": DASH.copy(),
+             "queue": DASH.copy(), "bytes": DASH.copy()}
     if not ns.reachable:
         cells.update(blank, state=two(Text("unreachable", style="bold red"), DASH.copy()))
         return cells
     if ns.role != "studio":  # the Arbiter: garbd is a voting member of the component, with no data
-        member = status.arbiter_member
-        state = Text("member" if member else ("running" if ns.process_running else "garbd down"),
-                     style="green" if member else ("yellow" if ns.process_running else "bold red"))
+        member = (component or component_of(status)).garbd
+        if member:
+            state = Text("member", style="green")
+        elif member is None and ns.process_running:
+            state = Text("running?", style="yellow")
+        else:
+            state = Text("running" if ns.process_running else "garbd down",
+                         style="yellow" if ns.process_running else "bold red")
         cells.update(blank, state=two(state, Text("Primary", style="green") if member else DASH.copy()))
         if member:
             cells["ready"] = two(DASH.copy(), Text("yes", style="green"))
@@ -76,10 +113,6 @@ def node_cells(ns: NodeStatus, status: ClusterStatus) -> dict[str, object]:
         cells.update(blank, state=two(Text(word, style="bold red"), DASH.copy()))
         return cells
     w = ns.wsrep
-    try:
-        fc = f"{float(w.get('wsrep_flow_control_paused', '0')) * 100:.0f}%"
-    except ValueError:
-        fc = "?"
     primary = ns.cluster_status == "Primary"
     cells.update(
         state=two(Text(ns.state or "?", style="green" if ns.state == "Synced" else "yellow"),
@@ -87,7 +120,7 @@ def node_cells(ns: NodeStatus, status: ClusterStatus) -> dict[str, object]:
         size=str(ns.size),
         ready=two(_yes(w.get("wsrep_ready", "")), _yes(w.get("wsrep_connected", ""))),
         seqno=str(ns.last_committed) if ns.last_committed >= 0 else DASH.copy(),
-        flow=two(fc, w.get("wsrep_local_recv_queue", "-")))
+        **flow_cells(flow))
     return cells
 
 
@@ -101,11 +134,20 @@ class MonitorScreen(WizardScreen):
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
-    def __init__(self, *, profile_path: Path | None = None, interval: float = 2.0, poll: bool = True) -> None:
+    def __init__(self, *, profile_path: Path | None = None, interval: float = 2.0, poll: bool = True,
+                 record: Path | None = None, replay: Path | None = None) -> None:
+        """``record``: keep every poll and event in this recording; ``replay``: draw this recording
+        instead of polling (``profile_path`` is then not needed)."""
         super().__init__()
         self.profile_path = profile_path
         self.interval = interval
         self.poll_enabled = poll
+        self.record_path = record
+        self.replay_path = replay
+        self.recorder: Recorder | None = None
+        self._record_failed = False
+        self.frames: list[Frame] = []  # a replay's polls, and the next one to draw
+        self.frame_index = 0
         self.paused = False
         self.history = History()
         self.last: ClusterStatus | None = None
@@ -140,6 +182,9 @@ class MonitorScreen(WizardScreen):
         self._draw_status_line()
         if not self.poll_enabled:
             return
+        if self.replay_path is not None:
+            self.load_replay(self.replay_path)
+            return
         if self.session.profile is not None and self.session.secrets is not None and self.profile_path is None:
             self._poll_target = (self.session.profile, self.session.secrets)
             self._begin()
@@ -169,6 +214,47 @@ class MonitorScreen(WizardScreen):
         self.session.secrets = Secrets(None, by_key["admin_password"], by_key["redis_password"])
         self._poll_target = (profile, self.session.secrets)
         self.ui(self._begin)
+
+    # -- a replay: the polls of a recording instead of the cluster ----------------------------------
+    @work(thread=True, group="prepare", exit_on_error=False)
+    def load_replay(self, path: Path) -> None:
+        from wizard.monitor_record import RecordingError, read_frames
+
+        try:
+            frames = list(read_frames(path))
+        except RecordingError as exc:
+            self.ui(self.show_error, str(exc))
+            return
+        self.ui(self._begin_replay, frames)
+
+    def _begin_replay(self, frames: list[Frame]) -> None:
+        self.frames = frames
+        self.frame_index = 0
+        first = next((f.status for f in frames if f.status is not None), None)
+        self.sub_title = f"replay: {first.cluster if first else 'empty recording'}"
+        if not frames:
+            self.show_error(f"{self.replay_path}: the recording holds no poll")
+            return
+        self.step()
+
+    def step(self) -> None:
+        """Draw the replay's next poll and arm the timer for the one after."""
+        if self.frame_index >= len(self.frames):
+            self._draw_status_line()
+            return
+        frame = self.frames[self.frame_index]
+        self.frame_index += 1
+        self.draw_frame(frame)
+        self._rearm()
+
+    def draw_frame(self, frame: Frame) -> None:
+        """Draw one recorded poll: its status with its recorded events, or a failed poll's events."""
+        if frame.status is not None:
+            self.show_status(frame.status, frame.events)
+        else:
+            for ev in frame.events or []:
+                self.show_error(f"{clock(ev.ts)} {ev.text}")
+            self._draw_status_line()
 
     @staticmethod
     def _secret_specs() -> list[SecretSpec]:
@@ -210,34 +296,67 @@ class MonitorScreen(WizardScreen):
             timeout = max(2.0, min(10.0, self.interval * 2))
             status = collect(profile, secrets, remote, timeout=timeout)
         except Exception as exc:
-            self.ui(self.show_error, f"poll failed: {describe_error(exc)}")
+            self.ui(self._poll_failed, f"poll failed: {describe_error(exc)}")
         else:
             self.ui(self.show_status, status)
         finally:
             self.polling_since = None
             self.ui(self._rearm)
 
+    def _poll_failed(self, message: str) -> None:
+        self.show_error(message)
+        self._record(None, [HistoryEvent(time.time(), message, "bad")])
+
+    def _record(self, status: ClusterStatus | None, events: list[HistoryEvent]) -> None:
+        """Keep one poll in the recording, opened at the first one (for its cluster's name); a recording
+        that cannot be opened or written is said once in the event log, and the monitor goes on."""
+        if self.recorder is None:
+            from wizard.monitor_record import Recorder, RecordingError
+
+            if self.record_path is None or status is None or self._record_failed:
+                return
+            try:
+                self.recorder = Recorder(self.record_path, status.cluster)
+            except RecordingError as exc:
+                self._record_failed = True
+                self.show_error(str(exc))
+                return
+        try:
+            self.recorder.record(status, events)
+        except (sqlite3.Error, OSError) as exc:  # the disk filled up, the file went away...
+            self.recorder = None
+            self._record_failed = True
+            self.show_error(f"recording to {self.record_path} stopped: {type(exc).__name__}: {exc}")
+
     def _rearm(self) -> None:
         if self._timer is not None:
             self._timer.stop()
         if not self.paused:
-            self._timer = self.set_timer(self.interval, self.poll)
+            self._timer = self.set_timer(self.interval, self.step if self.replay_path is not None else self.poll)
+
+    def on_unmount(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
 
     # -- drawing (public: tests feed real ClusterStatus values) -------------------------------------
-    def show_status(self, status: ClusterStatus) -> None:
-        """Redraw everything from one status; the history records the change from the previous one."""
-        events = self.history.add(status)
+    def show_status(self, status: ClusterStatus, events: list[HistoryEvent] | None = None) -> None:
+        """Redraw everything from one status; the history records the change from the previous one
+        (``events``: a recording's own events for it, instead)."""
+        events = self.history.add(status, events)
+        self._record(status, events)
         self.last = status
+        component = component_of(status)
         table = self.query_one("#mon-nodes", DataTable)
         with self.app.batch_update():
             for ns in status.nodes:
-                cells = node_cells(ns, status)
+                cells = node_cells(ns, status, self.history.flows.get(ns.name), component)
                 if ns.name in table.rows:
                     for key, value in cells.items():
                         table.update_cell(ns.name, key, value)
                 else:
                     table.add_row(*(cells[k] for k, _, _ in COLUMNS), key=ns.name, height=2)
-            self._draw_summary(status)
+            self._draw_summary(status, component)
             self._draw_history()
             log = self.query_one("#mon-events", RichLog)
             for ev in events:
@@ -246,13 +365,15 @@ class MonitorScreen(WizardScreen):
                 log.write(line)
             self._draw_status_line()
 
-    def _draw_summary(self, st: ClusterStatus) -> None:
+    def _draw_summary(self, st: ClusterStatus, component: ComponentView) -> None:
         t = Text()
         t.append(f"{st.verdict.upper()}", style=VERDICT_STYLE.get(st.verdict, "bold"))
         t.append(f"  {st.reason}\n")
         t.append("Primary Component: ", style="bold")
-        members = list(st.primary_members) + (["garbd"] if st.arbiter_member else [])
+        members = component.names
         t.append(", ".join(members) if members else "none", style="" if members else "red")
+        if component.unknown:
+            t.append(f" +{len(component.unknown)} unknown", style="yellow")
         t.append("\nstate UUIDs: ", style="bold")
         t.append("agree" if st.uuids_agree else "DISAGREE", style="green" if st.uuids_agree else "bold red")
         t.append("\nauthoring name -> ", style="bold")
@@ -271,13 +392,19 @@ class MonitorScreen(WizardScreen):
         self.query_one("#mon-commits", Sparkline).data = rates or [0.0]
         self.query_one("#mon-fc", Sparkline).data = fc or [0.0]
         now_rate = rates[-1] if rates else 0.0
+        moved = h.bytes_rate[-1] if h.bytes_rate else None
         self.query_one("#mon-commit-label", Label).update(
-            f"commits/s  now {now_rate:.1f}  max {max(rates, default=0.0):.1f}")
+            f"commits/s  now {now_rate:.1f}  max {max(rates, default=0.0):.1f}  {human_rate(moved)}B/s")
         self.query_one("#mon-fc-label", Label).update(
             f"flow control paused  now {fc[-1] if fc else 0:.0f}%  max {max(fc, default=0.0):.0f}%")
 
     def _draw_status_line(self) -> None:
         parts = []
+        if self.replay_path is not None:
+            parts.append(f"replay {self.replay_path.name}: poll {self.frame_index}/{len(self.frames)}"
+                         + (" (the end)" if self.frames and self.frame_index >= len(self.frames) else ""))
+        elif self.recorder is not None:
+            parts.append(f"recording {self.record_path}: {self.recorder.polls} polls")
         if self.last is not None:
             parts.append(f"updated {clock(self.last.ts)}")
         parts.append("paused" if self.paused else f"every {self.interval:g}s")
@@ -301,11 +428,15 @@ class MonitorScreen(WizardScreen):
         if action == "back":
             return len(self.app.screen_stack) > 1
         if action in ("refresh_now", "pause"):
-            return True if self._poll_target is not None else None
+            return True if self._poll_target is not None or self.frames else None
         return True
 
     def action_refresh_now(self) -> None:
-        if self._poll_target is not None:
+        if self.frames:  # a replay: the next poll now
+            if self._timer is not None:
+                self._timer.stop()
+            self.step()
+        elif self._poll_target is not None:
             if self._timer is not None:
                 self._timer.stop()
             self.poll()
@@ -314,6 +445,8 @@ class MonitorScreen(WizardScreen):
         self.paused = not self.paused
         if self.paused and self._timer is not None:
             self._timer.stop()
+        elif not self.paused and self.frames:
+            self.step()
         elif not self.paused and self._poll_target is not None:
             self.poll()
         self._draw_status_line()
@@ -333,3 +466,24 @@ class MonitorScreen(WizardScreen):
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
             self.app.pop_screen()
+
+
+def run_monitor(profile_path: Path | None, interval: float = 2.0, *, record: Path | None = None,
+                replay: Path | None = None) -> int:
+    """Run the monitor alone until the person quits: polling ``profile_path`` (recording to ``record``
+    when given) or replaying ``replay``; returns the exit code."""
+    from wizard.tui.app import create_app
+
+    app = create_app(profile_path, monitor=True, interval=interval)
+    screen = MonitorScreen(profile_path=profile_path, interval=interval, record=record, replay=replay)
+    _install(app, screen)
+    try:
+        app.run()
+    finally:
+        app.session.close()
+    return app.return_code or 0
+
+
+def _install(app: WizardApp, screen: MonitorScreen) -> None:
+    """Make ``screen`` the app's first screen (the app's own default would build a plain monitor)."""
+    app.get_default_screen = lambda: screen  # type: ignore[method-assign]
