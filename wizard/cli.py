@@ -17,8 +17,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from wizard.profile import Profile, ProfileError, json_schema, load_profile
-from wizard.secrets import REDACTOR, SecretError, Secrets
+from wizard.profile import Profile, ProfileError, file_problems, json_schema, load_profile
+from wizard.secrets import REDACTOR, SecretError, Secrets, resolve
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -35,8 +35,53 @@ def _prompt(what: str) -> str:
 READ_ONLY = {"admin_password", "redis_password"}  # what status needs: never the SST password
 
 
+def _dry_prompt(what: str) -> str:
+    """The check pass of :func:`load`: says whether asking could work, without asking."""
+    if not sys.stdin.isatty():
+        raise SecretError(f"{what} is set to 'ask' but there is no terminal to ask on; use env:NAME instead")
+    return "?"
+
+
+class InputsMissing(ProfileError):
+    """Inputs a command needs that are not there (key files, environment variables, secret files),
+    every one of them, so that one round of fixes is enough.  ``problems`` are ``field: message`` lines."""
+
+    def __init__(self, source: str, problems: list[str], hint: str = "") -> None:
+        super().__init__(source, problems)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        count = len(self.problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        text = (f"{self.source}: {count} input{'s' if count > 1 else ''} this command needs "
+                f"{'are' if count > 1 else 'is'} missing; fix {'them all' if count > 1 else 'it'} and run it again:"
+                f"\n{lines}")
+        names = missing_env_names(self.problems)
+        if names:
+            text += "\n  environment variables to export: " + " ".join(names)
+        return text + (f"\n  {self.hint}" if self.hint else "")
+
+
+def missing_env_names(problems: list[str]) -> list[str]:
+    """The environment variables that ``problems`` say are not set, in order, once each."""
+    import re
+
+    found = (re.search(r"environment variable (\S+) is not set", p) for p in problems)
+    return list(dict.fromkeys(m.group(1) for m in found if m))
+
+
 def load(path: str, only: set[str] | None = None) -> tuple[Profile, Secrets]:
-    profile = load_profile(path)
+    """The profile and its resolved secrets.  Raises :class:`ProfileError` for a broken profile, then
+    :class:`InputsMissing` naming every missing key file, known_hosts file, environment variable and
+    secret file at once (nobody is asked for an 'ask' secret before all the others are known to be there)."""
+    profile = load_profile(path, check_files=False)
+    problems = file_problems(profile)
+    try:
+        Secrets.resolve_for(profile, prompt=_dry_prompt, only=only)
+    except SecretError as exc:
+        problems += exc.problems
+    if problems:
+        raise InputsMissing(path, problems)
     return profile, Secrets.resolve_for(profile, prompt=_prompt, only=only)
 
 
@@ -89,11 +134,42 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from wizard.render import render_to_dir
+    """Render without connecting anywhere: no key files needed; secrets only those the files embed
+    (or none with --placeholders)."""
+    from wizard.render import PLACEHOLDER_NOTE, placeholders_in, render_to_dir, rendered_secret_refs
 
-    profile, secrets = load(args.profile)
-    for path in render_to_dir(profile, secrets, Path(args.out)):
-        console.print(str(path))
+    profile = load_profile(args.profile, check_files=False)
+    secrets: Secrets | None = None
+    if not args.placeholders:
+        values: dict[str, str | None] = {}
+        problems: list[str] = []
+        for name, (ref, what) in rendered_secret_refs(profile).items():
+            try:
+                values[name] = resolve(ref, what, _dry_prompt)
+            except SecretError as exc:
+                problems += exc.problems
+        if problems:
+            raise InputsMissing(args.profile, problems, hint=(
+                "or run `studio-cluster render --placeholders ...` to render every file now with marked "
+                "placeholders such as <sst_password> in the secrets' place (for review, not for deploying)"))
+        values = {name: resolve(ref, what, _prompt) for name, (ref, what) in rendered_secret_refs(profile).items()}
+        secrets = Secrets(sst_password=values.get("sst_password"), admin_password=None, redis_password=None)
+    out = Path(args.out)
+    written = render_to_dir(profile, secrets, out)
+    by_node: dict[str, list[Path]] = {}
+    for path in written:
+        by_node.setdefault(path.relative_to(out).parts[0], []).append(path)
+    console.print(f"wrote {len(written)} files for {len(by_node)} targets ({', '.join(by_node)}) into {out}/:",
+                  highlight=False)
+    for paths in by_node.values():
+        for path in paths:
+            console.print(f"  {path.relative_to(out)}", highlight=False, markup=False)
+    marked = [p for p in written if placeholders_in(p.read_text())]
+    if secrets is None:
+        console.print(f"[yellow]placeholders:[/] {len(marked)} of them hold placeholders instead of secrets "
+                      f"({', '.join(sorted({m for p in marked for m in placeholders_in(p.read_text())}))}); "
+                      f"{PLACEHOLDER_NOTE}", highlight=False)
+        console.print(f"  listed in {out / 'PLACEHOLDERS'}", highlight=False)
     return EXIT_OK
 
 
@@ -202,9 +278,13 @@ def cmd_status(args: argparse.Namespace) -> int:
                           str(n.last_committed) if n.last_committed >= 0 else "-", hb)
     console.print(table)
     console.print(f"authoring name {profile.dns.authoring_name} -> {', '.join(st.authoring_addresses) or 'no answer'}"
-                  + (f" ({st.authoring_node})" if st.authoring_node else ""))
+                  + (f" ({st.authoring_node})" if st.authoring_node else ""), highlight=False)
+    from rich.text import Text  # reasons quote errors such as "[Errno 111]": text, not markup
+
+    if st.authoring_problem:
+        console.print(Text(st.authoring_problem, style="bold red"))
     colour = {"healthy": "green", "degraded": "yellow"}.get(st.verdict, "red")
-    console.print(f"verdict: [{colour}]{st.verdict}[/]: {st.reason}", highlight=False)
+    console.print(Text.assemble("verdict: ", (st.verdict, colour), f": {st.reason}"))
     return EXIT_OK if st.healthy else EXIT_FAIL
 
 
@@ -463,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="write every file each node gets into a directory")
     p.add_argument("profile")
     p.add_argument("--out", required=True, help="directory to write <node>/<path> into")
+    p.add_argument("--placeholders", action="store_true",
+                   help="render without secrets: each secret becomes a marked placeholder such as <sst_password> "
+                        "(for review; the files cannot be deployed as they are)")
     p = sub.add_parser("plan", help="show per node what would change, and the bootstrap steps; changes nothing")
     p.add_argument("profile")
     p.add_argument("--no-diff", dest="diff", action="store_false", help="list files without diffs")
