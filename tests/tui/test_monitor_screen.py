@@ -140,3 +140,21 @@ async def test_a_recording_of_another_cluster_is_refused_once_and_the_monitor_go
 def test_recorded_events_are_the_event_log() -> None:
     sts = session()
     assert diff_status(sts[11], sts[12])[0].text.startswith("verdict healthy -> degraded")
+
+
+async def test_the_cli_replay_app_opens_on_the_replay(tmp_path: Path) -> None:
+    from wizard.tui.screens.monitor import _install
+
+    path = tmp_path / "r.sqlite"
+    rec = Recorder(path, "studio-prod")
+    for st in session()[:3]:
+        rec.record(st, [])
+    rec.close()
+    app = create_app(None, monitor=True, interval=30.0)
+    _install(app, MonitorScreen(interval=30.0, replay=path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen) and screen.frame_index == 1 and len(screen.frames) == 3
+        assert screen.sub_title == "replay: studio-prod"
