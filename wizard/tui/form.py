@@ -40,17 +40,54 @@ def node_fields(i: int) -> list[FieldSpec]:
 
 
 CLUSTER_FIELDS = [FieldSpec("cluster_name", "Cluster name", "studio-prod")]
+# every other setting a person must decide, grouped as the form shows them; an empty text field means the
+# profile's default (the placeholder says which), so a loaded profile round-trips unchanged
+DNS_FIELDS = [
+    FieldSpec("dns-authoring_name", "Authoring DNS name", "authoring.example.com"),
+    FieldSpec("dns-zone", "DNS zone of the record", "empty: the name's parent, e.g. example.com"),
+    FieldSpec("dns-servers", "Authoritative DNS server(s), comma-separated", "10.0.0.53"),
+    FieldSpec("dns-port", "DNS server port", "53"),
+    FieldSpec("dns-ttl", "Record TTL (seconds)", "5"),
+    FieldSpec("dns-api_url", "PowerDNS API URL (apply pushes the record)", "empty: a rendered zone file; "
+                                                                            "or http://10.0.0.53:8081"),
+]
+REDIS_FIELDS = [
+    FieldSpec("redis-mode", "Coordination store", kind="choice"),
+    FieldSpec("redis-url", "Redis URL (no password in it)", "redis://10.0.0.20:6379/0"),
+    FieldSpec("redis-sentinels", "Sentinels, comma-separated HOST:PORT", "10.0.0.11:26379, 10.0.0.12:26379, "
+                                                                          "10.0.0.13:26379"),
+    FieldSpec("redis-master_name", "Sentinel master name", "studio-prod"),
+    FieldSpec("redis-key_prefix", "Key prefix in Redis", "studio-cluster"),
+    FieldSpec("redis-failover_wait_s", "Failover wait (seconds)", "30"),
+]
+SYSTEM_FIELDS = [
+    FieldSpec("services-manager", "Service manager", kind="choice"),
+    FieldSpec("studio-install_path", "Crafter install path", "/opt/crafter"),
+    FieldSpec("database-sst_user", "SST database user", "sst"),
+    FieldSpec("database-min_free_mb", "Free space the data dir needs (MB)", "1024"),
+]
 TAIL_FIELDS = [
     FieldSpec("preferred_primary", "Preferred primary", kind="choice"),
-    FieldSpec("dns-authoring_name", "Authoring DNS name", "authoring.example.com"),
-    FieldSpec("dns-servers", "DNS server(s)", "10.0.0.53 (comma-separated)"),
-    FieldSpec("redis-url", "Redis URL", "redis://10.0.0.20:6379/0"),
+    *DNS_FIELDS, *REDIS_FIELDS, *SYSTEM_FIELDS,
 ]
 ALL_FIELDS: list[FieldSpec] = [*CLUSTER_FIELDS, *(f for i in range(3) for f in node_fields(i)), *TAIL_FIELDS]
+REDIS_MODES = (("Redis Sentinel (no single point of failure)", "sentinel"), ("One Redis server", "url"))
+MANAGERS = (("systemd (units, restarted on failure)", "systemd"),
+            ("direct (hosts without systemd)", "direct"))
+SENTINEL_ONLY = ("redis-sentinels", "redis-master_name")
+URL_ONLY = ("redis-url",)
+# text fields that are optional: empty removes the setting, so the profile's default applies
+OPTIONAL = {
+    "dns-zone": ("dns", "zone"), "dns-port": ("dns", "port"), "dns-ttl": ("dns", "ttl"),
+    "dns-api_url": ("dns", "api_url"),
+    "redis-key_prefix": ("redis", "key_prefix"), "redis-failover_wait_s": ("redis", "failover_wait_s"),
+    "studio-install_path": ("studio", "install_path"),
+    "database-sst_user": ("database", "sst_user"), "database-min_free_mb": ("database", "min_free_mb"),
+}
 FIELD_KEYS = {f.key for f in ALL_FIELDS}
-LABELS = {f.key: f.label for f in ALL_FIELDS}
+LABELS = {f.key: f.label for f in ALL_FIELDS} | {"dns": "DNS", "redis": "Coordination store"}
 # where a problem goes when it names no single input: a node column, the nodes block, or the general line
-CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes"}
+CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes", "dns", "redis"}
 GENERAL = "general"
 
 Values = dict[str, Any]  # form key -> str (text inputs), bool (sudo) or int (preferred primary index)
@@ -75,6 +112,7 @@ def new_cluster_data() -> dict[str, Any]:
         "preferred_primary": DEFAULT_NAMES[0],
         "dns": {"authoring_name": "", "servers": []},
         "redis": {"url": ""},
+        "services": {"manager": "systemd"},
     }
 
 
@@ -119,13 +157,37 @@ def values_from_data(data: dict[str, Any]) -> Values:
     servers = dns.get("servers")
     values["dns-servers"] = ", ".join(str(s) for s in servers) if isinstance(servers, list) else _text(servers)
     redis: dict[str, Any] = data["redis"] if isinstance(data.get("redis"), dict) else {}
+    values["redis-mode"] = "sentinel" if redis.get("sentinels") or redis.get("master_name") else "url"
     values["redis-url"] = _text(redis.get("url"))
+    sentinels = redis.get("sentinels")
+    values["redis-sentinels"] = ", ".join(str(s) for s in sentinels) if isinstance(sentinels, list) \
+        else _text(sentinels)
+    values["redis-master_name"] = _text(redis.get("master_name"))
+    services: dict[str, Any] = data["services"] if isinstance(data.get("services"), dict) else {}
+    values["services-manager"] = "direct" if services.get("manager") == "direct" else "systemd"
+    for key, (section, name) in OPTIONAL.items():
+        part = data.get(section)
+        values[key] = _text(part.get(name)) if isinstance(part, dict) else ""
     return values
 
 
 def _port(text: str) -> int | str:
     text = text.strip()
     return int(text) if text.isdigit() else text
+
+
+def _number(text: str) -> int | float | str:
+    """A typed number as a number (so pydantic checks its range), anything else as typed (pydantic names it)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+NUMERIC = {"dns-port", "dns-ttl", "redis-failover_wait_s", "database-min_free_mb"}
 
 
 def build_data(base: dict[str, Any], values: Values) -> dict[str, Any]:
@@ -156,8 +218,33 @@ def build_data(base: dict[str, Any], values: Values) -> dict[str, Any]:
     dns["servers"] = [s for s in re.split(r"[,\s]+", str(values.get("dns-servers", ""))) if s]
     data["dns"] = dns
     redis = dict(data.get("redis") or {})
-    redis["url"] = str(values.get("redis-url", "")).strip()
+    if values.get("redis-mode", "url") == "sentinel":
+        redis.pop("url", None)
+        redis["sentinels"] = [s for s in re.split(r"[,\s]+", str(values.get("redis-sentinels", ""))) if s]
+        redis["master_name"] = str(values.get("redis-master_name", "")).strip() or None
+    else:
+        for k in ("sentinels", "master_name", "sentinel_password", "database"):
+            redis.pop(k, None)
+        redis["url"] = str(values.get("redis-url", "")).strip()
     data["redis"] = redis
+    services = dict(data.get("services") or {})
+    services["manager"] = "direct" if values.get("services-manager") == "direct" else "systemd"
+    data["services"] = services
+    for key, (section, name) in OPTIONAL.items():
+        text = str(values.get(key, "")).strip()
+        part = dict(data.get(section) or {})
+        if text:
+            part[name] = _number(text) if key in NUMERIC else text
+        else:
+            part.pop(name, None)
+        data[section] = part
+    # the API key lives in the credentials screen: with an API URL it must come from somewhere (ask until
+    # told), without one it must be none
+    if data["dns"].get("api_url"):
+        if data["dns"].get("api_key") in (None, "none"):
+            data["dns"]["api_key"] = "ask"
+    else:
+        data["dns"].pop("api_key", None)
     return data
 
 
@@ -223,6 +310,24 @@ def duplicate_problems(values: Values, problems: list[str]) -> list[str]:
     return out
 
 
+# a problem about a whole section that one input can fix: (section, words in the message) -> input
+_SECTION_OWNERS = [
+    ("redis", "master_name is required", "redis-master_name"),
+    ("redis", "both url and sentinels", "redis-mode"),
+    ("redis", "applies to sentinels only", "redis-mode"),
+    ("dns", "api_url", "dns-api_url"),
+]
+
+
+def _section_owner(section: str, msg: str, values: Values) -> str:
+    if section == "redis" and msg.startswith("no Redis given"):
+        return "redis-sentinels" if values.get("redis-mode") == "sentinel" else "redis-url"
+    for sec, words, key in _SECTION_OWNERS:
+        if sec == section and words in msg:
+            return key
+    return section
+
+
 def map_problems(problems: list[str], values: Values) -> dict[str, list[str]]:
     """Each problem line -> the key of the input it is about (or a container / GENERAL), message fixed up."""
     out: dict[str, list[str]] = {}
@@ -248,6 +353,8 @@ def map_problems(problems: list[str], values: Values) -> dict[str, list[str]]:
                     add(t, msg)
                 if targets:
                     continue
+        if key in ("redis", "dns"):
+            key = _section_owner(key, msg, values)
         if key == GENERAL:
             msg = line  # keep the full path: the form has no input for it (fix it in the profile file)
         add(key, msg)
@@ -270,8 +377,25 @@ SECRET_SPECS = (
     SecretSpec("sst_password", "SST password", ("database", "sst_password")),
     SecretSpec("redis_password", "Redis password", ("redis", "password")),
     SecretSpec("admin_password", "DB admin password", ("database", "admin_password")),
+    SecretSpec("dns_api_key", "PowerDNS API key", ("dns", "api_key")),
+    SecretSpec("sentinel_password", "Sentinel password", ("redis", "sentinel_password")),
 )
-SECRET_DEFAULTS = {"sst_password": "ask", "redis_password": "none", "admin_password": "none"}
+SECRET_DEFAULTS = {"sst_password": "ask", "redis_password": "none", "admin_password": "none",
+                   "dns_api_key": "none", "sentinel_password": "none"}
+OPTIONAL_SECRETS = {"redis_password", "sentinel_password"}  # their default is unset, not "none"
+
+
+def secrets_needed(data: dict[str, Any]) -> tuple[str, ...]:
+    """The secret keys a profile dict uses: the API key only with dns.api_url, the Sentinels' own password
+    only with sentinels."""
+    dns = data.get("dns") if isinstance(data.get("dns"), dict) else {}
+    redis = data.get("redis") if isinstance(data.get("redis"), dict) else {}
+    skip = set()
+    if not (dns or {}).get("api_url"):
+        skip.add("dns_api_key")
+    if not (redis or {}).get("sentinels"):
+        skip.add("sentinel_password")
+    return tuple(s.key for s in SECRET_SPECS if s.key not in skip)
 
 
 def secret_ref(data: dict[str, Any], spec: SecretSpec) -> str:
@@ -288,8 +412,8 @@ def with_secret_refs(data: dict[str, Any], refs: dict[str, str]) -> dict[str, An
             continue
         section = dict(out.get(spec.path[0]) or {})
         ref = refs[spec.key]
-        if spec.key == "redis_password" and ref == "none" and section.get("password") is None:
-            section.pop("password", None)
+        if spec.key in OPTIONAL_SECRETS and ref == "none" and section.get(spec.path[1]) is None:
+            section.pop(spec.path[1], None)
         else:
             section[spec.path[1]] = ref
         out[spec.path[0]] = section

@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from wizard.tui.form import SECRET_SPECS, SecretSpec, secret_ref, with_secret_refs
+from wizard.tui.form import SECRET_SPECS, SecretSpec, secret_ref, secrets_needed, with_secret_refs
 from wizard.tui.screens.base import WizardScreen, describe_error
 
 if TYPE_CHECKING:
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from wizard.secrets import Secrets
 
 ALL_KEYS = tuple(s.key for s in SECRET_SPECS)
-MONITOR_KEYS = ("redis_password", "admin_password")  # the monitor never needs the SST password
+MONITOR_KEYS = ("redis_password", "admin_password", "sentinel_password")  # never the SST password
 NONE_MEANS = {"sst_password": "no SST password", "redis_password": "Redis without a password",
-              "admin_password": "unix-socket authentication on the node"}
+              "admin_password": "unix-socket authentication on the node",
+              "dns_api_key": "no PowerDNS API (the record is a rendered file)",
+              "sentinel_password": "Sentinels without a password of their own"}
 
 
 class CredentialsScreen(WizardScreen):
@@ -40,7 +42,8 @@ class CredentialsScreen(WizardScreen):
     def __init__(self, data: dict[str, Any], keys: tuple[str, ...] = ALL_KEYS, *, purpose: str = "wizard") -> None:
         super().__init__()
         self.data = data
-        self.specs: list[SecretSpec] = [s for s in SECRET_SPECS if s.key in keys]
+        needed = secrets_needed(data)  # the API key only with an API URL, the Sentinels' password with Sentinels
+        self.specs: list[SecretSpec] = [s for s in SECRET_SPECS if s.key in keys and s.key in needed]
         self.purpose = purpose
         self.status: dict[str, tuple[bool, str]] = {}
         self._generation = 0
@@ -69,6 +72,8 @@ class CredentialsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "credentials" if self.purpose == "wizard" else "credentials for the monitor"
+        if self.specs:
+            self.query_one(f"#ref-{self.specs[0].key}", Input).focus()  # typing works at once, no Tab first
         self.resolve()
 
     # -- values -------------------------------------------------------------------------------------
@@ -183,7 +188,8 @@ class CredentialsScreen(WizardScreen):
                     return typed[spec.key] if spec.key in typed else resolve(refs[spec.key], spec.dotted)
 
                 by_key = {s.key: pick(s) for s in self.specs}
-                secrets = Secrets(None, by_key.get("admin_password"), by_key.get("redis_password"))
+                secrets = Secrets(None, by_key.get("admin_password"), by_key.get("redis_password"),
+                                  sentinel_password=by_key.get("sentinel_password"))
             self.session.data = data
             self.session.profile = profile
             self.session.typed = dict(typed)

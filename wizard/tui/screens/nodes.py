@@ -17,8 +17,16 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 
 from wizard.tui.form import (
     CONTAINERS,
+    DNS_FIELDS,
     GENERAL,
+    MANAGERS,
     NODE_LABELS,
+    REDIS_FIELDS,
+    REDIS_MODES,
+    SENTINEL_ONLY,
+    SYSTEM_FIELDS,
+    URL_ONLY,
+    FieldSpec,
     Values,
     build_data,
     duplicate_problems,
@@ -28,13 +36,20 @@ from wizard.tui.form import (
     values_from_data,
 )
 from wizard.tui.screens.base import WizardScreen
-from wizard.tui.widgets.field import CheckField, FormField
+from wizard.tui.widgets.field import CheckField, FormField, show_message
 
 if TYPE_CHECKING:
     from wizard.profile import Profile
 
+CHOICES: dict[str, tuple[tuple[str, str], ...]] = {"redis-mode": REDIS_MODES, "services-manager": MANAGERS}
+
 
 class NodesScreen(WizardScreen):
+    DEFAULT_CSS = """
+    NodesScreen .field-row { height: auto; }
+    NodesScreen .field-row > .form-field { width: 1fr; padding-right: 1; }
+    NodesScreen .section-title { margin-top: 1; }
+    """
     BINDINGS = [
         Binding("ctrl+n", "next", "Next"),
         Binding("escape", "back", "Back"),
@@ -51,6 +66,7 @@ class NodesScreen(WizardScreen):
         self.profile: Profile | None = None
         self.data: dict[str, Any] = build_data(data, self.values)
         self._generation = 0
+        self._footer_ok: bool | None = None
 
     # -- layout -------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -75,18 +91,53 @@ class NodesScreen(WizardScreen):
                 yield Select(self._primary_options(), value=int(v["preferred_primary"]), allow_blank=False,
                              id="f-preferred_primary", compact=True)
                 yield Static("", id="e-preferred_primary", classes="field-error", markup=False)
-            yield FormField("dns-authoring_name", "Authoring DNS name", v["dns-authoring_name"],
-                            placeholder="authoring.example.com")
-            yield FormField("dns-servers", "Authoritative DNS server(s), comma-separated", v["dns-servers"],
-                            placeholder="10.0.0.53")
-            yield FormField("redis-url", "Redis URL (no password in it)", v["redis-url"],
-                            placeholder="redis://10.0.0.20:6379/0")
+            yield Label("Authoring DNS name", classes="section-title")
+            yield Static("", id="e-dns", classes="field-error", markup=False)
+            yield from self._rows(DNS_FIELDS)
+            yield Label("Coordination (Redis)", classes="section-title")
+            yield Static("", id="e-redis", classes="field-error", markup=False)
+            yield from self._rows(REDIS_FIELDS)
+            yield Label("Hosts", classes="section-title")
+            yield from self._rows(SYSTEM_FIELDS)
             yield Static("", id="e-general", classes="field-error", markup=False)
         with Horizontal(id="nav"):
             yield Static("checking...", id="form-status", markup=False)
             yield Button("Back", id="back", compact=True)
             yield Button("Next", id="next", variant="primary", disabled=True, compact=True)
         yield Footer()
+
+    def _rows(self, specs: list[FieldSpec]) -> ComposeResult:
+        """Two fields a row (a choice takes a row of its own), so the form fits 80 columns and 24 rows."""
+        v = self.values
+        pending: list[FieldSpec] = []
+
+        def row(items: list[FieldSpec]) -> Horizontal:
+            return Horizontal(*(self._field(f, v) for f in items), classes="field-row")
+
+        for spec in specs:
+            if spec.kind == "choice":
+                if pending:
+                    yield row(pending)
+                    pending = []
+                yield row([spec])
+                continue
+            pending.append(spec)
+            if len(pending) == 2:
+                yield row(pending)
+                pending = []
+        if pending:
+            yield row(pending)
+
+    @staticmethod
+    def _field(spec: FieldSpec, v: Values) -> Vertical:
+        if spec.kind == "choice":
+            options = CHOICES[spec.key]
+            return Vertical(Label(spec.label, classes="field-label"),
+                            Select(options, value=str(v[spec.key]), allow_blank=False, id=f"f-{spec.key}",
+                                   compact=True),
+                            Static("", id=f"e-{spec.key}", classes="field-error", markup=False),
+                            classes="form-field", id=f"ff-{spec.key}")
+        return FormField(spec.key, spec.label, str(v[spec.key]), placeholder=spec.placeholder)
 
     def _primary_options(self) -> list[tuple[str, int]]:
         return [(str(self.values[f"nodes-{i}-name"]) or NODE_LABELS[i], i) for i in (0, 1)]
@@ -99,7 +150,16 @@ class NodesScreen(WizardScreen):
             err.display = False
         # a loaded profile shows its problems at once; a new one only where the person typed
         self.show_all = self.source != "new cluster"
+        self._show_redis_mode()
+        self.query_one("#f-cluster_name", Input).focus()  # typing works at once, no Tab first
         self.validate()
+
+    def _show_redis_mode(self) -> None:
+        sentinel = self.values.get("redis-mode") == "sentinel"
+        for key in SENTINEL_ONLY:
+            self.query_one(f"#ff-{key}").display = sentinel
+        for key in URL_ONLY:
+            self.query_one(f"#ff-{key}").display = not sentinel
 
     # -- input --------------------------------------------------------------------------------------
     @on(Input.Changed)
@@ -129,6 +189,15 @@ class NodesScreen(WizardScreen):
             self.touched.add(key)
             self.validate()
 
+    @on(Select.Changed, "#f-redis-mode, #f-services-manager")
+    def _choice_changed(self, event: Select.Changed) -> None:
+        key = (event.select.id or "")[2:]
+        if isinstance(event.value, str) and event.value != self.values.get(key):
+            self.values[key] = event.value
+            if key == "redis-mode":
+                self._show_redis_mode()
+            self.validate()
+
     @on(Select.Changed, "#f-preferred_primary")
     def _primary_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, int) and event.value != self.values["preferred_primary"]:
@@ -138,9 +207,7 @@ class NodesScreen(WizardScreen):
     # -- validation ---------------------------------------------------------------------------------
     def validate(self) -> None:
         self._generation += 1
-        self.problems = None
-        self.query_one("#next", Button).disabled = True
-        self.refresh_bindings()
+        self.problems = None  # Next acts only once this edit is validated (action_next checks `valid`)
         self._validate(dict(self.values), self._generation)
 
     @work(thread=True, group="validate", exit_on_error=False)
@@ -171,26 +238,24 @@ class NodesScreen(WizardScreen):
             fld.set_error(mapped.get(fld.key, []) if visible else [])
         for chk in self.query(CheckField):
             chk.set_error(mapped.get(chk.key, []))
-        select_err = self.query_one("#e-preferred_primary", Static)
-        msgs = mapped.get("preferred_primary", [])
-        select_err.update("\n".join(msgs))
-        select_err.display = bool(msgs)
-        for key in CONTAINERS | {GENERAL}:
-            box = self.query_one(f"#e-{key}", Static)
-            msgs = mapped.get(key, [])
-            box.update("\n".join(msgs))
-            box.display = bool(msgs)
+        for key in ("preferred_primary", *CHOICES, *CONTAINERS, GENERAL):
+            show_message(self.query_one(f"#e-{key}", Static), mapped.get(key, []))
         ok = not mapped and profile is not None
-        self.query_one("#next", Button).disabled = not ok
+        next_button = self.query_one("#next", Button)
+        if next_button.disabled != (not ok):
+            next_button.disabled = not ok
         status = self.query_one("#form-status", Static)
         if ok:
-            status.update("All settings are valid.")
+            text = "All settings are valid."
         else:
             count = len(problems) or sum(len(m) for m in mapped.values())
             first_key = next(iter(mapped))
-            status.update(f"{count} to fix; first: {field_label(first_key)}: {mapped[first_key][0]}")
+            text = f"{count} to fix; first: {field_label(first_key)}: {mapped[first_key][0]}"
+        show_message(status, [text])
         status.set_class(not ok, "bad")
-        self.refresh_bindings()
+        if ok != self._footer_ok:  # the footer's Next follows validity (redrawn only when that changes)
+            self._footer_ok = ok
+            self.refresh_bindings()
 
     def _visible(self, key: str) -> bool:
         return self.show_all or key in self.touched or bool(str(self.values.get(key, "")).strip())

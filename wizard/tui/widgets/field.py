@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Static
+
+
+def show_message(widget: Static, messages: list[str]) -> bool:
+    """Put `messages` in `widget` (hidden when none); touch nothing when it already shows them, since
+    every update re-lays out the form and the form validates on every key.  Returns whether any show."""
+    text = "\n".join(messages)
+    if getattr(widget, "_shown_text", None) != text:
+        widget._shown_text = text  # type: ignore[attr-defined]
+        widget.update(text)
+    set_display(widget, bool(messages))
+    return bool(messages)
+
+
+def set_display(widget: Widget, on: bool) -> None:
+    if widget.display != on:
+        widget.display = on
 
 
 class FormField(Vertical):
@@ -29,10 +46,9 @@ class FormField(Vertical):
 
     def set_error(self, messages: list[str]) -> None:
         """Show the messages under the input (hidden when there are none)."""
-        msg = self.query_one(f"#e-{self.key}", Static)
-        msg.update("\n".join(messages))
-        msg.display = bool(messages)
-        self.set_class(bool(messages), "bad")
+        bad = show_message(self.query_one(f"#e-{self.key}", Static), messages)
+        if self.has_class("bad") != bad:
+            self.set_class(bad, "bad")
 
 
 class CheckField(Vertical):
@@ -51,6 +67,4 @@ class CheckField(Vertical):
         yield Static("", id=f"e-{self.key}", classes="field-error", markup=False)
 
     def set_error(self, messages: list[str]) -> None:
-        msg = self.query_one(f"#e-{self.key}", Static)
-        msg.update("\n".join(messages))
-        msg.display = bool(messages)
+        show_message(self.query_one(f"#e-{self.key}", Static), messages)
