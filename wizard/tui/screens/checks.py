@@ -33,6 +33,7 @@ class ChecksScreen(WizardScreen):
         Binding("r", "rerun_one", "Re-run"),
         Binding("a", "rerun_all", "Re-run all"),
         Binding("f", "next_problem", "Next fail"),
+        Binding("u", "use_found", "Use found setting"),
         Binding("ctrl+n", "next", "Plan"),
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
@@ -135,6 +136,10 @@ class ChecksScreen(WizardScreen):
             text = "Ready: " + ", ".join(parts) + ". ctrl+n shows the plan."
         else:
             text = "Fix the failures, then re-run (r: this check, a: all): " + ", ".join(parts)
+        found = self.found_settings()
+        if found and not self.running:
+            text += ".  Found on the hosts: " + ", ".join(f"{k}: {v}" for k, v in found.items()) + \
+                " (u uses it and re-runs the checks)"
         summary = self.query_one("#checks-summary", Static)
         summary.update(text)
         summary.set_class(bool(c["fail"] or c["skip"]), "bad")
@@ -205,7 +210,48 @@ class ChecksScreen(WizardScreen):
             return False
         return not any(r.status.value in ("fail", "skip") for r in self.results.values())
 
+    def found_settings(self) -> dict[str, str]:
+        """Settings the checks detected that differ from the profile's (e.g. no systemd: manager direct)."""
+        from wizard.tui.findings import suggested_settings
+
+        profile = self.session.profile
+        if profile is None:
+            return {}
+        current = profile.model_dump(mode="json")
+        found = suggested_settings(self.results.values())
+        return {k: v for k, v in found.items() if current.get(k.split(".")[0], {}).get(k.split(".")[1]) != v}
+
+    def action_use_found(self) -> None:
+        """Put the detected settings into the profile (and the form behind), then re-run every check."""
+        from wizard.profile import ProfileError, validate_profile
+        from wizard.tui.findings import with_setting
+
+        found = self.found_settings()
+        if not found:
+            self.notify("The checks found no setting to change.", severity="warning")
+            return
+        data = self.session.data or self.session.profile.model_dump(mode="json")  # type: ignore[union-attr]
+        for path, value in found.items():
+            data = with_setting(data, path, value)
+        try:
+            profile = validate_profile(data, source="profile", check_files=False)
+        except ProfileError as exc:
+            self.notify("; ".join(exc.problems), title="cannot use the found setting", severity="error")
+            return
+        self.session.data, self.session.profile = data, profile
+        for screen in self.app.screen_stack:
+            adopt = getattr(screen, "adopt_settings", None)
+            if adopt is not None:
+                adopt(found)
+        self.notify("Using " + ", ".join(f"{k}: {v}" for k, v in found.items()) + "; re-running the checks.")
+        if self.autorun:  # without autorun the caller feeds the results (tests)
+            self._start(None)
+        else:
+            self.mark_pending([check for check, _t, _n in self.rows.values()])
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "use_found":
+            return None if self.running or not self.found_settings() else True
         if action in ("rerun_one", "rerun_all"):
             ready = self.session.profile is not None and self.session.secrets is not None
             return None if self.running or not ready else True

@@ -153,6 +153,13 @@ class CredentialsScreen(WizardScreen):
             return True if self.ready else None
         return True
 
+    def adopt_settings(self, found: dict[str, str]) -> None:
+        """Settings the checks detected: keep them when this screen saves or goes on again."""
+        from wizard.tui.findings import with_setting
+
+        for path, value in found.items():
+            self.data = with_setting(self.data, path, value)
+
     # -- next / save --------------------------------------------------------------------------------
     def action_next(self) -> None:
         if self.ready:

@@ -269,6 +269,15 @@ class NodesScreen(WizardScreen):
             return True if self.valid else None
         return True
 
+    def adopt_settings(self, found: dict[str, str]) -> None:
+        """Settings a later screen detected (``services.manager: direct``): show them in the form too."""
+        for path, value in found.items():
+            key = path.replace(".", "-")
+            if key in CHOICES:
+                self.query_one(f"#f-{key}", Select).value = value
+            elif key in self.values:
+                self.query_one(f"#f-{key}", Input).value = value
+
     # -- navigation ---------------------------------------------------------------------------------
     def action_next(self) -> None:
         if not self.valid:
