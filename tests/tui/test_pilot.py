@@ -125,6 +125,9 @@ async def test_typed_secrets_never_reach_the_saved_profile_or_the_screen(
 
         await pilot.press("ctrl+s")
         await settle(pilot)
+        assert type(app.screen).__name__ == "SaveScreen"  # says where, with a choice
+        await pilot.press("enter")
+        await settle(pilot)
         saved = tmp_path / "profiles" / "studio-prod.yaml"
         text = saved.read_text()
         assert sst not in text and admin not in text and "redis-from-env-91" not in text

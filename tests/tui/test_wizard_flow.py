@@ -6,16 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Select, Static
+import yaml
+from textual.widgets import Input, Select, Static
 
 from tests.tui.conftest import profile_data
 from tests.tui.test_snapshots import settle
 from wizard.checks import CheckResult, Status, planned
-from wizard.profile import validate_profile
+from wizard.profile import Profile, validate_profile
 from wizard.secrets import Secrets
 from wizard.tui.app import WizardApp, create_app
 from wizard.tui.screens.checks import ChecksScreen
+from wizard.tui.screens.credentials import CredentialsScreen
 from wizard.tui.screens.nodes import NodesScreen
+from wizard.tui.screens.open_path import OpenPathScreen
+from wizard.tui.screens.plan import PlanScreen
+from wizard.tui.screens.save import SaveScreen
+from wizard.tui.screens.start import StartScreen
 
 
 @pytest.fixture
@@ -62,3 +68,107 @@ async def test_checks_offer_the_service_manager_they_found(app: WizardApp, secre
         assert screen.check_action("use_found", ()) is None  # nothing left to adopt
 
 
+
+
+async def test_saving_says_where_offers_a_choice_and_the_start_list_follows(
+        app: WizardApp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TUI_TEST_SST_PASSWORD", "sst-from-env")
+    monkeypatch.setenv("TUI_TEST_REDIS_PASSWORD", "redis-from-env")
+    monkeypatch.chdir(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        start = app.screen
+        assert isinstance(start, StartScreen)
+        assert start.profiles == []
+        creds = CredentialsScreen(profile_data())
+        await app.push_screen(creds)
+        await settle(pilot)
+        assert creds.ready
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, SaveScreen)
+        proposed = tmp_path / "profiles" / "studio-prod.yaml"
+        assert dialog.query_one("#save-path", Input).value == str(proposed)  # absolute, not ./something
+        assert text_of(dialog, "#save-note") == f"creates {proposed} (and the directory {proposed.parent})"
+        # the person chooses another place
+        elsewhere = tmp_path / "elsewhere" / "mine.yaml"
+        dialog.query_one("#save-path", Input).value = str(elsewhere)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen is creds
+        assert elsewhere.is_file() and not proposed.exists()
+        assert app.session.saved_path == elsewhere
+        # saving again proposes the same file, and says it overwrites it
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, SaveScreen)
+        assert text_of(app.screen, "#save-note") == f"overwrites {elsewhere}"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is creds and elsewhere.is_file()
+        # back on the start screen the list shows it (outside the profiles dir: by its full path)
+        app.pop_screen()
+        await settle(pilot)
+        assert app.screen is start
+        assert start.profiles == [elsewhere]
+        assert start.selected_profile() == elsewhere
+
+
+async def test_start_keys_act_or_say_why(app: WizardApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        start = app.screen
+        assert isinstance(start, StartScreen)
+        for key in ("l", "m"):
+            start.message("")
+            await pilot.press(key)
+            await settle(pilot)
+            assert app.screen is start
+            said = text_of(start, "#start-message")
+            assert "No saved profile" in said and "o opens a profile file by path" in said, (key, said)
+
+
+async def test_open_a_profile_by_path(app: WizardApp, tmp_path: Path) -> None:
+    path = tmp_path / "somewhere" / "prod.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(profile_data()))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        start = app.screen
+        await pilot.press("o")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, OpenPathScreen)
+        assert app.focused is dialog.query_one("#open-path", Input)
+        await pilot.press(*str(tmp_path / "nope.yaml"), "enter")
+        await settle(pilot)
+        assert app.screen is dialog
+        assert "does not exist" in text_of(dialog, "#open-note")
+        dialog.query_one("#open-path", Input).value = str(path)
+        await pilot.press("enter")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, NodesScreen)
+        assert form.valid and form.values["nodes-2-address"] == "10.20.0.13"
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is start
+        assert isinstance(start, StartScreen) and path in start.profiles  # opened files are listed
+
+
+async def test_apply_asks_where_to_save_first(app: WizardApp, profile: Profile, secrets: Secrets) -> None:
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.session.profile, app.session.secrets = profile, secrets
+        plan = PlanScreen(autorun=False)
+        await app.push_screen(plan)
+        plan.show_plan([], [], "")
+        await settle(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, SaveScreen) and dialog.before_apply
+        assert dialog.query_one("#save-skip").display  # apply without saving is a choice too
+        await pilot.press("escape")  # cancel: back on the plan, nothing written, nothing applied
+        await settle(pilot)
+        assert app.screen is plan and app.session.saved_path is None

@@ -103,8 +103,11 @@ class ApplyScreen(WizardScreen):
         listener, on_command = self.make_listener()
         runlog = None
         try:
-            path = session.save_profile()
-            self.ui(self.log_line, f"profile saved to {path} (secrets as references)", "dim")
+            # saved only where the person chose (the save dialog before apply); re-saved there, so the file
+            # holds what runs (e.g. a service manager the checks found)
+            path = session.save_profile(session.saved_path) if session.saved_path is not None else None
+            self.ui(self.log_line, f"profile saved to {path} (secrets as references)" if path else
+                    "profile not saved (ctrl+s on the plan saves it; status and recover need a file)", "dim")
             runlog = session.runlog()
             remote = session.remote()
             runlog.listeners.append(on_command)
@@ -118,8 +121,8 @@ class ApplyScreen(WizardScreen):
             self.ui(self.finished, "failed", f"Stopped: {describe_error(exc)}")
         else:
             reason = result.status.reason if result.status else ""
-            self.ui(self.finished, "done", f"Cluster {profile.cluster_name} is healthy: {reason}. "
-                                           f"Profile saved to {path}.")
+            saved = f"Profile saved to {path}." if path else "The profile is not saved."
+            self.ui(self.finished, "done", f"Cluster {profile.cluster_name} is healthy: {reason}. {saved}")
         finally:
             if runlog is not None and on_command in runlog.listeners:
                 runlog.listeners.remove(on_command)

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from textual import on, work
+from textual import on
 from textual.screen import Screen
 from textual.widgets import Button
 from textual.worker import Worker, WorkerState
@@ -73,9 +73,10 @@ class WizardScreen(Screen[Any]):
         self.app.pop_screen()
 
     def action_save(self) -> None:
-        self._save()
+        """Ask where to save (the dialog shows the absolute path and whether it overwrites), then save."""
+        from wizard.tui.screens.save import SaveScreen
 
-    @work(thread=True, group="save", exit_on_error=False)
-    def _save(self) -> None:
-        path = self.session.save_profile()
-        self.ui(self.notify, f"Saved {path} (secrets as references; typed ones as 'ask').")
+        if self.session.profile is None:
+            self.notify("Nothing to save yet: fill in the cluster form first.", severity="warning")
+            return
+        self.app.push_screen(SaveScreen())

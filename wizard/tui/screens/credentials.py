@@ -202,8 +202,7 @@ class CredentialsScreen(WizardScreen):
             self.session.typed = dict(typed)
             self.session.secrets = secrets
             if save:
-                path = self.session.save_profile()
-                self.ui(self.notify, f"Saved {path} (secrets as references; typed ones as 'ask').")
+                self.ui(super().action_save)  # the save dialog: where, with a choice
             else:
                 self.ui(self.done, profile, secrets)
         finally:

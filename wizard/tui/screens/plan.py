@@ -120,8 +120,20 @@ class PlanScreen(WizardScreen):
         return True
 
     def action_next(self) -> None:
-        if self.ready:
-            from wizard.tui.screens.apply import ApplyScreen
+        """Apply; a profile not saved yet gets the save dialog first (save, apply without saving, cancel)."""
+        if not self.ready:
+            self.notify("The plan is still being made; Apply is ready when it shows.", severity="warning")
+            return
+        from wizard.tui.screens.apply import ApplyScreen
 
+        if self.session.saved_path is not None:
             self.app.push_screen(ApplyScreen())
+            return
+        from wizard.tui.screens.save import SaveResult, SaveScreen
+
+        def after(result: SaveResult) -> None:
+            if result is not None:
+                self.app.push_screen(ApplyScreen())
+
+        self.app.push_screen(SaveScreen(before_apply=True), after)
 

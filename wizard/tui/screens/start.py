@@ -26,6 +26,7 @@ class StartScreen(WizardScreen):
         Binding("n", "new", "New cluster"),
         Binding("l", "load", "Load profile"),
         Binding("m", "monitor", "Monitor"),
+        Binding("o", "open_path", "Open file"),
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
@@ -43,6 +44,7 @@ class StartScreen(WizardScreen):
                     yield Button("New cluster", id="new", variant="primary")
                     yield Button("Load profile", id="load")
                     yield Button("Monitor cluster", id="monitor")
+                    yield Button("Open file...", id="open_path")
                 with Vertical(id="start-profiles"):
                     yield Label(f"Saved profiles in {self.session.profiles_dir}/", classes="section-title")
                     yield OptionList(id="profile-list")
@@ -55,21 +57,35 @@ class StartScreen(WizardScreen):
         if self.preload is not None:
             self.load_profile(self.preload)
 
+    def on_screen_resume(self) -> None:
+        """Back on the start screen (after a save, say): list the profiles again."""
+        self.list_profiles()
+
     # -- profiles -----------------------------------------------------------------------------------
-    @work(thread=True, group="profiles", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="profiles", exit_on_error=False)
     def list_profiles(self) -> None:
-        self.ui(self.show_profiles, self.session.list_profiles())
+        paths = self.session.list_profiles()
+        # a profile saved or opened elsewhere (outside the profiles dir) is listed too
+        listed = {p.resolve() for p in paths}
+        for extra in (self.session.saved_path, self.session.profile_path):
+            if extra is not None and Path(extra).is_file() and Path(extra).resolve() not in listed:
+                paths.append(Path(extra))
+                listed.add(Path(extra).resolve())
+        self.ui(self.show_profiles, paths)
 
     def show_profiles(self, paths: list[Path]) -> None:
         """Fill the list of saved profiles (public: tests feed it directly)."""
+        previous = self.selected_profile()
         self.profiles = list(paths)
         options = self.query_one("#profile-list", OptionList)
         options.clear_options()
         if paths:
-            options.add_options([Option(p.name, id=str(p)) for p in paths])
-            options.highlighted = 0
+            inside = self.session.profiles_dir.resolve()
+            options.add_options([Option(p.name if p.resolve().parent == inside else str(p), id=str(p))
+                                 for p in paths])
+            options.highlighted = paths.index(previous) if previous in paths else 0
         else:
-            options.add_option(Option("none yet: start with New cluster", disabled=True))
+            options.add_option(Option("none yet: n starts a new cluster, o opens a file", disabled=True))
         self.refresh_bindings()
 
     def selected_profile(self) -> Path | None:
@@ -78,11 +94,6 @@ class StartScreen(WizardScreen):
             return None
         option = options.get_option_at_index(options.highlighted)
         return Path(option.id) if option.id else None
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("load", "monitor"):
-            return True if self.selected_profile() is not None else None
-        return True
 
     @on(OptionList.OptionHighlighted, "#profile-list")
     def _highlighted(self) -> None:
@@ -94,7 +105,8 @@ class StartScreen(WizardScreen):
 
     @on(Button.Pressed)
     def _button(self, event: Button.Pressed) -> None:
-        {"new": self.action_new, "load": self.action_load, "monitor": self.action_monitor}[event.button.id or "new"]()
+        {"new": self.action_new, "load": self.action_load, "monitor": self.action_monitor,
+         "open_path": self.action_open_path}[event.button.id or "new"]()
 
     # -- actions ------------------------------------------------------------------------------------
     def action_new(self) -> None:
@@ -106,16 +118,26 @@ class StartScreen(WizardScreen):
     def action_load(self) -> None:
         path = self.selected_profile()
         if path is None:
-            self.message("Pick a profile in the list first (or start a new cluster).")
+            self.message(f"No saved profile in {self.session.profiles_dir.resolve()}/ to load: o opens a profile "
+                         "file by path, n starts a new cluster.")
             return
         self.load_profile(path)
+
+    def action_open_path(self) -> None:
+        from wizard.tui.screens.open_path import OpenPathScreen
+
+        def opened(path: Path | None) -> None:
+            if path is not None:
+                self.load_profile(path)
+
+        self.app.push_screen(OpenPathScreen(), opened)
 
     def action_monitor(self) -> None:
         from wizard.tui.screens.monitor import MonitorScreen
 
         path = self.selected_profile()
         if path is None:
-            self.message("Pick the profile of the cluster to monitor in the list first.")
+            self.message("No saved profile to monitor: o opens a profile file by path, n starts a new cluster.")
             return
         self.app.push_screen(MonitorScreen(profile_path=path, interval=self.session.interval))
 
