@@ -760,9 +760,14 @@ def file_problems(profile: Profile) -> list[str]:
     for i, node in enumerate(profile.nodes):
         for name in ("key_file", "known_hosts"):
             value: Path | None = getattr(node.ssh, name)
-            if value is not None and not value.expanduser().is_file():
-                out.append(f"nodes[{i}:{node.name}].ssh.{name}: file {str(value.expanduser())!r} does not exist; "
-                           "create it or point to the right file")
+            if value is None or value.expanduser().is_file():
+                continue
+            path = str(value.expanduser())
+            how = (f"point key_file at your private key, or create one (ssh-keygen -t ed25519 -f {path}) and add "
+                   f"{path}.pub to ~{node.ssh.user}/.ssh/authorized_keys on the node" if name == "key_file" else
+                   f"point known_hosts at your file, or record the node's key (ssh-keyscan -p {node.ssh.port} "
+                   f"{node.address} >> {path}, after checking its fingerprint)")
+            out.append(f"nodes[{i}:{node.name}].ssh.{name}: file {path!r} does not exist; {how}")
     return out
 
 

@@ -132,7 +132,10 @@ def test_file_problems_lists_every_missing_file(tmp_path: Path) -> None:
     assert len(problems) == 4
     assert problems[1].startswith("nodes[0:studio1].ssh.known_hosts: file ")
     assert problems[0].startswith("nodes[0:studio1].ssh.key_file: file ")
-    assert all("does not exist; create it or point to the right file" in x for x in problems)
+    assert all(" does not exist; point " in x for x in problems)
+    assert f"ssh-keygen -t ed25519 -f {tmp_path / 'nope'}" in problems[0]
+    assert "~deploy/.ssh/authorized_keys" in problems[0]
+    assert f"ssh-keyscan -p 22 10.20.0.11 >> {tmp_path / 'known_hosts'}" in problems[1]
 
 
 def test_validate_profile_without_a_file_has_no_places() -> None:
