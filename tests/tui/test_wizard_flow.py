@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from textual.widgets import Input, Select, Static
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
+from textual.widgets import Input, Select, Static, TextArea
 
 from tests.tui.conftest import profile_data
 from tests.tui.test_snapshots import settle
@@ -15,8 +20,10 @@ from wizard.checks import CheckResult, Status, planned
 from wizard.profile import Profile, validate_profile
 from wizard.secrets import Secrets
 from wizard.tui.app import WizardApp, create_app
+from wizard.tui.commands import ClusterCommands, CommandOutputScreen
 from wizard.tui.screens.checks import ChecksScreen
 from wizard.tui.screens.credentials import CredentialsScreen
+from wizard.tui.screens.error import ErrorScreen, TextViewScreen
 from wizard.tui.screens.nodes import NodesScreen
 from wizard.tui.screens.open_path import OpenPathScreen
 from wizard.tui.screens.plan import PlanScreen
@@ -172,3 +179,89 @@ async def test_apply_asks_where_to_save_first(app: WizardApp, profile: Profile, 
         await pilot.press("escape")  # cancel: back on the plan, nothing written, nothing applied
         await settle(pilot)
         assert app.screen is plan and app.session.saved_path is None
+
+
+async def test_a_workers_error_opens_the_whole_message_to_copy(app: WizardApp, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("cluster_name: [unclosed\n")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        start = app.screen
+        assert isinstance(start, StartScreen)
+        start.load_profile(broken)
+        await settle(pilot)
+        view = app.screen
+        assert isinstance(view, ErrorScreen)
+        text = view.query_one("#view-text", TextArea).text
+        assert str(broken) in text and "is not valid YAML" in text
+        assert "line 1" in text  # the whole message, not a cut one-liner
+        assert view.query_one("#view-text", TextArea).read_only
+        await pilot.press("c")
+        assert app.clipboard == text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is start
+
+
+async def palette_run(pilot: Pilot[Any], query: str) -> None:
+    """Open the command palette, search, and run the first hit."""
+    await pilot.press("ctrl+p")
+    await settle(pilot)
+    assert isinstance(pilot.app.screen, CommandPalette)
+    await pilot.press(*query)
+    palette = pilot.app.screen
+    deadline = time.monotonic() + 10
+    while not palette.query_one(CommandList).option_count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert palette.query_one(CommandList).option_count, f"no command matches {query!r}"
+    await pilot.press("down", "enter")
+    await settle(pilot)
+
+
+async def test_palette_offers_the_cluster_actions(app: WizardApp, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / "run-20260101T000000.jsonl").write_text(json.dumps(
+        {"node": "studio1", "command": "systemctl is-active mariadb", "exit_code": 3, "duration": 0.02,
+         "stdout": "inactive", "ts": 1767225600.0}) + "\n")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        names = [hit.text async for hit in ClusterCommands(app.screen).discover()]
+        assert names == ["Cluster status", "Recover the cluster", "Backup list", "Open the run log"]
+
+        await palette_run(pilot, "run log")
+        view = app.screen
+        assert isinstance(view, TextViewScreen)
+        text = view.query_one("#view-text", TextArea).text
+        assert "systemctl is-active mariadb" in text and "stdout: inactive" in text and "-> 3" in text
+        await pilot.press("escape")
+        await settle(pilot)
+
+        await palette_run(pilot, "status")  # no profile yet: it says why instead of doing nothing
+        assert isinstance(app.screen, StartScreen)
+        assert any("needs a saved profile" in str(n.message) for n in app._notifications)
+
+
+async def test_palette_status_runs_the_command_on_the_saved_profile(app: WizardApp, tmp_path: Path) -> None:
+    """Every node refuses SSH on 127.0.0.x: the real `studio-cluster status` says so, exit code 1."""
+    data = profile_data()
+    for i, node in enumerate(data["nodes"]):
+        node["address"] = f"127.0.0.{i + 1}"
+        node["ssh"].update(port=1, connect_timeout=1)
+    data["dns"].update(servers=["127.0.0.1"], port=1)
+    data["redis"] = {"url": "redis://127.0.0.1:1/0"}
+    data["database"]["sst_password"] = "none"
+    path = tmp_path / "dead.yaml"
+    path.write_text(yaml.safe_dump(data))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.session.profile_path = path
+        await palette_run(pilot, "cluster status")
+        view = app.screen
+        assert isinstance(view, CommandOutputScreen)
+        deadline = time.monotonic() + 60
+        while view.exit_code is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert view.exit_code == 1, view.text
+        text = view.query_one("#view-text", TextArea).text
+        assert f"status {path}" in text and "down" in text, text

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from wizard.assets_files import asset_file
+from wizard.tui.commands import ClusterCommands
 from wizard.tui.session import Session
 
 STYLES = asset_file("styles", "wizard.tcss")
@@ -23,14 +24,20 @@ STYLES = asset_file("styles", "wizard.tcss")
 class WizardApp(App[int]):
     CSS_PATH = str(STYLES)
     TITLE = "studio-cluster"
+    # ctrl+p: the cluster actions (recover, status, backup list, run log) beside Textual's own commands.
+    # Textual's footer key for it stays off (ENABLE_COMMAND_PALETTE): the wizard's screens show their own
+    # "Commands" key, and the monitor's footer stays as its owner drew it.
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+    COMMANDS = App.COMMANDS | {ClusterCommands}
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True),
+                Binding("ctrl+p", "command_palette", "Commands", show=False)]
 
     def __init__(self, profile_path: Path | None = None, monitor: bool = False, interval: float = 2.0, *,
                  profiles_dir: Path | None = None, runs_dir: Path | None = None) -> None:
         super().__init__()
         self.session = Session(profile_path=profile_path, profiles_dir=profiles_dir, runs_dir=runs_dir,
                                interval=interval)
+        self.use_command_palette = True
         self.monitor_mode = monitor
         self.profile_path = profile_path
 

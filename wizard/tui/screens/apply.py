@@ -50,6 +50,7 @@ class ApplyScreen(WizardScreen):
         Binding("c", "cancel", "Cancel"),
         Binding("m", "monitor", "Monitor"),
         Binding("escape", "back", "Back"),
+        Binding("ctrl+p", "app.command_palette", "Commands"),
     ]
 
     def __init__(self, *, profile: Profile | None = None, autorun: bool = True) -> None:

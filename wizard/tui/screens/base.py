@@ -31,6 +31,14 @@ def describe_error(exc: BaseException) -> str:
     return REDACTOR(text)
 
 
+def show_error(screen: Screen[Any], worker: Worker[Any], error: BaseException) -> None:
+    """Open the error view for a failed worker (its name says what failed)."""
+    from wizard.tui.screens.error import ErrorScreen
+
+    what = (worker.name or worker.group or "work").replace("_", " ").strip()
+    screen.app.push_screen(ErrorScreen(what, error))
+
+
 class WizardScreen(Screen[Any]):
     """Base of every screen.  Workers report failures through :meth:`worker_failed`, in one place."""
 
@@ -53,9 +61,8 @@ class WizardScreen(Screen[Any]):
             self.worker_failed(event.worker, event.worker.error)
 
     def worker_failed(self, worker: Worker[Any], error: BaseException) -> None:
-        """Default: a notification naming the work that failed.  Screens override to show it in place."""
-        self.notify(describe_error(error), title=f"{worker.name or worker.group} failed", severity="error",
-                    timeout=12)
+        """Default: a modal with the whole message, copyable.  Screens override to show it in place too."""
+        show_error(self, worker, error)
 
     # -- shared actions -----------------------------------------------------------------------------
     @on(Button.Pressed, "#next")

@@ -37,6 +37,7 @@ class ChecksScreen(WizardScreen):
         Binding("ctrl+n", "next", "Plan"),
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
+        Binding("ctrl+p", "app.command_palette", "Commands"),
     ]
 
     def __init__(self, *, autorun: bool = True) -> None:

@@ -29,6 +29,7 @@ class PlanScreen(WizardScreen):
         Binding("ctrl+n", "next", "Apply"),
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
+        Binding("ctrl+p", "app.command_palette", "Commands"),
     ]
 
     def __init__(self, *, autorun: bool = True) -> None:

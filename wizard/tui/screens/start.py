@@ -13,7 +13,7 @@ from textual.widgets import Button, Footer, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
-from wizard.tui.screens.base import WizardScreen, describe_error
+from wizard.tui.screens.base import WizardScreen, describe_error, show_error
 
 INTRO = (
     "Stand up a highly available Crafter Studio cluster: two Studio nodes with MariaDB Galera and an "
@@ -28,6 +28,7 @@ class StartScreen(WizardScreen):
         Binding("m", "monitor", "Monitor"),
         Binding("o", "open_path", "Open file"),
         Binding("q", "app.quit", "Quit", show=False),
+        Binding("ctrl+p", "app.command_palette", "Commands"),
     ]
 
     def __init__(self, preload: Path | None = None) -> None:
@@ -158,3 +159,4 @@ class StartScreen(WizardScreen):
 
     def worker_failed(self, worker: Worker[Any], error: BaseException) -> None:
         self.message(describe_error(error))
+        show_error(self, worker, error)
