@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from tests.tui.conftest import REPO
 from wizard.tui.app import create_app
@@ -24,6 +25,7 @@ from wizard.tui.screens.credentials import CredentialsScreen
 from wizard.tui.screens.monitor import MonitorScreen
 from wizard.tui.screens.nodes import NodesScreen
 from wizard.tui.screens.plan import PlanScreen
+from wizard.tui.screens.save import SaveScreen
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900),
               pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
@@ -68,6 +70,11 @@ async def test_wizard_stands_up_the_lab_and_lands_on_a_healthy_monitor(lab_up: N
 
         await wait_for(pilot, "the plan", lambda: isinstance(app.screen, PlanScreen) and app.screen.ready, 60)
         await pilot.press("ctrl+n")
+        # not saved yet: the save dialog proposes the file it was loaded from; save a copy elsewhere
+        await wait_for(pilot, "the save dialog", lambda: isinstance(app.screen, SaveScreen), 10)
+        assert app.screen.query_one("#save-path", Input).value == str(REPO / "profiles" / "lab.yaml")
+        app.screen.query_one("#save-path", Input).value = str(tmp_path / "profiles" / "studio-lab.yaml")
+        await pilot.press("enter")
 
         await wait_for(pilot, "apply and bootstrap", lambda: (isinstance(app.screen, ApplyScreen)
                        and app.screen.outcome is not None) or isinstance(app.screen, MonitorScreen), 600)
@@ -127,3 +134,62 @@ async def test_monitor_shows_a_stopped_node_within_10s_and_its_rejoin(lab_up: No
             status().verdict == "healthy" and status().node("studio2").primary_synced), 30)
         screen = app.screen
         assert isinstance(screen, MonitorScreen)
+
+
+async def test_new_cluster_typed_in_reaches_a_healthy_monitor(lab_up: None, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty wizard, the lab typed in by hand (profiles/lab.yaml's values) except the service manager,
+    which stays at the default (systemd): the services check finds no systemd on the lab's hosts and the
+    wizard offers `direct` (u); then checks, plan, save where the person says, apply, a healthy monitor."""
+    import yaml
+
+    from tests.tui.test_new_cluster import type_cluster, type_secret_refs
+
+    monkeypatch.chdir(tmp_path)  # nothing may land in the current directory unasked
+    lab = yaml.safe_load((REPO / "profiles" / "lab.yaml").read_text())
+    app = create_app(profiles_dir=tmp_path / "profiles", runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(160, 48)) as pilot:
+        form = await type_cluster(pilot, lab, skip=("services-manager",))
+        assert form.values["services-manager"] == "systemd"
+        await wait_for(pilot, "the form to be valid", lambda: form.valid, 10)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, "the credentials", lambda: isinstance(app.screen, CredentialsScreen), 10)
+        creds = await type_secret_refs(pilot, lab)
+        await wait_for(pilot, "the secrets to resolve", lambda: creds.ready, 10)
+        await pilot.press("ctrl+n")
+
+        await wait_for(pilot, "the checks to finish", lambda: isinstance(app.screen, ChecksScreen)
+                       and not app.screen.running and bool(app.screen.results), 180)
+        checks = app.screen
+        assert isinstance(checks, ChecksScreen)
+        assert checks.found_settings() == {"services.manager": "direct"}
+        await pilot.press("u")
+        await wait_for(pilot, "the checks to pass with services.manager direct",
+                       lambda: checks.can_continue, 180)
+        assert app.session.profile is not None and app.session.profile.services.manager == "direct"
+        await pilot.press("ctrl+n")
+
+        await wait_for(pilot, "the plan", lambda: isinstance(app.screen, PlanScreen) and app.screen.ready, 60)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, "the save dialog", lambda: isinstance(app.screen, SaveScreen), 10)
+        target = tmp_path / "profiles" / "studio-lab.yaml"
+        assert app.screen.query_one("#save-path", Input).value == str(target)
+        await pilot.press("enter")
+
+        await wait_for(pilot, "apply and bootstrap", lambda: (isinstance(app.screen, ApplyScreen)
+                       and app.screen.outcome is not None) or isinstance(app.screen, MonitorScreen), 600)
+        if isinstance(app.screen, ApplyScreen):
+            result = app.screen.query_one("#apply-result").render()
+            raise AssertionError(f"the pipeline ended {app.screen.outcome}: {result}")
+        saved = yaml.safe_load(target.read_text())
+        assert saved["services"]["manager"] == "direct"
+        assert saved["redis"]["sentinels"] == lab["redis"]["sentinels"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["profiles", "runs"]  # nothing else written here
+
+        def healthy() -> bool:
+            screen = app.screen
+            st = screen.last if isinstance(screen, MonitorScreen) else None
+            return bool(st and st.verdict == "healthy" and st.arbiter_member)
+
+        await wait_for(pilot, "a healthy monitor", healthy, 60)
+    app.session.close()

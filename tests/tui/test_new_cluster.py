@@ -76,44 +76,61 @@ def app(tmp_path: Path) -> WizardApp:
     return create_app(profiles_dir=tmp_path / "profiles", runs_dir=tmp_path / "runs")
 
 
+async def type_cluster(pilot: Pilot[Any], data: dict[str, Any], *, skip: tuple[str, ...] = ()) -> NodesScreen:
+    """From the start screen: n, then every form value of `data` typed in (form keys in `skip` left as
+    the new form has them); returns the form, validated."""
+    app = pilot.app
+    await settle(pilot)
+    await pilot.press("n")
+    await settle(pilot)
+    form = app.screen
+    assert isinstance(form, NodesScreen)
+    # the first field has focus: typing works without a Tab
+    assert app.focused is form.query_one("#f-cluster_name", Input)
+    want = values_from_data(data)
+    await pilot.press(*want["cluster_name"])
+    for key, value in want.items():
+        if key in ("cluster_name", "preferred_primary", *skip) or isinstance(value, bool):
+            continue
+        if key in ("redis-mode", "services-manager"):
+            await choose(pilot, f"#f-{key}", value)
+        elif key == "redis-url" and want["redis-mode"] == "sentinel":
+            assert not form.query_one("#ff-redis-url").display  # hidden: not what a Sentinel setup uses
+        elif form.query_one(f"#f-{key}", Input).value != value:
+            await enter(pilot, f"#f-{key}", value)
+    await settle(pilot)
+    return form
+
+
+def secret_refs(data: dict[str, Any]) -> dict[str, str]:
+    return {"sst_password": data["database"]["sst_password"], "redis_password": data["redis"]["password"],
+            "admin_password": data["database"]["admin_password"], "dns_api_key": data["dns"]["api_key"],
+            "sentinel_password": "none"}
+
+
+async def type_secret_refs(pilot: Pilot[Any], data: dict[str, Any]) -> CredentialsScreen:
+    creds = pilot.app.screen
+    assert isinstance(creds, CredentialsScreen)
+    assert pilot.app.focused is creds.query_one("#ref-sst_password", Input)
+    for key, ref in secret_refs(data).items():
+        await enter(pilot, f"#ref-{key}", ref)
+    await settle(pilot)
+    return creds
+
+
 async def test_new_cluster_form_takes_every_lab_setting(app: WizardApp, tmp_path: Path) -> None:
     lab = lab_data(tmp_path)
-    want = values_from_data(lab)
     async with app.run_test(size=(160, 48)) as pilot:
-        await settle(pilot)
-        await pilot.press("n")
-        await settle(pilot)
-        form = app.screen
-        assert isinstance(form, NodesScreen)
-        # the first field has focus: typing works without a Tab
-        assert app.focused is form.query_one("#f-cluster_name", Input)
-        await pilot.press(*want["cluster_name"])
-        for key, value in want.items():
-            if key in ("cluster_name", "preferred_primary") or isinstance(value, bool):
-                continue
-            if key in ("redis-mode", "services-manager"):
-                await choose(pilot, f"#f-{key}", value)
-            elif key == "redis-url" and want["redis-mode"] == "sentinel":
-                assert not form.query_one("#ff-redis-url").display  # hidden: not what a Sentinel setup uses
-            elif form.query_one(f"#f-{key}", Input).value != value:
-                await enter(pilot, f"#f-{key}", value)
-        await settle(pilot)
+        form = await type_cluster(pilot, lab)
         assert form.problems == {}, form.problems
         assert form.valid, form.problems
         await pilot.press("ctrl+n")
         await settle(pilot)
-
         creds = app.screen
         assert isinstance(creds, CredentialsScreen)
         shown = [s.key for s in creds.specs]
         assert shown == ["sst_password", "redis_password", "admin_password", "dns_api_key", "sentinel_password"]
-        assert app.focused is creds.query_one("#ref-sst_password", Input)
-        refs = {"sst_password": lab["database"]["sst_password"], "redis_password": lab["redis"]["password"],
-                "admin_password": lab["database"]["admin_password"], "dns_api_key": lab["dns"]["api_key"],
-                "sentinel_password": "none"}
-        for key, ref in refs.items():
-            await enter(pilot, f"#ref-{key}", ref)
-        await settle(pilot)
+        await type_secret_refs(pilot, lab)
         typed = with_secret_refs(creds.data, creds.refs())
     got = validate_profile(typed, check_files=False)
     expected = validate_profile(lab, check_files=False)
