@@ -29,6 +29,9 @@ from wizard.tui.screens.monitor import MonitorScreen
 from wizard.tui.screens.nodes import NodesScreen
 from wizard.tui.screens.plan import PlanScreen
 
+SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+"""The wizard's screens at the smallest terminal it supports and a large one."""
+
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> WizardApp:
@@ -62,11 +65,13 @@ def with_profile(app: WizardApp, profile: Profile, secrets: Secrets) -> None:
 
 
 # -- the wizard ---------------------------------------------------------------------------------------
-def test_start(snap_compare: Any, app: WizardApp) -> None:
-    assert snap_compare(app, terminal_size=(80, 24), run_before=settle)
+@SIZES
+def test_start(snap_compare: Any, size: tuple[int, int], app: WizardApp) -> None:
+    assert snap_compare(app, terminal_size=size, run_before=settle)
 
 
-def test_nodes_form_with_errors(snap_compare: Any, app: WizardApp, data: dict[str, Any]) -> None:
+@SIZES
+def test_nodes_form_with_errors(snap_compare: Any, size: tuple[int, int], app: WizardApp, data: dict[str, Any]) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await pilot.app.push_screen(NodesScreen(data, source="profiles/prod.yaml"))
         await settle(pilot)
@@ -74,10 +79,11 @@ def test_nodes_form_with_errors(snap_compare: Any, app: WizardApp, data: dict[st
         await retype(pilot, "#f-nodes-0-address", "10.20.0.300")  # not an address
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_credentials(snap_compare: Any, app: WizardApp, data: dict[str, Any],
+@SIZES
+def test_credentials(snap_compare: Any, size: tuple[int, int], app: WizardApp, data: dict[str, Any],
                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TUI_TEST_SST_PASSWORD", raising=False)
     monkeypatch.delenv("TUI_TEST_REDIS_PASSWORD", raising=False)
@@ -89,7 +95,7 @@ def test_credentials(snap_compare: Any, app: WizardApp, data: dict[str, Any],
         await pilot.press(*"correct horse")
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def check_results(profile: Profile) -> list[CheckResult]:
@@ -107,7 +113,9 @@ def check_results(profile: Profile) -> list[CheckResult]:
     return out
 
 
-def test_checks_with_failure(snap_compare: Any, app: WizardApp, profile: Profile, secrets: Secrets) -> None:
+@SIZES
+def test_checks_with_failure(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile,
+                             secrets: Secrets) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         with_profile(app, profile, secrets)
         screen = ChecksScreen(autorun=False)
@@ -118,7 +126,7 @@ def test_checks_with_failure(snap_compare: Any, app: WizardApp, profile: Profile
         screen.run_finished()
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def file_changes(profile: Profile) -> list[FileChange]:
@@ -137,7 +145,8 @@ def file_changes(profile: Profile) -> list[FileChange]:
     return changes
 
 
-def test_plan(snap_compare: Any, app: WizardApp, profile: Profile, secrets: Secrets) -> None:
+@SIZES
+def test_plan(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile, secrets: Secrets) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         with_profile(app, profile, secrets)
         screen = PlanScreen(autorun=False)
@@ -146,10 +155,12 @@ def test_plan(snap_compare: Any, app: WizardApp, profile: Profile, secrets: Secr
                          f"{profile.dns.record_zone}: {authoring_record(profile)}")
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_plan_bootstrap_steps(snap_compare: Any, app: WizardApp, profile: Profile, secrets: Secrets) -> None:
+@SIZES
+def test_plan_bootstrap_steps(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile,
+                              secrets: Secrets) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         with_profile(app, profile, secrets)
         screen = PlanScreen(autorun=False)
@@ -160,7 +171,7 @@ def test_plan_bootstrap_steps(snap_compare: Any, app: WizardApp, profile: Profil
         await pilot.press("b")
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 def feed_apply(screen: ApplyScreen, profile: Profile) -> None:
@@ -186,7 +197,9 @@ def feed_apply(screen: ApplyScreen, profile: Profile) -> None:
         screen.pipeline_event(Event(f"{i}-0", node, step, state, msg, T0 + 10 + i, run))
 
 
-def test_apply_progress(snap_compare: Any, app: WizardApp, profile: Profile, secrets: Secrets) -> None:
+@SIZES
+def test_apply_progress(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile,
+                        secrets: Secrets) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         with_profile(app, profile, secrets)
         screen = ApplyScreen(profile=profile, autorun=False)
@@ -194,7 +207,7 @@ def test_apply_progress(snap_compare: Any, app: WizardApp, profile: Profile, sec
         feed_apply(screen, profile)
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 # -- the monitor --------------------------------------------------------------------------------------

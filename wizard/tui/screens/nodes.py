@@ -91,7 +91,7 @@ class NodesScreen(WizardScreen):
                 yield Select(self._primary_options(), value=int(v["preferred_primary"]), allow_blank=False,
                              id="f-preferred_primary", compact=True)
                 yield Static("", id="e-preferred_primary", classes="field-error", markup=False)
-            yield Label("Authoring DNS name", classes="section-title")
+            yield Label("DNS: the authoring name that follows the primary", classes="section-title")
             yield Static("", id="e-dns", classes="field-error", markup=False)
             yield from self._rows(DNS_FIELDS)
             yield Label("Coordination (Redis)", classes="section-title")
