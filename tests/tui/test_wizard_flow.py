@@ -72,7 +72,7 @@ async def test_checks_offer_the_service_manager_they_found(app: WizardApp, secre
         assert form.query_one("#f-services-manager", Select).value == "direct"
         assert form.values["services-manager"] == "direct"
         assert screen.found_settings() == {}
-        assert screen.check_action("use_found", ()) is None  # nothing left to adopt
+        assert screen.check_action("use_found", ()) is False  # nothing left to adopt: the key is hidden
 
 
 

@@ -33,7 +33,7 @@ class ChecksScreen(WizardScreen):
         Binding("r", "rerun_one", "Re-run"),
         Binding("a", "rerun_all", "Re-run all"),
         Binding("f", "next_problem", "Next fail"),
-        Binding("u", "use_found", "Use found setting"),
+        Binding("u", "use_found", "Use found"),
         Binding("ctrl+n", "next", "Plan"),
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
@@ -251,8 +251,10 @@ class ChecksScreen(WizardScreen):
             self.mark_pending([check for check, _t, _n in self.rows.values()])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "use_found":
-            return None if self.running or not self.found_settings() else True
+        if action == "use_found":  # shown only when the checks found a setting to use
+            if not self.found_settings():
+                return False
+            return None if self.running else True
         if action in ("rerun_one", "rerun_all"):
             ready = self.session.profile is not None and self.session.secrets is not None
             return None if self.running or not ready else True
