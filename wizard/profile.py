@@ -95,8 +95,9 @@ class _Model(BaseModel):
 class SSHSettings(_Model):
     """How the wizard reaches a node.  Host keys are always verified against `known_hosts`."""
 
-    user: str = Field("root", min_length=1, pattern=r"^[a-z_][a-z0-9_-]*\$?$")
-    port: Port = 22
+    user: str = Field("root", min_length=1, pattern=r"^[a-z_][a-z0-9_-]*\$?$",
+                      description="Unix user to log in as, e.g. root or deploy (with sudo: true when not root)")
+    port: Port = Field(22, description="sshd's TCP port on the node, 1-65535, e.g. 22")
     key_file: Path | None = Field(None, description="private key; None uses the SSH agent/default keys")
     known_hosts: Path | None = Field(
         None, description="known_hosts file used to verify host keys; default ~/.ssh/known_hosts"
@@ -105,7 +106,8 @@ class SSHSettings(_Model):
         "none", description="reference to the passphrase of an encrypted key_file (env:NAME, file:/path, ask); "
                             "none: the key is not encrypted, or ssh-agent holds it")
     sudo: bool = Field(False, description="run privileged commands through sudo -n (user is not root)")
-    connect_timeout: float = Field(5.0, gt=0, le=120)
+    connect_timeout: float = Field(5.0, gt=0, le=120,
+                                   description="seconds to wait for the TCP connect and SSH handshake, e.g. 5")
 
     @field_validator("key_file", "known_hosts")
     @classmethod
@@ -128,9 +130,11 @@ class SSHSettings(_Model):
 
 class Node(_Model):
     name: NodeName = Field(description="node name, used as wsrep_node_name and in DNS/hosts")
-    role: Role
+    role: Role = Field(description="studio (a MariaDB Galera data node running Studio) or arbiter (runs garbd); "
+                                   "a cluster has two studio nodes and one arbiter")
     address: Address = Field(description="IP address or host name the other nodes use")
-    ssh: SSHSettings = Field(default_factory=SSHSettings)  # type: ignore[arg-type]
+    ssh: SSHSettings = Field(default_factory=SSHSettings,  # type: ignore[arg-type]
+                             description="how the wizard reaches the node over SSH (user, port, key, known_hosts)")
 
     @property
     def is_studio(self) -> bool:
@@ -143,8 +147,9 @@ class DNSSettings(_Model):
     authoring_name: Hostname = Field(description="DNS name authors use; points at the primary node")
     zone: Hostname | None = Field(None, description="zone the record lives in (default: parent of the name)")
     servers: list[Address] = Field(min_length=1, description="DNS server(s) to ask")
-    port: Port = 53
-    ttl: int = Field(5, ge=1, le=86400)
+    port: Port = Field(53, description="TCP/UDP port of the DNS servers, 1-65535, e.g. 53")
+    ttl: int = Field(5, ge=1, le=86400, description="seconds resolvers may cache the authoring record, 1-86400; "
+                                                    "short (e.g. 5) so a failover shows quickly")
     health_port: Port = Field(9200, description="port of the clustercheck-style health endpoint")
     health_interval: int = Field(1, ge=1, le=60, description="seconds between PowerDNS health checks")
     api_url: str | None = Field(
@@ -340,24 +345,29 @@ class RedisSettings(_Model):
 
 
 class DatabaseSettings(_Model):
-    port: Port = 3306
-    galera_port: Port = 4567
-    ist_port: Port = 4568
-    sst_port: Port = 4444
-    data_dir: Path = Path("/var/lib/mysql")
+    port: Port = Field(3306, description="MariaDB client port on the data nodes, e.g. 3306")
+    galera_port: Port = Field(4567, description="Galera replication port (gmcast) on every node, garbd too, e.g. 4567")
+    ist_port: Port = Field(4568, description="Galera incremental state transfer (IST) port, e.g. 4568")
+    sst_port: Port = Field(4444, description="state snapshot transfer (SST) port a joiner listens on, e.g. 4444")
+    data_dir: Path = Field(Path("/var/lib/mysql"),
+                           description="MariaDB's datadir on the data nodes, e.g. /var/lib/mysql")
     config_file: Path = Field(
         Path("/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf"), description="where the Galera config goes"
     )
-    provider: Path = Path("/usr/lib/galera/libgalera_smm.so")
-    sst_method: Literal["mariabackup", "rsync"] = "mariabackup"
-    sst_user: str = Field("sst", pattern=r"^[A-Za-z0-9_]{1,32}$")
+    provider: Path = Field(Path("/usr/lib/galera/libgalera_smm.so"),
+                           description="the Galera library (wsrep_provider), e.g. /usr/lib/galera/libgalera_smm.so")
+    sst_method: Literal["mariabackup", "rsync"] = Field(
+        "mariabackup", description="how a joiner copies a full snapshot: mariabackup (donor stays writable) or rsync")
+    sst_user: str = Field("sst", pattern=r"^[A-Za-z0-9_]{1,32}$",
+                          description="database user SST uses on the donor (created by apply), e.g. sst")
     sst_password: SecretRef = Field("ask", description="reference to the SST user's password")
-    admin_user: str = Field("root", pattern=r"^[A-Za-z0-9_]{1,32}$")
+    admin_user: str = Field("root", pattern=r"^[A-Za-z0-9_]{1,32}$",
+                            description="database user the tool runs status and setup queries as, e.g. root")
     admin_password: SecretRef = Field(
         "none", description="reference to the admin password; none = unix-socket auth on the node"
     )
-    socket: Path = Path("/run/mysqld/mysqld.sock")
-    min_free_mb: int = Field(1024, ge=0, description="free space the data dir needs")
+    socket: Path = Field(Path("/run/mysqld/mysqld.sock"), description="MariaDB's unix socket on the data nodes")
+    min_free_mb: int = Field(1024, ge=0, description="free space the data dir needs, in MB (MiB), e.g. 1024")
 
     @field_validator("galera_port", "ist_port", "sst_port")
     @classmethod
@@ -373,19 +383,23 @@ class DatabaseSettings(_Model):
 class ServiceSettings(_Model):
     """How services are started: systemd units, or direct commands on hosts without systemd."""
 
-    manager: Literal["systemd", "direct"] = "systemd"
-    mariadb_unit: str = "mariadb"
-    garbd_unit: str = "garbd"
-    mariadbd: Path = Path("/usr/sbin/mariadbd")
-    garbd: Path = Path("/usr/bin/garbd")
+    manager: Literal["systemd", "direct"] = Field(
+        "systemd", description="systemd: mariadbd and garbd run as units (restarted on failure, started at boot); "
+                               "direct: started as processes, for hosts without systemd (the check finds which)")
+    mariadb_unit: str = Field("mariadb", description="systemd unit of MariaDB on the data nodes, e.g. mariadb")
+    garbd_unit: str = Field("garbd", description="systemd unit of garbd on the Arbiter, e.g. garbd")
+    mariadbd: Path = Field(Path("/usr/sbin/mariadbd"), description="the mariadbd binary (manager: direct)")
+    garbd: Path = Field(Path("/usr/bin/garbd"), description="the garbd binary (manager: direct)")
     run_dir: Path = Field(Path("/run/studio-cluster"), description="agent state, pid files")
 
 
 class StudioSettings(_Model):
     install_path: Path = Field(Path("/opt/crafter"), description="Crafter install; overrides go under it")
-    http_port: Port = 8080
-    heartbeat_interval_s: int = Field(60, ge=1)
-    inactivity_limit_s: int = Field(300, ge=1)
+    http_port: Port = Field(8080, description="Studio's HTTP port on the Studio nodes, e.g. 8080")
+    heartbeat_interval_s: int = Field(60, ge=1, description="seconds between Studio's cluster heartbeats, e.g. 60")
+    inactivity_limit_s: int = Field(300, ge=1,
+                                    description="seconds without a heartbeat before Studio treats a node as gone, "
+                                                "e.g. 300")
 
 
 class BackupSettings(_Model):
@@ -427,12 +441,16 @@ class Profile(_Model):
     cluster_name: str = Field(description="Galera cluster name (wsrep_cluster_name)")
     nodes: list[Node] = Field(description="exactly two Studio nodes and one Arbiter")
     preferred_primary: NodeName = Field(description="Studio node the authoring name prefers")
-    dns: DNSSettings
-    redis: RedisSettings
-    database: DatabaseSettings = Field(default_factory=DatabaseSettings)  # type: ignore[arg-type]
-    services: ServiceSettings = Field(default_factory=ServiceSettings)  # type: ignore[arg-type]
-    studio: StudioSettings = Field(default_factory=StudioSettings)  # type: ignore[arg-type]
-    backups: BackupSettings = Field(default_factory=BackupSettings)  # type: ignore[arg-type]
+    dns: DNSSettings = Field(description="the authoring DNS name that follows the primary, and its servers")
+    redis: RedisSettings = Field(description="the coordination store: one Redis (url) or Redis Sentinel")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings,  # type: ignore[arg-type]
+                                       description="MariaDB Galera: ports, paths, SST and admin users")
+    services: ServiceSettings = Field(default_factory=ServiceSettings,  # type: ignore[arg-type]
+                                      description="how mariadbd and garbd are started: systemd units or directly")
+    studio: StudioSettings = Field(default_factory=StudioSettings,  # type: ignore[arg-type]
+                                   description="Crafter Studio on the Studio nodes")
+    backups: BackupSettings = Field(default_factory=BackupSettings,  # type: ignore[arg-type]
+                                    description="Arbiter snapshot backups (studio-cluster backup)")
 
     @field_validator("cluster_name")
     @classmethod
