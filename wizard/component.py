@@ -26,8 +26,8 @@ class ComponentView:
 
     ``data_nodes``: names of the data nodes in it, in profile order.  ``garbd``: True/False when the
     identities tell, None when they cannot (the Arbiter host did not answer, or garbd runs without a
-    gvwstate.dat identity yet).  ``unknown``: member uuids no node of the profile claims (a dead
-    incarnation not evicted yet, or a stranger).  ``by_identity``: False when no Primary data node listed
+    gvwstate.dat identity yet).  ``unknown``: member uuids that no node of the profile claims or could
+    be (a dead incarnation not evicted yet, or a stranger).  ``by_identity``: False when no Primary data node listed
     its members (then ``data_nodes`` are the Primary data nodes and ``garbd`` is the core's
     :attr:`wizard.status.ClusterStatus.arbiter_member`).
     """
@@ -76,8 +76,10 @@ def component_of(status: ClusterStatus) -> ComponentView:
     else:
         garbd = None
     claimed = set(own) | ({arbiter.garbd_uuid} if arbiter is not None and arbiter.garbd_uuid else set())
-    # A data node that does not report its own uuid (an older server) claims one member we cannot name.
-    unnamed = sum(1 for n in primary if not n.wsrep.get("wsrep_gcomm_uuid"))
-    unknown = sorted(m for m in members if m not in claimed)
-    unknown = unknown[unnamed:] if unnamed else unknown
+    # A node of the profile that may be in the component without telling its uuid (a data node joining,
+    # not answering SQL yet; garbd without a gvwstate.dat; a host that did not answer) may be any one
+    # unclaimed member: only the members beyond those are strangers.  A node known stopped is none.
+    silent = [n for n in status.nodes if not (n.reachable and not n.process_running)
+              and not (n.wsrep.get("wsrep_gcomm_uuid") if n.role == "studio" else n.garbd_uuid)]
+    unknown = sorted(m for m in members if m not in claimed)[len(silent):]
     return ComponentView(data_nodes, garbd, tuple(unknown), by_identity=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.unit.monitor_values import U1, U2, UG, data_node, garbd, healthy, lab_profile, status, studio2_dead
+from tests.unit.monitor_values import U1, U2, UG, data_node, garbd, healthy, lab_profile, status, stopped, studio2_dead
 from wizard.cluster_events import diff_status
 from wizard.component import component_of
 
@@ -67,3 +67,15 @@ def test_the_core_verdict_keeps_garbd_when_a_data_node_dies() -> None:
     corpse = [U1, U2, "88888888-dead"]
     st = status(p, [data_node("studio1", U1, corpse), data_node("studio2", U2, corpse), garbd(UG)])
     assert not st.arbiter_member and st.verdict == "degraded"
+
+
+def test_a_joining_node_that_does_not_answer_sql_yet_is_no_stranger() -> None:
+    """Seen on the lab: studio2's mariadbd started, studio1 already counts its new uuid, studio2 itself
+    does not answer SQL yet; that member is not 'a dead incarnation'."""
+    p = lab_profile()
+    joining = stopped("studio2")
+    joining.process_running = True
+    st = status(p, [data_node("studio1", U1, [U1, UG, "33333333-new"]), joining, garbd()])
+    view = component_of(st)
+    assert view.unknown == () and view.names == ["studio1", "garbd"]
+    assert not any("belong to no node" in e.text for e in diff_status(studio2_dead(p), st))
