@@ -50,7 +50,7 @@ def row_ids(remote: Remote, profile: Profile, secrets: Secrets, node: str) -> se
     return {int(r[0]) for r in sql(remote[node], profile, secrets, "SELECT id FROM itest.t")}
 
 
-def test_hosts_do_not_share_a_cgroup() -> None:
+def test_hosts_do_not_share_a_cgroup(sd_profile: Profile) -> None:
     """Each host's systemd manages its own units: sharing one cgroup tree, one host stopping mariadb.service
     removed the cgroup another host was starting it in (status=219/CGROUP)."""
     seen = {}
