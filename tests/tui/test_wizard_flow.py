@@ -265,3 +265,26 @@ async def test_palette_status_runs_the_command_on_the_saved_profile(app: WizardA
         assert view.exit_code == 1, view.text
         text = view.query_one("#view-text", TextArea).text
         assert f"status {path}" in text and "down" in text, text
+
+
+async def test_a_failed_apply_opens_the_whole_error(app: WizardApp, profile: Profile, secrets: Secrets) -> None:
+    from wizard.pipeline import PipelineError
+    from wizard.tui.screens.apply import ApplyScreen
+
+    long_reason = ("no node could bootstrap: studio1 (seqno 1200) and studio2 (seqno -1, position unknown: "
+                   "grastate.dat says -1 and --wsrep-recover found none) " + "x" * 300 + " END")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.session.profile, app.session.secrets = profile, secrets
+        screen = ApplyScreen(profile=profile, autorun=False)
+        await app.push_screen(screen)
+        exc = PipelineError("bootstrap", long_reason)
+        screen.finished("failed", f"Failed at bootstrap: {long_reason}", screen._detail(exc))
+        await settle(pilot)
+        view = app.screen
+        assert isinstance(view, TextViewScreen)
+        text = view.query_one("#view-text", TextArea).text
+        assert text.startswith("Failed at bootstrap.") and "END" in text  # nothing cut
+        assert "studio-cluster status" in text
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen and screen.outcome == "failed"

@@ -117,9 +117,9 @@ class ApplyScreen(WizardScreen):
         except Cancelled:
             self.ui(self.finished, "cancelled", self._cancel_report())
         except PipelineError as exc:
-            self.ui(self.finished, "failed", f"Failed at {exc.step}: {describe_error(exc)}")
+            self.ui(self.finished, "failed", f"Failed at {exc.step}: {describe_error(exc)}", self._detail(exc))
         except Exception as exc:
-            self.ui(self.finished, "failed", f"Stopped: {describe_error(exc)}")
+            self.ui(self.finished, "failed", f"Stopped: {describe_error(exc)}", self._detail(exc))
         else:
             reason = result.status.reason if result.status else ""
             saved = f"Profile saved to {path}." if path else "The profile is not saved."
@@ -127,6 +127,14 @@ class ApplyScreen(WizardScreen):
         finally:
             if runlog is not None and on_command in runlog.listeners:
                 runlog.listeners.remove(on_command)
+
+    def _detail(self, exc: BaseException) -> str:
+        """The whole error for the error view, with where the run log is."""
+        from wizard.tui.screens.error import error_text
+
+        runlog = self.session._runlog
+        where = f"\n\nrun log: {runlog.path}" if runlog is not None and runlog.path is not None else ""
+        return error_text(exc) + where + f"\n\n{self._status_hint()}"
 
     def make_listener(self) -> tuple[Listener, Callable[[dict[str, Any]], None]]:
         """The pipeline's Listener and the run log's listener, both safe to call from any thread.
@@ -213,7 +221,8 @@ class ApplyScreen(WizardScreen):
         self.log_line(f"{stamp}{entry.get('node', ''):9} $ {first}  -> {code} ({entry.get('duration', 0)}s)",
                       "dim" if code == 0 else "red")
 
-    def finished(self, outcome: str, message: str) -> None:
+    def finished(self, outcome: str, message: str, detail: str = "") -> None:
+        """The run ended: show the outcome; a failure also opens the whole message in a copyable view."""
         self.outcome = outcome
         if outcome == "done":
             self.step_state.update({s: self.step_state[s] if self.step_state[s] == "skip" else "done"
@@ -228,6 +237,10 @@ class ApplyScreen(WizardScreen):
         if outcome == "done" and self.autorun:
             self.notify("Opening the monitor.")
             self.action_monitor()
+        if outcome == "failed" and detail:
+            from wizard.tui.screens.error import TextViewScreen
+
+            self.app.push_screen(TextViewScreen("Apply and bootstrap failed", detail, classes="error"))
 
     # -- view ---------------------------------------------------------------------------------------
     def log_line(self, text: str, style: str = "") -> None:
