@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 from tests.lab.conftest import LAB_PROFILE, REPO
@@ -19,8 +20,10 @@ from tests.waits import wait_until
 from wizard.component import component_of
 from wizard.lab import host_exec
 from wizard.monitor_record import RecordingError, read_frames, verdicts
+from wizard.nodesql import sql
 from wizard.pipeline import replay
 from wizard.profile import Profile
+from wizard.rates import flows
 from wizard.remote import Remote
 from wizard.secrets import Secrets
 from wizard.status import collect
@@ -47,6 +50,11 @@ def test_record_a_stopped_data_node_and_replay_it(profile: Profile, secrets: Sec
          "--on-change", f"{hook}"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_until("the recording's first healthy poll", lambda: recorded(path) == ["healthy"], 60)
+        sql(remote["studio1"], profile, secrets,  # about 200 KB of write-sets for the bytes/s figures
+            "CREATE DATABASE IF NOT EXISTS montest; CREATE TABLE IF NOT EXISTS montest.t (id INT AUTO_INCREMENT "
+            "PRIMARY KEY, pad TEXT) ENGINE=InnoDB; USE montest; INSERT INTO t (pad) SELECT REPEAT('x', 2000) FROM "
+            "seq_1_to_100")
+        wait_until("a poll after the writes", lambda: len(list(read_frames(path))) >= 3, 30)
         host_exec("studio2", ["pkill", "-TERM", "-x", "mariadbd"], check=False)
         wait_until("the recording to see studio2 down", lambda: recorded(path) == ["healthy", "degraded"], 90)
         replay(profile, secrets, skip_checks=True)  # studio2 rejoins
@@ -75,6 +83,11 @@ def test_record_a_stopped_data_node_and_replay_it(profile: Profile, secrets: Sec
     assert log.read_text().splitlines() == [">healthy", "healthy>degraded", "degraded>healthy"]
     flows_seen = [f.status.node("studio1").wsrep.get("wsrep_flow_control_paused_ns") for f in frames if f.status]
     assert all(v is not None and v.isdigit() for v in flows_seen), flows_seen[:3]
+    moved = [flows(a.status, b.status).get("studio2") for a, b in pairwise(frames)
+             if a.status is not None and b.status is not None]
+    rates = [f.bytes_per_s for f in moved if f is not None and f.bytes_per_s]
+    assert rates and max(rates) > 10_000, rates  # studio2 received the ~200 KB
+    print(f"studio2 received up to {max(rates):.0f} B/s")
 
     shown = subprocess.run([sys.executable, "-m", "wizard", "monitor", "--replay", str(path), "--headless"],
                            cwd=REPO, capture_output=True, text=True, timeout=60, env=dict(os.environ))
