@@ -1,4 +1,4 @@
-"""PID 1 of one lab host (run by /usr/bin/python3, standard library only; see wizard/lab.py).
+"""PID 1 of one lab host (run by /usr/bin/python3, standard library only; see wizard/lab/hosts.py).
 
 `wizard.lab` starts this inside the host's network namespace under
 ``unshare --mount --uts --ipc --pid --fork --mount-proc --propagation private``, so it is PID 1 of a

@@ -1,8 +1,8 @@
 """The systemd lab: three Debian 12 hosts that boot systemd (``systemd-nspawn``), beside the namespace lab.
 
 A second kind of lab host, for the product's ``services.manager: systemd`` path and a non-root SSH user
-with sudo.  It shares nothing with the namespace lab (:mod:`wizard.lab`): its own bridge, subnet,
-namespace and interface names, key, known_hosts, secrets, Redis and PowerDNS, so both run at once and
+with sudo.  It shares no state with the namespace lab (:mod:`wizard.lab`, whose helpers it uses): its own
+bridge, subnet, namespace and interface names, key, known_hosts, secrets, Redis and PowerDNS, so both run at once and
 each has its own lock (``/tmp/studio-lab-systemd.lock`` for tests and scripts).
 
 * ``sdbr0`` (198.18.1.1/24) in the root namespace; network namespaces ``sd-studio1``, ``sd-studio2``,
@@ -26,7 +26,6 @@ key and the secrets.  Everything else (``hosts/``, ``infra/``, ``known_hosts``) 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import shutil
@@ -34,7 +33,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +64,9 @@ BASE_VERSION = "2"  # bump when the base's recipe changes: the cached base is re
 REBOOT_EXIT = 133  # systemd-nspawn's exit status when the container asked for a reboot
 LOCK_FILE = "/tmp/studio-lab-systemd.lock"
 
+SD_NET = lab.Net(BRIDGE, BRIDGE_ADDR, NETNS_PREFIX, VETH_PREFIX, HOSTS, INFRA, ZONE, PREFIX_LEN)
+"""The systemd lab's network (the shared helpers of :mod:`wizard.lab` build and inspect it)."""
+
 DEFAULT_AUTHORING = (
     f"LUA A \"ifurlup('http://{HOSTS['studio1']}:{HEALTH_PORT}/', "
     f"{{{{'{HOSTS['studio1']}'}}, {{'{HOSTS['studio2']}'}}}}, "
@@ -76,11 +78,11 @@ DEFAULT_AUTHORING = (
 
 
 def netns_name(name: str) -> str:
-    return NETNS_PREFIX + name
+    return SD_NET.netns_name(name)
 
 
 def _netns_path(name: str) -> Path:
-    return Path("/run/netns") / netns_name(name)
+    return SD_NET.netns_path(name)
 
 
 def base_dir() -> Path:
@@ -114,34 +116,19 @@ def _check_host(name: str) -> None:
 
 
 def _in_netns(name: str, argv: Sequence[str]) -> list[str]:
-    return ["nsenter", f"--net={_netns_path(name)}", *argv]
+    return SD_NET.in_netns(name, argv)
 
 
 def _netns_ident(name: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(_netns_path(name))
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
+    return SD_NET.netns_ident(name)
 
 
 def _netns_present() -> list[str]:
-    try:
-        entries = os.listdir("/run/netns")
-    except OSError:
-        return []
-    return sorted(e[len(NETNS_PREFIX):] for e in entries if e.startswith(NETNS_PREFIX))
+    return SD_NET.present()
 
 
-@contextlib.contextmanager
-def _lock() -> Iterator[None]:
-    SD_DIR.mkdir(parents=True, exist_ok=True)
-    fd = os.open(SD_DIR / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _lock() -> contextlib.AbstractContextManager[None]:
+    return lab.file_lock(SD_DIR)
 
 
 # ------------------------------------------------------------------------------------------ base rootfs
@@ -247,36 +234,14 @@ def redis_password() -> str:
 
 
 def _build_network(progress: Progress) -> None:
-    progress(f"creating bridge {BRIDGE} {BRIDGE_ADDR} and namespaces")
-    names = [INFRA[0], *HOSTS]
-    batch = [f"link add {BRIDGE} type bridge", f"addr add {BRIDGE_ADDR} dev {BRIDGE}", f"link set {BRIDGE} up"]
-    batch += [f"netns add {netns_name(n)}" for n in names]
-    lab._run(["ip", "-batch", "-"], input="\n".join(batch) + "\n")
-    with contextlib.suppress(OSError):
-        Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6").write_text("1")
-    batch = []
-    for n in names:
-        batch += [f"link add {VETH_PREFIX + n} type veth peer name eth0 netns {netns_name(n)}",
-                  f"link set {VETH_PREFIX + n} master {BRIDGE} up"]
-    lab._run(["ip", "-batch", "-"], input="\n".join(batch) + "\n")
-    addrs = {INFRA[0]: INFRA[1], **HOSTS}
-    for n in names:
-        with contextlib.suppress(OSError):
-            Path(f"/proc/sys/net/ipv6/conf/{VETH_PREFIX + n}/disable_ipv6").write_text("1")
-        lab._run(_in_netns(n, ["sh", "-c", "for f in all default eth0; do "
-                                           "echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done"]), check=False)
-        lab._run(["ip", "-n", netns_name(n), "-batch", "-"],
-                 input=f"addr add {addrs[n]}/{PREFIX_LEN} dev eth0\nlink set eth0 up\nlink set lo up\n")
+    lab.build_network(SD_NET, progress)
 
 
 # ------------------------------------------------------------------------------------------ hosts
 
 
 def _hosts_file(name: str) -> str:
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", ""]
-    lines += [f"{ip}\t{n}.{ZONE} {n}" for n, ip in HOSTS.items()]
-    lines.append(f"{INFRA[1]}\t{INFRA[0]}.{ZONE} {INFRA[0]}")
-    return "\n".join(lines) + "\n"
+    return SD_NET.hosts_file()
 
 
 def _put(name: str, path: str, text: str, mode: int = 0o644, owner: str | None = None) -> None:
@@ -477,10 +442,7 @@ def await_booted(name: str, timeout: float = 60) -> None:
 
 
 def _ssh_ready(ip: str) -> bool:
-    try:
-        return lab._tcp_banner(ip, SSH_PORT).startswith(b"SSH-")
-    except OSError:
-        return False
+    return lab.ssh_ready(ip, SSH_PORT)
 
 
 def failed_units(name: str) -> list[str]:
@@ -497,29 +459,15 @@ def reboot(name: str) -> None:
 
 
 def write_known_hosts() -> None:
-    lines = []
-    for name, ip in HOSTS.items():
-        pub = host_dir(name) / "lab" / "hostkey" / "ssh_host_ed25519_key.pub"
-        keytype, blob = pub.read_text().split()[:2]
-        lines.append(f"{ip} {keytype} {blob}")
-    lab._write(known_hosts_path(), "\n".join(lines) + "\n", 0o644)
+    lab.write_known_hosts_file(known_hosts_path(), {
+        ip: host_dir(name) / "lab" / "hostkey" / "ssh_host_ed25519_key.pub" for name, ip in HOSTS.items()})
 
 
 # ------------------------------------------------------------------------------------------ infra
 
 
 def _redis_conf() -> str:
-    return f"""# studio-cluster systemd lab Redis (written by wizard/labsystemd.py)
-bind {INFRA[1]}
-port {REDIS_PORT}
-protected-mode no
-daemonize no
-requirepass {redis_password()}
-save ""
-appendonly no
-dir {infra_dir() / "redis"}
-logfile ""
-"""
+    return lab.redis_conf(INFRA[1], REDIS_PORT, redis_password(), infra_dir() / "redis", "systemd lab")
 
 
 def _redis_ok() -> bool:
@@ -538,26 +486,8 @@ def _redis_ok() -> bool:
 
 def _pdns_conf() -> str:
     d = infra_dir()
-    return f"""# studio-cluster systemd lab PowerDNS (written by wizard/labsystemd.py)
-launch=bind
-bind-config={d / "named.conf"}
-enable-lua-records=yes
-lua-health-checks-interval=1
-local-address={INFRA[1]}
-local-port={DNS_PORT}
-guardian=no
-daemon=no
-socket-dir={d / "pdns"}
-disable-syslog=yes
-security-poll-suffix=
-cache-ttl=0
-query-cache-ttl=0
-negquery-cache-ttl=0
-zone-cache-refresh-interval=0
-webserver=no
-api=no
-loglevel=4
-"""
+    return lab.pdns_conf("systemd lab", INFRA[1], DNS_PORT, d / "pdns", f"launch=bind\nbind-config={d / 'named.conf'}",
+                         "webserver=no\napi=no")
 
 
 def write_zone(authoring: str | None = None) -> Path:
@@ -580,13 +510,7 @@ ns1\tIN A {INFRA[1]}
 
 
 def dns_query(qname: str, rdtype: str = "A", timeout: float = 1.0) -> list[str]:
-    import dns.message
-    import dns.query
-    import dns.rdatatype
-
-    r = dns.query.udp(dns.message.make_query(qname, rdtype), INFRA[1], timeout=timeout, port=DNS_PORT)
-    want = dns.rdatatype.from_text(rdtype)
-    return [rd.to_text() for rrset in r.answer if rrset.rdtype == want for rd in rrset]
+    return lab.dns_query_at(INFRA[1], qname, rdtype, timeout, DNS_PORT)
 
 
 def _pdns_ok() -> bool:
@@ -799,31 +723,14 @@ def _teardown(progress: Progress) -> None:
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1 or args[0] not in ("up", "down", "status", "base"):
-        print("usage: studio-cluster lab up|down|status|base --kind systemd", file=sys.stderr)
-        return 2
-    if os.geteuid() != 0:
-        print("the systemd lab needs root (network namespaces, bridges, systemd-nspawn)", file=sys.stderr)
-        return 1
-    try:
-        if args[0] == "up":
-            st = up()
-        elif args[0] == "down":
-            down()
-            return 0
-        elif args[0] == "base":
-            build_base()
-            return 0
-        else:
-            st = status()
-    except LabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(st.table())
-    return 0 if st.all_up else 1
+def _base() -> None:
+    build_base()
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return lab.lab_command(argv, {"up": up, "down": down, "status": status, "base": _base},
+                           "usage: studio-cluster lab up|down|status|base --kind systemd",
+                           "network namespaces, bridges, systemd-nspawn")
 
 if __name__ == "__main__":
     sys.exit(main())
