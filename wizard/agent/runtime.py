@@ -789,8 +789,15 @@ def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[...
             fence.check("re-forming a Primary Component")
             ev("bootstrap", "running", "no Primary Component anywhere: re-forming one on the running %s with "
                "pc.bootstrap (fencing token %d)" % (node.name, token), token=token)
-            if node.sql("SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'; SELECT 'ok';") != [["ok"]]:
-                raise AgentError("pc.bootstrap on %s failed: %s" % (node.name, getattr(node, "last_sql_error", "?")))
+            # Galera refuses (ERROR 1210, "Cluster configuration change in progress") while a healed link is
+            # merging the group; that passes within seconds, so the request is repeated until a deadline.
+            deadline = time.monotonic() + float(cfg.get("pc_bootstrap_timeout", 20))
+            while node.sql("SET GLOBAL wsrep_provider_options='pc.bootstrap=YES'; SELECT 'ok';") != [["ok"]]:
+                if time.monotonic() >= deadline:
+                    raise AgentError("pc.bootstrap on %s failed: %s"
+                                     % (node.name, getattr(node, "last_sql_error", "?")))
+                time.sleep(0.5)
+                fence.check("re-forming a Primary Component")
         else:
             fence.check("setting safe_to_bootstrap")
             position_grastate(cfg, node, me, ev, token)
