@@ -472,13 +472,47 @@ def _backup_prune(profile: Profile, remote: object, args: argparse.Namespace) ->
     return EXIT_OK
 
 
+def _backup_restore(profile: Profile, secrets: Secrets, remote: object, args: argparse.Namespace) -> int:
+    from wizard.backups.restore import restore
+    from wizard.remote import Remote
+
+    assert isinstance(remote, Remote)
+    if not args.yes:
+        err_console.print(
+            f"restore replaces the data of every data node of {profile.cluster_name} "
+            f"({', '.join(n.name for n in profile.studio_nodes)}) with backup "
+            f"{args.id or '(the newest complete one)'}; "
+            f"each current {profile.database.data_dir} is kept as <datadir>.pre-restore-<time>-<node>. "
+            "Every data node's mariadbd must be stopped. Run again with --yes to go ahead.", highlight=False)
+        return EXIT_USAGE
+
+    def note(message: str) -> None:
+        if not args.json:
+            console.print(f"  {message}", highlight=False)
+
+    result = restore(profile, secrets, remote, args.id, target=args.onto, on_note=note)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK
+    pos = result.position or {}
+    console.print(f"[green]restored {result.id} onto {result.target}[/] (position {pos.get('uuid')}:{pos.get('seqno')}"
+                  f"), cluster started in {result.seconds:.1f}s", highlight=False)
+    for node, path in result.kept.items():
+        console.print(f"  {node}: the former datadir is kept at {path} (delete it once satisfied)", highlight=False)
+    for n in result.notes:
+        console.print(f"  [yellow]{n}[/]", highlight=False)
+    return EXIT_OK
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from wizard.backups import BackupError
     from wizard.remote import Remote, RemoteError
 
-    profile, secrets = load(args.profile, only=READ_ONLY)
+    profile, secrets = load(args.profile, only=None if args.action == "restore" else READ_ONLY)
     try:
         with Remote(profile, key_passphrases=secrets.key_passphrases) as remote:
+            if args.action == "restore":
+                return _backup_restore(profile, secrets, remote, args)
             if args.action == "take":
                 return _backup_take(profile, secrets, remote, args)
             if args.action == "list":
@@ -571,13 +605,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "with STUDIO_CLUSTER_VERDICT and STUDIO_CLUSTER_PREVIOUS in its environment")
     p.add_argument("--headless", action="store_true", help="no screen: print events as lines (until Ctrl-C)")
     p.add_argument("--polls", type=int, metavar="N", help="headless: stop after N polls")
-    p = sub.add_parser("backup", help="Arbiter snapshot backups: take, list, verify, prune")
-    p.add_argument("action", choices=["take", "list", "verify", "prune"])
+    p = sub.add_parser("backup", help="Arbiter snapshot backups: take, list, verify, prune, restore")
+    p.add_argument("action", choices=["take", "list", "verify", "prune", "restore"])
     p.add_argument("profile")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--donor", metavar="NODE",
                    help="take: the data node to copy (default: the one the authoring name does not point at)")
-    p.add_argument("--id", metavar="BACKUP", help="verify: the backup id or a unique prefix (default: the newest)")
+    p.add_argument("--id", metavar="BACKUP",
+                   help="verify, restore: the backup id or a unique prefix (default: the newest complete one)")
+    p.add_argument("--onto", metavar="NODE", help="restore: the data node that gets the backup (default: its donor)")
+    p.add_argument("--yes", action="store_true",
+                   help="restore: go ahead (every data node's datadir is replaced; the current one is kept aside)")
     p.add_argument("--keep-last", type=int, metavar="N", help="prune: keep the newest N (default: backups.keep_last)")
     p.add_argument("--keep-days", type=int, metavar="D", help="prune: keep younger than D days (default: keep_days)")
     p.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")

@@ -97,7 +97,8 @@ def classify(raw: dict[str, Any], now: float) -> Entry:
         if v is not None:
             state = "verified" if v.get("ok") else "verify failed"
             reason = v.get("summary", "")
-        pos = m.get("position") or {}
+        # verify reads the position the copy really holds (InnoDB's own); mariabackup's recorded one can be ahead
+        pos = (v or {}).get("data_position") or m.get("position") or {}
         started = float(m.get("started_epoch") or raw.get("mtime") or now)
         return Entry(raw["id"], raw["path"], state, started, max(0.0, now - started), int(m.get("size") or 0),
                      m.get("donor", ""), f"{pos.get('uuid')}:{pos.get('seqno')}", pos.get("seqno"), m.get("gtid"),

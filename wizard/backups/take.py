@@ -159,6 +159,36 @@ def _garbd_errors(conn: NodeConnection, log: str, lines: int = 8) -> list[str]:
 DONOR_SYNC_WAIT_S = 60.0  # how long take waits for a Primary donor that is not Synced yet
 
 
+SPACE = r"""
+import json, os, sys
+d = sys.argv[1]
+st = os.statvfs(d)
+try:
+    with open(os.path.join(d, "receiver.log"), errors="replace") as fh:
+        tail = fh.read().splitlines()[-8:]
+except OSError:
+    tail = []
+print(json.dumps({"free": st.f_bavail * st.f_frsize, "total": st.f_blocks * st.f_frsize, "log": tail}))
+"""
+
+
+def _disk_full(conn: NodeConnection, path: str, reason: str, log: list[str]) -> str:
+    """The reason to give when the backup disk on the Arbiter filled up ("" otherwise): the reason, the donor's or
+    the receiver's log mention ENOSPC, or less than 16 MB (or 0.5 %) was left when the backup failed (a receiver
+    that died of a full disk could not even log why)."""
+    res = conn.run(["python3", "-I", "-S", "-c", SPACE, path], check=False, what="read the backup disk's space")
+    try:
+        info = json.loads(res.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return ""
+    said = " ".join([reason, *log, *info.get("log", [])])
+    free, total = int(info.get("free", 0)), int(info.get("total", 0))
+    if "No space left on device" in said or "Errno 28" in said or free < max(16 * 10**6, total // 200):
+        return (f"the Arbiter's backup disk filled up during the backup ({free // 10**6} MB of "
+                f"{total // 10**6} MB left in {path}; the partial copy was removed)")
+    return ""
+
+
 def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | None = None,
          on_progress: Callable[[Progress], None] | None = None,
          on_note: Callable[[str], None] | None = None) -> TakeResult:
@@ -224,6 +254,13 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
         for pid in (rpid, gpid):
             if pid != "0":
                 arb.run(f"kill {q(pid)} 2>/dev/null; true", check=False, what="stop the backup's processes")
+        full = _disk_full(arb, path, reason, log)
+        # A partial copy restores nothing and holds disk space (all of it, when the disk filled up): remove it;
+        # the directory stays with the reason, listed failed.
+        arb.run(f"rm -rf {q(path + '/data')}", check=False, what="remove the partial copy")
+        if full:
+            reason, hint = full, (f"free space in {root} on {profile.arbiter.name} (`studio-cluster backup prune`, "
+                                  "or a bigger disk), then take the backup again")
         record = json.dumps({"reason": reason, "log": log, "time": time.time()})
         arb.run(f"cat > {q(path + '/failure.json')}", stdin=record, check=False, what="record the failure")
         return BackupError(reason, hint, log)
@@ -252,6 +289,10 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
                        what="start the backup's garbd").stdout.split()[-1]
         note(f"garbd (port {b.garbd_port}) asked {donor_name} for a snapshot; receiver on "
              f"{host_port(profile.arbiter.address, b.receiver_port)}")
+        reach_hint = (f"{profile.arbiter.name} and the data nodes must reach each other (garbd: the data nodes' "
+                      f"Galera port and {profile.arbiter.name}'s port {b.garbd_port}; the stream: "
+                      f"{profile.arbiter.name}'s port {b.receiver_port}), and {donor_name} needs "
+                      f"wsrep_sst_{BACKUP_SST_METHOD} (run replay)")
         connect_deadline = time.monotonic() + b.connect_timeout_s
         deadline = time.monotonic() + b.timeout_s
         garbd_gone_at: float | None = None
@@ -269,6 +310,9 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
                 on_progress(Progress(state, nbytes, now - start, rate))
             if state == "complete":
                 break
+            if state == "failed" and "no donor connected" in str(s.get("reason")):
+                log = _garbd_errors(arb, glog) + _tail_donor_log(profile, donor_conn, 8)
+                raise fail(f"the backup failed: {s.get('reason')}", reach_hint, log)
             if state == "failed":
                 log = list(s.get("donor_log") or []) or _tail_donor_log(profile, donor_conn)
                 raise fail(f"the backup failed: {s.get('reason')}",
@@ -282,10 +326,7 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
             if state == "listening" and (now > connect_deadline or (garbd_gone_at and now - garbd_gone_at > 15)):
                 log = _garbd_errors(arb, glog) + _tail_donor_log(profile, donor_conn, 8)
                 raise fail(f"no snapshot arrived from {donor_name}: garbd could not join the cluster or the donor "
-                           "refused the request",
-                           f"the data nodes must reach {profile.arbiter.name} on ports {b.garbd_port} and "
-                           f"{b.receiver_port}, and {donor_name} needs wsrep_sst_{BACKUP_SST_METHOD} (run apply)",
-                           log)
+                           "refused the request", reach_hint, log)
             if now > deadline:
                 raise fail(f"the backup took longer than backups.timeout_s ({b.timeout_s} s)",
                            "raise backups.timeout_s", _tail_donor_log(profile, donor_conn))

@@ -20,7 +20,7 @@ from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError
 
 VERIFY_SCRIPT = r"""
-import hashlib, json, os, pwd, shutil, signal, subprocess, sys, time
+import hashlib, json, os, pwd, re, shutil, signal, subprocess, sys, time
 d, mariadbd, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 root, bid = os.path.dirname(d), os.path.basename(d)
 work = os.path.join(root, ".verify-" + bid)
@@ -80,11 +80,29 @@ step("copy", s)
 server = None
 try:
     s = time.time()
+    # The position mariabackup recorded while copying can be AHEAD of the data it copied (docs/backups.md).
+    # Without the recorded file, --prepare writes xtrabackup_galera_info from InnoDB's own wsrep checkpoint
+    # (the rollback segment headers, committed with the data): the position the copy really holds.
+    infos = [os.path.join(work, n) for n in ("mariadb_backup_galera_info", "mariabackup_galera_info",
+                                              "xtrabackup_galera_info")]
+    for info in infos:
+        if os.path.exists(info):
+            os.replace(info, info + ".recorded")
     p = subprocess.run(["mariabackup", "--prepare", "--target-dir=" + work], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=timeout)
     step("prepare", s)
     if p.returncode != 0:
         finish("mariabackup --prepare failed: " + " | ".join(p.stdout.decode(errors="replace").splitlines()[-3:]))
+    out["data_position"] = None
+    for info in infos:
+        try:
+            with open(info) as fh:
+                found = re.match(r"\s*([0-9a-fA-F-]{36}):(-?\d+)", fh.read())
+        except OSError:
+            continue
+        if found:
+            out["data_position"] = {"uuid": found.group(1).lower(), "seqno": int(found.group(2))}
+            break
     try:
         pwd.getpwnam("mysql")
         subprocess.run(["chown", "-R", "mysql:mysql", work], check=True)
@@ -156,7 +174,9 @@ finally:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """``ok``; ``summary`` one line; ``tables`` [{schema, table, rows, check, ok}]; ``position`` {uuid, seqno};
+    """``ok``; ``summary`` one line; ``tables`` [{schema, table, rows, check, ok}]; ``position`` {uuid, seqno} as
+    mariabackup recorded it while copying; ``data_position`` {uuid, seqno} the copy really holds (InnoDB's own
+    wsrep checkpoint, read by ``--prepare``; None when the data carries none): restore starts from this one;
     ``steps`` seconds per step (checksums, copy, prepare, start, check); ``seconds`` in all."""
 
     id: str
@@ -167,9 +187,11 @@ class VerifyResult:
     gtid: str | None
     steps: dict[str, float]
     seconds: float
+    data_position: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "ok": self.ok, "summary": self.summary, "position": self.position, "gtid": self.gtid,
+        return {"id": self.id, "ok": self.ok, "summary": self.summary, "position": self.position,
+                "data_position": self.data_position, "gtid": self.gtid,
                 "seconds": self.seconds, "steps": self.steps, "tables": self.tables}
 
     def rows(self, schema: str, table: str) -> int | None:
@@ -218,5 +240,5 @@ def verify(profile: Profile, remote: Remote, backup: str | None = None, *, timeo
         raise BackupError(out["error"])
     return VerifyResult(bid, bool(out["ok"]), out.get("summary", ""), out.get("tables", []),
                         out.get("position") or {}, out.get("gtid"), out.get("steps", {}),
-                        float(out.get("seconds", 0.0)))
+                        float(out.get("seconds", 0.0)), out.get("data_position"))
 

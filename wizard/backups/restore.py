@@ -1,0 +1,393 @@
+"""``backup restore``: rebuild a lost cluster from one complete backup.
+
+Every data node's data is replaced, none is deleted:
+
+1. Refuse unless the backup is complete and every data node's ``mariadbd`` is stopped (a running cluster is
+   not lost: ``recover`` brings a stopped one back without going back in time).
+2. On the Arbiter (:data:`PREPARE_SCRIPT`): sha256 of every file against the manifest, a copy beside the
+   backup, ``mariabackup --prepare`` on it without the position mariabackup recorded, so that prepare writes
+   the position InnoDB really holds (its wsrep checkpoint, committed with the data; the recorded one can be
+   ahead of the data, docs/backups.md).
+3. The target node pulls the prepared copy over one TCP connection to the Arbiter (``backups.receiver_port``,
+   a one-time token first; tar) into a staging directory on the datadir's filesystem (beside it, or inside it
+   when the datadir is a mount point); the byte count must match.
+4. On every data node the current data is kept as ``<datadir>.pre-restore-<UTC time>-<node>`` (the operator deletes
+   it once satisfied): renamed, or copied when the datadir is a mount point (after a free-space check);
+   the target's staging directory becomes its data, owned by mysql; the others get an empty datadir.
+5. The ordinary pipeline (:func:`wizard.pipeline.replay`) then finds one node holding data (its position
+   recovered from InnoDB) and the others empty: the restored node bootstraps, the others join by SST.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from wizard.backups import BackupError
+from wizard.backups.take import _bind
+from wizard.backups.verify import resolve_id
+from wizard.profile import Profile
+from wizard.remote import Remote, RemoteError, daemon_pids, q
+from wizard.secrets import Secrets
+
+PREPARE_SCRIPT = r"""
+import hashlib, json, os, re, shutil, subprocess, sys
+d, timeout = sys.argv[1], float(sys.argv[2])
+root, bid = os.path.dirname(d), os.path.basename(d)
+work = os.path.join(root, ".restore-" + bid)
+def fail(msg):
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"error": msg}))
+    sys.exit(3)
+try:
+    with open(os.path.join(d, "manifest.json")) as fh:
+        m = json.load(fh)
+except (OSError, ValueError):
+    fail("not a complete backup: %s has no readable manifest.json" % d)
+if shutil.which("mariabackup") is None:
+    fail("mariabackup is not installed on the Arbiter host (install mariadb-backup there)")
+data = os.path.join(d, "data")
+bad = []
+for rel, meta in sorted(m.get("files", {}).items()):
+    h = hashlib.sha256()
+    try:
+        with open(os.path.join(data, rel), "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        bad.append(rel + " (missing)")
+        continue
+    if h.hexdigest() != meta.get("sha256"):
+        bad.append(rel)
+if bad:
+    fail("%d file(s) of the backup differ from its manifest: %s" % (len(bad), ", ".join(bad[:5])))
+st = os.statvfs(root)
+if st.f_bavail * st.f_frsize < int(m.get("size") or 0) * 1.1:
+    fail("not enough free space in %s for a prepared copy" % root)
+shutil.rmtree(work, ignore_errors=True)
+subprocess.run(["cp", "-a", "--reflink=auto", data, work], check=True)
+infos = [os.path.join(work, n) for n in ("mariadb_backup_galera_info", "mariabackup_galera_info",
+                                          "xtrabackup_galera_info")]
+for info in infos:
+    if os.path.exists(info):
+        os.replace(info, info + ".recorded")
+p = subprocess.run(["mariabackup", "--prepare", "--target-dir=" + work], stdout=subprocess.PIPE,
+                   stderr=subprocess.STDOUT, timeout=timeout)
+if p.returncode != 0:
+    fail("mariabackup --prepare failed: " + " | ".join(p.stdout.decode(errors="replace").splitlines()[-3:]))
+position = None
+for info in infos:
+    try:
+        with open(info) as fh:
+            found = re.match(r"\s*([0-9a-fA-F-]{36}):(-?\d+)", fh.read())
+    except OSError:
+        continue
+    if found:
+        position = {"uuid": found.group(1).lower(), "seqno": int(found.group(2))}
+        break
+size = files = 0
+for dirpath, _dirs, names in os.walk(work):
+    for name in names:
+        path = os.path.join(dirpath, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            size += os.path.getsize(path)
+            files += 1
+print(json.dumps({"work": work, "position": position, "recorded": m.get("position"), "size": size,
+                  "files": files, "donor": m.get("donor"), "time": m.get("time")}))
+"""
+
+SEND_SCRIPT = r"""
+import json, socket, subprocess, sys, time
+bind, port, token, src, accept_timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
+fam = socket.AF_INET6 if ":" in bind else socket.AF_INET
+srv = socket.socket(fam, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    srv.bind((bind, port))
+except OSError as exc:
+    print(json.dumps({"error": "cannot listen on %s:%d: %s" % (bind, port, exc)}))
+    sys.exit(3)
+srv.listen(4)
+deadline = time.monotonic() + accept_timeout
+while True:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        print(json.dumps({"error": "the data node did not connect within %.0f s" % accept_timeout}))
+        sys.exit(3)
+    srv.settimeout(left)
+    try:
+        conn, peer = srv.accept()
+    except socket.timeout:
+        continue
+    conn.settimeout(30)
+    try:
+        line = b""
+        while not line.endswith(b"\n") and len(line) < 200:
+            got = conn.recv(1)
+            if not got:
+                break
+            line += got
+    except OSError:
+        line = b""
+    if line.decode(errors="replace").strip() == "STUDIO-RESTORE " + token:
+        break
+    conn.close()  # not ours: keep waiting for the node that knows the token
+srv.close()
+tar = subprocess.Popen(["tar", "-C", src, "-cf", "-", "."], stdout=subprocess.PIPE)
+sent = 0
+conn.settimeout(300)
+while True:
+    chunk = tar.stdout.read(1 << 20)
+    if not chunk:
+        break
+    conn.sendall(chunk)
+    sent += len(chunk)
+rc = tar.wait()
+conn.shutdown(socket.SHUT_WR)
+conn.close()
+print(json.dumps({"sent": sent, "tar": rc, "peer": peer[0]}))
+"""
+
+RECEIVE_SCRIPT = r"""
+import json, os, socket, subprocess, sys, time
+host, port, token, dest = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+os.makedirs(dest, mode=0o750)
+deadline = time.monotonic() + 60
+while True:
+    try:
+        s = socket.create_connection((host, port), timeout=10)
+        break
+    except OSError as exc:
+        if time.monotonic() > deadline:
+            print(json.dumps({"error": "cannot reach %s:%d: %s" % (host, port, exc)}))
+            sys.exit(3)
+        time.sleep(0.3)
+s.sendall(("STUDIO-RESTORE %s\n" % token).encode())
+s.settimeout(300)
+tar = subprocess.Popen(["tar", "-C", dest, "-xf", "-"], stdin=subprocess.PIPE)
+got = 0
+while True:
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    tar.stdin.write(chunk)
+    got += len(chunk)
+tar.stdin.close()
+rc = tar.wait()
+size = 0
+for dirpath, _dirs, names in os.walk(dest):
+    for name in names:
+        path = os.path.join(dirpath, name)
+        if os.path.isfile(path) and not os.path.islink(path):
+            size += os.path.getsize(path)
+print(json.dumps({"received": got, "tar": rc, "size": size}))
+"""
+
+
+MOUNTED_SCRIPT = r"""
+import os, sys
+target = os.path.realpath(sys.argv[1])
+with open("/proc/self/mountinfo") as fh:
+    points = {line.split()[4].replace("\\040", " ") for line in fh}
+print("mount" if target in points else "dir")
+"""
+
+SWAP_SCRIPT = r"""
+import json, os, shutil, subprocess, sys
+datadir, aside, staging, mounted = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "mount"
+out = {"kept": None, "copied": False}
+inner = os.path.basename(staging) if staging and os.path.dirname(staging) == datadir else None
+old = [n for n in (os.listdir(datadir) if os.path.isdir(datadir) else []) if n != inner]
+if old:
+    if not mounted:
+        os.rename(datadir, aside)  # same filesystem: instant, nothing copied
+        os.mkdir(datadir, 0o750)
+    else:
+        # a mount point cannot be renamed: copy its data beside it first (checked for space), then clear it
+        used = 0
+        for n in old:
+            top = os.path.join(datadir, n)
+            for d, _dirs, files in (os.walk(top) if os.path.isdir(top) else [(datadir, [], [n])]):
+                used += sum(os.path.getsize(os.path.join(d, f)) for f in files if os.path.isfile(os.path.join(d, f)))
+        st = os.statvfs(os.path.dirname(aside))
+        if st.f_bavail * st.f_frsize < used * 1.05:
+            print(json.dumps({"error": "%s is a mount point, so its current data (%d MB) must be copied aside to "
+                              "%s, which has only %d MB free" % (datadir, used // 10**6, os.path.dirname(aside),
+                                                                 st.f_bavail * st.f_frsize // 10**6)}))
+            sys.exit(3)
+        os.mkdir(aside, 0o700)
+        for n in old:
+            subprocess.run(["cp", "-a", os.path.join(datadir, n), aside], check=True)
+        for n in old:
+            path = os.path.join(datadir, n)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        out["copied"] = True
+    out["kept"] = aside
+os.makedirs(datadir, 0o750, exist_ok=True)
+if staging:
+    for n in os.listdir(staging):
+        os.rename(os.path.join(staging, n), os.path.join(datadir, n))
+    os.rmdir(staging)
+subprocess.run(["chown", "-R", "mysql:mysql", datadir], check=True)
+os.chmod(datadir, 0o750)
+print(json.dumps(out))
+"""
+
+
+@dataclass
+class RestoreResult:
+    """What ``restore`` did: the backup ``id``, the ``target`` node that holds it now, the ``position``
+    {uuid, seqno} its data holds (InnoDB's own), ``kept`` {node: path of its former datadir},
+    ``seconds`` until the cluster was started, ``notes``."""
+
+    id: str
+    target: str
+    position: dict[str, Any] | None
+    kept: dict[str, str] = field(default_factory=dict)
+    bytes: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "target": self.target, "position": self.position, "kept": self.kept,
+                "bytes": self.bytes, "seconds": round(self.seconds, 2), "notes": self.notes}
+
+
+def _running_servers(profile: Profile, remote: Remote) -> list[str]:
+    running = []
+    for node in profile.studio_nodes:
+        out = remote[node.name].run(daemon_pids("mariadbd"), what="look for a running mariadbd").stdout.strip()
+        if out:
+            running.append(node.name)
+    return running
+
+
+def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | None = None, *,
+            target: str | None = None, on_note: Callable[[str], None] | None = None,
+            start: bool = True, timeout: float = 3600) -> RestoreResult:
+    """Restore ``backup`` (id or unique prefix; default the newest complete one) onto ``target`` (default the
+    backup's donor, else the first Studio node), keep every data node's current datadir aside, and (``start``)
+    run the pipeline that bootstraps the restored node and joins the others.
+
+    Raises :class:`BackupError` (what and the fix) when the backup is not complete, a data node still runs
+    mariadbd, the copy does not match its manifest, the transfer is short, or the pipeline fails."""
+    from wizard.backups.catalog import list_backups
+    from wizard.pipeline import PipelineError, replay
+
+    note = on_note or (lambda _m: None)
+    t0 = time.monotonic()
+    entries = [e for e in list_backups(profile, remote) if e.complete]
+    bid = resolve_id([e.id for e in entries], backup)
+    entry = next(e for e in entries if e.id == bid)
+    names = [n.name for n in profile.studio_nodes]
+    chosen = target or (entry.donor if entry.donor in names else names[0])
+    if chosen not in names:
+        raise BackupError(f"--onto {chosen!r} is not a Studio node of this profile", "use one of: " + ", ".join(names))
+    if entry.state == "verify failed":
+        raise BackupError(f"backup {bid} failed its verification: {entry.reason}",
+                          "restore another backup (`studio-cluster backup list`)")
+    running = _running_servers(profile, remote)
+    if running:
+        raise BackupError(
+            f"mariadbd still runs on {', '.join(running)}: restore replaces every data node's data and only "
+            "rebuilds a cluster that is down",
+            "if the cluster is only stopped or crashed, `studio-cluster recover` brings it back without going back "
+            "in time; to go back to this backup, stop mariadb on every data node first "
+            "(systemctl stop mariadb), then restore again")
+    arb = remote[profile.arbiter.name]
+    data_dir = str(profile.database.data_dir).rstrip("/")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    note(f"preparing a copy of {bid} on {profile.arbiter.name} (checksums, mariabackup --prepare)")
+    try:
+        res = arb.run(["python3", "-I", "-S", "-c", PREPARE_SCRIPT, entry.path, str(timeout)], timeout=timeout + 120,
+                      check=False, what="prepare the backup")
+        prep = _last_json(res.stdout, res.stderr, "prepare")
+        if "error" in prep:
+            raise BackupError(f"cannot restore {bid}: {prep['error']}")
+        work = str(prep["work"])
+        position = prep.get("position")
+        result = RestoreResult(bid, chosen, position)
+        if position and prep.get("recorded") and position.get("seqno") != (prep["recorded"] or {}).get("seqno"):
+            result.notes.append(f"mariabackup recorded seqno {prep['recorded'].get('seqno')}, the data holds "
+                                f"{position.get('seqno')}: the data's own position is the one used")
+        note(f"prepared: {prep['files']} files, {prep['size']} bytes, position "
+             f"{position['uuid'] + ':' + str(position['seqno']) if position else 'none recorded in InnoDB'}")
+        try:
+            node = remote[chosen]
+            kinds = {name: remote[name].run(["python3", "-I", "-S", "-c", MOUNTED_SCRIPT, data_dir],
+                                            what="look at the datadir").stdout.strip()
+                     for name in names}
+            # beside the datadir (same filesystem: one rename), or inside it when it is a mount point
+            staging = (f"{data_dir}/.studio-restore-{bid}" if kinds[chosen] == "mount"
+                       else f"{data_dir}.restore-{bid}")
+            node.run(f"rm -rf {q(staging)}", what="clear an earlier staging directory")
+            token = pysecrets.token_hex(16)
+            port = profile.backups.receiver_port
+            sent: dict[str, Any] = {}
+
+            def send() -> None:
+                r = arb.run(["python3", "-I", "-S", "-c", SEND_SCRIPT, _bind(profile.arbiter), str(port), token,
+                             work, "120"], timeout=timeout, check=False, what="send the prepared copy")
+                sent.update(_last_json(r.stdout, r.stderr, "send"))
+
+            sender = threading.Thread(target=send, daemon=True)
+            sender.start()
+            note(f"{chosen} pulls the copy from {profile.arbiter.name} port {port}")
+            r = node.run(["python3", "-I", "-S", "-c", RECEIVE_SCRIPT, profile.arbiter.address, str(port), token,
+                          staging],
+                         timeout=timeout, check=False, what="receive the prepared copy")
+            got = _last_json(r.stdout, r.stderr, "receive")
+            sender.join(timeout)
+        finally:
+            arb.run(f"rm -rf {q(work)}", check=False, what="remove the prepared copy")
+        if "error" in sent or "error" in got:
+            node.run(f"rm -rf {q(staging)}", check=False)
+            raise BackupError(f"the copy did not reach {chosen}: {sent.get('error') or got.get('error')}",
+                              f"{chosen} must reach {profile.arbiter.name} on port {port} (backups.receiver_port)")
+        if sent.get("tar") != 0 or got.get("tar") != 0 or got.get("size") != prep["size"]:
+            node.run(f"rm -rf {q(staging)}", check=False)
+            raise BackupError(f"the copy that reached {chosen} is incomplete ({got.get('size')} of {prep['size']} "
+                              f"bytes; tar exit {sent.get('tar')}/{got.get('tar')})", "run restore again")
+        result.bytes = int(got.get("received") or 0)
+        # Nothing is deleted: every current datadir is kept aside under a name that says when and why.
+        for name in names:
+            aside = f"{data_dir}.pre-restore-{stamp}-{name}"
+            r = remote[name].run(["python3", "-I", "-S", "-c", SWAP_SCRIPT, data_dir, aside,
+                                  staging if name == chosen else "", kinds[name]],
+                                 check=False, timeout=timeout, what="put the data in place")
+            swapped = _last_json(r.stdout, r.stderr, "the datadir swap")
+            if "error" in swapped:
+                raise BackupError(f"restore of {bid} stopped on {name}: {swapped['error']}",
+                                  "free space there (or move the datadir's data off by hand), then restore again")
+            if swapped.get("kept"):
+                result.kept[name] = str(swapped["kept"])
+        note("data in place on " + chosen + "; former datadirs kept: "
+             + (", ".join(f"{n}:{p}" for n, p in result.kept.items()) or "none"))
+    except RemoteError as exc:
+        raise BackupError(f"restore of {bid} stopped on {exc.node}: {exc.message}", exc.hint) from None
+    if start:
+        note(f"starting the cluster from {chosen} (the others join it by SST)")
+        try:
+            replay(profile, secrets, remote=remote, skip_checks=True)
+        except PipelineError as exc:
+            raise BackupError(f"the data is restored on {chosen} but the cluster did not start: {exc.message}",
+                              "fix what it says, then `studio-cluster recover PROFILE`") from None
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _last_json(stdout: str, stderr: str, what: str) -> dict[str, Any]:
+    lines = stdout.strip().splitlines()
+    try:
+        out: dict[str, Any] = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        return {"error": f"{what} said: {(stderr.strip() or stdout.strip())[-300:] or 'nothing'}"}
+    return out
