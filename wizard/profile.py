@@ -681,7 +681,7 @@ def _runaway_quote(text: str, before: int) -> yaml.Mark | None:
     return found
 
 
-def _yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
+def yaml_problem(exc: yaml.YAMLError, text: str) -> tuple[str, str]:
     """``(problem, where)`` for a YAML syntax error: what is wrong, the fix, and the offending line."""
     if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
         return f"(profile): is not valid YAML: {exc}", ""
@@ -757,7 +757,7 @@ def load_profile(path: str | Path, *, check_files: bool = True) -> Profile:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        problem, where = _yaml_problem(exc, text)
+        problem, where = yaml_problem(exc, text)
         raise ProfileError(str(path), [problem], [where]) from None
     duplicates = _duplicate_keys(root)
     try:

@@ -194,7 +194,7 @@ async def test_a_workers_error_opens_the_whole_message_to_copy(app: WizardApp, t
         assert isinstance(view, ErrorScreen)
         text = view.query_one("#view-text", TextArea).text
         assert str(broken) in text and "is not valid YAML" in text
-        assert "line 1" in text  # the whole message, not a cut one-liner
+        assert "line 2, column 1" in text and "close it with ]" in text  # the whole message with its place and fix
         assert view.query_one("#view-text", TextArea).read_only
         await pilot.press("c")
         assert app.clipboard == text

@@ -47,14 +47,20 @@ class Session:
         """The raw dict of a profile file (not validated: the form shows what is wrong with it)."""
         import yaml
 
-        from wizard.profile import ProfileError
+        from wizard.profile import ProfileError, yaml_problem
 
         try:
-            data = yaml.safe_load(path.read_text())
+            text = path.read_text()
         except OSError as exc:
-            raise ProfileError(str(path), [f"cannot read it: {exc.strerror}"]) from None
-        except yaml.YAMLError as exc:
-            raise ProfileError(str(path), [f"is not valid YAML: {exc}"]) from None
+            raise ProfileError(str(path), [f"(profile): cannot read it: {exc.strerror}; check the path"]) from None
+        except UnicodeDecodeError as exc:
+            raise ProfileError(str(path),
+                               [f"(profile): is not UTF-8 text (byte {exc.start}); save it as UTF-8"]) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:  # the same words as the CLI: what is wrong, the fix, line and column
+            problem, where = yaml_problem(exc, text)
+            raise ProfileError(str(path), [problem], [where]) from None
         if not isinstance(data, dict):
             raise ProfileError(str(path), ["the profile must be a YAML mapping of settings"])
         return data

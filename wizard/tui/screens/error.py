@@ -23,7 +23,10 @@ def error_text(exc: BaseException) -> str:
     hint = getattr(exc, "hint", None)
     problems = getattr(exc, "problems", None)
     if isinstance(problems, list) and problems:
-        text = f"{getattr(exc, 'source', 'profile')}:\n" + "\n".join(f"  - {p}" for p in problems)
+        where = list(getattr(exc, "where", None) or [])
+        where += [""] * (len(problems) - len(where))
+        text = f"{getattr(exc, 'source', 'profile')}:\n" + "\n".join(
+            f"  - {w + ': ' if w else ''}{p}" for p, w in zip(problems, where, strict=False))
     elif isinstance(message, str) and message:
         text = message + (f"\n\nWhat to do: {hint}" if isinstance(hint, str) and hint else "")
     else:
