@@ -11,8 +11,9 @@ mariadb.service a restart.
 Order and scopes: the module runs on hosts of its own (down + up, about 3 s, at its start), first the
 standalone servers (they need hosts where no cluster was ever formed), and leaves fresh hosts again at its
 end, since tests/lab_systemd/test_systemd_cluster.py (same session-scoped ``sd_lab``) expects hosts where
-no cluster was ever formed.  After every test a healthy cluster is restored (``restored`` fixture) so one
-failing drill does not fail the next for the wrong reason.
+no cluster was ever formed.  Every drill but the first starts from a healthy cluster (``cluster``: formed
+there when a drill runs alone) and every drill leaves one (``restored``, ``cluster``), so one failing drill
+does not fail the next for the wrong reason.
 """
 
 from __future__ import annotations
@@ -81,17 +82,30 @@ def cluster_healthy(profile: Profile, secrets: Secrets) -> bool:
         return collect(profile, secrets, remote, dns=False).healthy
 
 
-@pytest.fixture
-def restored(knob: Knob) -> Iterator[Knob]:
-    """After the test: undo what a failed drill may have left (hidden binary, dropped packets), then replay
-    until the cluster is healthy again with the knob's current password."""
-    yield knob
+def ensure_healthy(knob: Knob) -> None:
+    """Undo what a failed drill may have left (hidden binary, dropped packets), then replay until the
+    cluster is healthy with the knob's current password."""
     sh("studio1", "[ -e /usr/sbin/mariadbd.hidden ] && mv /usr/sbin/mariadbd.hidden /usr/sbin/mariadbd; true")
     flush_partition("studio2")
     profile, secrets = knob.set()
     if not cluster_healthy(profile, secrets):
         replay(profile, secrets, skip_checks=True, timeouts=TIMEOUTS)
     wait_until("the cluster to be healthy again after the drill", lambda: cluster_healthy(profile, secrets), 60, 1)
+
+
+@pytest.fixture
+def restored(knob: Knob) -> Iterator[Knob]:
+    """A healthy cluster after the test (whatever the test left)."""
+    yield knob
+    ensure_healthy(knob)
+
+
+@pytest.fixture
+def cluster(knob: Knob) -> Iterator[Knob]:
+    """A healthy cluster before the test (formed here when the test runs alone) and after it."""
+    ensure_healthy(knob)
+    yield knob
+    ensure_healthy(knob)
 
 
 def main_pid(host: str, unit: str = "mariadb") -> str:
@@ -174,11 +188,11 @@ def test_debian_standalone_servers_become_a_cluster_keeping_the_data(restored: K
     assert unit_state("arbiter", "garb") == ("active", "enabled")
 
 
-def test_a_change_with_one_data_node_down_never_stops_the_last_one(restored: Knob) -> None:
+def test_a_change_with_one_data_node_down_never_stops_the_last_one(cluster: Knob) -> None:
     """Input 1: mariadb.service on studio1 is stopped and cannot start (its binary hidden: 203/EXEC); the SST
     password changes; replay writes the files but must not restart studio2, the only serving node: the
     restart is reported pending.  Once studio1 can start, the next replay finishes the rollout."""
-    profile, secrets = restored.set("rotated-one")
+    profile, secrets = cluster.set("rotated-one")
     with Remote(profile) as remote:
         write_rows(remote, profile, secrets, "studio2", 1, 3)
     stop_unit("studio1")
@@ -201,10 +215,10 @@ def test_a_change_with_one_data_node_down_never_stops_the_last_one(restored: Kno
         assert {1, 2, 3} <= row_ids(remote, profile, secrets, "studio1")
 
 
-def test_sst_password_rotated_under_writes_then_an_sst_succeeds(restored: Knob) -> None:
+def test_sst_password_rotated_under_writes_then_an_sst_succeeds(cluster: Knob) -> None:
     """Input 4: the password changes where it lives (account, running servers, files) with a writer
     running; then a full SST of studio1 (empty datadir, mariabackup, the new password) succeeds."""
-    profile, secrets = restored.set("rotated-two")
+    profile, secrets = cluster.set("rotated-two")
     acked: list[int] = []
     stop = threading.Event()
 
@@ -250,11 +264,11 @@ def test_sst_password_rotated_under_writes_then_an_sst_succeeds(restored: Knob) 
     assert unit_state("studio1", "mariadb") == ("active", "enabled")
 
 
-def test_an_interrupted_rollout_is_finished_by_the_next_run(restored: Knob) -> None:
+def test_an_interrupted_rollout_is_finished_by_the_next_run(cluster: Knob) -> None:
     """Input 6: the files were written, then the run stopped before any restart; the next run sees that
     mariadb.service runs a config older than its file and restarts it on both nodes, one at a time; the run
     after that restarts nothing."""
-    profile, secrets = restored.set("rotated-three")
+    profile, secrets = cluster.set("rotated-three")
     with Remote(profile) as remote:
         apply_files(plan_files(profile, secrets, remote), remote)  # the run died right here
     pids = {h: main_pid(h) for h in DATA}
@@ -267,11 +281,13 @@ def test_an_interrupted_rollout_is_finished_by_the_next_run(restored: Knob) -> N
     assert {h: main_pid(h) for h in DATA} == again, "a finished rollout restarts nothing"
 
 
-def test_both_running_but_non_primary_is_reformed_without_a_restart(restored: Knob) -> None:
+def test_both_running_but_non_primary_is_reformed_without_a_restart(cluster: Knob) -> None:
     """Input 3: garbd killed (garb.service), then studio2's Galera link cut and healed: both data nodes run,
     non-Primary, and mariadb.service keeps them alive.  recover re-forms the Primary Component on the
-    most advanced one with pc.bootstrap (no restart, no "Galera already listens"), then restores garbd."""
-    profile, secrets = restored.set()
+    most advanced one with pc.bootstrap (no restart, no "Galera already listens"), then restores garbd.
+    Right after the heal Galera may refuse pc.bootstrap for a second while the group merges (ERROR 1210,
+    "Cluster configuration change in progress" in the journal): the agent repeats it; the count is printed."""
+    profile, secrets = cluster.set()
     sh("arbiter", "systemctl kill -s KILL garb")
     wait_until("garbd to be gone", lambda: sh("arbiter", "pgrep -x garbd") == "", 20)
     for rule in PARTITION_RULES:
@@ -283,24 +299,27 @@ def test_both_running_but_non_primary_is_reformed_without_a_restart(restored: Kn
                 for n in DATA), 40, 0.5)
     finally:
         flush_partition("studio2")
+    since = host_clock("studio1")
     pids = {h: main_pid(h) for h in DATA}
     assert all(unit_state(h, "mariadb")[0] == "active" for h in DATA), "the units keep the servers alive"
-    out = subprocess.run([sys.executable, "-m", "wizard", "recover", str(restored.path), "--skip-checks"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "wizard", "recover", str(cluster.path), "--skip-checks"], cwd=REPO,
                          capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "Galera already listens" not in out.stdout
     assert {h: main_pid(h) for h in DATA} == pids, "no data node was restarted"
+    refusals = journal_since("studio1", since).count("sending install message for new primary component failed")
+    print(f"pc.bootstrap refused {refusals} time(s) while the group merged")
     with Remote(profile) as remote:
         st = collect(profile, secrets, remote, dns=False)
     assert st.verdict == "healthy", st.reason
     assert unit_state("arbiter", "garb") == ("active", "enabled")
 
 
-def test_no_bootstrap_while_the_arbiter_alone_holds_the_primary_component(restored: Knob) -> None:
+def test_no_bootstrap_while_the_arbiter_alone_holds_the_primary_component(cluster: Knob) -> None:
     """Input 2: both mariadb.service units stopped cleanly while garb.service runs, so garbd is left as a
     Primary Component of one.  A new Primary Component on a data node would merge with it and reverse
     history; replay must stop garbd first, then galera_new_cluster, then start garb.service again."""
-    profile, secrets = restored.set()
+    profile, secrets = cluster.set()
     with Remote(profile) as remote:
         write_rows(remote, profile, secrets, "studio1", 5000, 3)
     since = {h: host_clock(h) for h in DATA}
