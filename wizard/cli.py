@@ -260,7 +260,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     profile, secrets = load(args.profile, only=READ_ONLY)
     with Remote(profile, key_passphrases=secrets.key_passphrases) as remote:
-        st = collect(profile, secrets, remote)
+        st = collect(profile, secrets, remote, backups=True)
     if args.json:
         print(json.dumps(st.to_dict(), indent=2))
         return EXIT_OK if st.healthy else EXIT_FAIL
@@ -285,7 +285,22 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(Text(st.authoring_problem, style="bold red"))
     colour = {"healthy": "green", "degraded": "yellow"}.get(st.verdict, "red")
     console.print(Text.assemble("verdict: ", (st.verdict, colour), f": {st.reason}"))
+    _print_backups(st.backups)
     return EXIT_OK if st.healthy else EXIT_FAIL
+
+
+def _print_backups(backups: dict[str, object] | None) -> None:
+    """The backups line of ``status`` and a warning line each (warnings never change the verdict)."""
+    from rich.text import Text
+
+    from wizard.backups.health import BackupHealth
+
+    if backups is None:
+        return
+    health = BackupHealth.from_dict(backups)
+    console.print(Text(health.line(), style="" if health.known else "yellow"))
+    for warning in health.warnings:
+        console.print(Text.assemble(("warning", "yellow"), f": {warning}"))
 
 
 def _monitor_usage(message: str) -> int:

@@ -92,6 +92,8 @@ class ClusterStatus:
     coordination: str = "ok"  # "ok", or why the coordination store (Redis) cannot be used
     authoring_problem: str = ""  # "" when the authoring name points at a serving Studio node (or was not asked)
     ts: float = field(default_factory=time.time)
+    # the backups (wizard.backups.health.BackupHealth.to_dict()), None when not asked; never part of the verdict
+    backups: dict[str, Any] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -274,8 +276,14 @@ def health_endpoint(node: Node, port: int, timeout: float) -> str:
 
 
 def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: float = 5.0,
-            dns: bool = True) -> ClusterStatus:
-    with ThreadPoolExecutor(len(profile.nodes) + 2) as pool:
+            dns: bool = True, backups: bool = False) -> ClusterStatus:
+    """Everything in parallel, each part within ``timeout`` seconds.  ``backups``: also read the backup
+    catalog on the Arbiter (one SSH command, at most ``timeout`` s) into ``ClusterStatus.backups``; an
+    Arbiter that cannot answer makes it "unknown" with the reason, never fails the status."""
+    from wizard.backups.health import read_health
+
+    with ThreadPoolExecutor(len(profile.nodes) + 3) as pool:
+        catalog = pool.submit(read_health, profile, remote, timeout=timeout) if backups else None
         futs = [pool.submit(_collect_node, profile, secrets, remote, n, timeout) for n in profile.nodes]
         hb = pool.submit(heartbeat_ages, profile, secrets)
         answer = pool.submit(query_a, profile, profile.dns.authoring_name, 1.0) if dns else None
@@ -298,4 +306,5 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
     by_addr = {n.address: n.name for n in profile.studio_nodes}
     authoring_node = by_addr.get(addresses[0]) if len(addresses) == 1 else None
     return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb,
-                         coordination or "ok", misrouted)
+                         coordination or "ok", misrouted,
+                         backups=catalog.result().to_dict() if catalog is not None else None)
