@@ -17,7 +17,7 @@ import redis
 
 from wizard.agent import redisconn
 from wizard.agent_bundle import CACHE_TAG, agent_digest, build_agent
-from wizard.profile import Node, Profile
+from wizard.profile import Node, Profile, Role
 from wizard.remote import Remote, RemoteError, sh
 from wizard.secrets import REDACTOR, Secrets
 
@@ -330,6 +330,10 @@ class Coordinator:
             for k in ("force", "run_id", "sst_password"):
                 cfg.pop(k, None)
             cfg["agent_digest"] = agent_digest()  # a new agent restarts the daemon; the same one leaves it be
+            if node.role is Role.ARBITER:  # scheduled backups: installed (or removed) by the Arbiter's agent
+                from wizard.backups.schedule import job_config
+
+                cfg["backup_job"] = job_config(self.profile)
             out = self._run_agent(node, "ensure-daemon", cfg, 30)
             return node.name, str(out.get("daemon", out.get("error", "?")))
 

@@ -41,6 +41,10 @@ BINDS = (
     ("var/lib/garbd", "/var/lib/garbd"),
     ("opt", "/opt"),
     ("var/backups", "/var/backups"),
+    # the agent's persistent copy and settings, and the scheduled backups' cron line (never the machine's own)
+    ("var/lib/studio-cluster", "/var/lib/studio-cluster"),
+    ("etc/studio-cluster", "/etc/studio-cluster"),
+    ("etc/cron.d", "/etc/cron.d"),
 )
 
 

@@ -419,6 +419,20 @@ class BackupSettings(_Model):
     keep_last: int = Field(7, ge=1, le=10000, description="prune keeps at least the newest N complete backups")
     keep_days: int = Field(0, ge=0, le=36500,
                            description="prune also keeps every backup younger than D days (0: no age rule)")
+    schedule: str | None = Field(
+        None, description="when the Arbiter takes backups by itself (a systemd timer where systemd runs, else a "
+                          "cron line; each run applies keep_last/keep_days): hourly, daily (00:00), weekly (Monday "
+                          "00:00) or HH:MM every day in the Arbiter's local time, e.g. 02:30; none: only by hand")
+
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "none", "off"):
+            return None
+        from wizard.backups.schedule import parse_schedule
+
+        parse_schedule(value)  # raises ValueError naming the forms it knows
+        return value.strip().lower()
 
     @field_validator("root")
     @classmethod

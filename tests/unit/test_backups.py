@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from wizard.agent.receiver import parse_binlog_gtid, parse_galera_info
 from wizard.backups import BackupError
 from wizard.backups.catalog import Entry, classify
 from wizard.backups.prune import select
-from wizard.backups.receiver import parse_binlog_gtid, parse_galera_info
 from wizard.backups.take import choose_donor, garbd_argv
 from wizard.backups.verify import resolve_id
 from wizard.profile import Profile, validate_profile

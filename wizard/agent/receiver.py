@@ -21,7 +21,6 @@ written LAST (temp file, fsync, rename): time, donor, Galera position, GTID, siz
 file, tool versions.  A backup directory without ``manifest.json`` is never complete.
 """
 
-# ruff: noqa: UP031  (%-formatting: this file also runs on the Arbiter host, Python 3.9+)
 from __future__ import annotations
 
 import argparse

@@ -1204,7 +1204,17 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else "state"
     raw = sys.stdin.read()
-    cfg = Config(json.loads(raw) if raw.strip() else {})
+    data = json.loads(raw) if raw.strip() else {}
+    if command == "backup-scheduled":  # from the Arbiter's timer or cron line: the job description itself
+        from wizard.agent.backup_job import run_scheduled
+
+        result = run_scheduled(data)
+        print(json.dumps(result))
+        return 0 if result.get("state") == "complete" else 1
+    job = data.pop("backup_job", None) if command == "ensure-daemon" else None
+    if command == "ensure-daemon":
+        raw = json.dumps(data)  # the daemon's own config: a changed schedule does not restart the daemon
+    cfg = Config(data)
     try:
         if command == "bootstrap":
             result = bootstrap(cfg)
@@ -1213,6 +1223,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         elif command == "ensure-daemon":
             result = {"daemon": ensure_daemon(cfg, raw)}
+            if cfg.get("role") == "arbiter":
+                from wizard.agent.backup_job import ensure_schedule
+
+                result["backups"] = ensure_schedule(job, str(cfg.get("manager") or "direct"), persistent_agent())
         elif command == "sst-account":  # on one Primary node: the account, replicated by its hash
             Node(cfg).ensure_sst_user()
             result = {"sst_account": "ok"}

@@ -1,6 +1,6 @@
 """Arbiter snapshot backups: a second garbd on the Arbiter asks a data node for a state transfer by our own
 SST method (``wsrep_sst_studio_backup``, rendered by :mod:`wizard.render`), which streams mariabackup to a
-receiver on the Arbiter host (:mod:`wizard.backups.receiver`).
+receiver on the Arbiter host (:mod:`wizard.agent.receiver`, shipped in the agent too).
 
 * :mod:`wizard.backups.take`: choose the donor, start receiver and garbd, follow progress, judge the result;
 * :mod:`wizard.backups.catalog`: what the backup root holds and the state of each backup;

@@ -3,7 +3,7 @@ keeps serving.
 
 1. The donor is the data node the authoring name does NOT point at (``--donor`` overrides); it must be
    Primary and Synced.
-2. On the Arbiter: the receiver (:mod:`wizard.backups.receiver`) starts listening on
+2. On the Arbiter: the receiver (:mod:`wizard.agent.receiver`) starts listening on
    ``backups.receiver_port``, then a second garbd (its own ``backups.garbd_port`` and work dir, beside the
    cluster's garbd) joins and requests ``--sst studio_backup:ARBITER:PORT/TOKEN --donor DONOR``.
 3. The donor desyncs and runs ``wsrep_sst_studio_backup``; the receiver stores the stream and writes the
@@ -97,7 +97,7 @@ def backup_id(donor: str, now: float | None = None) -> str:
 
 
 def receiver_source() -> bytes:
-    return resources.files("wizard.backups").joinpath("receiver.py").read_bytes()
+    return resources.files("wizard.agent").joinpath("receiver.py").read_bytes()
 
 
 def _bind(node: Node) -> str:

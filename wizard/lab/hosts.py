@@ -192,9 +192,11 @@ def _prepare_host(name: str, ip: str) -> None:
     _run(["cp", "-a", "/etc/mysql", str(d / "etc" / "mysql")])
     _run(["cp", "-a", "/etc/ssh", str(d / "etc" / "ssh")])
     _run(["cp", "-a", "/etc/default", str(d / "etc" / "default")])
-    for private in ("var/lib/garbd", "opt", "var/backups"):
+    for private in ("var/lib/garbd", "opt", "var/backups", "var/lib/studio-cluster", "etc/studio-cluster",
+                    "etc/cron.d"):
         (d / private).mkdir(mode=0o755)
-    Path("/var/lib/garbd").mkdir(exist_ok=True)  # the mount point garbd's private work dir binds onto
+    for point in ("/var/lib/garbd", "/var/lib/studio-cluster", "/etc/studio-cluster", "/etc/cron.d"):
+        Path(point).mkdir(exist_ok=True)  # the mount points the host's private dirs bind onto
     _run(["cp", "-a", "--sparse=always", str(template_datadir()), str(d / "var" / "lib" / "mysql")])
     etc_ssh = d / "etc" / "ssh"
     _gen_host_key(etc_ssh)
