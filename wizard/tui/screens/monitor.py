@@ -29,9 +29,14 @@ from wizard.component import ComponentView, component_of
 from wizard.rates import NodeFlow, human_rate
 from wizard.tui.history import History, HistoryEvent
 from wizard.tui.screens.base import WizardScreen, describe_error
+from wizard.tui.widgets.backups_pane import BackupsPane, JobNote, JobProgress, Latest, progress_text
 from wizard.tui.widgets.badges import LEVEL_STYLE, VERDICT_STYLE, clock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from wizard.backups.catalog import Entry
+    from wizard.backups.take import Progress
     from wizard.monitor_record import Frame, Recorder
     from wizard.status import ClusterStatus, NodeStatus
     from wizard.tui.app import WizardApp
@@ -43,6 +48,7 @@ COLUMNS = (  # key, two-line header, width: 78 columns in all, so a row per node
     ("queue", "sendq\nrecvq", 5), ("bytes", "repl\nB/s", 5), ("heartbeat", "heart\nbeat", 5),
 )
 INTERVALS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+BACKUP_INTERVAL_S = 30.0  # the backup catalog changes slowly: read it far less often than the cluster
 DASH = Text("-", style="dim")
 
 
@@ -130,15 +136,28 @@ class MonitorScreen(WizardScreen):
         Binding("p", "pause", "Pause"),
         Binding("plus,equals_sign", "faster", "Faster", key_display="+"),
         Binding("minus", "slower", "Slower", key_display="-"),
+        Binding("b", "take_backup", "Backup"),
+        Binding("v", "verify_backup", "Verify"),
+        Binding("z", "zoom_backups", "Zoom backups", show=False),
         Binding("escape", "back", "Back"),
         Binding("q", "app.quit", "Quit", show=False),
     ]
 
     def __init__(self, *, profile_path: Path | None = None, interval: float = 2.0, poll: bool = True,
-                 record: Path | None = None, replay: Path | None = None) -> None:
+                 record: Path | None = None, replay: Path | None = None,
+                 backup_source: Callable[[], list[Entry]] | None = None,
+                 backup_interval: float = BACKUP_INTERVAL_S) -> None:
         """``record``: keep every poll and event in this recording; ``replay``: draw this recording
-        instead of polling (``profile_path`` is then not needed)."""
+        instead of polling (``profile_path`` is then not needed).  ``backup_source``: what the Backups pane
+        lists, read in a worker every ``backup_interval`` s (default: the catalog on the cluster's Arbiter,
+        once polling starts)."""
         super().__init__()
+        self.backup_source = backup_source
+        self.backup_interval = backup_interval
+        self._backup_timer: Timer | None = None
+        self.job: str = ""  # "take" / "verify" while one runs
+        self._job_notes: list[str] = []
+        self._progress: Latest[Progress] = Latest(lambda: self.post_message(JobProgress()))
         self.profile_path = profile_path
         self.interval = interval
         self.poll_enabled = poll
@@ -168,6 +187,7 @@ class MonitorScreen(WizardScreen):
                 yield Sparkline([], id="mon-fc")
         with Horizontal(id="mon-lower"):  # Arbiter snapshot backups get their pane beside the events
             yield RichLog(id="mon-events", wrap=True, markup=False, max_lines=1000)
+            yield BackupsPane(id="mon-backups")
         yield Static("", id="mon-status")
         yield Footer()
 
@@ -180,6 +200,10 @@ class MonitorScreen(WizardScreen):
         self.query_one("#mon-history", Vertical).border_title = "last minutes"
         self.query_one("#mon-summary", Static).border_title = "cluster"
         self._draw_status_line()
+        if self.backup_source is not None:
+            self.refresh_backups()
+        elif self.replay_path is not None or not self.poll_enabled:
+            self.query_one(BackupsPane).show_note("not read: no cluster is polled")
         if not self.poll_enabled:
             return
         if self.replay_path is not None:
@@ -282,6 +306,9 @@ class MonitorScreen(WizardScreen):
             self.sub_title = f"monitor: {profile.cluster_name}"
         self._ticker = self.set_interval(1.0, self._draw_status_line)
         self.poll()
+        if self.backup_source is None:
+            self.backup_source = self._catalog_source
+            self.refresh_backups()
 
     # -- the poll loop ------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
@@ -302,6 +329,132 @@ class MonitorScreen(WizardScreen):
         finally:
             self.polling_since = None
             self.ui(self._rearm)
+
+    # -- the Backups pane: the catalog (slow refresh), take and verify ------------------------------
+    def _catalog_source(self) -> list[Entry]:
+        from wizard.backups.health import read_entries
+
+        assert self._poll_target is not None
+        return read_entries(self._poll_target[0], self.session.monitor_remote(),
+                            timeout=max(5.0, min(15.0, self.interval * 3)))
+
+    @work(thread=True, exclusive=True, group="backups", exit_on_error=False)
+    def refresh_backups(self) -> None:
+        """Read the backup list (a worker) and draw it; a failure says why in the pane, never the screen."""
+        source = self.backup_source
+        if source is None:
+            return
+        try:
+            entries = source()
+        except Exception as exc:
+            self.ui(self.query_one(BackupsPane).show_unknown, describe_error(exc))
+        else:
+            self.ui(self._show_backups, entries)
+        finally:
+            self.ui(self._rearm_backups)
+
+    def _show_backups(self, entries: list[Entry]) -> None:
+        self.query_one(BackupsPane).show_entries(entries, time.time())
+
+    def _rearm_backups(self) -> None:
+        if self._backup_timer is not None:
+            self._backup_timer.stop()
+        self._backup_timer = self.set_timer(self.backup_interval, self.refresh_backups)
+
+    def action_zoom_backups(self) -> None:
+        """The Backups pane over the whole lower half (events and history hidden), and back."""
+        zoomed = self.query_one("#mon-middle").display
+        self.query_one("#mon-middle").display = not zoomed
+        self.query_one("#mon-events").display = not zoomed
+        self.query_one(BackupsPane).border_title = f"backups (z {'back' if zoomed else 'zoom'})"
+
+    def action_take_backup(self) -> None:
+        if self._poll_target is None or self.job:
+            return
+        self._start_job("take")
+        self.run_take()
+
+    def action_verify_backup(self) -> None:
+        if self._poll_target is None or self.job:
+            return
+        self._start_job("verify")
+        self.run_verify()
+
+    def _start_job(self, what: str) -> None:
+        self.job = what
+        self._job_notes = []
+        self._progress.take()
+        self.query_one(BackupsPane).show_job(progress_text(what, None, []))
+        self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="backup-job", exit_on_error=False)
+    def run_take(self) -> None:
+        """``backup take`` with its progress coalesced into :class:`JobProgress` messages."""
+        from wizard.backups.catalog import human_size
+        from wizard.backups.take import take
+
+        assert self._poll_target is not None
+        profile, secrets = self._poll_target
+
+        def note(message: str) -> None:
+            self.post_message(JobNote(message))
+
+        try:
+            result = take(profile, secrets, self.session.monitor_remote(), on_progress=self._progress.offer,
+                          on_note=note)
+        except Exception as exc:
+            self.ui(self._job_failed, "backup take", exc)
+        else:
+            self.ui(self._job_done, f"backup {result.id} complete: {human_size(result.manifest.get('size', 0))} "
+                                    f"in {result.seconds:.1f}s from {result.donor}", "good")
+
+    @work(thread=True, exclusive=True, group="backup-job", exit_on_error=False)
+    def run_verify(self) -> None:
+        """``backup verify`` of the newest complete backup."""
+        from wizard.backups.verify import verify
+
+        assert self._poll_target is not None
+        profile = self._poll_target[0]
+        try:
+            result = verify(profile, self.session.monitor_remote(), None)
+        except Exception as exc:
+            self.ui(self._job_failed, "backup verify", exc)
+        else:
+            word = "verified" if result.ok else "verify FAILED"
+            self.ui(self._job_done, f"{result.id} {word}: {result.summary} ({result.seconds:.1f}s)",
+                    "good" if result.ok else "bad")
+
+    def on_job_progress(self, _message: JobProgress) -> None:
+        p = self._progress.take()
+        if self.job and p is not None:
+            self.query_one(BackupsPane).show_job(progress_text(self.job, p, self._job_notes))
+
+    def on_job_note(self, message: JobNote) -> None:
+        self._job_notes.append(message.text)
+        if self.job:
+            self.query_one(BackupsPane).show_job(progress_text(self.job, self._progress.peek(), self._job_notes))
+
+    def _job_done(self, text: str, level: str) -> None:
+        self.job = ""
+        self.refresh_bindings()
+        self.query_one(BackupsPane).show_job(Text(text, style=LEVEL_STYLE.get(level, "")))
+        self._log_event(HistoryEvent(time.time(), text, level))
+        self.refresh_backups()
+
+    def _job_failed(self, what: str, error: BaseException) -> None:
+        from wizard.tui.screens.error import ErrorScreen
+
+        self.job = ""
+        self.refresh_bindings()
+        self.query_one(BackupsPane).show_job(Text(f"{what} failed: {describe_error(error)}", style="bold red"))
+        self._log_event(HistoryEvent(time.time(), f"{what} failed: {describe_error(error)}", "bad"))
+        self.app.push_screen(ErrorScreen(what, error))
+        self.refresh_backups()
+
+    def _log_event(self, ev: HistoryEvent) -> None:
+        line = Text(clock(ev.ts) + " ", style="dim")
+        line.append(ev.text, style=LEVEL_STYLE.get(ev.level, ""))
+        self.query_one("#mon-events", RichLog).write(line)
 
     def _poll_failed(self, message: str) -> None:
         self.show_error(message)
@@ -429,6 +582,8 @@ class MonitorScreen(WizardScreen):
             return len(self.app.screen_stack) > 1
         if action in ("refresh_now", "pause"):
             return True if self._poll_target is not None or self.frames else None
+        if action in ("take_backup", "verify_backup"):  # shown only with a cluster; greyed while a job runs
+            return (not self.job) if self._poll_target is not None and self.replay_path is None else None
         return True
 
     def action_refresh_now(self) -> None:
