@@ -351,6 +351,8 @@ def _lab_processes() -> list[int]:
             cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
+        if f"{lab.LAB_DIR}/systemd/" in cmd:  # the systemd lab's (it may be up beside this one)
+            continue
         if (str(lab.LAB_DIR) in cmd or "labhost_init.py" in cmd) and lab._pid_alive(int(entry)):
             found.append(int(entry))
     return found

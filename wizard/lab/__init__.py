@@ -76,7 +76,6 @@ from wizard.lab.infra import (  # noqa: F401
     _redis_conf,
     _redis_ok,
     _redis_pid,
-    _resp,
     _start_pdns_now,
     _start_redis_now,
     _zone_serial,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from pathlib import Path
 
@@ -51,36 +50,26 @@ def pdns_api_url() -> str:
     return f"http://{INFRA[1]}:{PDNS_API_PORT}"
 
 
-def _resp(*parts: str) -> bytes:
-    out = [f"*{len(parts)}\r\n".encode()]
-    for p in parts:
-        b = p.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(out)
-
-
 def redis_ping(password: str | None = None, timeout: float = 0.5) -> str:
-    """Send AUTH (when `password` is given) and PING to the lab Redis; return the first error reply, else
-    PING's reply (``+PONG``)."""
-    ip = INFRA[1]
-    with socket.create_connection((ip, REDIS_PORT), timeout=timeout) as s:
-        s.settimeout(timeout)
-        expected = 1
-        payload = b""
-        if password is not None:
-            payload += _resp("AUTH", password)
-            expected += 1
-        payload += _resp("PING")
-        s.sendall(payload)
-        buf = b""
-        while buf.count(b"\r\n") < expected:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-    lines = buf.decode(errors="replace").split("\r\n")[:expected]
-    errors = [line for line in lines if line.startswith("-")]
-    return errors[0] if errors else lines[-1]
+    """PING the lab Redis (redis-py, AUTH with `password` when given); return ``+PONG``, else the error reply as
+    Redis words it (``-NOAUTH ...``, ``-WRONGPASS ...``, ``-ERR ...``).  Raises OSError when it does not answer."""
+    import redis
+
+    client = redis.Redis(INFRA[1], REDIS_PORT, password=password, socket_timeout=timeout,
+                         socket_connect_timeout=timeout)
+    try:
+        return "+PONG" if client.ping() else "-ERR no PONG"
+    except redis.exceptions.AuthenticationError as exc:  # redis-py drops the reply's code word: put it back
+        return f"-{'NOAUTH' if 'required' in str(exc).lower() else 'WRONGPASS'} {exc}"
+    except redis.exceptions.ResponseError as exc:
+        return f"-ERR {exc}"
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        message = f"the lab Redis at {INFRA[1]}:{REDIS_PORT} does not answer: {exc}"
+        if "refused" in str(exc).lower():
+            raise ConnectionRefusedError(message) from None
+        raise (TimeoutError if isinstance(exc, redis.exceptions.TimeoutError) else OSError)(message) from None
+    finally:
+        client.close()
 
 
 def _redis_ok() -> bool:
