@@ -41,6 +41,15 @@ class WizardApp(App[int]):
         self.monitor_mode = monitor
         self.profile_path = profile_path
 
+    def on_mount(self) -> None:
+        # Leave when the terminal goes away, SIGHUP or not (Textual's driver would spin on a dead stdin).
+        if not self.is_headless:
+            from wizard.tui.terminal_watch import TerminalWatch
+
+            watch = TerminalWatch.for_stdin(self)
+            if watch is not None:
+                watch.start()
+
     def get_default_screen(self) -> Screen[object]:
         if self.monitor_mode and self.profile_path is not None:
             from wizard.tui.screens.monitor import MonitorScreen
