@@ -9,7 +9,7 @@ from rich.console import Console
 
 from wizard import cli
 from wizard.backups.catalog import Entry, classify
-from wizard.backups.health import DEFAULT_MAX_AGE_S, BackupHealth, summarize, unknown
+from wizard.backups.health import DEFAULT_MAX_AGE_S, BackupHealth, max_age_for, summarize, unknown
 from wizard.monitor_record import status_from_dict
 from wizard.status import ClusterStatus
 
@@ -66,6 +66,14 @@ def test_an_old_newest_backup_or_none_at_all_is_a_warning() -> None:
     none = summarize([], NOW)
     assert none.newest_complete is None and none.warnings[0].startswith("no complete backup on the Arbiter")
     assert none.line() == "backups: no complete backup (0 in the catalog)"
+
+
+def test_the_age_threshold_follows_the_schedule() -> None:
+    assert max_age_for("hourly") == 3 * HOUR and max_age_for("daily") == 26 * HOUR
+    assert max_age_for("02:30") == 26 * HOUR and max_age_for("weekly") == (7 * 24 + 2) * HOUR
+    assert max_age_for(None) == DEFAULT_MAX_AGE_S
+    assert summarize([complete("a-studio2", 3.5)], NOW, max_age_for("hourly")).warnings[0].startswith(
+        "no complete backup younger than 3.0h")
 
 
 def test_a_backup_in_progress_hides_neither_the_last_failure_nor_the_newest() -> None:

@@ -17,6 +17,17 @@ from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError
 
 DEFAULT_MAX_AGE_S = 26 * 3600.0  # a daily backup plus two hours of slack
+SLACK_S = 2 * 3600.0
+PERIOD_S = {"hourly": 3600.0, "weekly": 7 * 86400.0}  # daily and HH:MM: a day
+
+
+def max_age_for(schedule: str | None) -> float:
+    """Seconds after which the newest complete backup is too old: the schedule's period (``backups.schedule``:
+    hourly, daily, weekly, HH:MM) plus two hours; without a schedule (backups by hand) a day plus two hours.
+    Pure."""
+    if not schedule:
+        return DEFAULT_MAX_AGE_S
+    return PERIOD_S.get(schedule.strip().lower(), 86400.0) + SLACK_S
 
 
 @dataclass(frozen=True)
@@ -115,9 +126,12 @@ def read_entries(profile: Profile, remote: Remote, *, timeout: float = 5.0, now:
 
 
 def read_health(profile: Profile, remote: Remote, *, timeout: float = 5.0,
-                max_age_s: float = DEFAULT_MAX_AGE_S) -> BackupHealth:
+                max_age_s: float | None = None) -> BackupHealth:
     """:func:`summarize` of the catalog on the Arbiter, or :func:`unknown` with why it could not be read
-    (never raises for an unreachable Arbiter or a broken answer)."""
+    (never raises for an unreachable Arbiter or a broken answer).  ``max_age_s``: default
+    :func:`max_age_for` the profile's schedule."""
+    if max_age_s is None:
+        max_age_s = max_age_for(profile.backups.schedule)
     try:
         entries = read_entries(profile, remote, timeout=timeout)
     except RemoteError as exc:

@@ -354,7 +354,11 @@ class MonitorScreen(WizardScreen):
             self.ui(self._rearm_backups)
 
     def _show_backups(self, entries: list[Entry]) -> None:
-        self.query_one(BackupsPane).show_entries(entries, time.time())
+        from wizard.backups.health import max_age_for
+
+        profile = self._poll_target[0] if self._poll_target is not None else None
+        self.query_one(BackupsPane).show_entries(entries, time.time(),
+                                                 max_age_for(profile.backups.schedule if profile else None))
 
     def _rearm_backups(self) -> None:
         if self._backup_timer is not None:

@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from wizard.backups.catalog import Entry, human_age, human_size
-from wizard.backups.health import BackupHealth, summarize
+from wizard.backups.health import DEFAULT_MAX_AGE_S, BackupHealth, summarize
 from wizard.backups.take import Progress
 
 T = TypeVar("T")
@@ -149,9 +149,10 @@ class BackupsPane(Vertical):
         for key, header, width in COLUMNS:
             table.add_column(header, key=key, width=width)
 
-    def show_entries(self, entries: list[Entry], now: float) -> BackupHealth:
-        """Draw the catalog (``entries`` in any order; newest first on screen) and its health; returns it."""
-        health = summarize(entries, now)
+    def show_entries(self, entries: list[Entry], now: float, max_age_s: float = DEFAULT_MAX_AGE_S) -> BackupHealth:
+        """Draw the catalog (``entries`` in any order; newest first on screen) and its health (a newest
+        complete backup older than ``max_age_s`` seconds is a warning); returns it."""
+        health = summarize(entries, now, max_age_s)
         table = self.query_one("#mon-backup-table", DataTable)
         table.clear()
         for e in sorted(entries, key=lambda e: (e.time, e.id), reverse=True):
