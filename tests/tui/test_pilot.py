@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input, RichLog, Static
 
 from tests.tui.conftest import REPO, profile_data
 from tests.tui.test_snapshots import feed_apply, retype, settle
@@ -244,3 +244,37 @@ def test_run_app_signature_is_what_the_cli_calls() -> None:
     assert params["monitor"].default is False and params["interval"].default == 2.0
 
 
+
+
+async def test_progress_arrives_as_messages_and_command_floods_coalesce(app: WizardApp, profile: Profile,
+                                                                        secrets: Secrets) -> None:
+    """Issue 11 item 7: the pipeline's thread posts typed messages and never waits for the UI; 300 commands
+    arriving at once are drawn from far fewer CommandsRan messages, none lost."""
+    from wizard.tui.screens.apply import CommandsRan, PipelineStep
+
+    posted: list[object] = []
+    async with app.run_test(size=(100, 30), message_hook=posted.append) as pilot:
+        app.session.profile, app.session.secrets = profile, secrets
+        screen = ApplyScreen(profile=profile, autorun=False)
+        await app.push_screen(screen)
+        listener, on_command = screen.make_listener()
+
+        def flood() -> float:
+            t0 = time.monotonic()
+            listener.step("apply", "start", "comparing rendered files with the nodes")
+            for i in range(300):
+                on_command({"node": "studio1", "command": f"echo {i}", "exit_code": 0, "duration": 0.01})
+            listener.step("apply", "done", "0 file(s) written")
+            return time.monotonic() - t0
+
+        spent = await asyncio.to_thread(flood)
+        await pilot.pause()
+        await pilot.pause()
+        log = screen.query_one("#apply-log", RichLog)
+        text = "\n".join(str(line.text) for line in log.lines)
+        steps = [m for m in posted if isinstance(m, PipelineStep)]
+        floods = [m for m in posted if isinstance(m, CommandsRan)]
+        assert [(m.step, m.state) for m in steps] == [("apply", "start"), ("apply", "done")]
+        assert 1 <= len(floods) < 300, len(floods)
+        assert "echo 0" in text and "echo 299" in text and screen.command_buffer.drain() == []
+        print(f"300 commands: {len(floods)} CommandsRan messages; the pipeline thread spent {spent * 1000:.1f} ms")

@@ -1,8 +1,10 @@
 """Apply and bootstrap: the pipeline's progress, per node, with the remote commands in a log pane.
 
 The pipeline runs in a thread worker and reports through its Listener (steps, files, coordination
-events); the run log's listener feeds the command log.  Cancel is cooperative: the pipeline stops at
-the next step boundary, and agents already started on the nodes finish on their own.
+events) as typed messages posted without waiting for the UI; the run log's listener feeds the command log,
+its floods coalesced (one :class:`CommandsRan` per UI turn, however many commands ran).  Cancel is
+cooperative: the pipeline stops at the next step boundary, and agents already started on the nodes finish on
+their own.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, ProgressBar, RichLog, Static
 
 from wizard.secrets import REDACTOR
@@ -45,6 +48,58 @@ class Cancelled(Exception):
     """Raised from the listener at the next step boundary after the person cancelled."""
 
 
+class PipelineStep(Message):
+    """The pipeline entered or left a step (check, apply, bootstrap, verify)."""
+
+    def __init__(self, step: str, state: str, message: str) -> None:
+        super().__init__()
+        self.step, self.state, self.text = step, state, message
+
+
+class AgentEvent(Message):
+    """A node agent's event, from the coordination store's stream."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class FileWritten(Message):
+    """Apply wrote one file on one node."""
+
+    def __init__(self, change: FileChange) -> None:
+        super().__init__()
+        self.change = change
+
+
+class CommandsRan(Message):
+    """Remote commands ran (the run log's entries).  They come in floods (several per second per node), so the
+    listener buffers them and posts one of these only when none is pending; the handler drains the buffer."""
+
+
+class CommandBuffer:
+    """Run-log entries waiting for the UI; :meth:`add` says whether a :class:`CommandsRan` must be posted.
+    Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[dict[str, Any]] = []
+        self._posted = False
+
+    def add(self, entry: dict[str, Any]) -> bool:
+        with self._lock:
+            self._entries.append(entry)
+            if self._posted:
+                return False
+            self._posted = True
+            return True
+
+    def drain(self) -> list[dict[str, Any]]:
+        with self._lock:
+            out, self._entries, self._posted = self._entries, [], False
+            return out
+
+
 class ApplyScreen(WizardScreen):
     BINDINGS = [
         Binding("c", "cancel", "Cancel"),
@@ -63,6 +118,7 @@ class ApplyScreen(WizardScreen):
         self.cancel_requested = threading.Event()
         self.outcome: str | None = None  # None while running; "done" | "failed" | "cancelled"
         self.files_written: list[str] = []
+        self.command_buffer = CommandBuffer()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -144,23 +200,25 @@ class ApplyScreen(WizardScreen):
         """
         from wizard.pipeline import Listener
 
+        # Typed messages, posted without waiting for the UI (post_message is thread-safe): the pipeline's
+        # thread never blocks on the screen; command floods coalesce into one message per UI turn.
         def on_command(entry: dict[str, Any]) -> None:
-            if not self.cancel_requested.is_set():
-                self.ui(self.pipeline_command, entry)
+            if not self.cancel_requested.is_set() and self.command_buffer.add(entry):
+                self.post_message(CommandsRan())
 
         def on_step(step: str, state: str, message: str) -> None:
             if self.cancel_requested.is_set():
                 raise Cancelled(step)
-            self.ui(self.pipeline_step, step, state, message)
+            self.post_message(PipelineStep(step, state, message))
 
         def on_event(event: Event) -> None:
             if not self.cancel_requested.is_set():
-                self.ui(self.pipeline_event, event)
+                self.post_message(AgentEvent(event))
 
         def on_file(change: FileChange) -> None:
             self.files_written.append(f"{change.node}:{change.file.path}")
             if not self.cancel_requested.is_set():
-                self.ui(self.pipeline_file, change)
+                self.post_message(FileWritten(change))
 
         return Listener(on_step=on_step, on_event=on_event, on_file=on_file), on_command
 
@@ -180,7 +238,20 @@ class ApplyScreen(WizardScreen):
         path = self.session.saved_path or "PROFILE"
         return f"`studio-cluster status {path}` shows where the cluster stands."
 
-    # -- progress in (public: tests feed them) ------------------------------------------------------
+    # -- progress in: the messages, then the methods they call (public: tests feed them) --------------
+    def on_pipeline_step(self, message: PipelineStep) -> None:
+        self.pipeline_step(message.step, message.state, message.text)
+
+    def on_agent_event(self, message: AgentEvent) -> None:
+        self.pipeline_event(message.event)
+
+    def on_file_written(self, message: FileWritten) -> None:
+        self.pipeline_file(message.change)
+
+    def on_commands_ran(self, _message: CommandsRan) -> None:
+        for entry in self.command_buffer.drain():
+            self.pipeline_command(entry)
+
     def pipeline_step(self, step: str, state: str, message: str = "") -> None:
         if step in self.step_state:
             self.step_state[step] = state if state != "running" else "start"
