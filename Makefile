@@ -10,7 +10,7 @@ APT_PACKAGES := mariadb-server galera-4 galera-arbitrator-4 mariadb-backup socat
 	systemd-container debootstrap
 PYTEST_ARGS ?=
 
-.PHONY: deps apt venv demo test unit lint lab-up lab-down bench faults first-connections clean
+.PHONY: deps apt venv demo test unit lint lab-up lab-down bench bench-backup faults first-connections clean
 
 deps: apt venv
 
@@ -59,6 +59,11 @@ lab-down: venv
 
 bench: deps
 	$(BIN)/python bench/bootstrap.py
+
+# Issue 8: `backup take` against a raw mariabackup stream to the Arbiter on a 1.3 GB data set, 3 alternating rounds,
+# in one run under the lab lock (about 3 minutes; not part of `make test`); writes docs/bench-backup.md.
+bench-backup: deps
+	flock /tmp/studio-lab.lock $(BIN)/python bench/backup.py
 
 # The seeded fault suite (issue 7): SCHEDULES schedules of kill/partition/DDL-crash/... faults, each recovered by
 # `studio-cluster recover` alone; takes the shared lab lock per schedule; writes docs/reliability.md.
