@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the job ran and found a failure, 2 bad input (profile, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
@@ -656,9 +657,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         return 130
+    except BrokenPipeError:  # `studio-cluster schema | head`: the reader left; nothing to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (no flush error at exit)
+        return EXIT_OK
     except Exception as exc:  # the last line of defence: a message, not a traceback (unless asked for)
         if os.environ.get("STUDIO_CLUSTER_DEBUG"):
             raise
+        remote = sys.modules.get("wizard.remote")  # loaded only by commands that connect
+        if remote is not None and isinstance(exc, remote.RemoteError):
+            # a node that cannot be reached is the cluster's state, not a bug of ours
+            err_console.print(f"[red]error:[/] {REDACTOR(exc.node)}: {REDACTOR(exc.message)}", markup=True,
+                              highlight=False)
+            if exc.hint:
+                err_console.print(f"     fix: {REDACTOR(exc.hint)}", highlight=False)
+            return EXIT_FAIL
         err_console.print(f"[red]error:[/] {type(exc).__name__}: {REDACTOR(str(exc))}", markup=True)
         err_console.print("run again with STUDIO_CLUSTER_DEBUG=1 for the traceback, and report it")
         return EXIT_FAIL

@@ -18,6 +18,7 @@ while no other is open is an error that names MaxSessions.
 from __future__ import annotations
 
 import json
+import logging
 import select
 import shlex
 import threading
@@ -35,6 +36,12 @@ from wizard import known_hosts
 from wizard.profile import Node, Profile
 from wizard.secrets import REDACTOR
 from wizard.ssh_keys import KeyFileError, agent_key_for, key_info, load_private_key
+
+# paramiko logs a transport thread's failure (an unreachable host: "Error reading SSH protocol banner") with its
+# traceback; with no handler of its own, Python's last-resort handler printed ~60 lines of it on stderr before
+# our own one-line error.  What failed reaches the person through RemoteError; the run log keeps the commands.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 
 def q(value: object) -> str:

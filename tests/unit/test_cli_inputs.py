@@ -143,3 +143,46 @@ def test_rendered_secret_refs_cover_what_render_embeds() -> None:
     assert {n: len(f) for n, f in marked.items()} == {"studio1": 1, "studio2": 1, "arbiter": 0, "dns": 0}
     real = render(p, Secrets("s3cret-value", None, None))
     assert not any(placeholders_in(f.content) for files in real.values() for f in files)
+
+
+def test_an_unreachable_node_is_one_clear_error_not_a_traceback(tmp_path: Path) -> None:
+    """Newcomer finding: a host that accepts TCP and closes it (no SSH banner) printed ~60 lines of paramiko
+    tracebacks, then "... and report it" as if it were our bug.  Right: one error naming the node, and the fix."""
+    import socket
+    import threading
+
+    import yaml
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+
+    def close_everything() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.close()
+
+    threading.Thread(target=close_everything, daemon=True).start()
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / ".ssh" / "studio-cluster_ed25519")],
+                   check=True)
+    (home / ".ssh" / "known_hosts").write_text("")
+    data = yaml.safe_load(EXAMPLE.read_text())
+    for i, node in enumerate(data["nodes"]):
+        node["address"] = f"127.0.0.{i + 1}"
+        node["ssh"]["port"] = port
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    try:
+        run = cli(tmp_path, "plan", str(profile), STUDIO_CLUSTER_SST_PASSWORD="s", STUDIO_CLUSTER_REDIS_PASSWORD="r")
+    finally:
+        server.close()
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and "report it" not in run.stderr, run.stderr
+    assert "studio1" in run.stderr and "fix:" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) <= 4, run.stderr
