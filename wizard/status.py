@@ -24,7 +24,7 @@ from wizard.remote import Remote, RemoteError, daemon_pids
 from wizard.render import GARBD_WORK_DIR
 from wizard.secrets import Secrets
 
-Verdict = Literal["healthy", "degraded", "split", "down"]
+Verdict = Literal["healthy", "degraded", "split", "down", "unknown"]
 
 
 @dataclass
@@ -208,6 +208,12 @@ def verdict_of(profile: Profile, nodes: list[NodeStatus], coordination: str = ""
             arbiter_member
     if not primary:
         running = [n.name for n in data if n.process_running]
+        unreachable = [n for n in data if not n.reachable]
+        if unreachable and not running:
+            # Not knowing is not "down": the nodes may be serving authors while this machine cannot see them.
+            return "unknown", ("cannot tell whether a Primary Component exists: " + "; ".join(
+                f"{n.name} unreachable ({n.error or 'no answer'})" for n in unreachable)), members, uuids_agree, \
+                arbiter_member
         why = (f"{', '.join(running)} run(s) without quorum (non-Primary)" if running
                else "no data node is running")
         return "down", f"no Primary Component: {why}", members, uuids_agree, arbiter_member

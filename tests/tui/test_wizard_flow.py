@@ -264,7 +264,7 @@ async def test_palette_status_runs_the_command_on_the_saved_profile(app: WizardA
             await asyncio.sleep(0.1)
         assert view.exit_code == 1, view.text
         text = view.query_one("#view-text", TextArea).text
-        assert f"status {path}" in text and "down" in text, text
+        assert f"status {path}" in text and "unknown" in text and "unreachable" in text, text
 
 
 async def test_a_failed_apply_opens_the_whole_error(app: WizardApp, profile: Profile, secrets: Secrets) -> None:

@@ -89,3 +89,16 @@ def test_no_answer_a_stranger_and_an_unreachable_dns(profile: Profile) -> None:
     unreachable = authoring_problem(profile, nodes, [], "no DNS server answered (timeout)")
     assert "could not be resolved (no DNS server answered (timeout))" in unreachable
     assert verdict_of(profile, nodes, "", unreachable)[0] == "degraded"
+
+
+def test_nothing_reachable_is_unknown_not_down(profile: Profile) -> None:
+    """Newcomer finding: with no node reachable from here, status said "no data node is running"; it cannot know."""
+    nodes = [data("studio1", S1, reachable=False), data("studio2", S2, reachable=False), arbiter()]
+    verdict, reason, *_ = verdict_of(profile, nodes, "", "")
+    assert verdict == "unknown" and "studio1 unreachable" in reason and "studio2 unreachable" in reason, reason
+    # one node reachable and stopped, the other unreachable: still not known to be down
+    nodes = [data("studio1", S1, running=False), data("studio2", S2, reachable=False), arbiter()]
+    assert verdict_of(profile, nodes, "", "")[0] == "unknown"
+    # both reachable and stopped: down
+    nodes = [data("studio1", S1, running=False), data("studio2", S2, running=False), arbiter()]
+    assert verdict_of(profile, nodes, "", "")[0] == "down"

@@ -14,7 +14,8 @@ CHECK_BADGES = {
     "pending": ("...", "dim"),
 }
 
-VERDICT_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "split": "bold red", "down": "bold red"}
+VERDICT_STYLE = {"healthy": "bold green", "degraded": "bold yellow", "split": "bold red", "down": "bold red",
+                 "unknown": "bold magenta"}
 LEVEL_STYLE = {"good": "green", "info": "", "warn": "yellow", "bad": "red"}
 STEP_STYLE = {"done": "green", "fail": "bold red", "failed": "bold red", "skip": "dim", "skipped": "dim",
               "waiting": "yellow", "start": "cyan", "running": "cyan", "started": "cyan", "pending": "dim"}
