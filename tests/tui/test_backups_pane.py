@@ -98,6 +98,8 @@ async def test_take_progress_is_coalesced_and_a_failure_opens_the_error_view(app
         await app.push_screen(screen)
         await app.workers.wait_for_complete()
         screen._start_job("take")
+        await pilot.pause()
+        assert text_of(screen, "#mon-backup-job") == "take: running 0s"  # before the first report
 
         def worker() -> None:  # as take's on_progress does, from a thread, far faster than a screen redraws
             for i in range(1, 501):

@@ -157,6 +157,8 @@ class MonitorScreen(WizardScreen):
         self._backup_timer: Timer | None = None
         self.job: str = ""  # "take" / "verify" while one runs
         self._job_notes: list[str] = []
+        self._job_started = 0.0
+        self._job_ticker: Timer | None = None
         self._progress: Latest[Progress] = Latest(lambda: self.post_message(JobProgress()))
         self.profile_path = profile_path
         self.interval = interval
@@ -387,8 +389,24 @@ class MonitorScreen(WizardScreen):
     def _start_job(self, what: str) -> None:
         self.job = what
         self._job_notes = []
+        self._job_started = time.monotonic()
         self._progress.take()
-        self.query_one(BackupsPane).show_job(progress_text(what, None, []))
+        self._progress = Latest(lambda: self.post_message(JobProgress()))  # nothing of an earlier job
+        self.query_one(BackupsPane).show_job(progress_text(what, None, [], 0.0))
+        self._job_ticker = self.set_interval(1.0, self._draw_job)
+        self.refresh_bindings()
+
+    def _draw_job(self) -> None:
+        """The running job's line again (its seconds go on while no progress report comes)."""
+        if self.job:
+            self.query_one(BackupsPane).show_job(progress_text(self.job, self._progress.peek(), self._job_notes,
+                                                               time.monotonic() - self._job_started))
+
+    def _end_job(self) -> None:
+        self.job = ""
+        if self._job_ticker is not None:
+            self._job_ticker.stop()
+            self._job_ticker = None
         self.refresh_bindings()
 
     @work(thread=True, exclusive=True, group="backup-job", exit_on_error=False)
@@ -429,18 +447,15 @@ class MonitorScreen(WizardScreen):
                     "good" if result.ok else "bad")
 
     def on_job_progress(self, _message: JobProgress) -> None:
-        p = self._progress.take()
-        if self.job and p is not None:
-            self.query_one(BackupsPane).show_job(progress_text(self.job, p, self._job_notes))
+        if self._progress.take() is not None:
+            self._draw_job()
 
     def on_job_note(self, message: JobNote) -> None:
         self._job_notes.append(message.text)
-        if self.job:
-            self.query_one(BackupsPane).show_job(progress_text(self.job, self._progress.peek(), self._job_notes))
+        self._draw_job()
 
     def _job_done(self, text: str, level: str) -> None:
-        self.job = ""
-        self.refresh_bindings()
+        self._end_job()
         self.query_one(BackupsPane).show_job(Text(text, style=LEVEL_STYLE.get(level, "")))
         self._log_event(HistoryEvent(time.time(), text, level))
         self.refresh_backups()
@@ -448,8 +463,7 @@ class MonitorScreen(WizardScreen):
     def _job_failed(self, what: str, error: BaseException) -> None:
         from wizard.tui.screens.error import ErrorScreen
 
-        self.job = ""
-        self.refresh_bindings()
+        self._end_job()
         self.query_one(BackupsPane).show_job(Text(f"{what} failed: {describe_error(error)}", style="bold red"))
         self._log_event(HistoryEvent(time.time(), f"{what} failed: {describe_error(error)}", "bad"))
         self.app.push_screen(ErrorScreen(what, error))

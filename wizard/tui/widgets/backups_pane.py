@@ -114,13 +114,15 @@ def health_text(h: BackupHealth) -> Text:
     return t
 
 
-def progress_text(what: str, p: Progress | None, notes: list[str]) -> Text:
-    """The running job's line: bytes received, rate and seconds, then its latest notes."""
+def progress_text(what: str, p: Progress | None, notes: list[str], elapsed: float | None = None) -> Text:
+    """The running job's line: bytes received, rate and seconds (before any report, or for a job that
+    reports none such as verify: the ``elapsed`` seconds), then its latest notes."""
     t = Text(f"{what}: ", style="bold cyan")
     if p is None:
-        t.append("starting...")
+        t.append("running" + (f" {elapsed:.0f}s" if elapsed is not None else "..."))
     else:
-        t.append(f"{human_size(p.bytes)} {human_size(p.rate)}/s {p.seconds:.0f}s")
+        rate = f" {human_size(p.rate)}/s" if p.rate > 0 else ""  # 0 until two reports saw bytes
+        t.append(f"{human_size(p.bytes)}{rate} {p.seconds:.0f}s")
         if p.state != "receiving":
             t.append(f" {p.state}", style="dim")
     for n in notes[-2:]:
