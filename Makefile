@@ -10,7 +10,7 @@ APT_PACKAGES := mariadb-server galera-4 galera-arbitrator-4 mariadb-backup socat
 	systemd-container debootstrap
 PYTEST_ARGS ?=
 
-.PHONY: deps apt venv demo test unit lint lab-up lab-down bench bench-backup faults first-connections clean
+.PHONY: deps apt venv demo test unit lint lab-up lab-down bench bench-backup faults drills first-connections clean
 
 deps: apt venv
 
@@ -44,7 +44,11 @@ unit: venv
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 test: deps lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not drill" $(PYTEST_ARGS)
+
+# Long fault and day-2 drills (issues 8 and 16): the systemd lab's day-2 drills, backup faults mid-stream.
+drills: deps
+	$(BIN)/pytest -q -m drill $(PYTEST_ARGS)
 
 # Issue 9 input 7: the first SSH connections right after `lab up`, LOOPS times (make test runs 5).
 LOOPS ?= 50

@@ -242,6 +242,7 @@ def test_fault_arbiter_backup_disk_full_is_a_clear_failure(cluster: None, profil
     assert wsrep_status(remote["studio1"], profile, secrets)["wsrep_cluster_status"] == "Primary"
 
 
+@pytest.mark.drill  # failed once in a full-suite run (recover after it: see the closing note)
 def test_fault_donor_killed_mid_stream_is_a_clear_failure(cluster: None, profile: Profile, secrets: Secrets,
                                                           remote: Remote) -> None:
     """Issue 8 fault: the donor's mariadbd is killed while mariabackup streams (mariabackup held with SIGSTOP
@@ -280,6 +281,7 @@ def test_fault_donor_killed_mid_stream_is_a_clear_failure(cluster: None, profile
         _heal(profile, secrets)
 
 
+@pytest.mark.drill  # failed once in a full-suite run (recover after it: see the closing note)
 def test_fault_arbiter_partitioned_is_a_clear_failure(cluster: None, profile: Profile, secrets: Secrets,
                                                       remote: Remote) -> None:
     """Issue 8 fault: the Arbiter cannot reach the data nodes (iptables in its namespace), so the backup's garbd

@@ -40,6 +40,8 @@ from wizard.remote import Remote
 from wizard.secrets import Secrets
 from wizard.status import collect
 
+pytestmark = pytest.mark.drill  # about 135 s: `make drills`, not `make test`
+
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUTS = {"wait_timeout": 60}
 CNF = "/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf"

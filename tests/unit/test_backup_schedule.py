@@ -59,12 +59,14 @@ def test_job_prefers_the_node_the_authoring_name_does_not() -> None:
     assert "@DONOR@" in job["garbd_argv"] and any("@TOKEN@" in a for a in job["garbd_argv"])
 
 
-def test_donor_is_the_first_healthy_in_order() -> None:
+def test_donor_is_the_first_primary_and_synced_in_order() -> None:
     donors = [{"name": "b", "health": "http://b/"}, {"name": "a", "health": "http://a/"}]
-    assert backup_job.choose_donor(donors, lambda url: True)[0] == "b"
-    assert backup_job.choose_donor(donors, lambda url: url == "http://a/")[0] == "a"
-    name, why = backup_job.choose_donor(donors, lambda url: False)
-    assert name == "" and "no data node" in why and "b, a" in why
+    synced = {"healthy": True, "state": "Synced"}
+    donating = {"healthy": True, "state": "Donor/Desynced", "reason": "Primary and donating by mariabackup"}
+    assert backup_job.choose_donor(donors, lambda url: synced)[0] == "b"
+    assert backup_job.choose_donor(donors, lambda url: synced if url == "http://a/" else donating)[0] == "a"
+    name, why = backup_job.choose_donor(donors, lambda url: None if url == "http://b/" else donating)
+    assert name == "" and "b: no answer" in why and "a: Primary and donating" in why
 
 
 def test_installed_units_and_cron_line_run_the_persistent_agent() -> None:

@@ -6,7 +6,8 @@
 the profile has no schedule.  Each run is ``agent backup-scheduled`` (:func:`run_scheduled`):
 
 1. the donor is the first data node, in the job's order (the one the authoring name does not prefer first),
-   whose health endpoint answers 200 (Primary and Synced): the same verdict the DNS record uses;
+   that its health endpoint (the verdict the DNS record uses) says is Primary and Synced, waited for up to a
+   minute (a donor still resyncing after the last backup refuses a new request);
 2. the receiver ``backup take`` uses (:mod:`wizard.agent.receiver`) listens, a second garbd asks the donor for
    the snapshot; the outcome is the receiver's (complete only with a manifest), never garbd's exit code;
 3. a failure is recorded in ``failure.json`` (``"scheduled": true``) and the partial copy removed, so
@@ -26,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from typing import Any, Callable
 
@@ -55,23 +57,47 @@ def write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def health_ok(url: str, timeout: float = 2.0) -> bool:
+def health_body(url: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """The JSON a data node's health endpoint answers ({healthy, state, ...}; 503 bodies too), None when it
+    does not answer."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (an http URL from the profile)
-            return bool(resp.status == 200)
+            raw = resp.read()
+    except urllib.error.HTTPError as exc:  # 503: still a body that says why
+        raw = exc.read()
     except OSError:
-        return False
+        return None
+    try:
+        body: dict[str, Any] = json.loads(raw.decode(errors="replace"))
+    except ValueError:
+        return None
+    return body
 
 
-def choose_donor(donors: list[dict[str, str]], healthy: Callable[[str], bool] = health_ok) -> tuple[str, str]:
-    """``(donor, why)``: the first of ``donors`` ([{name, health}], in preference order) whose health endpoint
-    answers 200; ``("", why not)`` when none does."""
-    answered = []
+def choose_donor(donors: list[dict[str, str]],
+                 read: Callable[[str], dict[str, Any] | None] = health_body) -> tuple[str, str]:
+    """``(donor, why)``: the first of ``donors`` ([{name, health}], in preference order) that is Primary and
+    Synced by its health endpoint (a node still donating the last backup answers 200 too, but refuses a new
+    request); ``("", why not)`` when none is."""
+    seen = []
     for d in donors:
-        if healthy(d["health"]):
-            return d["name"], "its health endpoint answers 200 (Primary and Synced)"
-        answered.append(d["name"])
-    return "", "no data node's health endpoint answers 200 (%s): no Primary and Synced donor" % ", ".join(answered)
+        body = read(d["health"]) or {}
+        if body.get("healthy") and body.get("state") == "Synced":
+            return d["name"], "Primary and Synced by its health endpoint"
+        seen.append("%s: %s" % (d["name"], body.get("reason") or "no answer"))
+    return "", "no data node is Primary and Synced (%s)" % "; ".join(seen)
+
+
+def wait_for_donor(donors: list[dict[str, str]], wait_s: float = 60.0,
+                   read: Callable[[str], dict[str, Any] | None] = health_body) -> tuple[str, str]:
+    """:func:`choose_donor`, asked again every second for up to ``wait_s`` (a donor resyncing after the last
+    backup is Synced again within seconds)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        donor, why = choose_donor(donors, read)
+        if donor or time.monotonic() > deadline:
+            return donor, why
+        time.sleep(1.0)
 
 
 def _alive(proc: subprocess.Popen[bytes]) -> bool:
@@ -204,7 +230,7 @@ def catalog_items(root: str) -> list[retention.Item]:
 
 def run_scheduled(job: dict[str, Any]) -> dict[str, Any]:
     """One scheduled run: a backup, then the retention policy.  Returns what happened (also printed)."""
-    donor, why = choose_donor(job["donors"])
+    donor, why = wait_for_donor(job["donors"], float(job.get("donor_wait_s", 60)))
     if not donor:
         out: dict[str, Any] = {"state": "failed", "reason": why, "id": "", "path": ""}
         # recorded like any failed backup, so that `backup list` and `status` show it
