@@ -493,6 +493,11 @@ def _backup_restore(profile: Profile, secrets: Secrets, remote: object, args: ar
     from wizard.remote import Remote
 
     assert isinstance(remote, Remote)
+    names = [n.name for n in profile.studio_nodes]
+    if args.onto is not None and args.onto not in names:
+        err_console.print(f"--onto {args.onto!r} is not a Studio node of {profile.cluster_name}: use one of "
+                          f"{', '.join(names)}", highlight=False)
+        return EXIT_USAGE
     if not args.yes:
         err_console.print(
             f"restore replaces the data of every data node of {profile.cluster_name} "

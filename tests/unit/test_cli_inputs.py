@@ -145,13 +145,41 @@ def test_rendered_secret_refs_cover_what_render_embeds() -> None:
     assert not any(placeholders_in(f.content) for files in real.values() for f in files)
 
 
+def local_profile(tmp_path: Path, port: int) -> Path:
+    """The example with its nodes on 127.0.0.1-3:`port`, a key and an empty known_hosts in the CLI's HOME."""
+    import yaml
+
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, exist_ok=True)
+    key = home / ".ssh" / "studio-cluster_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (home / ".ssh" / "known_hosts").write_text("")
+    data = yaml.safe_load(EXAMPLE.read_text())
+    for i, node in enumerate(data["nodes"]):
+        node["address"] = f"127.0.0.{i + 1}"
+        node["ssh"]["port"] = port
+    profile = tmp_path / "p.yaml"
+    profile.write_text(yaml.safe_dump(data))
+    return profile
+
+
+def test_restore_onto_a_node_that_is_not_a_studio_node_is_refused_first(tmp_path: Path) -> None:
+    """Newcomer finding: --onto studio9 was only checked after connecting to the Arbiter."""
+    profile = local_profile(tmp_path, 1)
+    for onto in ("studio9", "arbiter"):
+        run = cli(tmp_path, "backup", "restore", str(profile), "--onto", onto, "--yes",
+                  STUDIO_CLUSTER_SST_PASSWORD="s", STUDIO_CLUSTER_REDIS_PASSWORD="r")
+        assert run.returncode == 2, run.stderr
+        assert f"--onto '{onto}' is not a Studio node" in run.stderr and "studio1, studio2" in run.stderr, run.stderr
+
+
 def test_an_unreachable_node_is_one_clear_error_not_a_traceback(tmp_path: Path) -> None:
     """Newcomer finding: a host that accepts TCP and closes it (no SSH banner) printed ~60 lines of paramiko
     tracebacks, then "... and report it" as if it were our bug.  Right: one error naming the node, and the fix."""
     import socket
     import threading
 
-    import yaml
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -167,17 +195,7 @@ def test_an_unreachable_node_is_one_clear_error_not_a_traceback(tmp_path: Path) 
             conn.close()
 
     threading.Thread(target=close_everything, daemon=True).start()
-    home = tmp_path / "home"
-    (home / ".ssh").mkdir(parents=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / ".ssh" / "studio-cluster_ed25519")],
-                   check=True)
-    (home / ".ssh" / "known_hosts").write_text("")
-    data = yaml.safe_load(EXAMPLE.read_text())
-    for i, node in enumerate(data["nodes"]):
-        node["address"] = f"127.0.0.{i + 1}"
-        node["ssh"]["port"] = port
-    profile = tmp_path / "p.yaml"
-    profile.write_text(yaml.safe_dump(data))
+    profile = local_profile(tmp_path, port)
     try:
         run = cli(tmp_path, "plan", str(profile), STUDIO_CLUSTER_SST_PASSWORD="s", STUDIO_CLUSTER_REDIS_PASSWORD="r")
     finally:
