@@ -30,13 +30,12 @@ from typing import Any
 
 from wizard.backups import BackupError
 from wizard.backups.take import _bind
-from wizard.backups.verify import resolve_id
+from wizard.backups.verify import COPY_LIB, resolve_id
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError, daemon_pids, q
 from wizard.secrets import Secrets
 
-PREPARE_SCRIPT = r"""
-import hashlib, json, os, re, shutil, subprocess, sys
+PREPARE_SCRIPT = COPY_LIB + r"""
 d, timeout = sys.argv[1], float(sys.argv[2])
 root, bid = os.path.dirname(d), os.path.basename(d)
 work = os.path.join(root, ".restore-" + bid)
@@ -44,52 +43,19 @@ def fail(msg):
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"error": msg}))
     sys.exit(3)
-try:
-    with open(os.path.join(d, "manifest.json")) as fh:
-        m = json.load(fh)
-except (OSError, ValueError):
+m = load_manifest(d)
+if m is None:
     fail("not a complete backup: %s has no readable manifest.json" % d)
 if shutil.which("mariabackup") is None:
     fail("mariabackup is not installed on the Arbiter host (install mariadb-backup there)")
-data = os.path.join(d, "data")
-bad = []
-for rel, meta in sorted(m.get("files", {}).items()):
-    h = hashlib.sha256()
-    try:
-        with open(os.path.join(data, rel), "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        bad.append(rel + " (missing)")
-        continue
-    if h.hexdigest() != meta.get("sha256"):
-        bad.append(rel)
+bad = differing_files(d, m)
 if bad:
     fail("%d file(s) of the backup differ from its manifest: %s" % (len(bad), ", ".join(bad[:5])))
-st = os.statvfs(root)
-if st.f_bavail * st.f_frsize < int(m.get("size") or 0) * 1.1:
+if not room_for_copy(root, m):
     fail("not enough free space in %s for a prepared copy" % root)
-shutil.rmtree(work, ignore_errors=True)
-subprocess.run(["cp", "-a", "--reflink=auto", data, work], check=True)
-infos = [os.path.join(work, n) for n in ("mariadb_backup_galera_info", "mariabackup_galera_info",
-                                          "xtrabackup_galera_info")]
-for info in infos:
-    if os.path.exists(info):
-        os.replace(info, info + ".recorded")
-p = subprocess.run(["mariabackup", "--prepare", "--target-dir=" + work], stdout=subprocess.PIPE,
-                   stderr=subprocess.STDOUT, timeout=timeout)
-if p.returncode != 0:
-    fail("mariabackup --prepare failed: " + " | ".join(p.stdout.decode(errors="replace").splitlines()[-3:]))
-position = None
-for info in infos:
-    try:
-        with open(info) as fh:
-            found = re.match(r"\s*([0-9a-fA-F-]{36}):(-?\d+)", fh.read())
-    except OSError:
-        continue
-    if found:
-        position = {"uuid": found.group(1).lower(), "seqno": int(found.group(2))}
-        break
+error, position = prepare_copy(d, work, timeout)
+if error:
+    fail(error)
 size = files = 0
 for dirpath, _dirs, names in os.walk(work):
     for name in names:

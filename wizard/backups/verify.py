@@ -19,8 +19,60 @@ from wizard.backups import BackupError
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError
 
-VERIFY_SCRIPT = r"""
-import hashlib, json, os, pwd, re, shutil, signal, subprocess, sys, time
+COPY_LIB = r"""
+import hashlib, json, os, re, shutil, subprocess, sys
+GALERA_INFOS = ("mariadb_backup_galera_info", "mariabackup_galera_info", "xtrabackup_galera_info")
+def load_manifest(d):
+    try:
+        with open(os.path.join(d, "manifest.json")) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+def differing_files(d, m):
+    bad = []
+    for rel, meta in sorted(m.get("files", {}).items()):
+        h = hashlib.sha256()
+        try:
+            with open(os.path.join(d, "data", rel), "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            bad.append(rel + " (missing)")
+            continue
+        if h.hexdigest() != meta.get("sha256"):
+            bad.append(rel)
+    return bad
+def room_for_copy(root, m):
+    st = os.statvfs(root)
+    return st.f_bavail * st.f_frsize >= int(m.get("size") or 0) * 1.1
+def prepare_copy(d, work, timeout):
+    # A copy of data/ at work, prepared WITHOUT the position mariabackup recorded while copying (it can be ahead of
+    # the data, docs/backups.md): --prepare then writes InnoDB's own wsrep checkpoint, committed with the data.
+    # Returns (error or "", position {uuid, seqno} or None).
+    shutil.rmtree(work, ignore_errors=True)
+    subprocess.run(["cp", "-a", "--reflink=auto", os.path.join(d, "data"), work], check=True)
+    for name in GALERA_INFOS:
+        if os.path.exists(os.path.join(work, name)):
+            os.replace(os.path.join(work, name), os.path.join(work, name + ".recorded"))
+    p = subprocess.run(["mariabackup", "--prepare", "--target-dir=" + work], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=timeout)
+    if p.returncode != 0:
+        return "mariabackup --prepare failed: " + " | ".join(p.stdout.decode(errors="replace").splitlines()[-3:]), None
+    for name in GALERA_INFOS:
+        try:
+            with open(os.path.join(work, name)) as fh:
+                found = re.match(r"\s*([0-9a-fA-F-]{36}):(-?\d+)", fh.read())
+        except OSError:
+            continue
+        if found:
+            return "", {"uuid": found.group(1).lower(), "seqno": int(found.group(2))}
+    return "", None
+"""
+"""Functions both remote scripts (verify here, restore's prepare) start with: manifest, checksums, free space and
+a prepared copy."""
+
+VERIFY_SCRIPT = COPY_LIB + r"""
+import pwd, signal, time
 d, mariadbd, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 root, bid = os.path.dirname(d), os.path.basename(d)
 work = os.path.join(root, ".verify-" + bid)
@@ -39,10 +91,8 @@ def finish(summary, ok=False):
     os.replace(tmp, os.path.join(d, "verify.json"))
     print(json.dumps(out))
     sys.exit(0)
-try:
-    with open(os.path.join(d, "manifest.json")) as fh:
-        m = json.load(fh)
-except (OSError, ValueError):
+m = load_manifest(d)
+if m is None:
     print(json.dumps({"error": "not a complete backup: %s has no readable manifest.json" % d}))
     sys.exit(3)
 out["position"] = m.get("position")
@@ -53,56 +103,19 @@ for tool in ("mariabackup", mariadbd, "mariadb"):
                           "mariadb-backup there to verify backups" % tool}))
         sys.exit(3)
 s = time.time()
-data = os.path.join(d, "data")
-bad = []
-for rel, meta in sorted(m.get("files", {}).items()):
-    h = hashlib.sha256()
-    try:
-        with open(os.path.join(data, rel), "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        bad.append(rel + " (missing)")
-        continue
-    if h.hexdigest() != meta.get("sha256"):
-        bad.append(rel)
+bad = differing_files(d, m)
 step("checksums", s)
 if bad:
     finish("%d file(s) differ from the manifest: %s" % (len(bad), ", ".join(bad[:5])))
-st = os.statvfs(root)
-need = int(m.get("size") or 0) * 1.1
-if st.f_bavail * st.f_frsize < need:
-    finish("not enough free space in %s for a copy (%d MB needed)" % (root, need // 1e6))
-shutil.rmtree(work, ignore_errors=True)
-s = time.time()
-subprocess.run(["cp", "-a", "--reflink=auto", data, work], check=True)
-step("copy", s)
+if not room_for_copy(root, m):
+    finish("not enough free space in %s for a copy (%d MB needed)" % (root, int(m.get("size") or 0) * 1.1 // 1e6))
 server = None
 try:
     s = time.time()
-    # The position mariabackup recorded while copying can be AHEAD of the data it copied (docs/backups.md).
-    # Without the recorded file, --prepare writes xtrabackup_galera_info from InnoDB's own wsrep checkpoint
-    # (the rollback segment headers, committed with the data): the position the copy really holds.
-    infos = [os.path.join(work, n) for n in ("mariadb_backup_galera_info", "mariabackup_galera_info",
-                                              "xtrabackup_galera_info")]
-    for info in infos:
-        if os.path.exists(info):
-            os.replace(info, info + ".recorded")
-    p = subprocess.run(["mariabackup", "--prepare", "--target-dir=" + work], stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=timeout)
-    step("prepare", s)
-    if p.returncode != 0:
-        finish("mariabackup --prepare failed: " + " | ".join(p.stdout.decode(errors="replace").splitlines()[-3:]))
-    out["data_position"] = None
-    for info in infos:
-        try:
-            with open(info) as fh:
-                found = re.match(r"\s*([0-9a-fA-F-]{36}):(-?\d+)", fh.read())
-        except OSError:
-            continue
-        if found:
-            out["data_position"] = {"uuid": found.group(1).lower(), "seqno": int(found.group(2))}
-            break
+    error, out["data_position"] = prepare_copy(d, work, timeout)
+    step("copy and prepare", s)
+    if error:
+        finish(error)
     try:
         pwd.getpwnam("mysql")
         subprocess.run(["chown", "-R", "mysql:mysql", work], check=True)
@@ -169,7 +182,7 @@ finally:
             server.kill()
             server.wait()
     shutil.rmtree(work, ignore_errors=True)
-"""
+"""  # noqa: S608 (a Python script, not SQL built from input: its queries quote identifiers)
 
 
 @dataclass(frozen=True)
@@ -177,7 +190,7 @@ class VerifyResult:
     """``ok``; ``summary`` one line; ``tables`` [{schema, table, rows, check, ok}]; ``position`` {uuid, seqno} as
     mariabackup recorded it while copying; ``data_position`` {uuid, seqno} the copy really holds (InnoDB's own
     wsrep checkpoint, read by ``--prepare``; None when the data carries none): restore starts from this one;
-    ``steps`` seconds per step (checksums, copy, prepare, start, check); ``seconds`` in all."""
+    ``steps`` seconds per step (checksums, "copy and prepare", start, check); ``seconds`` in all."""
 
     id: str
     ok: bool
