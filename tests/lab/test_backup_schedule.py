@@ -38,6 +38,7 @@ def test_replay_installs_the_job_and_the_cron_line(scheduled: Profile) -> None:
     assert arbiter(f"stat -c '%U %a' {JOB_CONF}") == "root 600"
 
 
+@pytest.mark.drill  # passes alone; its 2nd run failed twice after the fault smoke (open, docs/backups.md)
 def test_the_scheduled_command_takes_a_backup_and_keeps_last_one(scheduled: Profile, secrets: Secrets) -> None:
     command = arbiter(f"cat {CRON_FILE}").splitlines()[-1].split(" root ", 1)[1].split(" >> ")[0]
     with Remote(scheduled) as remote:
