@@ -1,6 +1,8 @@
 """Scheduled backups on hosts that boot systemd, as the sudo user ``deploy``: replay installs and enables
 ``studio-cluster-backup.timer``; starting its service (what the timer does at the scheduled time) takes a real
-backup from the node the authoring name does not prefer; a profile without a schedule removes the units."""
+backup from the node the authoring name does not prefer; a profile without a schedule removes the units.
+
+Named to sort after test_systemd_cluster.py, whose tests start from hosts where no cluster was ever formed."""
 
 from __future__ import annotations
 
