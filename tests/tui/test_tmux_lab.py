@@ -96,6 +96,7 @@ class Typist:
         self.steady(f"the form after choosing ({then!r})")
 
 
+@pytest.mark.drill  # flaky under load: typed keys lost while the save dialog fills its field (issue 11 item 3)
 def test_lab_typed_into_an_empty_wizard_at_80x24_reaches_a_healthy_monitor(
         lab_up: None, term: Tmux, tmp_path: Path) -> None:
     lab = yaml.safe_load((REPO / "profiles" / "lab.yaml").read_text())

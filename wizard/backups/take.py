@@ -119,8 +119,10 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str)
 
 
 def _background(argv: list[str], log: str) -> str:
-    """Shell: start argv detached (own session, no terminal, output to log) and print its pid."""
-    return f"{sh('setsid', *argv)} </dev/null >{q(log)} 2>&1 & echo $!"
+    """Shell: start argv detached (own session, no terminal, output to log) and print its pid.  Grouped, so that
+    after ``a && `` only argv goes to the background: an ungrouped ``a && b & echo $!`` backgrounds the whole list,
+    ``$!`` is that subshell, and the SSH call waits as long as ``b`` runs (garbd: the whole backup)."""
+    return f"{{ {sh('setsid', *argv)} </dev/null >{q(log)} 2>&1 & echo $!; }}"
 
 
 POLL = r"""
