@@ -75,3 +75,10 @@ def test_installed_units_and_cron_line_run_the_persistent_agent() -> None:
     assert "OnCalendar=*-*-* 02:30:00" in timer and "Persistent=true" in timer
     line = backup_job.cron_line("/var/lib/studio-cluster/agent-x", "30 2 * * *")
     assert "30 2 * * * root " in line and f"< {backup_job.JOB_CONF}" in line
+
+
+def test_full_disk_reason_is_one_rule_for_take_and_the_scheduled_job() -> None:
+    reason = backup_job.full_disk_reason
+    assert "filled up" in reason("/b", 10**12, 2 * 10**12, "mbstream: No space left on device")
+    assert "filled up" in reason("/b", 10**6, 4 * 10**6, "receiver stopped")  # a receiver that died silently
+    assert reason("/b", 10**12, 2 * 10**12, "the donor reports mariabackup exit 1") == ""

@@ -116,17 +116,23 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
             proc.wait()
 
 
-def disk_full(path: str, said: str) -> str:
-    """The reason to give when the backup disk filled up, "" otherwise (see ``backup take``)."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return ""
-    free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+def full_disk_reason(path: str, free: int, total: int, said: str) -> str:
+    """The reason to give when the backup disk filled up, "" otherwise: ``said`` (the reason and the logs)
+    mentions ENOSPC, or less than 16 MB (or 0.5 %) of ``total`` bytes was ``free`` when the backup failed (a
+    receiver that died of a full disk could not even log why).  Pure; ``backup take`` decides with it too."""
     if "No space left on device" in said or "Errno 28" in said or free < max(16 * 10**6, total // 200):
         return ("the Arbiter's backup disk filled up during the backup (%d MB of %d MB left in %s; the partial "
                 "copy was removed)" % (free // 10**6, total // 10**6, path))
     return ""
+
+
+def disk_full(path: str, said: str) -> str:
+    """:func:`full_disk_reason` for the disk holding ``path`` on this host ("" when it cannot be read)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return ""
+    return full_disk_reason(path, st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, said)
 
 
 def take_one(job: dict[str, Any], donor: str, now: float | None = None) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from importlib import resources
 from pathlib import PurePosixPath
 from typing import Any
 
+from wizard.agent.backup_job import full_disk_reason
 from wizard.backups import BackupError
 from wizard.checks.names import query_a
 from wizard.nodesql import wsrep_status
@@ -175,20 +176,15 @@ print(json.dumps({"free": st.f_bavail * st.f_frsize, "total": st.f_blocks * st.f
 
 
 def _disk_full(conn: NodeConnection, path: str, reason: str, log: list[str]) -> str:
-    """The reason to give when the backup disk on the Arbiter filled up ("" otherwise): the reason, the donor's or
-    the receiver's log mention ENOSPC, or less than 16 MB (or 0.5 %) was left when the backup failed (a receiver
-    that died of a full disk could not even log why)."""
+    """The reason to give when the backup disk on the Arbiter filled up ("" otherwise), decided by
+    :func:`wizard.agent.backup_job.full_disk_reason` on the space the Arbiter reports and the receiver's log."""
     res = conn.run(["python3", "-I", "-S", "-c", SPACE, path], check=False, what="read the backup disk's space")
     try:
         info = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         return ""
     said = " ".join([reason, *log, *info.get("log", [])])
-    free, total = int(info.get("free", 0)), int(info.get("total", 0))
-    if "No space left on device" in said or "Errno 28" in said or free < max(16 * 10**6, total // 200):
-        return (f"the Arbiter's backup disk filled up during the backup ({free // 10**6} MB of "
-                f"{total // 10**6} MB left in {path}; the partial copy was removed)")
-    return ""
+    return full_disk_reason(path, int(info.get("free", 0)), int(info.get("total", 0)), said)
 
 
 def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | None = None,
