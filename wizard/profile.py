@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from wizard.remote_values import bounded_text, remote_path, unit_name
 from wizard.secrets import SecretRef
 
 HOSTNAME_RE = re.compile(
@@ -75,9 +76,27 @@ def _node_name(value: str) -> str:
     return value
 
 
+_PATH_EXAMPLES = {"data_dir": "/var/lib/mysql", "config_file": "/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf",
+                  "provider": "/usr/lib/galera/libgalera_smm.so", "socket": "/run/mysqld/mysqld.sock",
+                  "mariadbd": "/usr/sbin/mariadbd", "garbd": "/usr/bin/garbd", "run_dir": "/run/studio-cluster",
+                  "install_path": "/opt/crafter", "root": "/var/backups/studio-cluster/snapshots"}
+
+
+def _on_node(value: Path, info: ValidationInfo) -> Path:
+    """A path on the nodes: absolute, one line, characters safe in option files (:mod:`wizard.remote_values`)."""
+    return remote_path(value, _PATH_EXAMPLES.get(info.field_name or "", "/var/lib/mysql"))
+
+
+def _unit_name(value: str, info: ValidationInfo) -> str:
+    """A systemd service unit name (systemd.unit(5))."""
+    return unit_name(value, "garbd" if info.field_name == "garbd_unit" else "mariadb")
+
+
 Address = Annotated[str, AfterValidator(_address)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
 NodeName = Annotated[str, AfterValidator(_node_name)]
+RemotePath = Annotated[Path, AfterValidator(_on_node)]
+UnitName = Annotated[str, AfterValidator(_unit_name)]
 Port = Annotated[int, Field(ge=1, le=65535, description="TCP port, 1-65535")]
 
 
@@ -95,7 +114,7 @@ class _Model(BaseModel):
 class SSHSettings(_Model):
     """How the wizard reaches a node.  Host keys are always verified against `known_hosts`."""
 
-    user: str = Field("root", min_length=1, pattern=r"^[a-z_][a-z0-9_-]*\$?$",
+    user: str = Field("root", min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_-]*\$?$",
                       description="Unix user to log in as, e.g. root or deploy (with sudo: true when not root)")
     port: Port = Field(22, description="sshd's TCP port on the node, 1-65535, e.g. 22")
     key_file: Path | None = Field(None, description="private key; None uses the SSH agent/default keys")
@@ -349,13 +368,13 @@ class DatabaseSettings(_Model):
     galera_port: Port = Field(4567, description="Galera replication port (gmcast) on every node, garbd too, e.g. 4567")
     ist_port: Port = Field(4568, description="Galera incremental state transfer (IST) port, e.g. 4568")
     sst_port: Port = Field(4444, description="state snapshot transfer (SST) port a joiner listens on, e.g. 4444")
-    data_dir: Path = Field(Path("/var/lib/mysql"),
-                           description="MariaDB's datadir on the data nodes, e.g. /var/lib/mysql")
-    config_file: Path = Field(
+    data_dir: RemotePath = Field(Path("/var/lib/mysql"),
+                                 description="MariaDB's datadir on the data nodes, e.g. /var/lib/mysql")
+    config_file: RemotePath = Field(
         Path("/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf"), description="where the Galera config goes"
     )
-    provider: Path = Field(Path("/usr/lib/galera/libgalera_smm.so"),
-                           description="the Galera library (wsrep_provider), e.g. /usr/lib/galera/libgalera_smm.so")
+    provider: RemotePath = Field(Path("/usr/lib/galera/libgalera_smm.so"),
+                                 description="the Galera library (wsrep_provider), e.g. /usr/lib/galera/libgalera_smm.so")
     sst_method: Literal["mariabackup", "rsync"] = Field(
         "mariabackup", description="how a joiner copies a full snapshot: mariabackup (donor stays writable) or rsync")
     sst_user: str = Field("sst", pattern=r"^[A-Za-z0-9_]{1,32}$",
@@ -366,7 +385,7 @@ class DatabaseSettings(_Model):
     admin_password: SecretRef = Field(
         "none", description="reference to the admin password; none = unix-socket auth on the node"
     )
-    socket: Path = Field(Path("/run/mysqld/mysqld.sock"), description="MariaDB's unix socket on the data nodes")
+    socket: RemotePath = Field(Path("/run/mysqld/mysqld.sock"), description="MariaDB's unix socket on the data nodes")
     min_free_mb: int = Field(1024, ge=0, description="free space the data dir needs, in MB (MiB), e.g. 1024")
 
     @field_validator("galera_port", "ist_port", "sst_port")
@@ -386,15 +405,15 @@ class ServiceSettings(_Model):
     manager: Literal["systemd", "direct"] = Field(
         "systemd", description="systemd: mariadbd and garbd run as units (restarted on failure, started at boot); "
                                "direct: started as processes, for hosts without systemd (the check finds which)")
-    mariadb_unit: str = Field("mariadb", description="systemd unit of MariaDB on the data nodes, e.g. mariadb")
-    garbd_unit: str = Field("garbd", description="systemd unit of garbd on the Arbiter, e.g. garbd")
-    mariadbd: Path = Field(Path("/usr/sbin/mariadbd"), description="the mariadbd binary (manager: direct)")
-    garbd: Path = Field(Path("/usr/bin/garbd"), description="the garbd binary (manager: direct)")
-    run_dir: Path = Field(Path("/run/studio-cluster"), description="agent state, pid files")
+    mariadb_unit: UnitName = Field("mariadb", description="systemd unit of MariaDB on the data nodes, e.g. mariadb")
+    garbd_unit: UnitName = Field("garbd", description="systemd unit of garbd on the Arbiter, e.g. garbd")
+    mariadbd: RemotePath = Field(Path("/usr/sbin/mariadbd"), description="the mariadbd binary (manager: direct)")
+    garbd: RemotePath = Field(Path("/usr/bin/garbd"), description="the garbd binary (manager: direct)")
+    run_dir: RemotePath = Field(Path("/run/studio-cluster"), description="agent state, pid files")
 
 
 class StudioSettings(_Model):
-    install_path: Path = Field(Path("/opt/crafter"), description="Crafter install; overrides go under it")
+    install_path: RemotePath = Field(Path("/opt/crafter"), description="Crafter install; overrides go under it")
     http_port: Port = Field(8080, description="Studio's HTTP port on the Studio nodes, e.g. 8080")
     heartbeat_interval_s: int = Field(60, ge=1, description="seconds between Studio's cluster heartbeats, e.g. 60")
     inactivity_limit_s: int = Field(300, ge=1,
@@ -406,8 +425,8 @@ class BackupSettings(_Model):
     """Arbiter snapshot backups (``studio-cluster backup``): garbd on the Arbiter asks a data node for a
     snapshot, which streams to a receiver on the Arbiter host."""
 
-    root: Path = Field(Path("/var/backups/studio-cluster/snapshots"),
-                       description="directory on the Arbiter host holding one subdirectory per backup")
+    root: RemotePath = Field(Path("/var/backups/studio-cluster/snapshots"),
+                             description="directory on the Arbiter host holding one subdirectory per backup")
     receiver_port: Port = Field(4450, description="TCP port the receiver listens on, on the Arbiter's address "
                                                   "(the data nodes must reach it)")
     garbd_port: Port = Field(4570, description="Galera port of the backup's own garbd on the Arbiter (the "
@@ -469,6 +488,7 @@ class Profile(_Model):
     @field_validator("cluster_name")
     @classmethod
     def _cluster_name(cls, value: str) -> str:
+        bounded_text(value, 64, "studio-prod")
         if not CLUSTER_NAME_RE.match(value):
             raise ValueError(
                 f"{value!r} is not a valid cluster name; use letters, digits, '_' or '-' (e.g. studio-prod)"
