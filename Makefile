@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_PACKAGES := mariadb-server galera-4 galera-arbitrator-4 mariadb-backup socat rsync openssh-server \
 	redis-server pdns-server pdns-backend-bind pdns-backend-sqlite3 iproute2 iptables dnsutils tmux procps binutils curl python3-venv \
-	systemd-container debootstrap
+	systemd-container debootstrap tcpdump
 PYTEST_ARGS ?=
 
 .PHONY: deps apt venv demo test unit lint lab-up lab-down bench bench-backup faults drills first-connections clean

@@ -61,7 +61,11 @@ class FileChange:
 
     @property
     def diff(self) -> str:
-        return unified_diff(self.file.path, self.old, self.file.content) if self.action != "unchanged" else ""
+        if self.action == "unchanged":
+            return ""
+        if self.file.hide_content:  # a private key: that it changes, never what it holds
+            return f"--- {self.file.path}\n+++ {self.file.path}\n(private key {self.action}d; content not shown)\n"
+        return unified_diff(self.file.path, self.old, self.file.content)
 
 
 def plan_files(profile: Profile, secrets: Secrets | None, remote: Remote) -> list[FileChange]:

@@ -468,6 +468,81 @@ class BackupSettings(_Model):
         return self
 
 
+TLS_GENERATE = "generate"
+
+
+def _tls_source(value: str, what: str, example: str) -> str:
+    if value == TLS_GENERATE:
+        return value
+    if "\n" in value or "\x00" in value or not value.startswith(("/", "~")):
+        raise ValueError(f"{value!r} is neither 'generate' nor an absolute path; use 'generate' or a path such "
+                         f"as {example} ({what})")
+    return value
+
+
+class TLSSettings(_Model):
+    """TLS for everything that crosses the network: Galera replication and IST, SST, garbd, client connections.
+
+    With ``generate`` the tool makes a small CA and one certificate per node (its name and address as
+    subject alternative names) and keeps them on the operator's machine under ``store``, private keys with
+    mode 0600; the nodes get their own certificate and key plus the CA under ``remote_dir``."""
+
+    enabled: bool = Field(False, description="encrypt and authenticate Galera (replication, IST), SST, garbd and "
+                                              "client connections with TLS, e.g. true")
+    ca_cert: str = Field(TLS_GENERATE, description="'generate' (a CA kept in store) or the path of your CA "
+                                                   "certificate (PEM) on this machine, e.g. /etc/pki/studio/ca.pem")
+    cert: str = Field(TLS_GENERATE, description="'generate' or the path of each node's certificate (PEM) with "
+                                                "{node} for the node name, e.g. /etc/pki/studio/{node}.crt")
+    key: str = Field(TLS_GENERATE, description="'generate' or the path of each node's private key (PEM, "
+                                               "unencrypted; a secret, mode 0600) with {node} for the node name, "
+                                               "e.g. /etc/pki/studio/{node}.key")
+    extra_ca: list[Path] = Field(default_factory=list,
+                                 description="more CA certificates (PEM paths) the nodes trust besides ca_cert, "
+                                             "for a CA rotation, e.g. [/etc/pki/studio/new-ca.pem]")
+    store: Path = Field(Path("~/.local/share/studio-cluster/tls"),
+                        description="directory on this machine for generated material, one subdirectory per "
+                                    "cluster; private keys are written with mode 0600")
+    remote_dir: Path = Field(Path("/etc/studio-cluster/tls"),
+                             description="directory on each node for its CA bundle, certificate and key")
+    valid_days: int = Field(825, ge=1, le=3650, description="validity of generated node certificates, in days "
+                                                            "(1-3650), e.g. 825")
+    warn_days: int = Field(30, ge=1, le=3650, description="status warns when a certificate expires within this "
+                                                          "many days, e.g. 30")
+
+    @field_validator("ca_cert")
+    @classmethod
+    def _ca_source(cls, value: str) -> str:
+        return _tls_source(value, "tls.ca_cert", "/etc/pki/studio/ca.pem")
+
+    @field_validator("cert", "key")
+    @classmethod
+    def _node_source(cls, value: str, info: ValidationInfo) -> str:
+        value = _tls_source(value, f"tls.{info.field_name}", f"/etc/pki/studio/{{node}}.{info.field_name}")
+        if value != TLS_GENERATE and "{node}" not in value:
+            raise ValueError(f"{value!r} has no {{node}}; each node has its own file, e.g. "
+                             f"/etc/pki/studio/{{node}}.{'crt' if info.field_name == 'cert' else 'key'}")
+        return value
+
+    @field_validator("remote_dir")
+    @classmethod
+    def _remote_dir(cls, value: Path) -> Path:
+        text = str(value)
+        if not value.is_absolute() or value == Path("/") or any(c in text for c in "\n\x00'\" \\"):
+            raise ValueError(f"{text!r} is not an absolute directory without quotes or spaces; use e.g. "
+                             "/etc/studio-cluster/tls")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TLSSettings:
+        generated = {name for name in ("cert", "key") if getattr(self, name) == TLS_GENERATE}
+        if len(generated) == 1:
+            raise ValueError("tls.cert and tls.key are either both 'generate' or both paths; set the other one too")
+        if generated and self.ca_cert != TLS_GENERATE:
+            raise ValueError("tls.cert is 'generate' but tls.ca_cert is a path: this tool signs node certificates "
+                             "only with the CA it generates; set ca_cert: generate, or give cert and key paths")
+        return self
+
+
 class Profile(_Model):
     """One cluster: two Studio nodes and one Arbiter, and everything needed to stand them up."""
 
@@ -484,6 +559,8 @@ class Profile(_Model):
                                    description="Crafter Studio on the Studio nodes")
     backups: BackupSettings = Field(default_factory=BackupSettings,  # type: ignore[arg-type]
                                     description="Arbiter snapshot backups (studio-cluster backup)")
+    tls: TLSSettings = Field(default_factory=TLSSettings,  # type: ignore[arg-type]
+                             description="TLS between the nodes and for clients: generated CA or your own files")
 
     @field_validator("cluster_name")
     @classmethod

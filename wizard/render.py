@@ -21,6 +21,9 @@ Files per node:
   Also the donor side of Arbiter snapshot backups, ``/usr/bin/wsrep_sst_studio_backup`` (0755, no
   restart: the server runs it when garbd asks for a snapshot, see :mod:`wizard.backups`).
 * Arbiter: ``/etc/default/garb`` as read by Debian's ``garb-systemd`` (restart garbd).
+* With ``tls.enabled``, every node also gets ``tls.remote_dir``/``ca.pem``, ``cert.pem`` and ``key.pem`` (the key
+  0640 root:mysql on a data node, root:nogroup on the Arbiter; secret; a plan without secrets shows a
+  placeholder), and the Galera, SST, garbd and client options that name them (:mod:`wizard.tls.options`).
 * ``"dns"``: ``/zones/<zone>/<authoring name>.lua-record`` (no service; not a real path on a node).
 """
 
@@ -43,6 +46,8 @@ import jinja2
 from wizard.assets_files import AssetsMissing, asset_text
 from wizard.profile import Node, Profile, is_ip
 from wizard.secrets import REDACTOR, Secrets
+from wizard.tls import material as tls_material
+from wizard.tls import options as tls_options
 
 TEMPLATE_DIR = "templates"
 """Directory of the templates inside the package data (see :mod:`wizard.assets_files`)."""
@@ -99,6 +104,8 @@ class RenderedFile:
     group: str = "root"
     secret: bool = False
     restart: Restart = ()
+    hide_content: bool = False
+    """A private key: diffs and plans say that it changes, never what it holds."""
 
 
 def placeholder(name: str) -> str:
@@ -245,6 +252,21 @@ def _redis_password_env(profile: Profile) -> str | None:
 
 
 # -- files -------------------------------------------------------------------------------------------
+TLS_KEY_PLACEHOLDER = "<tls private key: rendered at apply time, never shown>"
+
+
+def _tls_files(profile: Profile, node: Node, tls: tls_material.NodeTLS, secrets: Secrets | None) -> list[RenderedFile]:
+    p = tls_options.paths(profile)
+    restart: Restart = ("mariadb",) if node.is_studio else ("garbd",)
+    key = TLS_KEY_PLACEHOLDER if secrets is None else tls.key.decode()
+    return [
+        RenderedFile(path=p["ca"], content=tls.ca_bundle.decode(), restart=restart),
+        RenderedFile(path=p["cert"], content=tls.cert.decode(), restart=restart),
+        RenderedFile(path=p["key"], content=key, mode=0o640, group=tls_options.key_group(node), secret=True,
+                     restart=restart, hide_content=True),
+    ]
+
+
 def _galera_cnf(profile: Profile, node: Node, secrets: Secrets | None) -> RenderedFile:
     db = profile.database
     password = _secret(secrets, "sst_password")
@@ -254,6 +276,7 @@ def _galera_cnf(profile: Profile, node: Node, secrets: Secrets | None) -> Render
         f"ist.recv_addr={host_port(node.address, db.ist_port)}",
         "gcache.size=256M",
         "gcache.recover=yes",
+        *tls_options.galera_options(profile),
     ]
     content = _template(
         "galera.cnf.j2",
@@ -267,6 +290,7 @@ def _galera_cnf(profile: Profile, node: Node, secrets: Secrets | None) -> Render
         sst_auth=sst_auth,
         provider_options=";".join(options),
         slave_threads=SLAVE_THREADS,
+        tls=tls_options.paths(profile) if profile.tls.enabled else None,
     )
     return RenderedFile(
         path=PurePosixPath(db.config_file.as_posix()),
@@ -322,7 +346,8 @@ def _garb(profile: Profile) -> RenderedFile:
         "garb.j2",
         profile=profile,
         galera_nodes=",".join(host_port(n.address, db.galera_port) for n in profile.studio_nodes),
-        garbd_options=f"gmcast.listen_addr={_listen_addr(arbiter, db.galera_port)}",
+        garbd_options=f"gmcast.listen_addr={_listen_addr(arbiter, db.galera_port)}"
+        + tls_options.galera_options_suffix(profile),
         log_file=GARBD_LOG_FILE,
         work_dir=GARBD_WORK_DIR,
     )
@@ -392,8 +417,17 @@ def _dns_file(profile: Profile) -> RenderedFile:
     return RenderedFile(path=dns_record_path(profile), content=content)
 
 
-def render(profile: Profile, secrets: Secrets | None) -> dict[str, list[RenderedFile]]:
-    """Every file of every node, keyed by node name (profile order), then ``"dns"``."""
+def render(profile: Profile, secrets: Secrets | None,
+           tls: Mapping[str, tls_material.NodeTLS] | None = None) -> dict[str, list[RenderedFile]]:
+    """Every file of every node, keyed by node name (profile order), then ``"dns"``.
+
+    ``tls``: node name -> its TLS material; None loads it with :func:`wizard.tls.material.load` when
+    ``tls.enabled`` (generating it on first use).  Raises :class:`RenderError` (what to change)."""
+    if profile.tls.enabled and tls is None:
+        try:
+            tls = tls_material.load(profile)
+        except (tls_material.TLSError, OSError) as exc:
+            raise RenderError(str(exc)) from None
     out: dict[str, list[RenderedFile]] = {}
     for node in profile.nodes:
         if node.is_studio:
@@ -401,6 +435,8 @@ def render(profile: Profile, secrets: Secrets | None) -> dict[str, list[Rendered
                               _backup_sst_script(profile)]
         else:
             out[node.name] = [_garb(profile)]
+        if profile.tls.enabled and tls is not None:
+            out[node.name] += _tls_files(profile, node, tls[node.name], secrets)
     out[DNS_NODE] = [_dns_file(profile)]
     return out
 
