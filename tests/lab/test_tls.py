@@ -8,24 +8,19 @@ would refuse the plain lab profile's nodes).
 
 from __future__ import annotations
 
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.waits import wait_until
 from wizard import lab
-from wizard.lab.layout import BRIDGE
 from wizard.nodesql import sql, wsrep_status
 from wizard.pipeline import replay
 from wizard.profile import Profile
 from wizard.remote import Remote
 from wizard.secrets import Secrets
-from wizard.tls import certs
 from wizard.tls.options import paths
 
 
@@ -39,7 +34,8 @@ def tls_profile(profile: Profile, store: Path) -> Profile:
 
 
 @pytest.fixture(scope="module")
-def tls_formed(profile: Profile, secrets: Secrets, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def tls_formed(profile: Profile, secrets: Secrets,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     p = tls_profile(profile, tmp_path_factory.mktemp("tls-store"))
     fresh_lab()
     start = time.monotonic()
