@@ -644,7 +644,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["up", "down", "status", "base"])
     p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",
                    help="namespace hosts (default, fast) or systemd-nspawn hosts that boot systemd")
+    for name in CONNECTING:
+        sub.choices[name].add_argument(
+            "--accept-host-key", action="append", metavar="NODE=SHA256:...", default=[],
+            help="record NODE's host key in its known_hosts first, only if it offers this fingerprint (the one a "
+                 "refusal printed, compared with the host itself); repeatable")
     return parser
+
+
+CONNECTING = ("check", "plan", "replay", "recover", "status", "monitor", "backup")
+"""The commands that connect to the nodes, and so take --accept-host-key."""
+
+
+def _accept_host_keys(args: argparse.Namespace) -> int | None:
+    """--accept-host-key before the command runs: None to go on, or an exit code.  A key that is not the
+    given one raises wizard.remote.HostKeyError (main reports it; nothing was written)."""
+    from wizard.host_key_accept import AcceptUsageError, accept_host_keys, parse_accepts
+
+    if not getattr(args, "profile", None):
+        err_console.print("[red]error:[/] --accept-host-key needs a profile (it names the nodes and known_hosts)")
+        return EXIT_USAGE
+    profile = load_profile(args.profile, check_files=False)
+    try:
+        accepts = parse_accepts(args.accept_host_key, profile)
+    except AcceptUsageError as exc:
+        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        return EXIT_USAGE
+    accept_host_keys(profile, accepts, say=lambda line: err_console.print(line, markup=False, highlight=False))
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -655,6 +682,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from wizard.tui.app import run_app
 
             return run_app(Path(args.profile) if args.profile else None)
+        if getattr(args, "accept_host_key", None):
+            code = _accept_host_keys(args)
+            if code is not None:
+                return code
         return COMMANDS[args.command](args)
     except (ProfileError, SecretError) as exc:
         err_console.print(f"[red]error:[/] {REDACTOR(str(exc))}", markup=True)

@@ -25,6 +25,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
 import re
 import threading
 from dataclasses import dataclass, field
@@ -263,3 +264,56 @@ def preferred_key_types(available: list[str] | tuple[str, ...], known: list[str]
             if alg in available and alg not in first:
                 first.append(alg)
     return first + [a for a in available if a not in first]
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint of a public key, as ``ssh-keygen -lf`` prints it: ``SHA256:`` and the
+    unpadded base64 of the SHA-256 of the key blob."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def same_fingerprint(given: str, key: paramiko.PKey) -> bool:
+    """Whether `given` (``SHA256:...``, as a person copied it; trailing ``=`` padding allowed) is the
+    fingerprint of `key`."""
+    want = given.strip()
+    return want.startswith("SHA256:") and hmac.compare_digest(want.rstrip("="), fingerprint(key))
+
+
+def record(path: Path | str, name: str, key: paramiko.PKey) -> list[int]:
+    """Write `key` into the known_hosts file at `path` for `name` (``host`` or ``[host]:port``), atomically.
+
+    Lines that name exactly `name` alone (plain or hashed) with another key of the same type are removed,
+    so the old key stops being accepted; their line numbers are returned.  A missing file (and its
+    directory, mode 0700) is created with mode 0600; an existing file keeps its mode.  Raises OSError."""
+    target = Path(path)
+    try:
+        text = target.read_text(errors="replace")
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        text, mode = "", 0o600
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    kept, removed = [], []
+    for number, raw in enumerate(text.splitlines(), 1):
+        fields = raw.split()
+        names_it = len(fields) >= 3 and (fields[0].lower() == name.lower()
+                                         or (fields[0].startswith("|") and _hashed_match(fields[0], name.lower())))
+        if names_it and fields[1] == key.get_name() and fields[2] != key.get_base64():
+            removed.append(number)
+            continue
+        kept.append(raw)
+    kept.append(f"{name} {key.get_name()} {key.get_base64()}")
+    tmp = target.with_name(f".{target.name}.{threading.get_ident()}.tmp")
+    try:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as fh:
+            fh.write("\n".join(kept) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with _lock:
+        _cache.pop(str(target), None)
+    return removed

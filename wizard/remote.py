@@ -21,6 +21,7 @@ import json
 import logging
 import select
 import shlex
+import socket
 import threading
 import time
 import uuid
@@ -87,7 +88,23 @@ class UnreachableError(RemoteError):
 
 
 class HostKeyError(RemoteError):
-    pass
+    """The node's host key is not the one on file (or none is).  `offered` is the SHA256 fingerprint of the key
+    the host presented (`key`, its `key_type`), `on_file` the fingerprint recorded for it ("" when none is),
+    `lookup` the name looked up (``host`` or ``[host]:port``), `known_hosts` the file, `status` one of
+    ``new``, ``changed``, ``revoked``, ``mismatch`` (an --accept-host-key fingerprint that is not the offered
+    key's) or ``""`` (the file could not be read)."""
+
+    def __init__(self, node: str, message: str, hint: str = "", *, offered: str = "", on_file: str = "",
+                 key: paramiko.PKey | None = None, lookup: str = "", known_hosts: str = "",
+                 status: str = "") -> None:
+        super().__init__(node, message, hint)
+        self.offered = offered
+        self.on_file = on_file
+        self.key = key
+        self.key_type = key.get_name() if key is not None else ""
+        self.lookup = lookup
+        self.known_hosts = known_hosts
+        self.status = status
 
 
 class AuthError(RemoteError):
@@ -235,23 +252,90 @@ class NodeConnection:
         return kh
 
     def _host_key_error(self, key: paramiko.PKey, verdict: known_hosts.Verdict) -> HostKeyError:
-        name, addr, port, path = verdict.name, self.node.address, self.node.ssh.port, self._known_hosts_name()
-        kind = key.get_name()
-        add = f"ssh-keyscan -p {port} {q(addr)} >> {q(path)}" if port != 22 else f"ssh-keyscan {q(addr)} >> {q(path)}"
+        name, path, node = verdict.name, self._known_hosts_name(), self.node.name
+        kind, offered = key.get_name(), known_hosts.fingerprint(key)
+
+        def error(message: str, hint: str, status: str, on_file: str = "") -> HostKeyError:
+            return HostKeyError(node, message, hint, offered=offered, on_file=on_file, key=key, lookup=name,
+                                known_hosts=path, status=status)
+
+        accept = f"--accept-host-key {node}={offered}"
+        check = (f"compare {offered} with the key on {node} itself (ssh-keygen -lf /etc/ssh/ssh_host_"
+                 f"{kind.removeprefix('ssh-').split('-')[0]}_key.pub there)")
         if verdict.status is known_hosts.Status.CHANGED and verdict.entry is not None:
-            return HostKeyError(
-                self.node.name,
-                f"host key of {name} ({kind}) does not match known_hosts entry {verdict.entry.where}",
-                f"the host was reinstalled or someone is in the middle: verify its key, then "
-                f"ssh-keygen -R {q(name)} -f {q(path)} (removes the entry at {verdict.entry.where}) and {add}",
-            )
+            on_file = known_hosts.fingerprint(verdict.entry.key)
+            return error(
+                f"host key of {name} does not match known_hosts entry {verdict.entry.where}: the host offered "
+                f"{kind} {offered}, the entry holds {on_file}; nothing was done",
+                f"the host was reinstalled or someone is in the middle: {check}; only if they are the same, run "
+                f"again with {accept} or accept it in the wizard (either replaces the entry), or "
+                f"ssh-keygen -R {q(name)} -f {q(path)} (removes the entry at {verdict.entry.where}) then add it",
+                "changed", on_file)
         if verdict.status is known_hosts.Status.REVOKED and verdict.entry is not None:
-            return HostKeyError(
-                self.node.name, f"host key of {name} ({kind}) is marked @revoked at {verdict.entry.where}",
-                f"{self.node.name} must get a new host key; do not connect to it with the revoked one",
-            )
-        return HostKeyError(self.node.name, f"host key of {name} ({kind}) is not in {path}",
-                            f"verify the key, then add it: {add}")
+            return error(
+                f"host key of {name} ({kind} {offered}) is marked @revoked at {verdict.entry.where}",
+                f"{node} must get a new host key; do not connect to it with the revoked one",
+                "revoked", offered)
+        return error(f"host key of {name} is not in {path}: it offered {kind} {offered}; nothing was done "
+                     "(no key is trusted on first use)",
+                     f"{check}; if they are the same, run again with {accept}, or accept it in the wizard", "new")
+
+    def offered_host_key(self) -> paramiko.PKey:
+        """The host key the node presents, with the key types on file preferred as a connection does;
+        no authentication, nothing trusted.  Raises UnreachableError."""
+        addr, port, timeout = self.node.address, self.node.ssh.port, self.node.ssh.connect_timeout
+        kh = self._known_hosts()
+        try:
+            sock = socket.create_connection((addr, port), timeout=timeout)
+        except OSError as exc:
+            raise UnreachableError(self.node.name, f"cannot connect to {addr}:{port}: {exc.strerror or exc}",
+                                   f"start sshd on {self.node.name} or fix ssh.port / address") from None
+        transport = paramiko.Transport(sock)
+        try:
+            opts = transport.get_security_options()
+            known_types = kh.key_types(addr, port)
+            if known_types:
+                opts.key_types = known_hosts.preferred_key_types(list(opts.key_types), known_types)
+            transport.banner_timeout = timeout
+            transport.start_client(timeout=timeout)
+            key = transport.get_remote_server_key()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise UnreachableError(self.node.name, f"SSH handshake with {addr}:{port} failed: {exc}",
+                                   f"check that sshd runs on {self.node.name} and port {port} is open") from None
+        finally:
+            transport.close()
+        return key
+
+    def accept_host_key(self, given: str, key: paramiko.PKey | None = None) -> str:
+        """Record the node's host key in its known_hosts file, only when its fingerprint is `given`
+        (``SHA256:...``).  `key`: the key a HostKeyError carried (the wizard's dialog); None: ask the node.
+
+        Returns what was done, one line.  Raises HostKeyError (status ``mismatch``: the offered key is not
+        `given`, nothing written; ``revoked``), UnreachableError, or HostKeyError naming the file when it
+        cannot be written."""
+        key = key if key is not None else self.offered_host_key()
+        node, port, path = self.node.name, self.node.ssh.port, self._known_hosts_name()
+        offered, name = known_hosts.fingerprint(key), known_hosts.host_name(self.node.address, port)
+        if not known_hosts.same_fingerprint(given, key):
+            raise HostKeyError(node, f"{node} ({name}) offers {key.get_name()} {offered}, not the {given} given to "
+                                     f"accept; nothing was written to {path}",
+                               f"check the fingerprint on {node} itself; someone may be in the middle",
+                               offered=offered, key=key, lookup=name, known_hosts=path, status="mismatch")
+        verdict = self._known_hosts().verify(self.node.address, port, key)
+        if verdict.status is known_hosts.Status.OK:
+            return f"{node}: {key.get_name()} {offered} is already in {path}"
+        if verdict.status is known_hosts.Status.REVOKED:
+            raise self._host_key_error(key, verdict)
+        try:
+            removed = known_hosts.record(path, name, key)
+        except OSError as exc:
+            raise HostKeyError(node, f"cannot write {path}: {exc.strerror or exc}",
+                               f"fix ssh.known_hosts or the permissions of {path}") from None
+        gone = f" (replaced line {', '.join(map(str, removed))})" if removed else ""
+        note = f"{node}: recorded {key.get_name()} {offered} for {name} in {path}{gone}"
+        if self.runlog is not None:
+            self.runlog.record(node=node, note=note)
+        return note
 
     def open(self) -> Connection:
         with self._lock:
