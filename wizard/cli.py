@@ -14,12 +14,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
 from wizard.profile import Profile, ProfileError, file_problems, json_schema, load_profile
 from wizard.secrets import REDACTOR, SecretError, Secrets, resolve
+
+if TYPE_CHECKING:
+    from wizard.run_history import RunSummary
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -236,23 +240,59 @@ def _check_printer(r: object) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    import uuid
+
+    from wizard.hangup import go_on_after_hangup, quiet_on_loss
     from wizard.pipeline import Listener, PipelineError, new_runlog, replay
 
     profile, secrets = load(args.profile)
     runlog = new_runlog(args.run_dir)
-    listener = Listener(on_step=_step_printer, on_check=_check_printer, on_event=_event_printer,
-                        on_file=lambda c: console.print(f"  wrote {c.node}:{c.file.path}", highlight=False))
+    run_id = uuid.uuid4().hex[:12]
+
+    def hangup() -> None:  # the terminal went away: the run goes on to its end (wizard.hangup says why)
+        from wizard.coordinator import redis_client
+        from wizard.run_history import RunRecorder
+
+        runlog.record(run=run_id, note="the terminal hung up (SIGHUP): going on headless to the end of the run; "
+                                       "this log and `studio-cluster status` tell how it ended")
+        client = redis_client(profile, secrets, failover_wait_s=5.0)
+        RunRecorder(client, profile, run_id).hangup()
+        client.close()
+
+    go_on_after_hangup(hangup)
+    say = quiet_on_loss(console.print)
+    listener = Listener(on_step=quiet_on_loss(_step_printer), on_check=quiet_on_loss(_check_printer),
+                        on_event=quiet_on_loss(_event_printer),
+                        on_file=quiet_on_loss(lambda c: console.print(f"  wrote {c.node}:{c.file.path}",
+                                                                      highlight=False)))
     timeouts = {"wait_timeout": float(args.wait_timeout)}
     try:
         result = replay(profile, secrets, listener=listener, force=args.force_bootstrap,
                         skip_checks=args.skip_checks, runlog=runlog, timeouts=timeouts)
     except PipelineError as exc:
-        console.print(f"[bold red]{args.command or 'replay'} failed at {exc.step}:[/] {exc.message}", highlight=False)
-        console.print(f"run log: {runlog.path}")
+        runlog.record(run=run_id, result=f"failed at {exc.step}: {exc.message}")
+        say(f"[bold red]{args.command or 'replay'} failed at {exc.step}:[/] {exc.message}", highlight=False)
+        say(f"run log: {runlog.path}")
         return EXIT_FAIL
-    console.print(f"[bold green]cluster {profile.cluster_name} is healthy[/] in {result.seconds:.1f}s; "
-                  f"run log: {runlog.path}")
+    runlog.record(run=run_id, result=f"healthy in {result.seconds:.1f}s")
+    say(f"[bold green]cluster {profile.cluster_name} is healthy[/] in {result.seconds:.1f}s; run log: {runlog.path}")
     return EXIT_OK
+
+
+def _last_run(profile: Profile, secrets: Secrets) -> RunSummary | None:
+    """The last run's story for status (wizard.run_history.RunSummary), None when none or the store is down."""
+    import redis
+
+    from wizard.coordinator import redis_client
+    from wizard.run_history import last_run
+
+    client = redis_client(profile, secrets, failover_wait_s=2.0)
+    try:
+        return last_run(client, profile)
+    except (redis.RedisError, OSError):
+        return None
+    finally:
+        client.close()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -262,8 +302,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     profile, secrets = load(args.profile, only=READ_ONLY)
     with Remote(profile, key_passphrases=secrets.key_passphrases) as remote:
         st = collect(profile, secrets, remote, backups=True)
+    run = _last_run(profile, secrets)
     if args.json:
-        print(json.dumps(st.to_dict(), indent=2))
+        print(json.dumps({**st.to_dict(), "last_run": run.to_dict() if run is not None else None}, indent=2))
         return EXIT_OK if st.healthy else EXIT_FAIL
     table = Table(title=f"{profile.cluster_name}: {st.verdict}", title_justify="left")
     for col in ("node", "role", "address", "reachable", "status", "size", "state", "last committed", "heartbeat"):
@@ -287,6 +328,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     colour = {"healthy": "green", "degraded": "yellow"}.get(st.verdict, "red")
     console.print(Text.assemble("verdict: ", (st.verdict, colour), f": {st.reason}"))
     _print_backups(st.backups)
+    for line in run.lines() if run is not None else []:
+        console.print(Text(line))
     return EXIT_OK if st.healthy else EXIT_FAIL
 
 

@@ -22,6 +22,7 @@ from wizard.remote import Remote, RemoteError, sh
 from wizard.secrets import REDACTOR, Secrets
 
 GARB_CONFIG = "/etc/default/garb"
+FRONT_NODE = "(front end)"  # the node field of the events a front end writes about its own run
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,14 @@ class Event:
 
 
 OnEvent = Callable[[Event], None]
+EVENT_FIELDS = ("node", "step", "state", "message", "ts", "run")
+
+
+def event_from(entry_id: str, fields: dict[str, str]) -> Event:
+    """One entry of the event stream as an Event (fields beyond the known ones go to ``extra``)."""
+    return Event(entry_id, fields.get("node", ""), fields.get("step", ""), fields.get("state", ""),
+                 fields.get("message", ""), float(fields.get("ts", 0) or 0), fields.get("run", ""),
+                 {k: v for k, v in fields.items() if k not in EVENT_FIELDS})
 
 
 @dataclass
@@ -169,11 +178,10 @@ class EventFollower(threading.Thread):
         for _, entries in resp or []:
             for entry_id, fields in entries:
                 self.last_id = entry_id
-                known = {"node", "step", "state", "message", "ts", "run"}
-                ev = Event(entry_id, fields.get("node", ""), fields.get("step", ""), fields.get("state", ""),
-                           fields.get("message", ""), float(fields.get("ts", 0)), fields.get("run", ""),
-                           {k: v for k, v in fields.items() if k not in known})
+                ev = event_from(entry_id, fields)
                 if self.run_id and ev.run and ev.run != self.run_id:
+                    continue
+                if ev.node == FRONT_NODE:  # the front end's own steps (wizard.run_history): it knows them
                     continue
                 self.events.append(ev)
                 if self.on_event is not None:
@@ -199,14 +207,21 @@ class RunLease:
     Two wizards started at once would otherwise interleave their agents node by node (an Arbiter agent
     of one run waiting for data nodes that only the other run's agents are bringing up).  The lease
     serializes runs; the agents' own bootstrap lock and fencing token still guard the bootstrap itself
-    should a lease ever lapse."""
+    should a lease ever lapse.
+
+    The agents renew the lease too while they work (they run detached: a front end that dies leaves them
+    going), and the holder keeps a short-lived sign of life of its own (:func:`front_key`, TTL
+    ``FRONT_TTL_MS``), so a later run can tell a run still driven from a front end from one whose front end
+    is gone (see :mod:`wizard.run_history`)."""
 
     TTL_MS = 30_000
+    FRONT_TTL_MS = 5_000
     RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
     RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
-    def __init__(self, client: redis.Redis, lease_key: str, run_id: str) -> None:
+    def __init__(self, client: redis.Redis, lease_key: str, run_id: str, front: str = "") -> None:
         self.client, self.key, self.run_id = client, lease_key, run_id
+        self.front = front  # the front end's sign-of-life key ("" none)
         self.stop = threading.Event()
         self.renewer = threading.Thread(target=self._renew, daemon=True, name="lease")
 
@@ -222,17 +237,67 @@ class RunLease:
                 raise TimeoutError(f"another run ({holder}) held the cluster for {timeout:.0f}s; "
                                    "wait for it to finish, or check for a stuck wizard")
             self.stop.wait(0.2)
+        self._beat()
         self.renewer.start()
 
+    def _beat(self) -> None:
+        with contextlib.suppress(redis.RedisError):
+            self.client.eval(self.RENEW, 1, self.key, self.run_id, str(self.TTL_MS))
+            if self.front:
+                self.client.set(self.front, self.run_id, px=self.FRONT_TTL_MS)
+
     def _renew(self) -> None:
-        while not self.stop.wait(self.TTL_MS / 3000):
-            with contextlib.suppress(redis.RedisError):
-                self.client.eval(self.RENEW, 1, self.key, self.run_id, str(self.TTL_MS))
+        while not self.stop.wait(1.0):
+            self._beat()
 
     def release(self) -> None:
         self.stop.set()
         with contextlib.suppress(redis.RedisError):
             self.client.eval(self.RELEASE, 1, self.key, self.run_id)
+
+
+def run_family(run_id: str) -> str:
+    """The pipeline run a bootstrap round belongs to: rounds after the first are ``<run>-<n>``."""
+    return run_id.split("-", 1)[0]
+
+
+def front_key(profile: Profile, run_id: str) -> str:
+    """The Redis key a live front end of the run keeps (TTL a few seconds): gone means nobody drives it."""
+    return key(profile, "run-front", run_family(run_id))
+
+
+# The agent on the node, detached from the SSH channel that starts it (setsid, its stdio to files in
+# <run_dir>/runs): a front end that dies, or a dropped connection, leaves it going to the end of the run.
+# The config (secrets included) arrives on stdin into a 0600 file, checked whole by its size, and is
+# unlinked as soon as the agent's shell has it open.  The exit code lands in .rc (written whole, renamed).
+# The launch returns once the agent has its own session (its pid file): a sudo that runs the command on a
+# pty of its own (Debian's use_pty) hangs that pty up when the command exits.
+LAUNCH = """d={dir}
+mkdir -p "$d" && chmod 700 "$d" || exit 1
+find "$d" -type f -mtime +7 -delete 2>/dev/null
+(umask 077 && cat > {cfg}) || exit 1
+[ "$(wc -c < {cfg})" -eq {size} ] || {{ rm -f {cfg}; echo "the agent's config arrived cut short" >&2; exit 1; }}
+rm -f {rc} {pid}
+setsid sh -c {inner} </dev/null >/dev/null 2>&1 &
+i=0
+while [ ! -s {pid} ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
+echo launched"""
+INNER = ("echo $$ > {pid}; exec 3<{cfg}; rm -f {cfg}; python3 {agent} {command} <&3 3<&- >{out} 2>&1; "
+         "echo $? > {rc}.tmp; mv -f {rc}.tmp {rc}")
+# Waits for the detached agent's exit code and prints its output; dying with the SSH channel loses nothing.
+WAIT = """i=0
+while [ ! -e {rc} ]; do
+  if [ -s {pid} ]; then
+    kill -0 "$(cat {pid})" 2>/dev/null || [ -e {rc} ] || {{
+      echo "the agent (pid $(cat {pid})) exited without a result; its output:" >&2; tail -c 2000 {out} >&2; exit 70; }}
+  else
+    i=$((i+1)); [ $i -gt 150 ] && {{ echo "the agent did not start within 30s" >&2; exit 70; }}
+  fi
+  sleep 0.2
+done
+cat {out}
+exit "$(cat {rc})"
+"""
 
 
 class Coordinator:
@@ -274,16 +339,40 @@ class Coordinator:
             return out
         return {"error": REDACTOR(f"agent exited {res.exit_code}: {(res.stderr or res.stdout).strip()[-400:]}")}
 
+    def _run_detached(self, node: Node, command: str, cfg: dict[str, Any], timeout: float,
+                      run_id: str) -> dict[str, Any]:
+        """:meth:`_run_agent` for a long job: the agent runs detached on the node (its output in
+        ``<run_dir>/runs/<run>.<command>.out``) and this call waits for its result over a second channel;
+        if this process dies, the agent finishes on its own.  Returns the agent's JSON result, or
+        ``{"error": ...}``."""
+        conn = self.remote[node.name]
+        d = f"{self.profile.services.run_dir}/runs"
+        base = f"{d}/{run_id}.{command}"
+        names = {"cfg": sh(base + ".cfg"), "out": sh(base + ".out"), "rc": sh(base + ".rc"), "pid": sh(base + ".pid")}
+        payload = json.dumps(cfg).encode()
+        inner = INNER.format(agent=sh(agent_path(self.profile)), command=sh(command), **names)
+        conn.run(LAUNCH.format(dir=sh(d), size=len(payload), inner=sh(inner), **names), stdin_bytes=payload,
+                 timeout=60, what=f"start the agent ({command})")
+        res = conn.run(WAIT.format(**names), timeout=timeout, check=False, what=f"agent {command}")
+        lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
+        if lines:
+            out: dict[str, Any] = json.loads(lines[-1])
+            if res.exit_code != 0 and "error" not in out:
+                out["error"] = f"agent exited {res.exit_code}"
+            return out
+        return {"error": REDACTOR(f"agent exited {res.exit_code}: {(res.stderr or res.stdout).strip()[-400:]}")}
+
     def bootstrap(self, *, force: str | None = None, on_event: OnEvent | None = None,
                   timeouts: dict[str, float] | None = None, run_id: str | None = None) -> BootstrapReport:
-        """Run the agents on every node at once and wait for all of them."""
+        """Run the agents on every node at once (detached: they finish should this process die) and wait
+        for all of them.  ``run_id``: rounds after a pipeline's first are ``<run>-<n>``."""
         run_id = run_id or uuid.uuid4().hex[:12]
         start = time.monotonic()
         client = redis_client(self.profile, self.secrets)
         follower = EventFollower(client, key(self.profile, "events"), run_id, on_event)
         follower.start()
         outcomes: dict[str, NodeOutcome] = {}
-        lease = RunLease(client, key(self.profile, "run-lease"), run_id)
+        lease = RunLease(client, key(self.profile, "run-lease"), run_id, front_key(self.profile, run_id))
 
         def waiting(holder: str) -> None:
             if on_event is not None:
@@ -303,7 +392,7 @@ class Coordinator:
             def one(node: Node) -> NodeOutcome:
                 cfg = agent_config(self.profile, self.secrets, node, run_id=run_id, force=force, timeouts=timeouts)
                 try:
-                    out = self._run_agent(node, "bootstrap", cfg, budget)
+                    out = self._run_detached(node, "bootstrap", cfg, budget, run_id)
                 except RemoteError as exc:
                     return NodeOutcome(node.name, False, error=exc.message)
                 if "error" in out:

@@ -29,11 +29,12 @@ from wizard.apply import (
     stale_services,
 )
 from wizard.checks import CheckResult, Status, run_checks, worst
-from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event
+from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event, key, redis_client
 from wizard.datadir import initialise_empty
 from wizard.dnsapi import DnsApiError, RecordChange, push_record
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError, RunLog, daemon_pids
+from wizard.run_history import RunRecorder, follow_run, last_run
 from wizard.secrets import Secrets
 from wizard.status import ClusterStatus, collect
 
@@ -167,10 +168,74 @@ def _background(fn: Callable[[], Any]) -> Future[Any]:
     return future
 
 
+def recorded(listener: Listener, recorder: RunRecorder, runlog: RunLog | None) -> Listener:
+    """The listener, with every step also told to the run's story (the event stream) and the run log."""
+    def on_step(step: str, state: str, message: str) -> None:
+        recorder.step(step, state, message)
+        if runlog is not None:
+            runlog.record(step=step, state=state, message=message, run=recorder.run_id)
+        listener.step(step, state, message)
+
+    return Listener(on_step=on_step, on_check=listener.on_check, on_file=listener.on_file,
+                    on_event=listener.on_event)
+
+
+def follow_running(profile: Profile, client: Any, listener: Listener, run_id: str, timeout: float) -> None:
+    """Before anything changes: tell what happened to the last run when it ended without its front end, and
+    when another run still holds the cluster, follow it to its end instead of starting a second run beside it.
+    Raises PipelineError("run", ...) naming that run when it still holds the cluster after ``timeout``."""
+    try:
+        before = last_run(client, profile)
+        holder = str(client.get(key(profile, "run-lease")) or "")
+    except redis.RedisError:
+        return  # the bootstrap step reports a store that is down, with its fix
+    if before is not None and before.run != run_id and before.outcome == "interrupted":
+        listener.step("run", "running", "; ".join(line.strip() for line in before.lines()))
+    if not holder:
+        return
+    story = last_run(client, profile, holder.split("-", 1)[0])
+    who = f" ({story.front}, started {time.strftime('%H:%M:%S', time.gmtime(story.started))} UTC)" if story else ""
+    listener.step("run", "running", f"run {holder}{who} is still going: following it to its end instead of "
+                                    "starting a second run beside it")
+    try:
+        how = follow_run(client, profile, holder, timeout=timeout, on_event=listener.on_event)
+    except TimeoutError:
+        raise PipelineError("run", f"run {holder}{who} still holds the cluster after {timeout:.0f}s; wait for it "
+                                   f"(studio-cluster status shows its last step) and run again") from None
+    after = last_run(client, profile, holder.split("-", 1)[0])
+    how_text = "its front end was gone and its agents finished" if how == "abandoned" else "released"
+    listener.step("run", "running", f"run {holder} let the cluster go ({how_text})"
+                  + (f": {after.verdict}" if after is not None else "") + "; this run goes on from here")
+
+
 def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, listener: Listener | None = None,
            force: str | None = None, skip_checks: bool = False, runlog: RunLog | None = None,
-           timeouts: dict[str, float] | None = None) -> PipelineResult:
-    listener = listener or Listener()
+           timeouts: dict[str, float] | None = None, run_id: str | None = None) -> PipelineResult:
+    """The pipeline, as one run ``run_id`` (default: a new id) whose story goes to the event stream and the
+    run log (see :mod:`wizard.run_history`).  A run that another front end left going is followed first.
+    Raises PipelineError naming the step that failed."""
+    client = redis_client(profile, secrets, failover_wait_s=min(profile.redis.failover_wait_s, 5.0))
+    recorder = RunRecorder(client, profile, run_id)
+    listener = recorded(listener or Listener(), recorder, runlog)
+    ok, why = False, "stopped (the front end raised or was interrupted)"
+    try:
+        follow_running(profile, client, listener, recorder.run_id, float((timeouts or {}).get("lease_timeout", 600)))
+        recorder.start(str(runlog.path) if runlog is not None and runlog.path is not None else "")
+        result = _replay(profile, secrets, remote=remote, listener=listener, force=force, skip_checks=skip_checks,
+                         runlog=runlog, timeouts=timeouts, run_id=recorder.run_id)
+        ok, why = True, "the cluster verified healthy"
+        return result
+    except PipelineError as exc:
+        why = f"{exc.step}: {exc.message}"
+        raise
+    finally:
+        recorder.end(ok, why)
+        client.close()
+
+
+def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listener: Listener, force: str | None,
+            skip_checks: bool, runlog: RunLog | None, timeouts: dict[str, float] | None,
+            run_id: str) -> PipelineResult:
     own = remote is None
     remote = remote or Remote(profile, runlog, key_passphrases=secrets.key_passphrases)
     result = PipelineResult()
@@ -231,7 +296,7 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
             # by an earlier run that stopped half way).  Rolling, one at a time, each only while it is safe.
             # First every node up (a stopped one starts with the new files and owes nothing), then the restarts.
             reports: list[BootstrapReport] = [coordinator.bootstrap(force=force, on_event=listener.on_event,
-                                                                    timeouts=timeouts)]
+                                                                    timeouts=timeouts, run_id=run_id)]
             owed = stale_services(changes, remote)
             for node, services in owed.items():
                 for service in sorted(services):
@@ -246,7 +311,7 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
                     listener.step("bootstrap", "running", f"restarting {service} on {node} for its new config")
                     stop_for_restart(profile, remote, node, service)
                     reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event,
-                                                         timeouts=timeouts))
+                                                         timeouts=timeouts, run_id=f"{run_id}-{len(reports) + 1}"))
             result.bootstrap = merge_reports(reports)
             if daemons is not None:
                 daemons.result()

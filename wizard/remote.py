@@ -306,6 +306,13 @@ class NodeConnection:
             transport.close()
         return key
 
+    def host_key_problem(self) -> HostKeyError | None:
+        """The refusal a connection to this node would meet over its host key (unknown, changed, revoked), with
+        the key it offers, or None when known_hosts holds that key.  Raises UnreachableError."""
+        key = self.offered_host_key()
+        verdict = self._known_hosts().verify(self.node.address, self.node.ssh.port, key)
+        return None if verdict.status is known_hosts.Status.OK else self._host_key_error(key, verdict)
+
     def accept_host_key(self, given: str, key: paramiko.PKey | None = None) -> str:
         """Record the node's host key in its known_hosts file, only when its fingerprint is `given`
         (``SHA256:...``).  `key`: the key a HostKeyError carried (the wizard's dialog); None: ask the node.
@@ -547,6 +554,8 @@ class NodeConnection:
                          f"cp -p {q(path)} {q(backup)}; fi")
         steps += [
             f"(umask 077 && cat > {q(staged)})",
+            # whole or not at all: a client that dies mid-upload ends stdin early, and cat exits 0 on a cut file
+            f"[ \"$(wc -c < {q(staged)})\" -eq {len(data)} ]",
             sh("chown", f"{owner}:{group}", staged),
             sh("chmod", f"{mode:o}", staged),
             sh("mv", "-f", staged, path),

@@ -592,11 +592,17 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
             raise Aborted("stopped because %s" % reason)
 
     ABORT_CHECK = check_abort
-    ev("agent", "started", "agent started")
+    keeper = LeaseKeeper(coord, str(cfg.get("run_id", "")))
+    keeper.start()
+    ev("agent", "started", "agent started (pid %d)" % os.getpid())
     try:
         if node.role == "arbiter":
-            return bootstrap_arbiter(cfg, node, coord, ev)
-        return bootstrap_data(cfg, node, coord, ev)
+            result = bootstrap_arbiter(cfg, node, coord, ev)
+        else:
+            result = bootstrap_data(cfg, node, coord, ev)
+        ev("agent", "finished", "agent finished: %s" % (result.get("action") or "done"),
+           action=result.get("action") or "")
+        return result
     except Aborted as exc:
         ev("agent", "failed", str(exc))
         raise
@@ -606,7 +612,29 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
             coord.r.set(abort_key, "%s failed: %s" % (node.name, exc), ex=600, nx=True)  # cause, never nested
         raise
     finally:
+        keeper.stop.set()
         lock.close()
+
+
+class LeaseKeeper(threading.Thread):
+    """Keeps the run's lease (``<prefix>:<cluster>:run-lease``, held by the front end that started the run)
+    alive while this agent works: the agent runs detached, so a front end that dies (a closed terminal, a
+    kill) leaves a lease that lasts until the run's last agent has exited plus the lease's TTL, and no
+    second run starts beside agents still at work.  Renews only a lease that names this run."""
+
+    RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end "
+             "return 0")
+
+    def __init__(self, coord: Coordination, run_id: str, ttl_ms: int = 30000) -> None:
+        super().__init__(daemon=True, name="lease")
+        self.coord, self.run_id, self.ttl_ms = coord, run_id, ttl_ms
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while self.run_id and not self.stop.is_set():
+            with contextlib.suppress(Exception):
+                self.coord.r.eval(self.RENEW, 1, self.coord.key("run-lease"), self.run_id, str(self.ttl_ms))
+            self.stop.wait(5)
 
 
 def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> dict[str, Any]:

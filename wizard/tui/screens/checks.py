@@ -34,6 +34,7 @@ class ChecksScreen(WizardScreen):
         Binding("a", "rerun_all", "Re-run all"),
         Binding("f", "next_problem", "Next fail"),
         Binding("u", "use_found", "Use found"),
+        Binding("k", "review_host_key", "Host key"),
         Binding("ctrl+n", "next", "Plan"),
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "back", "Back"),
@@ -251,6 +252,10 @@ class ChecksScreen(WizardScreen):
             self.mark_pending([check for check, _t, _n in self.rows.values()])
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "review_host_key":  # shown only when a node was refused over its host key
+            if self._host_key_node() is None:
+                return False
+            return None if self.running else True
         if action == "use_found":  # shown only when the checks found a setting to use
             if not self.found_settings():
                 return False
@@ -261,6 +266,42 @@ class ChecksScreen(WizardScreen):
         if action == "next":
             return True if self.can_continue else None
         return True
+
+    def _host_key_node(self) -> str | None:
+        """The node of the highlighted (else the first) SSH check refused over its host key."""
+        refused = [k for k, r in self.results.items() if r.check == "ssh" and r.status.value == "fail"
+                   and "host key of" in r.summary]
+        key = self._highlighted_key()
+        chosen = key if key in refused else (refused[0] if refused else None)
+        return self.rows[chosen][2] if chosen is not None else None
+
+    def action_review_host_key(self) -> None:
+        """Ask the node for its host key again and show it in the host-key dialog (Accept writes known_hosts)."""
+        node = self._host_key_node()
+        if node is not None and not self.running:
+            self._host_key_worker(node)
+
+    @work(thread=True, exclusive=True, group="hostkey-probe", exit_on_error=False)
+    def _host_key_worker(self, node: str) -> None:
+        problem = self.session.remote()[node].host_key_problem()
+        if problem is None:
+            self.ui(self.notify, f"{node}'s host key is in known_hosts now; re-running the checks.")
+            self.ui(self._start, None)
+            return
+        self.ui(self._show_host_key, node, problem)
+
+    def _show_host_key(self, node: str, problem: object) -> None:
+        from wizard.remote import HostKeyError
+        from wizard.tui.screens.host_key import HostKeyScreen
+
+        assert self.session.profile is not None and isinstance(problem, HostKeyError)
+
+        def done(note: str | None) -> None:
+            if note:
+                self.notify(note)
+                self._start(None)
+
+        self.app.push_screen(HostKeyScreen(self.session.profile.node(node), problem), done)
 
     def action_rerun_one(self) -> None:
         key = self._highlighted_key()
