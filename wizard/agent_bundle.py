@@ -74,6 +74,19 @@ def build_agent() -> bytes:
 CACHE_TAG = sys.implementation.cache_tag
 
 
+def agent_argv(agent: str, command: str) -> list[str]:
+    """How the agent is run, by the coordinator over SSH and by the Kubernetes pods alike: ``[python3, AGENT,
+    COMMAND]``, AGENT being the unpacked bundle's directory or the zipapp itself; its config arrives on stdin."""
+    return ["python3", agent, command]
+
+
+@cache
+def build_agent_sources() -> bytes:
+    """The zipapp with sources only (about 320 kB, no byte code): what a Kubernetes ConfigMap (at most 1 MiB)
+    carries to pods whose Python may be any >= 3.9; its sha256 is :func:`agent_digest`."""
+    return _build(compiled=False)
+
+
 @cache
 def agent_digest() -> str:
     """The version of the agent: its sources only (byte code need not be byte-for-byte reproducible)."""

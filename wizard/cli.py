@@ -612,6 +612,27 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return lab.main([args.action])
 
 
+def cmd_k8s(args: argparse.Namespace) -> int:
+    """The same cluster as Kubernetes manifests (wizard.k8s): YAML files in --out, or one JSON list with --json.
+    Connects nowhere and resolves no secret: the manifests reference the Secret by name."""
+    from wizard.k8s.manifests import manifests, secret_note, to_json, write
+    from wizard.k8s.topology import K8sError
+
+    profile = load_profile(args.profile, check_files=False)
+    try:
+        if args.json:
+            sys.stdout.write(to_json(manifests(profile)))
+            return EXIT_OK
+        written = write(profile, Path(args.out))
+    except K8sError as exc:
+        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        return EXIT_USAGE
+    for path in written:
+        console.print(f"  wrote {path}", highlight=False)
+    console.print(f"{secret_note(profile)}; then: kubectl apply -f {args.out} (docs/kubernetes.md)", highlight=False)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": cmd_schema,
     "check": cmd_check,
@@ -623,6 +644,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status,
     "monitor": cmd_monitor,
     "backup": cmd_backup,
+    "k8s": cmd_k8s,
 }
 
 
@@ -683,6 +705,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-last", type=int, metavar="N", help="prune: keep the newest N (default: backups.keep_last)")
     p.add_argument("--keep-days", type=int, metavar="D", help="prune: keep younger than D days (default: keep_days)")
     p.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    p = sub.add_parser("k8s", help="the same cluster as Kubernetes manifests (docs/kubernetes.md)")
+    p.add_argument("action", choices=["render"])
+    p.add_argument("profile")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", metavar="DIR", help="write one YAML file per object into DIR (kubectl apply -f DIR)")
+    out.add_argument("--json", action="store_true", help="print every object as one JSON list")
     p = sub.add_parser("lab", help="the local three-host lab")
     p.add_argument("action", choices=["up", "down", "status", "base"])
     p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from wizard.agent import redisconn
-from wizard.agent_bundle import CACHE_TAG, agent_digest, build_agent
+from wizard.agent_bundle import CACHE_TAG, agent_argv, agent_digest, build_agent
 from wizard.profile import Node, Profile, Role
 from wizard.remote import Remote, RemoteError, sh
 from wizard.secrets import REDACTOR, Secrets
@@ -329,7 +329,7 @@ class Coordinator:
         return shipped
 
     def _run_agent(self, node: Node, command: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
-        res = self.remote[node.name].run(["python3", agent_path(self.profile), command], stdin=json.dumps(cfg),
+        res = self.remote[node.name].run(agent_argv(agent_path(self.profile), command), stdin=json.dumps(cfg),
                                          timeout=timeout, check=False, what=f"agent {command}")
         lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
         if lines:

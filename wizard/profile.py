@@ -421,6 +421,54 @@ class StudioSettings(_Model):
                                                 "e.g. 300")
 
 
+class KubernetesSettings(_Model):
+    """What only `studio-cluster k8s render` needs (docs/kubernetes.md); the SSH path ignores it."""
+
+    namespace: str = Field("studio-cluster", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+                           description="namespace of every object (a DNS label: lower-case letters, digits and '-', "
+                                       "at most 63), e.g. studio-cluster")
+    cluster_domain: str = Field("cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+                                description="the Kubernetes cluster's DNS domain, which pod names end with, "
+                                            "e.g. cluster.local")
+    storage_class: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+                                      description="StorageClass of each Galera pod's data volume; none: the "
+                                                  "cluster's default class, e.g. fast-ssd")
+    storage_size: str = Field("20Gi", pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$",
+                              description="size of each Galera pod's data volume, a quantity in Mi, Gi or Ti "
+                                          "(binary units), e.g. 20Gi")
+    galera_image: str = Field("localhost/studio-cluster-galera:bookworm", min_length=1, max_length=255,
+                              pattern=r"^[^\s]+$",
+                              description="image of the Galera pods: mariadbd, galera-4, mariabackup, socat, procps "
+                                          "and python3 >= 3.9, as on a host (docs/kubernetes.md builds one from "
+                                          "Debian 12), e.g. registry.example.com/studio-galera:10.11")
+    garbd_image: str = Field("localhost/studio-cluster-galera:bookworm", min_length=1, max_length=255,
+                             pattern=r"^[^\s]+$",
+                             description="image of the Arbiter pod: garbd (galera-arbitrator-4), procps and python3 "
+                                         ">= 3.9; the Galera image has them, "
+                                         "e.g. registry.example.com/studio-galera:10.11")
+    redis_image: str = Field("docker.io/library/redis:7.2-bookworm", min_length=1, max_length=255,
+                             pattern=r"^[^\s]+$",
+                             description="image of the Redis + Sentinel pods (redis-server, redis-sentinel, redis-cli, "
+                                         "Redis >= 6.2 for host names), e.g. docker.io/library/redis:7.2-bookworm")
+    secret_name: str = Field("studio-cluster", pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+                             description="the Secret (you create it) holding sst-password, redis-password, "
+                                         "admin-password and sentinel-password, each only if the profile's reference "
+                                         "is not none; referenced by name, never rendered, e.g. studio-cluster")
+    galera_cpu: str = Field("500m", pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$",
+                            description="CPU request of the MariaDB container, in cores or millicores, e.g. 500m")
+    galera_memory: str = Field("2Gi", pattern=r"^[1-9][0-9]*(Mi|Gi)$",
+                               description="memory request and limit of the MariaDB container (Mi or Gi), e.g. 2Gi")
+    garbd_cpu: str = Field("100m", pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$",
+                           description="CPU request of garbd, in cores or millicores, e.g. 100m")
+    garbd_memory: str = Field("256Mi", pattern=r"^[1-9][0-9]*(Mi|Gi)$",
+                              description="memory request and limit of garbd (Mi or Gi), e.g. 256Mi")
+    redis_cpu: str = Field("100m", pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$",
+                           description="CPU request of each Redis and each Sentinel container, e.g. 100m")
+    redis_memory: str = Field("256Mi", pattern=r"^[1-9][0-9]*(Mi|Gi)$",
+                              description="memory request and limit of each Redis and each Sentinel container "
+                                          "(Mi or Gi), e.g. 256Mi")
+
+
 class BackupSettings(_Model):
     """Arbiter snapshot backups (``studio-cluster backup``): garbd on the Arbiter asks a data node for a
     snapshot, which streams to a receiver on the Arbiter host."""
@@ -557,6 +605,9 @@ class Profile(_Model):
                                       description="how mariadbd and garbd are started: systemd units or directly")
     studio: StudioSettings = Field(default_factory=StudioSettings,  # type: ignore[arg-type]
                                    description="Crafter Studio on the Studio nodes")
+    kubernetes: KubernetesSettings | None = Field(
+        None, description="only for `studio-cluster k8s render`: namespace, storage, images, resources, Secret name "
+                          "(absent: the defaults of each setting)")
     backups: BackupSettings = Field(default_factory=BackupSettings,  # type: ignore[arg-type]
                                     description="Arbiter snapshot backups (studio-cluster backup)")
     tls: TLSSettings = Field(default_factory=TLSSettings,  # type: ignore[arg-type]

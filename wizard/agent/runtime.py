@@ -22,7 +22,6 @@ import json
 import os
 import pwd
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -46,6 +45,7 @@ from wizard.agent.grastate import (
 )
 from wizard.agent.health import health_verdict
 from wizard.agent.membership import is_member, parse_gvwstate_uuid
+from wizard.agent.serverargs import garbd_argv, garbd_log, mariadbd_argv, parse_shell_vars
 
 HEARTBEAT_TTL_MS = 6000
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -290,13 +290,7 @@ class Node:
                                                            "bootstrap" if new_cluster else "join"))
             systemctl("enable", unit)  # configured and in the cluster: a reboot brings it back, and it rejoins
             return
-        argv = [self.cfg.mariadbd, "--user=mysql"]
-        pos = self.start_position()
-        if pos:
-            argv.append("--wsrep_start_position=%s" % pos)
-        if new_cluster:
-            argv.append("--wsrep-new-cluster")
-        spawn(argv, DIRECT_LOG)
+        spawn(mariadbd_argv(self.cfg.mariadbd, self.start_position(), new_cluster), DIRECT_LOG)
 
     def stop_mariadb(self) -> None:
         """A clean shutdown (SIGTERM, as systemd does), waited for."""
@@ -398,17 +392,11 @@ class Node:
             systemctl("enable", unit)
             return
         env = read_shell_vars(self.cfg.garb_config)
-        argv = [self.cfg.garbd, "--address", "gcomm://" + env.get("GALERA_NODES", "").replace(" ", ","),
-                "--group", env.get("GALERA_GROUP", self.cfg.cluster_name)]
-        if env.get("GALERA_OPTIONS"):
-            argv += ["--options", env["GALERA_OPTIONS"]]
         if env.get("WORK_DIR"):
             os.makedirs(env["WORK_DIR"], exist_ok=True)
-            argv += ["--workdir", env["WORK_DIR"]]
-        log = env.get("LOG_FILE") or "/var/log/garbd.log"
+        log = garbd_log(env)
         os.makedirs(os.path.dirname(log), exist_ok=True)
-        argv += ["--log", log]
-        spawn(argv, log + ".out")
+        spawn(garbd_argv(self.cfg.garbd, env, self.cfg.cluster_name), log + ".out")
 
 
 def native_password_hash(password: str) -> str:
@@ -418,19 +406,11 @@ def native_password_hash(password: str) -> str:
 
 def read_shell_vars(path: str) -> dict[str, str]:
     """Read a Debian /etc/default file of VAR=value lines without executing it."""
-    out: dict[str, str] = {}
     try:
         with open(path) as fh:
-            for line in fh:
-                line = line.strip()
-                if not line or line.startswith("#") or "=" not in line:
-                    continue
-                key, _, value = line.partition("=")
-                words = shlex.split(value)
-                out[key.strip()] = words[0] if len(words) == 1 else " ".join(words)
+            return parse_shell_vars(fh.read())
     except FileNotFoundError:
-        pass
-    return out
+        return {}
 
 
 def spawn(argv: list[str], log: str) -> None:
@@ -1263,6 +1243,10 @@ def main(argv: list[str] | None = None) -> int:
             result = {"sst_auth": "ok"}
         elif command == "state":
             result = Node(cfg).state(recover=bool(cfg.get("recover"))).to_dict()
+        elif command.startswith("k8s-"):  # the Kubernetes pods' steps (wizard.k8s): the same election, handed over
+            from wizard.agent.k8s_pod import run_pod_command
+
+            result = run_pod_command(command, cfg)
         else:
             print(json.dumps({"error": "unknown command %r" % command}))
             return 2
