@@ -151,6 +151,46 @@ def test_unknown_position_blocks_and_force_is_the_way_out(profile: Profile, secr
     assert "forced by the operator" in out.stdout and "lost" in out.stdout, out.stdout
 
 
+def test_a_server_still_dying_when_recover_starts_is_waited_for_not_refused(profile: Profile, secrets: Secrets,
+                                                                            remote: Remote) -> None:
+    """A full outage where the most advanced node's mariadbd is still going away when `recover` starts (a kill
+    not yet delivered: here the process is frozen with SIGSTOP, and killed once the agent has seen it silent).
+    It runs but answers no SQL; registered as it is, its position is unknown and the election refuses (a
+    full-suite run of the backup fault drill met exactly this).  The agent waits for it to answer or exit,
+    then reads its position from InnoDB: the advanced node bootstraps and no row is lost."""
+    healthy(profile, secrets, remote)
+    sql(remote["studio1"], profile, secrets, "DROP DATABASE IF EXISTS itest")
+    write_rows(remote, profile, secrets, "studio1", 1, 3)
+    wait_until("rows on studio2", lambda: row_ids(remote, profile, secrets, "studio2") == {1, 2, 3}, 20)
+    stop_clean("studio1")
+    write_rows(remote, profile, secrets, "studio2", 10, 3)  # studio2 moves ahead of studio1
+    lab.host_exec("studio2", ["pkill", "-STOP", "-x", "mariadbd"])
+    proc = subprocess.Popen([sys.executable, "-m", "wizard", "recover", "profiles/lab.yaml", "--skip-checks"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    killed = False
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the kill lands once the agent has seen the silent server, not after a sleep
+            lines.append(line)
+            if "does not answer SQL" in line and not killed:
+                lab.host_exec("studio2", ["pkill", "-KILL", "-x", "mariadbd"], check=False)
+                killed = True
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if not killed:  # never leave a frozen server behind
+            lab.host_exec("studio2", ["pkill", "-KILL", "-x", "mariadbd"], check=False)
+    stdout = "".join(lines)
+    assert proc.returncode == 0, stdout
+    assert "does not answer SQL" in stdout and "waiting up to" in stdout, stdout
+    assert "has exited; position read from InnoDB" in stdout, stdout
+    assert "studio2   bootstrap:running starting mariadbd --wsrep-new-cluster" in stdout, stdout
+    for node in ("studio1", "studio2"):
+        assert row_ids(remote, profile, secrets, node) == {1, 2, 3, 10, 11, 12}, node
+
+
 def test_recover_right_after_a_healed_partition_waits_for_the_merge(profile: Profile, secrets: Secrets,
                                                                     remote: Remote) -> None:
     """Issue 7 input 3: link down 10 s, link up, recover at once: the node merges by itself."""

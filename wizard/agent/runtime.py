@@ -240,6 +240,11 @@ class Node:
             rows = self.sql("SELECT node_uuid, node_name FROM mysql.wsrep_cluster_members")
             members = ",".join("%s=%s" % (r[0], r[1] if len(r) > 1 else "") for r in rows if r and r[0])
         datadir = self.datadir_kind() if self.role == "studio" else ""
+        if running and self.role == "studio" and not status:
+            # A server that is starting (crash recovery, an SST), stopping, or dying from a kill answers no SQL:
+            # where it stands cannot be read from it, and --wsrep-recover must not run beside it.
+            why = (getattr(self, "last_sql_error", "") or "no answer").splitlines()[-1][:200]
+            note = "; ".join(x for x in (note, "mariadbd runs but does not answer SQL (%s)" % why) if x)
         recovered: int | None = None
         recovered_uuid = ""
         # Any node whose state file does not say where it is (seqno -1: a crash; zero uuid: Galera zeroes
@@ -633,6 +638,7 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
            "Galera node")
         node.stop_mariadb()
         me = node.state(recover=True)
+    me = settle(cfg, node, me, ev)
     me = hb.beat(me)
     ev("register", "done", "%s: uuid %s seqno %s safe_to_bootstrap %s recovered %s:%s datadir %s running %s %s%s" % (
         me.describe(), me.uuid, me.seqno, int(me.safe_to_bootstrap), me.recovered_uuid or "-", me.recovered_seqno,
@@ -663,6 +669,37 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
         hb.join(timeout=2)
         with contextlib.suppress(Exception):
             hb.beat()
+
+
+def answering(st: election.NodeState) -> bool:
+    """The node's state can be read: mariadbd is stopped, or it runs and answers SQL (a cluster status)."""
+    return not st.running or st.role != "studio" or bool(st.cluster_status)
+
+
+def settle(cfg: Config, node: Node, me: election.NodeState, ev: Callable[..., None]) -> election.NodeState:
+    """Wait up to ``settle_timeout`` s (default 30) for a mariadbd that runs but answers no SQL to answer or to
+    exit, and return the state read then.
+
+    Such a server is starting (crash recovery, an SST) or going away (a shutdown, a kill still being delivered).
+    Registered as it is, it is a node whose position cannot be told, and the election refuses to bootstrap; once
+    it has exited, ``--wsrep-recover`` reads its position from InnoDB.  A server still silent at the deadline is
+    registered as it is (the refusal names it)."""
+    if answering(me):
+        return me
+    limit = float(cfg.get("settle_timeout", 30))
+    ev("register", "running", "%s: waiting up to %.0fs for it to answer or exit" % (me.note or "mariadbd is silent",
+                                                                                 limit))
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if ABORT_CHECK is not None:
+            ABORT_CHECK()
+        time.sleep(0.5)
+        me = node.state(recover=True)
+        if answering(me):
+            ev("register", "running", "mariadbd %s" % ("answers now" if me.running else "has exited; position read "
+                                                                                      "from InnoDB"))
+            return me
+    return me
 
 
 def elect(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> election.Decision:
