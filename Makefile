@@ -44,7 +44,7 @@ unit: venv
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 test: deps lint
-	$(BIN)/pytest -q -m "not drill" $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m "not drill" --durations=30 $(PYTEST_ARGS)
 
 # Long fault and day-2 drills (issues 8 and 16): the systemd lab's day-2 drills, backup faults mid-stream.
 drills: deps
