@@ -173,3 +173,34 @@ def test_no_network_or_cluster_is_needed() -> None:
     schemas = Path(kv.__file__).parent / "kubernetes-json-schema"
     assert {f"v{v}-local-strict" for v in VERSIONS} <= {p.name for p in schemas.iterdir()}
     assert os.path.getsize(schemas / "v1.37.0-local-strict" / "statefulset-apps-v1.json") > 0
+
+
+def test_a_backup_schedule_adds_the_arbiters_job_as_a_cronjob(tmp_path: Path) -> None:
+    from wizard.backups.schedule import job_config
+    from wizard.k8s import backup
+    from wizard.k8s.topology import pod_profile
+
+    data = load_profile(EXAMPLE, check_files=False).model_dump(mode="json")
+    data["backups"]["schedule"] = "02:30"
+    profile = validate_profile(data, check_files=False)
+    objs = manifests(profile)
+    for version in VERSIONS:
+        for obj in objs:
+            kv.validate(obj, version, strict=True)
+    cron = by(objs, "CronJob", "galera-backup")["spec"]
+    assert cron["schedule"] == "30 2 * * *" and cron["concurrencyPolicy"] == "Forbid"
+    job = json.loads(by(objs, "ConfigMap", "galera-backup")["data"]["backup-job.json"])
+    assert job == json.loads(json.dumps(job_config(backup.backup_view(pod_profile(profile)))))
+    assert "studio_backup:backup.galera-backup.studio-cluster.svc.cluster.local:4450/@TOKEN@" in job["garbd_argv"]
+    assert job["donors"][0]["health"] == "http://galera-1.galera.studio-cluster.svc.cluster.local:9200/"
+    pod = cron["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["command"][4:] == ["python3", backup.UNPACKED, "backup-scheduled"]
+    # the job runs the receiver as a file of the agent: the bundle, unpacked as the container does, holds it
+    import base64
+
+    pyz = tmp_path / "agent.pyz"
+    pyz.write_bytes(base64.b64decode(by(objs, "ConfigMap", "studio-cluster-agent")["binaryData"]["agent.pyz"]))
+    subprocess.run(["python3", "-m", "zipfile", "-e", str(pyz), str(tmp_path / "agent")], check=True)
+    assert (tmp_path / "agent" / "wizard" / "agent" / "receiver.py").is_file()
+    assert (tmp_path / "agent" / "__main__.py").is_file()
+    assert not [o for o in manifests(load_profile(EXAMPLE, check_files=False)) if o["kind"] == "CronJob"]

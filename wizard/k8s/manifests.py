@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from wizard.k8s import configs, galera, redis
+from wizard.k8s import backup, configs, galera, redis
 from wizard.k8s.topology import PART_OF, K8sError, pod_profile, secret_keys, settings
 from wizard.profile import Profile
 from wizard.render import RenderError
@@ -22,7 +22,8 @@ MANIFEST_GLOB = "[0-9][0-9]-*.yaml"
 
 def manifests(profile: Profile) -> list[dict[str, Any]]:
     """The Namespace, ConfigMaps, Services, PodDisruptionBudgets, Redis StatefulSet, Galera StatefulSet and
-    garbd Deployment, each a dict as ``kubectl apply`` reads it.  Raises K8sError (what to change)."""
+    garbd Deployment, then with ``backups.schedule`` the backup CronJob and its volume (:mod:`wizard.k8s.backup`),
+    each a dict as ``kubectl apply`` reads it.  Raises K8sError (what to change)."""
     view = pod_profile(profile)
     labels = {PART_OF: "studio-cluster", "app.kubernetes.io/instance": view.cluster_name}
     ns = settings(view).namespace
@@ -39,6 +40,7 @@ def manifests(profile: Profile) -> list[dict[str, Any]]:
         red[3],
         galera.galera_statefulset(view, labels),
         galera.garbd_deployment(view, labels),
+        *backup.objects(view, labels),
     ]
 
 
