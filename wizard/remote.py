@@ -133,7 +133,8 @@ class RunLog:
     listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, **entry: Any) -> None:
+    def record(self, *, file_only: bool = False, **entry: Any) -> None:
+        """Append one entry (redacted); ``file_only``: not to the listeners (a pipeline step, not a command)."""
         entry = {k: REDACTOR(v) if isinstance(v, str) else v for k, v in entry.items()}
         entry.setdefault("ts", round(time.time(), 3))
         line = json.dumps(entry)
@@ -142,7 +143,7 @@ class RunLog:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 with self.path.open("a") as fh:
                     fh.write(line + "\n")
-        for listener in list(self.listeners):
+        for listener in [] if file_only else list(self.listeners):
             listener(entry)
 
 

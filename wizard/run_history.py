@@ -220,7 +220,9 @@ def follow_run(client: redis.Redis, profile: Profile, holder: str, *, timeout: f
 
 def front_label() -> str:
     """Who drives a run, for the story: ``studio-cluster replay (pid 123 on host)``."""
-    args = [Path(sys.argv[0]).name] + [a for a in sys.argv[1:2] if not a.startswith("-")] if sys.argv else ["?"]
+    name = Path(sys.argv[0]).name if sys.argv else "?"
+    name = "studio-cluster" if name in ("__main__.py", "-m", "-c", "") else name  # python -m wizard
+    args = [name] + [a for a in sys.argv[1:2] if not a.startswith("-")]
     return f"{' '.join(args)} (pid {os.getpid()} on {socket.gethostname()})"
 
 

@@ -169,6 +169,7 @@ def test_sigkill_mid_bootstrap_status_names_the_run_and_replay_follows_it(fresh_
     assert f"last run {run}: started" in status, status
     assert "interrupted: its front end went away" in status, status
     assert "last step: " in status, status
+    print("status right after the kill:", status[status.index(f"last run {run}"):])
     last = json.loads(cli("status", str(PROFILE), "--json").stdout)["last_run"]
     assert last["run"] == run and last["outcome"] == "interrupted" and last["last_step"], last
     # a replay at once: it follows the run still at work, then completes the cluster
@@ -176,7 +177,11 @@ def test_sigkill_mid_bootstrap_status_names_the_run_and_replay_follows_it(fresh_
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-2000:]
     said = " ".join(again.stdout.split())
     assert f"last run {run}" in said or f"run {run}" in said, said[:3000]
-    assert "is still going: following it" in said or "interrupted" in said, said[:3000]
+    # the agents hold the lease while they work (or it lasts its TTL after them): the replay follows the run
+    assert f"run {run} (studio-cluster replay" in said and "is still going: following it" in said, said[:3000]
+    assert f"run {run} let the cluster go" in said, said[:3000]
+    print("the next replay:", " | ".join(line for line in again.stdout.splitlines() if line.lstrip().startswith("run ")
+                                         or "(front end)" in line or "agent:" in line))
     assert healthy(sd_profile, sd_secrets)
     assert len(stream.new_cluster_started()) == 1
     assert journal_new_cluster_starts() == 1
