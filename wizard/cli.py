@@ -325,6 +325,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     if st.authoring_problem:
         console.print(Text(st.authoring_problem, style="bold red"))
+    if st.publisher:  # Crafter nodes: which node publishes (docs/crafter.md)
+        from wizard.crafter.publisher import publisher_line
+
+        console.print(Text("primary publisher -> " + publisher_line(st.publisher),
+                           style="bold red" if st.publisher.get("error") else ""))
     colour = {"healthy": "green", "degraded": "yellow"}.get(st.verdict, "red")
     console.print(Text.assemble("verdict: ", (st.verdict, colour), f": {st.reason}"))
     _print_backups(st.backups)

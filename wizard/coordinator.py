@@ -17,6 +17,7 @@ import redis
 
 from wizard.agent import redisconn
 from wizard.agent_bundle import CACHE_TAG, agent_argv, agent_digest, build_agent
+from wizard.crafter.agent_settings import crafter_agent_config
 from wizard.profile import Node, Profile, Role
 from wizard.remote import Remote, RemoteError, sh
 from wizard.secrets import REDACTOR, Secrets
@@ -158,6 +159,7 @@ def agent_config(profile: Profile, secrets: Secrets, node: Node, *, run_id: str 
         **redis_config(profile, secrets), "key_prefix": profile.redis.key_prefix,
         "health_port": profile.dns.health_port, "expected_size": 3, "run_id": run_id, "force": force,
     }
+    cfg.update(crafter_agent_config(profile, node))  # Studio in the health verdict, the primary publisher
     cfg.update(timeouts or {})
     return cfg
 

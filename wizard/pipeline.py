@@ -30,6 +30,8 @@ from wizard.apply import (
 )
 from wizard.checks import CheckResult, Status, run_checks, worst
 from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event, key, redis_client
+from wizard.crafter.publisher import PublisherError, await_publisher
+from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
 from wizard.dnsapi import DnsApiError, RecordChange, push_record
 from wizard.profile import Profile
@@ -269,6 +271,7 @@ def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listen
             disable_socket_activation(profile, remote)  # Debian's mariadb.socket would start a standalone server
             datadirs = initialise_empty(profile, remote)  # an empty datadir would abort the first start
             hooked = hook_crafter_setenv(profile, remote)
+            ensure_sync_trust(profile, remote)  # Crafter nodes: git over SSH between them, host keys pinned
             # With a PowerDNS API the authoring record is pushed; without one it stays a rendered file.
             dns_change = push_record(profile, secrets) if profile.dns.api_url else None
         except RemoteError as exc:
@@ -277,6 +280,9 @@ def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listen
         except DnsApiError as exc:
             listener.step("apply", "fail", exc.message)
             raise PipelineError("apply", f"{exc.message} (fix: {exc.hint})") from None
+        except SyncTrustError as exc:
+            listener.step("apply", "fail", exc.message)
+            raise PipelineError("apply", exc.message) from None
         result.dns_change = dns_change
         added = [n for n, state in hooked.items() if state == "added"]
         initialised = [n for n, state in datadirs.items() if state == "initialised now"]
@@ -342,6 +348,12 @@ def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listen
         if not result.status.healthy:
             listener.step("verify", "fail", result.status.reason)
             raise PipelineError("verify", f"cluster is {result.status.verdict}: {result.status.reason}")
+        if profile.studio.nodes and result.status.authoring_node in profile.studio.nodes:
+            try:  # the daemons make the node the authoring name points at the primary publisher
+                await_publisher(profile, secrets, result.status.authoring_node)
+            except PublisherError as exc:
+                listener.step("verify", "fail", exc.message)
+                raise PipelineError("verify", exc.message) from None
         listener.step("verify", "done", result.status.reason)
         return result
     finally:

@@ -419,6 +419,40 @@ class StudioSettings(_Model):
     inactivity_limit_s: int = Field(300, ge=1,
                                     description="seconds without a heartbeat before Studio treats a node as gone, "
                                                 "e.g. 300")
+    # -- the Crafter-aware cluster (docs/crafter.md): empty `nodes` keeps the cluster database-only --------------
+    nodes: list[NodeName] = Field(
+        default_factory=list,
+        description="Studio nodes where Crafter Studio is installed and runs, e.g. [studio1, studio2]: their health "
+                    "endpoint also asks Studio, the node the authoring name points at is made primary publisher, and "
+                    "the Crafter user of each may reach the other by SSH (content sync); empty: database only")
+    status_url: str = Field(
+        "http://127.0.0.1:8080/studio/api/2/monitoring/status",
+        description="URL the node agent asks for Studio's status on its own node ({address}: the node's address); "
+                    "200 means Studio serves, e.g. http://127.0.0.1:8080/studio/api/2/monitoring/status")
+    management_token: SecretRef = Field(
+        "none", description="reference to Studio's management token (STUDIO_MANAGEMENT_TOKEN), sent as ?token= to the "
+                            "status URL and the publisher URL: env:NAME, file:/path; none: no token")
+    publisher_url: str | None = Field(
+        None, description="Studio cluster API endpoint that makes a node the primary publisher, POSTed on the node the "
+                          "authoring name points at ({address}: its address); required when nodes is set, e.g. "
+                          "http://{address}:8080/studio/api/2/cluster/primary")
+    os_user: str = Field("crafter", pattern=r"^[a-z_][a-z0-9_-]*$",
+                         description="Unix user Crafter runs as; content sync reaches the peer by SSH as this user")
+    data_path: Path = Field(Path("/opt/crafter/data"),
+                            description="Crafter's data directory (CRAFTER_DATA_DIR); its repos/ are synced over SSH, "
+                                        "e.g. /opt/crafter/data")
+
+    @model_validator(mode="after")
+    def _crafter_needs_publisher(self) -> StudioSettings:
+        if self.nodes and not self.publisher_url:
+            raise ValueError("nodes lists Crafter Studio nodes but publisher_url is not set; set it to Studio's "
+                             "cluster API endpoint, e.g. http://{address}:8080/studio/api/2/cluster/primary")
+        for field, url in (("status_url", self.status_url), ("publisher_url", self.publisher_url or "http://x")):
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"{field} {url!r} is not an http(s) URL; use e.g. "
+                                 "http://127.0.0.1:8080/studio/api/2/monitoring/status")
+        return self
+    # -- end of the Crafter-aware cluster
 
 
 class KubernetesSettings(_Model):
@@ -642,6 +676,16 @@ class Profile(_Model):
                     raise ValueError(f"two nodes share the {attr} {value!r}; give each node its own {attr}")
                 seen.add(value)
         return nodes
+
+    @field_validator("studio")
+    @classmethod
+    def _crafter_nodes_are_studio(cls, value: StudioSettings, info: ValidationInfo) -> StudioSettings:
+        nodes = info.data.get("nodes")
+        names = [n.name for n in nodes if n.role is Role.STUDIO] if nodes else []
+        wrong = [n for n in value.nodes if names and n not in names]
+        if wrong:
+            raise ValueError(f"studio.nodes names {wrong}, which are not Studio nodes; use some of {names}")
+        return value
 
     @field_validator("preferred_primary")
     @classmethod

@@ -76,7 +76,7 @@ STUDIO_SETENV = PurePosixPath("bin/crafter-setenv-cluster.sh")
 STUDIO_OVERRIDE = PurePosixPath(
     "bin/apache-tomcat/shared/classes/crafter/studio/extension/studio-config-override.yaml"
 )
-STUDIO_SYNC_URL_FORMAT = "ssh://{localAddress}{absolutePath}"
+STUDIO_SYNC_URL_FORMAT = "ssh://{username}@{localAddress}{absolutePath}"  # Crafter 3.1's SSH format (docs/crafter.md)
 REDIS_PASSWORD_ENV = "STUDIO_CLUSTER_REDIS_PASSWORD"  # noqa: S105 (a variable name, not a password)
 """Environment variable Studio reads the Redis password from, unless redis.password is env:NAME."""
 
@@ -312,6 +312,7 @@ def _studio_files(profile: Profile, node: Node) -> list[RenderedFile]:
         "studio_count": len(profile.studio_nodes),
         "redis_password_env": _redis_password_env(profile),
         "sync_url_format": STUDIO_SYNC_URL_FORMAT,
+        "db_port": profile.database.port,
         "heartbeat_interval_ms": profile.studio.heartbeat_interval_s * 1000,
         # Studio counts these limits in whole minutes.
         "inactivity_minutes": max(1, math.ceil(profile.studio.inactivity_limit_s / 60)),

@@ -18,6 +18,7 @@ import redis
 from wizard.agent.membership import is_member, parse_gvwstate_uuid
 from wizard.checks.names import query_a
 from wizard.coordinator import key, redis_client
+from wizard.crafter.publisher import read_publisher
 from wizard.nodesql import sql, wsrep_status
 from wizard.profile import Node, Profile, Role
 from wizard.remote import Remote, RemoteError, daemon_pids
@@ -94,6 +95,8 @@ class ClusterStatus:
     ts: float = field(default_factory=time.time)
     # the backups (wizard.backups.health.BackupHealth.to_dict()), None when not asked; never part of the verdict
     backups: dict[str, Any] | None = None
+    # the primary publisher record (wizard.crafter.publisher.PublisherRecord.to_dict()), None without Crafter nodes
+    publisher: dict[str, Any] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -288,10 +291,11 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
     Arbiter that cannot answer makes it "unknown" with the reason, never fails the status."""
     from wizard.backups.health import read_health
 
-    with ThreadPoolExecutor(len(profile.nodes) + 3) as pool:
+    with ThreadPoolExecutor(len(profile.nodes) + 4) as pool:
         catalog = pool.submit(read_health, profile, remote, timeout=timeout) if backups else None
         futs = [pool.submit(_collect_node, profile, secrets, remote, n, timeout) for n in profile.nodes]
         hb = pool.submit(heartbeat_ages, profile, secrets)
+        publisher = pool.submit(read_publisher, profile, secrets)
         answer = pool.submit(query_a, profile, profile.dns.authoring_name, 1.0) if dns else None
         health = {n.name: pool.submit(health_endpoint, n, profile.dns.health_port, min(timeout, 2.0))
                   for n in profile.studio_nodes}
@@ -309,8 +313,13 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
         n.heartbeat_age = ages.get(n.name)
     misrouted = authoring_problem(profile, nodes, addresses if dns else None, dns_error)
     verdict, reason, members, agree, arb = verdict_of(profile, nodes, coordination, misrouted)
+    record = publisher.result()
+    if record is not None and record.error and verdict in ("healthy", "degraded"):
+        verdict, reason = "degraded", "; ".join(x for x in (reason if verdict == "degraded" else "",
+                                                            f"primary publisher {record.describe()}") if x)
     by_addr = {n.address: n.name for n in profile.studio_nodes}
     authoring_node = by_addr.get(addresses[0]) if len(addresses) == 1 else None
     return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb,
                          coordination or "ok", misrouted,
-                         backups=catalog.result().to_dict() if catalog is not None else None)
+                         backups=catalog.result().to_dict() if catalog is not None else None,
+                         publisher=record.to_dict() if record is not None else None)

@@ -134,52 +134,35 @@ def test_studio_settings(rendered: dict[str, list[RenderedFile]]) -> None:
     override = files[OVERRIDE]
     assert (override.restart, override.secret) == ((), False)
     data = flatten(yaml.safe_load(override.content))
-    assert data["studio.db.cluster.name"] == "studio-lab"
-    assert data["studio.db.cluster.nodes.count"] == 2
-    assert data["studio.db.cluster.nodes.local.address"] == "198.18.0.11"
-    assert data["studio.db.cluster.nodes.local.name"] == "studio1"
-    assert data["studio.clustering.node.registration.localAddress"] == "198.18.0.11"
-    assert "{localAddress}" in data["studio.clustering.sync.urlFormat"]
-    assert data["studio.clustering.heartbeatJob.interval"] == 60_000
-    assert data["studio.clustering.inactivity.timeLimit"] == 5
-    assert data["studio.clustering.heartbeatStale.timeLimit"] == 5
-    redis = {k.rsplit(".", 1)[1]: v for k, v in data.items() if k.startswith("studio.clustering.coordination.redis.")}
-    assert redis["master"] == "studio-lab"  # the lab's Redis is Sentinel-managed
-    assert redis["nodes"] == "198.18.0.11:26379,198.18.0.12:26379,198.18.0.13:26379"
-    assert redis["database"] == 0
-    assert redis["password"].startswith("${env:")  # by reference, never the value
-    assert "redis-secret-value" not in override.content
+    assert data == {
+        "studio.clustering.sync.urlFormat": "ssh://{username}@{localAddress}{absolutePath}",
+        "studio.clustering.heartbeatStale.timeLimit": 5,
+        "studio.clustering.inactivity.timeLimit": 5,
+        "studio.clustering.node.registration.localAddress": "${env:CLUSTER_NODE_ADDRESS}",
+        "studio.clustering.node.registration.authenticationType": "none",
+        "studio.clustering.node.registration.username": "crafter",
+    }
 
     setenv = files[SETENV].content
     env = dict(
         line.removeprefix("export ").split("=", 1) for line in setenv.splitlines() if line.startswith("export ")
     )
     assert {k: shlex.split(v)[0] for k, v in env.items()} == {
+        "SPRING_PROFILES_ACTIVE": "crafter.studio.externalDb",
+        "MARIADB_HOST": "198.18.0.11",
+        "MARIADB_PORT": "3306",
         "CLUSTER_NODE_ADDRESS": "198.18.0.11",
-        "MARIADB_CLUSTER_NAME": "studio-lab",
-        "MARIADB_CLUSTER_NODE_COUNT": "2",
-        "MARIADB_CLUSTER_NODE_ADDRESS": "198.18.0.11",
-        "MARIADB_CLUSTER_NODE_NAME": "studio1",
     }
 
 
-def test_single_redis_url_renders_host_and_port(profile: Profile) -> None:
+def test_studio_files_hold_no_redis_settings(profile: Profile) -> None:
+    """Studio does not read the coordination store: its settings stay out of Studio's files (URL or Sentinel)."""
     p = profile.model_copy(deep=True)
-    p.redis = RedisSettings(url="redis://198.18.0.2:6379/0", password=p.redis.password)
-    data = flatten(yaml.safe_load(by_path(render(p, None)["studio1"])[OVERRIDE].content))
-    redis = {k.rsplit(".", 1)[1]: v for k, v in data.items() if k.startswith("studio.clustering.coordination.redis.")}
-    assert (redis["host"], redis["port"], redis["database"]) == ("198.18.0.2", 6379, 0)
-    assert "master" not in redis
-
-
-def test_redis_password_env_reference_is_kept(profile: Profile) -> None:
-    p = profile.model_copy(deep=True)
-    p.redis.password = "env:MY_REDIS_PW"
-    content = by_path(render(p, None)["studio2"])[OVERRIDE].content
-    assert flatten(yaml.safe_load(content))["studio.clustering.coordination.redis.password"] == "${env:MY_REDIS_PW}"
-    p.redis.password = None
-    content = by_path(render(p, None)["studio2"])[OVERRIDE].content
-    assert not any(k.endswith(".password") for k in flatten(yaml.safe_load(content)))
+    for redis in (p.redis, RedisSettings(url="redis://198.18.0.2:6379/0", password="env:MY_REDIS_PW")):
+        p.redis = redis
+        for f in render(p, None)["studio2"]:
+            if f.path in (OVERRIDE, SETENV):
+                assert "redis" not in f.content.lower() and "sentinel" not in f.content.lower(), f.path
 
 
 def test_garb_config(rendered: dict[str, list[RenderedFile]]) -> None:

@@ -36,3 +36,18 @@ def health_verdict(cluster_status: str, local_state: str, sst_method: str = "") 
             return True, "Primary and donating by %s, which keeps serving" % method
         return False, "donating by %s, which blocks this node" % (method or "an unknown SST method")
     return False, "Primary but %s" % (local_state or "in an unknown state")
+
+
+def node_verdict(db: tuple[bool, str], studio: tuple[bool, str] | None) -> tuple[bool, str]:
+    """The endpoint's ``(ok, reason)`` for a node: the database verdict (:func:`health_verdict`) and, on a node
+    with Crafter Studio, Studio's own (``(ok, reason)`` of its status URL; None on a node without Crafter,
+    which keeps the database verdict alone).  Healthy only when both are."""
+    db_ok, db_why = db
+    if studio is None:
+        return db_ok, db_why
+    studio_ok, studio_why = studio
+    if db_ok and studio_ok:
+        return True, "%s; %s" % (db_why, studio_why)
+    if not db_ok:
+        return False, db_why if studio_ok else "%s; %s" % (db_why, studio_why)
+    return False, studio_why

@@ -43,9 +43,10 @@ from wizard.agent.grastate import (
     render_grastate,
     set_safe_to_bootstrap,
 )
-from wizard.agent.health import health_verdict
+from wizard.agent.health import health_verdict, node_verdict
 from wizard.agent.membership import is_member, parse_gvwstate_uuid
 from wizard.agent.serverargs import garbd_argv, garbd_log, mariadbd_argv, parse_shell_vars
+from wizard.agent.studio import Publisher, studio_status
 
 HEARTBEAT_TTL_MS = 6000
 ZERO_UUID = "00000000-0000-0000-0000-000000000000"
@@ -1115,6 +1116,8 @@ def daemon(cfg: Config) -> None:
                     cache["sst_method"] = rows[0][0] if rows and rows[0] else ""
                 ok, why = health_verdict(w.get("wsrep_cluster_status", ""), w.get("wsrep_local_state_comment", ""),
                                          cache.get("sst_method", ""))
+                if cfg.get("crafter"):  # Crafter Studio runs here: it must answer too (docs/crafter.md)
+                    ok, why = node_verdict((ok, why), studio_status(cfg.studio_status_url, cfg.get("studio_token")))
                 cache.update(t=time.monotonic(), ok=ok, body=json.dumps({
                     "node": node.name, "healthy": ok, "reason": why,
                     "cluster_status": w.get("wsrep_cluster_status", "down"),
@@ -1137,10 +1140,14 @@ def daemon(cfg: Config) -> None:
     if node.role == "studio":
         server = http.server.ThreadingHTTPServer((cfg.get("health_bind", "0.0.0.0"), int(cfg.health_port)), Handler)
         threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
+    publisher = Publisher(cfg, coord) if coord is not None and cfg.get("crafter") else None
     while True:
         if coord is not None:
             with contextlib.suppress(Exception):
                 coord.publish_state(node.state(), kind="heartbeat")
+        if publisher is not None:  # the authoring name moved: make its node the primary publisher, once
+            with contextlib.suppress(Exception):
+                publisher.step()
         time.sleep(float(cfg.get("heartbeat_interval", 2)))
 
 

@@ -3,6 +3,7 @@
 from wizard.checks import (  # noqa: F401
     clock,
     coordination,
+    crafter,
     datadir,
     disk,
     galera_state,

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from wizard.lab import studio_standin
 from wizard.lab.hosts import _await_host, _await_sshd, _prepare_host, _start_host, _start_sshd_now, write_known_hosts
 from wizard.lab.infra import _await_pdns, _await_redis, _start_pdns_now, _start_redis_now, stop_redis, write_zone
 from wizard.lab.layout import (
@@ -80,6 +81,7 @@ def up(progress: Progress = print) -> LabStatus:
         if st.all_up:
             _ensure_persistent(progress)
             write_known_hosts()
+            studio_standin.ensure(progress)
             progress("lab is already up")
             return st
         if st.structure_ok:
@@ -92,6 +94,7 @@ def up(progress: Progress = print) -> LabStatus:
             _ensure_persistent(progress)
             _build(progress)
         write_known_hosts()
+        studio_standin.ensure(progress)  # the stand-in Crafter on the Studio hosts
         st = status()
     if not st.all_up:
         raise LabError("the lab did not come up:\n" + st.table())

@@ -554,6 +554,11 @@ class MonitorScreen(WizardScreen):
             t.append(f"{', '.join(st.authoring_addresses)} (not a Studio node)", style="yellow")
         else:
             t.append("no answer", style="red")
+        if st.publisher:  # Crafter nodes: the primary publisher (docs/crafter.md)
+            from wizard.crafter.publisher import publisher_line
+
+            t.append("\nprimary publisher -> ", style="bold")
+            t.append(publisher_line(st.publisher), style="red" if st.publisher.get("error") else "")
         self.query_one("#mon-summary", Static).update(t)
 
     def _draw_history(self) -> None:

@@ -1,0 +1,30 @@
+"""Content sync between the Crafter Studio nodes: git over SSH as Crafter's user, both ways (docs/crafter.md)."""
+
+from __future__ import annotations
+
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
+from wizard.crafter.sync_trust import crafter_pair, ls_remote_both_ways
+from wizard.remote import RemoteError
+
+
+@register("crafter-sync", "Content sync (git over SSH)", scope="cluster", order=75)
+def content_sync(ctx: CheckContext) -> Outcome:
+    pair = crafter_pair(ctx.profile)
+    if not pair:
+        return ok("no pair of Crafter Studio nodes in studio.nodes: nothing to sync")
+    down = [n.name for n in pair if n.name not in ctx.shared.get("ssh_ok", {n.name for n in pair})]
+    if down:
+        return fail(f"cannot reach {', '.join(down)} by SSH", "fix SSH to the nodes first")
+    user = ctx.profile.studio.os_user
+    try:
+        results = ls_remote_both_ways(ctx.profile, ctx.remote)
+    except RemoteError as exc:
+        return fail(f"{exc.node}: {exc.message}", "fix SSH to the nodes first")
+    bad = [r for r in results if not r.ok]
+    if bad:
+        detail = "; ".join(f"{r.source} -> {r.target}: {r.detail}" for r in bad)
+        return warn(f"git ls-remote as {user} does not work: {detail}",
+                    "run replay (apply creates the key of the Crafter user, authorises it on the peer and pins the "
+                    "peer's host key); if it still fails, check that the user exists and has a shell, and that "
+                    f"{ctx.profile.studio.data_path}/repos holds a git repository")
+    return ok("; ".join(f"{r.source} -> {r.target} as {user}: {r.detail}" for r in results))
