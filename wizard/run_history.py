@@ -16,7 +16,6 @@ side of the story.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import sys
@@ -245,23 +244,35 @@ class RunRecorder:
     of :attr:`RunLease.FRONT_TTL_MS`, renewed every second while the run lives).  Never raises for the
     store: a run whose store is down fails in its bootstrap step, which says so."""
 
+    PAUSE_S = 15.0  # seconds without writes after one failed
+
     def __init__(self, client: redis.Redis, profile: Profile, run_id: str | None = None) -> None:
         self.client, self.profile = client, profile
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.stop = threading.Event()
         self.beater = threading.Thread(target=self._beat_loop, daemon=True, name="front")
         self.ended = False
+        self.paused_until = 0.0
+
+    def _store(self, fn: Callable[[], Any]) -> None:
+        """One write; after a failure the store is left alone for ``PAUSE_S`` (each try can wait out a
+        failover: a run whose store is down must not crawl from one step to the next)."""
+        if time.monotonic() < self.paused_until:
+            return
+        try:
+            fn()
+        except (redis.RedisError, OSError):
+            self.paused_until = time.monotonic() + self.PAUSE_S
 
     def _write(self, step: str, state: str, message: str = "", **extra: str) -> None:
         fields = {"run": self.run_id, "node": FRONT_NODE, "step": step, "state": state, "message": message,
                   "ts": f"{time.time():.3f}", **extra}
-        with contextlib.suppress(redis.RedisError, OSError):
-            self.client.xadd(key(self.profile, "events"), fields,  # type: ignore[arg-type]
-                             maxlen=5000, approximate=True)
+        self._store(lambda: self.client.xadd(key(self.profile, "events"), fields,  # type: ignore[arg-type]
+                                             maxlen=5000, approximate=True))
 
     def _beat(self) -> None:
-        with contextlib.suppress(redis.RedisError, OSError):
-            self.client.set(front_key(self.profile, self.run_id), self.run_id, px=RunLease.FRONT_TTL_MS)
+        self._store(lambda: self.client.set(front_key(self.profile, self.run_id), self.run_id,
+                                            px=RunLease.FRONT_TTL_MS))
 
     def _beat_loop(self) -> None:
         while not self.stop.wait(1.0):
@@ -285,5 +296,4 @@ class RunRecorder:
         self.ended = True
         self.stop.set()
         self._write("run", "done" if ok else "fail", message)
-        with contextlib.suppress(redis.RedisError, OSError):
-            self.client.delete(front_key(self.profile, self.run_id))
+        self._store(lambda: self.client.delete(front_key(self.profile, self.run_id)))
