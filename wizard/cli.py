@@ -546,6 +546,15 @@ def _backup_restore(profile: Profile, secrets: Secrets, remote: object, args: ar
         err_console.print(f"--onto {args.onto!r} is not a Studio node of {profile.cluster_name}: use one of "
                           f"{', '.join(names)}", highlight=False)
         return EXIT_USAGE
+    to = None
+    if args.to is not None:
+        from wizard.backups.pitr import parse_time
+
+        try:
+            to = parse_time(args.to)
+        except ValueError as exc:
+            err_console.print(str(exc), highlight=False)
+            return EXIT_USAGE
     if not args.yes:
         err_console.print(
             f"restore replaces the data of every data node of {profile.cluster_name} "
@@ -559,7 +568,7 @@ def _backup_restore(profile: Profile, secrets: Secrets, remote: object, args: ar
         if not args.json:
             console.print(f"  {message}", highlight=False)
 
-    result = restore(profile, secrets, remote, args.id, target=args.onto, on_note=note)
+    result = restore(profile, secrets, remote, args.id, target=args.onto, on_note=note, to=to)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK
@@ -568,6 +577,10 @@ def _backup_restore(profile: Profile, secrets: Secrets, remote: object, args: ar
                   f"), cluster started in {result.seconds:.1f}s", highlight=False)
     for node, path in result.kept.items():
         console.print(f"  {node}: the former datadir is kept at {path} (delete it once satisfied)", highlight=False)
+    if result.pitr and result.pitr.get("applied"):
+        done = result.pitr["applied"]
+        console.print(f"  replayed {done.get('applied')} transactions of {result.pitr['plan']['source']}'s binary logs "
+                      f"up to {result.pitr['plan']['stop']} UTC (the last: {done.get('last')})", highlight=False)
     for n in result.notes:
         console.print(f"  [yellow]{n}[/]", highlight=False)
     return EXIT_OK
@@ -705,6 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", metavar="BACKUP",
                    help="verify, restore: the backup id or a unique prefix (default: the newest complete one)")
     p.add_argument("--onto", metavar="NODE", help="restore: the data node that gets the backup (default: its donor)")
+    p.add_argument("--to", metavar="TIME",
+                   help="restore: then replay the binary logs up to TIME: ISO-8601 with a UTC offset "
+                        "(2026-11-30T21:12:33Z) or a local time said so ('2026-11-30 22:12:33 local')")
     p.add_argument("--yes", action="store_true",
                    help="restore: go ahead (every data node's datadir is replaced; the current one is kept aside)")
     p.add_argument("--keep-last", type=int, metavar="N", help="prune: keep the newest N (default: backups.keep_last)")

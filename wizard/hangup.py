@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entered when the SIGHUP handler runs while a write failure holds it
 _hung_up = threading.Event()
 _callbacks: list[Callable[[], None]] = []
 

@@ -180,6 +180,8 @@ def test_sigkill_mid_bootstrap_status_names_the_run_and_replay_follows_it(fresh_
     # the agents hold the lease while they work (or it lasts its TTL after them): the replay follows the run
     assert f"run {run} (studio-cluster replay" in said and "is still going: following it" in said, said[:3000]
     assert f"run {run} let the cluster go" in said, said[:3000]
+    # the killed run's agents formed the cluster by themselves: the replay's own agents had nothing to do
+    assert said.count("agent:finished agent finished: none") == 3, said[-3000:]
     print("the next replay:", " | ".join(line for line in again.stdout.splitlines() if line.lstrip().startswith("run ")
                                          or "(front end)" in line or "agent:" in line))
     assert healthy(sd_profile, sd_secrets)
