@@ -98,6 +98,9 @@ def test_two_galera_pods_with_stable_names_a_volume_each_never_on_one_node(objs:
     assert garbd["spec"]["replicas"] == 1 and garbd["spec"]["strategy"] == {"type": "Recreate"}
     assert garbd["spec"]["template"]["spec"]["affinity"] == pod["affinity"]
     assert garbd["spec"]["template"]["spec"]["subdomain"] == "galera"
+    # a new agent rolls the data pods one at a time; garbd must not restart with them (a second vote gone)
+    assert "annotations" not in garbd["spec"]["template"]["metadata"]
+    assert "studio-cluster.io/agent-digest" in sts["spec"]["template"]["metadata"]["annotations"]
     headless = by(objs, "Service", "galera")["spec"]
     assert headless["clusterIP"] == "None" and headless["publishNotReadyAddresses"] is True
     assert by(objs, "Service", "galera-client")["spec"]["selector"] == sts["spec"]["selector"]["matchLabels"]

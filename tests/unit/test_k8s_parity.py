@@ -74,14 +74,16 @@ def test_the_pods_agent_config_is_the_ssh_paths(profile: Profile, objs: list[dic
     for pod, node in galera_pods(view).items():
         cfg = json.loads(data[f"{pod}.json"])
         k8s = cfg.pop("k8s")
-        assert cfg == json.loads(json.dumps(agent_config(view, none, node, run_id=RUN_ID)))
+        ssh_path = agent_config(view, none, node, run_id=RUN_ID, timeouts=configs.POD_TIMEOUTS)
+        assert cfg == json.loads(json.dumps(ssh_path))
         assert k8s["secret_env"] == {"sst_password": "STUDIO_CLUSTER_SST_PASSWORD",
                                      "redis_password": "STUDIO_CLUSTER_REDIS_PASSWORD"}
         assert cfg["manager"] == "direct" and cfg["node"] == node.name
         assert cfg["addresses"][node.name] == pod_address(profile, profile.node(node.name))
     garbd_cfg = json.loads(by(objs, "ConfigMap", "garbd-config")["data"]["garbd.json"])
     garbd_cfg.pop("k8s")
-    assert garbd_cfg == json.loads(json.dumps(agent_config(view, none, view.arbiter, run_id=RUN_ID)))
+    assert garbd_cfg == json.loads(json.dumps(agent_config(view, none, view.arbiter, run_id=RUN_ID,
+                                                          timeouts=configs.POD_TIMEOUTS)))
 
 
 def test_the_mariadb_options_are_the_ssh_paths(profile: Profile, objs: list[dict[str, Any]]) -> None:

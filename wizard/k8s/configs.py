@@ -43,6 +43,9 @@ GARB_KEY = "garb"
 GARBD_JSON = f"{GARBD}.json"
 
 NO_SECRETS = Secrets(None, None, None, None)
+POD_TIMEOUTS = {"wait_timeout": 600.0}
+"""How long a pod's agent waits for the other data node to register (seconds): pods start when they are
+scheduled and their images pulled, not together as the agents of one run over SSH do (60 s there)."""
 
 
 def argv_file(view: Profile) -> str:
@@ -52,9 +55,10 @@ def argv_file(view: Profile) -> str:
 
 def pod_agent_config(view: Profile, node: Node) -> dict[str, Any]:
     """What a pod's agent reads on stdin: the SSH path's :func:`~wizard.coordinator.agent_config` for the
-    same node of the pod view, without secrets, under the run :data:`~wizard.k8s.topology.RUN_ID`, plus
+    same node of the pod view, without secrets, under the run :data:`~wizard.k8s.topology.RUN_ID`, with
+    :data:`POD_TIMEOUTS`, plus
     ``k8s``: where its files are and which environment variable holds each secret."""
-    cfg = agent_config(view, NO_SECRETS, node, run_id=RUN_ID)
+    cfg = agent_config(view, NO_SECRETS, node, run_id=RUN_ID, timeouts=POD_TIMEOUTS)
     keys = secret_keys(view)
     if not node.is_studio:
         keys = [k for k in keys if k.config_key.startswith("redis_")]

@@ -205,8 +205,9 @@ def garbd_deployment(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
             "strategy": {"type": "Recreate"},  # never two garbd at once: a second one would be a fourth member
             "selector": {"matchLabels": selector(GARBD)},
             "template": {
-                "metadata": {"labels": {**labels, **selector(GARBD), VOTE_LABEL: "true"},
-                             "annotations": {"studio-cluster.io/agent-digest": agent_digest()[:16]}},
+                # No agent digest here (the data pods have one): a new agent rolls the data pods one at a time,
+                # and a garbd restarted with them would take a second vote away at once.
+                "metadata": {"labels": {**labels, **selector(GARBD), VOTE_LABEL: "true"}},
                 "spec": {
                     "hostname": GARBD, "subdomain": GALERA,  # garbd.galera.<namespace>.svc: a stable name
                     "affinity": anti_affinity(),
