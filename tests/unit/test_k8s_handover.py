@@ -177,3 +177,74 @@ def test_the_server_container_uses_a_decision_once_then_asks_the_agent_again(tmp
     assert "the agent decides again" in again.stderr
     failed = run_server_script(tmp_path, ["false"])
     assert failed.returncode == 1 and failed.stdout == ""
+
+
+@needs_namespaces
+@pytest.mark.skipif(not Path("/usr/bin/garbd").exists(), reason="needs garbd (galera-arbitrator-4)")
+def test_a_surviving_garbd_is_stopped_by_its_liveness_before_the_bootstrap(tmp_path: Path, redis_port: int) -> None:
+    """A full restart with garbd still running (it could hold a Primary Component of one): the winner waits for
+    garbd's port to close; garbd's liveness command (`k8s-arbiter-live`, run in garbd's pid namespace every
+    second, the kubelet's policy emulated: one failure restarts the container) fails once the shared election
+    says bootstrap; garbd is stopped, then the winner hands over --wsrep-new-cluster.  A real garbd, alone,
+    listening on 127.0.0.2 (the loopback: nothing leaves the machine)."""
+    objs = manifests(load_profile(ROOT / "profiles" / "example.yaml", check_files=False))
+    agent = next(o for o in objs if o["metadata"]["name"] == "studio-cluster-agent")
+    data = next(o for o in objs if o["metadata"]["name"] == "galera-config")["data"]
+    garbd_json = next(o for o in objs if o["metadata"]["name"] == "garbd-config")["data"]["garbd.json"]
+    pyz = tmp_path / "agent.pyz"
+    pyz.write_bytes(base64.b64decode(agent["binaryData"]["agent.pyz"]))
+    galera_port = free_port()
+    cfgs = {pod: pod_config(data, pod, tmp_path, redis_port, galera_port) for pod in ("galera-0", "galera-1")}
+    for cfg in cfgs.values():
+        cfg["addresses"]["arbiter"] = "127.0.0.2"
+    datadir(Path(cfgs["galera-0"]["data_dir"]), 41)
+    datadir(Path(cfgs["galera-1"]["data_dir"]), 44)
+    # the Arbiter pod: its config from the ConfigMap, the test's Redis; a real garbd and the liveness probe
+    arb = pod_config({"garbd.json": garbd_json}, "garbd", tmp_path, redis_port, galera_port)
+    arb["addresses"] = {**cfgs["galera-0"]["addresses"]}
+    (tmp_path / "garbd" / "run").mkdir(parents=True)
+    (tmp_path / "garbd" / "run" / "agent.json").write_text(json.dumps(arb))
+    harness = (f'/usr/bin/garbd --address gcomm://127.0.0.1:{galera_port} --group studio-prod '
+               f'--options gmcast.listen_addr=tcp://127.0.0.2:{galera_port} --log "$2/garbd.log" & g=$!\n'
+               'while :; do\n'
+               '  if ! python3 "$0" k8s-arbiter-live < "$1" >> "$2/live.log" 2>&1; then\n'
+               '    echo LIVENESS-FAILED; kill $g; wait $g; exit 0\n'
+               '  fi\n'
+               '  sleep 1\n'
+               'done\n')
+    with (tmp_path / "arbiter.log").open("wb") as out:
+        arbiter = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c",
+                                    harness, str(pyz), str(tmp_path / "garbd" / "run" / "agent.json"),
+                                    str(tmp_path / "garbd")], stdout=out, stderr=subprocess.STDOUT)
+
+    def garbd_listens() -> bool:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.2", galera_port)) == 0
+
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        wait_until("the real garbd to listen", garbd_listens)
+        procs = {pod: start_pod_agent(pyz, cfg, tmp_path / f"{pod}.log") for pod, cfg in cfgs.items()}
+        winner = procs["galera-1"]
+        wait_until("galera-1's init container to finish", lambda: winner.poll() is not None, 60)
+        log = (tmp_path / "galera-1.log").read_text()
+        assert winner.returncode == 0, log
+        assert json.loads(log.strip().splitlines()[-1])["action"] == "bootstrap"
+        assert "--wsrep-new-cluster" in Path(cfgs["galera-1"]["k8s"]["argv_file"]).read_text()
+        assert arbiter.wait(timeout=30) == 0
+        assert "LIVENESS-FAILED" in (tmp_path / "arbiter.log").read_text()
+        assert not garbd_listens()
+        client = redis.Redis(port=redis_port, decode_responses=True)
+        entries: Any = client.xrange(f"k8s-test-{redis_port}:studio-prod:events")
+        steps = [(f["node"], f["step"], f["state"], f["message"]) for _, f in entries]
+        client.close()
+        waited = next(i for i, s in enumerate(steps) if s[0] == "studio2" and "waiting for garbd" in s[3])
+        stopped = next(i for i, s in enumerate(steps) if s[0] == "arbiter" and "garbd must stop first" in s[3])
+        handed = next(i for i, s in enumerate(steps) if s[0] == "studio2" and s[1] == "handover")
+        assert waited < handed and stopped < handed  # garbd was gone before --wsrep-new-cluster was handed over
+    finally:
+        for p in [*procs.values(), arbiter]:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=10)
