@@ -458,49 +458,79 @@ class StudioSettings(_Model):
 class KubernetesSettings(_Model):
     """What only `studio-cluster k8s render` needs (docs/kubernetes.md); the SSH path ignores it."""
 
-    namespace: str = Field("studio-cluster", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
-                           description="namespace of every object (a DNS label: lower-case letters, digits and '-', "
-                                       "at most 63), e.g. studio-cluster")
-    cluster_domain: str = Field("cluster.local", pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
-                                description="the Kubernetes cluster's DNS domain, which pod names end with, "
-                                            "e.g. cluster.local")
-    storage_class: str | None = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
-                                      description="StorageClass of each Galera pod's data volume; none: the "
-                                                  "cluster's default class, e.g. fast-ssd")
-    storage_size: str = Field("20Gi", pattern=r"^[1-9][0-9]*(Mi|Gi|Ti)$",
-                              description="size of each Galera pod's data volume, a quantity in Mi, Gi or Ti "
-                                          "(binary units), e.g. 20Gi")
-    galera_image: str = Field("localhost/studio-cluster-galera:bookworm", min_length=1, max_length=255,
-                              pattern=r"^[^\s]+$",
+    namespace: str = Field("studio-cluster", description="namespace of every object (a DNS label: lower-case "
+                                                         "letters, digits and '-', at most 63), e.g. studio-cluster")
+    cluster_domain: str = Field("cluster.local", description="the Kubernetes cluster's DNS domain, which pod names "
+                                                             "end with, e.g. cluster.local")
+    storage_class: str | None = Field(None, description="StorageClass of each Galera pod's data volume; none: the "
+                                                        "cluster's default class, e.g. fast-ssd")
+    storage_size: str = Field("20Gi", description="size of each Galera pod's data volume, a whole number of Mi, Gi "
+                                                  "or Ti (binary units), e.g. 20Gi")
+    galera_image: str = Field("localhost/studio-cluster-galera:bookworm",
                               description="image of the Galera pods: mariadbd, galera-4, mariabackup, socat, procps "
                                           "and python3 >= 3.9, as on a host (docs/kubernetes.md builds one from "
                                           "Debian 12), e.g. registry.example.com/studio-galera:10.11")
-    garbd_image: str = Field("localhost/studio-cluster-galera:bookworm", min_length=1, max_length=255,
-                             pattern=r"^[^\s]+$",
+    garbd_image: str = Field("localhost/studio-cluster-galera:bookworm",
                              description="image of the Arbiter pod: garbd (galera-arbitrator-4), procps and python3 "
                                          ">= 3.9; the Galera image has them, "
                                          "e.g. registry.example.com/studio-galera:10.11")
-    redis_image: str = Field("docker.io/library/redis:7.2-bookworm", min_length=1, max_length=255,
-                             pattern=r"^[^\s]+$",
+    redis_image: str = Field("docker.io/library/redis:7.2-bookworm",
                              description="image of the Redis + Sentinel pods (redis-server, redis-sentinel, redis-cli, "
-                                         "Redis >= 6.2 for host names), e.g. docker.io/library/redis:7.2-bookworm")
-    secret_name: str = Field("studio-cluster", pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$",
+                                         "Redis >= 7.0), e.g. docker.io/library/redis:7.2-bookworm")
+    secret_name: str = Field("studio-cluster",
                              description="the Secret (you create it) holding sst-password, redis-password, "
                                          "admin-password and sentinel-password, each only if the profile's reference "
                                          "is not none; referenced by name, never rendered, e.g. studio-cluster")
-    galera_cpu: str = Field("500m", pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$",
-                            description="CPU request of the MariaDB container, in cores or millicores, e.g. 500m")
-    galera_memory: str = Field("2Gi", pattern=r"^[1-9][0-9]*(Mi|Gi)$",
-                               description="memory request and limit of the MariaDB container (Mi or Gi), e.g. 2Gi")
-    garbd_cpu: str = Field("100m", pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$",
-                           description="CPU request of garbd, in cores or millicores, e.g. 100m")
-    garbd_memory: str = Field("256Mi", pattern=r"^[1-9][0-9]*(Mi|Gi)$",
-                              description="memory request and limit of garbd (Mi or Gi), e.g. 256Mi")
-    redis_cpu: str = Field("100m", pattern=r"^([1-9][0-9]*m|[0-9]+(\.[0-9]+)?)$",
-                           description="CPU request of each Redis and each Sentinel container, e.g. 100m")
-    redis_memory: str = Field("256Mi", pattern=r"^[1-9][0-9]*(Mi|Gi)$",
-                              description="memory request and limit of each Redis and each Sentinel container "
-                                          "(Mi or Gi), e.g. 256Mi")
+    galera_cpu: str = Field("500m", description="CPU request of the MariaDB container, in cores or millicores, "
+                                                "e.g. 500m")
+    galera_memory: str = Field("2Gi", description="memory request and limit of the MariaDB container (Mi or Gi), "
+                                                  "e.g. 2Gi")
+    garbd_cpu: str = Field("100m", description="CPU request of garbd, in cores or millicores, e.g. 100m")
+    garbd_memory: str = Field("256Mi", description="memory request and limit of garbd (Mi or Gi), e.g. 256Mi")
+    redis_cpu: str = Field("100m", description="CPU request of each Redis and each Sentinel container, e.g. 100m")
+    redis_memory: str = Field("256Mi", description="memory request and limit of each Redis and each Sentinel "
+                                                   "container (Mi or Gi), e.g. 256Mi")
+
+    @field_validator("namespace")
+    @classmethod
+    def _dns_label(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+            raise ValueError(f"{value!r} is not a DNS label: use at most 63 lower-case letters, digits and '-', "
+                             "starting and ending with a letter or digit (e.g. studio-cluster)")
+        return value
+
+    @field_validator("cluster_domain", "storage_class", "secret_name")
+    @classmethod
+    def _dns_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", value):
+            raise ValueError(f"{value!r} is not a Kubernetes name: use lower-case letters, digits, '-' and '.', "
+                             "starting and ending with a letter or digit (e.g. cluster.local, fast-ssd)")
+        return value
+
+    @field_validator("storage_size", "galera_memory", "garbd_memory", "redis_memory")
+    @classmethod
+    def _size(cls, value: str, info: ValidationInfo) -> str:
+        units = ("Mi", "Gi", "Ti") if info.field_name == "storage_size" else ("Mi", "Gi")
+        if not re.fullmatch(r"[1-9][0-9]*(" + "|".join(units) + ")", value):
+            raise ValueError(f"{value!r} is not a size: write a whole number followed by {', '.join(units)} "
+                             "(binary units: Gi, not GB), e.g. 20Gi or 512Mi")
+        return value
+
+    @field_validator("galera_cpu", "garbd_cpu", "redis_cpu")
+    @classmethod
+    def _cpu(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9][0-9]*m|[0-9]+(\.[0-9]+)?", value) or re.fullmatch(r"0+(\.0+)?", value):
+            raise ValueError(f"{value!r} is not a CPU amount: write cores (e.g. 2 or 0.5) or millicores "
+                             "(e.g. 500m)")
+        return value
+
+    @field_validator("galera_image", "garbd_image", "redis_image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not value or len(value) > 255 or re.search(r"\s", value):
+            raise ValueError(f"{value!r} is not an image reference: one word without spaces, at most 255 characters "
+                             "(e.g. registry.example.com/studio-galera:10.11)")
+        return value
 
 
 class BackupSettings(_Model):

@@ -207,3 +207,21 @@ def test_a_backup_schedule_adds_the_arbiters_job_as_a_cronjob(tmp_path: Path) ->
     assert (tmp_path / "agent" / "wizard" / "agent" / "receiver.py").is_file()
     assert (tmp_path / "agent" / "__main__.py").is_file()
     assert not [o for o in manifests(load_profile(EXAMPLE, check_files=False)) if o["kind"] == "CronJob"]
+
+
+@pytest.mark.parametrize(("key", "value", "says"), [
+    ("namespace", "Studio_Prod", "is not a DNS label"),
+    ("storage_size", "20GB", "Gi, not GB"),
+    ("storage_class", "Fast", "is not a Kubernetes name"),
+    ("galera_cpu", "0", "is not a CPU amount"),
+    ("redis_memory", "1Ti", "whole number followed by Mi, Gi"),
+    ("garbd_image", "a b", "is not an image reference"),
+])
+def test_a_bad_kubernetes_setting_is_named_with_the_fix(key: str, value: str, says: str) -> None:
+    from wizard.profile import ProfileError
+
+    data = load_profile(EXAMPLE, check_files=False).model_dump(mode="json")
+    data["kubernetes"] = {key: value}
+    with pytest.raises(ProfileError) as err:
+        validate_profile(data, check_files=False)
+    assert f"kubernetes.{key}" in str(err.value) and says in str(err.value)
