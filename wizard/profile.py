@@ -387,6 +387,11 @@ class DatabaseSettings(_Model):
     )
     socket: RemotePath = Field(Path("/run/mysqld/mysqld.sock"), description="MariaDB's unix socket on the data nodes")
     min_free_mb: int = Field(1024, ge=0, description="free space the data dir needs, in MB (MiB), e.g. 1024")
+    binlog_keep_days: int = Field(
+        7, ge=1, le=3650,
+        description="days the data nodes keep their binary logs (binlog_expire_logs_seconds), 1-3650; "
+                    "`backup restore --to TIME` replays them from a backup onwards, so keep more than the time "
+                    "between two backups, e.g. 7")
 
     @field_validator("galera_port", "ist_port", "sst_port")
     @classmethod

@@ -26,9 +26,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from wizard.backups import BackupError
+from wizard.backups import BackupError, pitr
 from wizard.backups.take import _bind
 from wizard.backups.verify import COPY_LIB, resolve_id
 from wizard.profile import Profile
@@ -36,7 +37,7 @@ from wizard.remote import Remote, RemoteError, daemon_pids, q
 from wizard.secrets import Secrets
 
 PREPARE_SCRIPT = COPY_LIB + r"""
-d, timeout = sys.argv[1], float(sys.argv[2])
+d, timeout, binlog_base = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 root, bid = os.path.dirname(d), os.path.basename(d)
 work = os.path.join(root, ".restore-" + bid)
 def fail(msg):
@@ -56,6 +57,21 @@ if not room_for_copy(root, m):
 error, position = prepare_copy(d, work, timeout)
 if error:
     fail(error)
+# InnoDB's own position in the donor's binary log (committed with the data), for restore --to
+binlog_pos = None
+for name in ("mariadb_backup_binlog_pos_innodb", "xtrabackup_binlog_pos_innodb"):
+    try:
+        with open(os.path.join(work, name)) as fh:
+            parts = fh.read().split()
+    except OSError:
+        continue
+    if len(parts) >= 2 and parts[1].isdigit():
+        binlog_pos = [parts[0], int(parts[1])]
+        break
+# mariabackup copies the donor's current binary log: not this node's history, so it does not go into the datadir
+for name in os.listdir(work):
+    if re.fullmatch(re.escape(binlog_base) + r"\.(\d+|index)", name):
+        os.unlink(os.path.join(work, name))
 size = files = 0
 for dirpath, _dirs, names in os.walk(work):
     for name in names:
@@ -64,7 +80,7 @@ for dirpath, _dirs, names in os.walk(work):
             size += os.path.getsize(path)
             files += 1
 print(json.dumps({"work": work, "position": position, "recorded": m.get("position"), "size": size,
-                  "files": files, "donor": m.get("donor"), "time": m.get("time")}))
+                  "files": files, "donor": m.get("donor"), "time": m.get("time"), "binlog_pos": binlog_pos}))
 """
 
 SEND_SCRIPT = r"""
@@ -212,7 +228,8 @@ print(json.dumps(out))
 class RestoreResult:
     """What ``restore`` did: the backup ``id``, the ``target`` node that holds it now, the ``position``
     {uuid, seqno} its data holds (InnoDB's own), ``kept`` {node: path of its former datadir},
-    ``seconds`` until the cluster was started, ``notes``."""
+    ``seconds`` until the cluster was started, ``notes``; with ``--to``, ``pitr``: the plan
+    (:class:`wizard.backups.pitr.Plan` as a dict) and what was replayed {applied, first, last, last_time}."""
 
     id: str
     target: str
@@ -221,10 +238,11 @@ class RestoreResult:
     bytes: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    pitr: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "target": self.target, "position": self.position, "kept": self.kept,
-                "bytes": self.bytes, "seconds": round(self.seconds, 2), "notes": self.notes}
+                "bytes": self.bytes, "seconds": round(self.seconds, 2), "notes": self.notes, "pitr": self.pitr}
 
 
 def _running_servers(profile: Profile, remote: Remote) -> list[str]:
@@ -238,10 +256,11 @@ def _running_servers(profile: Profile, remote: Remote) -> list[str]:
 
 def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | None = None, *,
             target: str | None = None, on_note: Callable[[str], None] | None = None,
-            start: bool = True, timeout: float = 3600) -> RestoreResult:
+            start: bool = True, timeout: float = 3600, to: datetime | None = None) -> RestoreResult:
     """Restore ``backup`` (id or unique prefix; default the newest complete one) onto ``target`` (default the
     backup's donor, else the first Studio node), keep every data node's current datadir aside, and (``start``)
-    run the pipeline that bootstraps the restored node and joins the others.
+    run the pipeline that bootstraps the restored node and joins the others.  ``to`` (aware): then replay the
+    binary logs of a kept datadir up to that moment before the cluster starts (:mod:`wizard.backups.pitr`).
 
     Raises :class:`BackupError` (what and the fix) when the backup is not complete, a data node still runs
     mariadbd, the copy does not match its manifest, the transfer is short, or the pipeline fails."""
@@ -260,6 +279,8 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
     if entry.state == "verify failed":
         raise BackupError(f"backup {bid} failed its verification: {entry.reason}",
                           "restore another backup (`studio-cluster backup list`)")
+    if to is not None:
+        pitr.check_window(to, backup_started=entry.time, now=datetime.now(UTC))
     running = _running_servers(profile, remote)
     if running:
         raise BackupError(
@@ -273,7 +294,8 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     note(f"preparing a copy of {bid} on {profile.arbiter.name} (checksums, mariabackup --prepare)")
     try:
-        res = arb.run(["python3", "-I", "-S", "-c", PREPARE_SCRIPT, entry.path, str(timeout)], timeout=timeout + 120,
+        res = arb.run(["python3", "-I", "-S", "-c", PREPARE_SCRIPT, entry.path, str(timeout), pitr.BINLOG_BASENAME],
+                      timeout=timeout + 120,
                       check=False, what="prepare the backup")
         prep = _last_json(res.stdout, res.stderr, "prepare")
         if "error" in prep:
@@ -286,7 +308,16 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                                 f"{position.get('seqno')}: the data's own position is the one used")
         note(f"prepared: {prep['files']} files, {prep['size']} bytes, position "
              f"{position['uuid'] + ':' + str(position['seqno']) if position else 'none recorded in InnoDB'}")
+        plan: pitr.Plan | None = None
         try:
+            if to is not None:
+                note(f"finding binary logs that carry {bid} up to {pitr.iso(to)}")
+                plan = pitr.plan(profile, remote, target=chosen, donor=str(prep.get("donor") or entry.donor),
+                                 binlog_pos=prep.get("binlog_pos"), to=to)
+                result.pitr = {"plan": plan.to_dict()}
+                result.notes.extend(plan.notes)
+                note(f"will replay {plan.source}'s binary logs ({len(plan.files)} files, {plan.size} bytes) from "
+                     f"{plan.start or 'the first transaction'} up to {plan.stop} UTC")
             node = remote[chosen]
             kinds = {name: remote[name].run(["python3", "-I", "-S", "-c", MOUNTED_SCRIPT, data_dir],
                                             what="look at the datadir").stdout.strip()
@@ -337,6 +368,14 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                 result.kept[name] = str(swapped["kept"])
         note("data in place on " + chosen + "; former datadirs kept: "
              + (", ".join(f"{n}:{p}" for n, p in result.kept.items()) or "none"))
+        if plan is not None:
+            note(f"replaying {plan.source}'s binary logs into {chosen} up to {plan.stop} UTC")
+            done = pitr.apply(profile, secrets, remote, plan, target=chosen, source_dir=result.kept[plan.source],
+                              timeout=timeout)
+            assert result.pitr is not None
+            result.pitr["applied"] = done
+            note(f"replayed {done.get('applied')} transactions ({done.get('first')} .. {done.get('last')}, the last "
+                 f"of {done.get('last_time')} UTC)")
     except RemoteError as exc:
         raise BackupError(f"restore of {bid} stopped on {exc.node}: {exc.message}", exc.hint) from None
     if start:
