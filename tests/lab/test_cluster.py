@@ -257,9 +257,9 @@ def test_crafter_setenv_sources_the_cluster_settings_once(profile: Profile, secr
     assert text.startswith("export CRAFTER_HOME=/opt/crafter\n"), "Crafter's own lines stay"
     assert text.count("crafter-setenv-cluster.sh") == 2 and text.count("# studio-cluster") == 1
     assert remote["studio2"].run(["stat", "-c", "%a", setenv]).stdout.strip() == "755"
-    env = remote["studio2"].run(["sh", "-c", '. "$1"; echo "$MARIADB_CLUSTER_NODE_NAME $CLUSTER_NODE_ADDRESS"',
+    env = remote["studio2"].run(["sh", "-c", '. "$1"; echo "$SPRING_PROFILES_ACTIVE $CLUSTER_NODE_ADDRESS"',
                                  "src", setenv]).stdout.split()
-    assert env == ["studio2", "198.18.0.12"]
+    assert env == ["crafter.studio.externalDb", "198.18.0.12"]
     before = remote["studio2"].run(["stat", "-c", "%Y.%i", setenv]).stdout
     replay(profile, secrets, skip_checks=True)
     assert remote["studio2"].run(["stat", "-c", "%Y.%i", setenv]).stdout == before, "a re-run changes nothing"

@@ -21,7 +21,7 @@ from wizard import lab
 from wizard.checks.base import CheckContext, Status
 from wizard.checks.crafter import content_sync
 from wizard.coordinator import key, redis_client
-from wizard.crafter.publisher import read_publisher
+from wizard.crafter.publisher import PublisherError, await_publisher, read_publisher
 from wizard.crafter.sync_trust import ls_remote_both_ways
 from wizard.lab import studio_standin
 from wizard.nodesql import wsrep_status
@@ -135,3 +135,27 @@ def test_git_over_ssh_both_ways_as_the_crafter_user(formed: None, profile: Profi
     from wizard.crafter.sync_trust import ensure_sync_trust
 
     assert ensure_sync_trust(profile, remote) == {"studio1": [], "studio2": []}
+
+
+def test_a_failed_publisher_call_is_an_error_with_its_reason(formed: None, profile: Profile, secrets: Secrets,
+                                                              remote: Remote) -> None:
+    wait_until("studio1 primary publisher", lambda: publisher_is(profile, secrets, "studio1"), 20)
+    before = calls_for("studio1")
+    client = redis_client(profile, secrets)
+    studio_standin.fail_publisher("studio1")
+    try:
+        client.delete(key(profile, "publisher"))  # as if the name had just moved to studio1
+        record = wait_until("the failed call recorded", lambda: (r := read_publisher(profile, secrets)) is not None
+                            and r.error and r, 20)
+        assert record.node == "studio1" and "HTTP 503" in record.error, record
+        with pytest.raises(PublisherError) as err:
+            await_publisher(profile, secrets, "studio1", timeout=5)
+        assert "HTTP 503" in err.value.message and "studio1" in err.value.message
+        st = collect(profile, secrets, remote)
+        assert st.verdict == "degraded" and "primary publisher studio1" in st.reason and "HTTP 503" in st.reason
+    finally:
+        studio_standin.fail_publisher("studio1", False)
+        client.close()
+    wait_until("the daemons' retry to succeed", lambda: publisher_is(profile, secrets, "studio1"), 30)
+    assert calls_for("studio1") == [*before, "studio1"], "the retry made one call"
+    assert collect(profile, secrets, remote).healthy

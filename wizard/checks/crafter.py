@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register
 from wizard.crafter.sync_trust import crafter_pair, ls_remote_both_ways
 from wizard.remote import RemoteError
 
@@ -20,11 +20,16 @@ def content_sync(ctx: CheckContext) -> Outcome:
         results = ls_remote_both_ways(ctx.profile, ctx.remote)
     except RemoteError as exc:
         return fail(f"{exc.node}: {exc.message}", "fix SSH to the nodes first")
+    if not all(r.set_up for r in results):
+        # Nothing to prove before apply has made the trust: not a fault of the nodes.
+        missing = ", ".join(f"{r.source} -> {r.target}" for r in results if not r.set_up)
+        return ok(f"not set up yet for {user} ({missing}): apply creates the key, authorises it on the peer and "
+                  "pins the peer's host key")
     bad = [r for r in results if not r.ok]
     if bad:
         detail = "; ".join(f"{r.source} -> {r.target}: {r.detail}" for r in bad)
-        return warn(f"git ls-remote as {user} does not work: {detail}",
-                    "run replay (apply creates the key of the Crafter user, authorises it on the peer and pins the "
-                    "peer's host key); if it still fails, check that the user exists and has a shell, and that "
-                    f"{ctx.profile.studio.data_path}/repos holds a git repository")
+        return fail(f"git ls-remote over SSH as {user} does not work: {detail}",
+                    "run replay again (apply makes the key, authorises it on the peer and pins the peer's host "
+                    f"key); check that {user} has a shell and that {ctx.profile.studio.data_path}/repos holds a "
+                    "git repository")
     return ok("; ".join(f"{r.source} -> {r.target} as {user}: {r.detail}" for r in results))

@@ -163,6 +163,7 @@ class LsRemote:
     url: str
     ok: bool
     detail: str  # the refs seen (ok) or git's error
+    set_up: bool = True  # False: the user's known_hosts does not pin the peer yet (apply has not run)
 
 
 def ls_remote(profile: Profile, remote: Remote, source: Node, target: Node, timeout: float = 30) -> LsRemote:
@@ -176,13 +177,17 @@ def ls_remote(profile: Profile, remote: Remote, source: Node, target: Node, time
                         f"no git repository under {st.data_path}/repos on {target.name}")
     url = f"ssh://{st.os_user}@{target.address}{repo}"
     ssh = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10"
-    script = ('u=$1; url=$2; sshcmd=$3; home=$(getent passwd "$u" | cut -d: -f6); '
+    script = ('u=$1; url=$2; sshcmd=$3; peer=$4; home=$(getent passwd "$u" | cut -d: -f6); '
+              '[ -n "$home" ] || { echo "no user $u" >&2; exit 2; }; '
+              'grep -qs "^$peer " "$home/.ssh/known_hosts" || exit 3; '
               'exec runuser -u "$u" -- env HOME="$home" GIT_SSH_COMMAND="$sshcmd" git ls-remote "$url"')
     try:
-        res = remote[source.name].run(["sh", "-c", script, "ls-remote", st.os_user, url, ssh], timeout=timeout,
-                                      check=False, what="git ls-remote")
+        res = remote[source.name].run(["sh", "-c", script, "ls-remote", st.os_user, url, ssh, target.address],
+                                      timeout=timeout, check=False, what="git ls-remote")
     except RemoteError as exc:
         return LsRemote(source.name, target.name, url, False, exc.message)
+    if res.exit_code == 3:
+        return LsRemote(source.name, target.name, url, False, "not set up yet", set_up=False)
     if res.exit_code != 0:
         return LsRemote(source.name, target.name, url, False,
                         (res.stderr.strip() or res.stdout.strip() or f"exit {res.exit_code}")[-300:])

@@ -135,6 +135,15 @@ def calls(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def fail_publisher(name: str, fail: bool = True) -> None:
+    """Make the stand-in's cluster API on host `name` answer 503 (``fail``) or work again."""
+    flag = _outside(name, STANDIN_DIR + "/fail-publisher")
+    if fail:
+        _write(flag, "")
+    else:
+        flag.unlink(missing_ok=True)
+
+
 def clear_calls(name: str) -> None:
     _outside(name, STANDIN_DIR + "/calls.jsonl").unlink(missing_ok=True)
 

@@ -4,7 +4,8 @@ Usage: studio_standin_server.py ADDRESS PORT TOKEN_FILE CALLS_FILE
 
 * ``GET /studio/api/2/monitoring/status?token=T``: 200 ``{"status": "ok"}`` (401 with a wrong token);
 * ``POST /studio/api/2/cluster/primary?token=T`` with a JSON body: the call is appended to CALLS_FILE as one
-  JSON line ``{"ts", "path", "body"}`` and answered 200 (401 with a wrong token);
+  JSON line ``{"ts", "path", "body"}`` and answered 200 (401 with a wrong token; 503, unrecorded, while a file
+  ``fail-publisher`` sits beside CALLS_FILE);
 * anything else: 404.
 
 It stands for the parts of Studio the cluster talks to, nothing more: the lab stops it to stand for a Studio
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import sys
 import threading
 import time
@@ -29,6 +31,7 @@ def main(argv: list[str]) -> int:
     with open(token_file) as fh:
         token = fh.read().strip()
     write_lock = threading.Lock()
+    fail_file = os.path.join(os.path.dirname(calls_file), "fail-publisher")
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def _answer(self, code: int, body: dict[str, object]) -> None:
@@ -61,6 +64,9 @@ def main(argv: list[str]) -> int:
                 return
             if not self._authorised():
                 self._answer(401, {"error": "bad token"})
+                return
+            if os.path.exists(fail_file):  # the lab asks for a cluster API that refuses
+                self._answer(503, {"error": "the stand-in's cluster API is told to fail"})
                 return
             try:
                 body = json.loads(raw or b"{}")
