@@ -373,8 +373,9 @@ class DatabaseSettings(_Model):
     config_file: RemotePath = Field(
         Path("/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf"), description="where the Galera config goes"
     )
-    provider: RemotePath = Field(Path("/usr/lib/galera/libgalera_smm.so"),
-                                 description="the Galera library (wsrep_provider), e.g. /usr/lib/galera/libgalera_smm.so")
+    provider: RemotePath = Field(
+        Path("/usr/lib/galera/libgalera_smm.so"),
+        description="the Galera library (wsrep_provider), e.g. /usr/lib/galera/libgalera_smm.so")
     sst_method: Literal["mariabackup", "rsync"] = Field(
         "mariabackup", description="how a joiner copies a full snapshot: mariabackup (donor stays writable) or rsync")
     sst_user: str = Field("sst", pattern=r"^[A-Za-z0-9_]{1,32}$",
