@@ -19,7 +19,7 @@ from wizard.agent import redisconn
 from wizard.agent_bundle import CACHE_TAG, agent_argv, agent_digest, build_agent
 from wizard.crafter.agent_settings import crafter_agent_config
 from wizard.profile import Node, Profile, Role
-from wizard.remote import Remote, RemoteError, sh
+from wizard.remote import Remote, RemoteError, UnreachableError, sh
 from wizard.secrets import REDACTOR, Secrets
 
 GARB_CONFIG = "/etc/default/garb"
@@ -286,6 +286,7 @@ while [ ! -s {pid} ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
 echo launched"""
 INNER = ("echo $$ > {pid}; exec 3<{cfg}; rm -f {cfg}; python3 {agent} {command} <&3 3<&- >{out} 2>&1; "
          "echo $? > {rc}.tmp; mv -f {rc}.tmp {rc}")
+RECONNECT_S = 30.0  # seconds the wait for a detached agent's result tries to reconnect to its node
 # Waits for the detached agent's exit code and prints its output; dying with the SSH channel loses nothing.
 WAIT = """i=0
 while [ ! -e {rc} ]; do
@@ -344,9 +345,9 @@ class Coordinator:
     def _run_detached(self, node: Node, command: str, cfg: dict[str, Any], timeout: float,
                       run_id: str) -> dict[str, Any]:
         """:meth:`_run_agent` for a long job: the agent runs detached on the node (its output in
-        ``<run_dir>/runs/<run>.<command>.out``) and this call waits for its result over a second channel;
-        if this process dies, the agent finishes on its own.  Returns the agent's JSON result, or
-        ``{"error": ...}``."""
+        ``<run_dir>/runs/<run>.<command>.out``) and this call waits for its result over a second channel
+        (again after a lost connection, until ``timeout`` seconds); if this process dies, the agent finishes on
+        its own.  Returns the agent's JSON result, or ``{"error": ...}``; RemoteError when it cannot start."""
         conn = self.remote[node.name]
         d = f"{self.profile.services.run_dir}/runs"
         base = f"{d}/{run_id}.{command}"
@@ -355,7 +356,24 @@ class Coordinator:
         inner = INNER.format(agent=sh(agent_path(self.profile)), command=sh(command), **names)
         conn.run(LAUNCH.format(dir=sh(d), size=len(payload), inner=sh(inner), **names), stdin_bytes=payload,
                  timeout=60, what=f"start the agent ({command})")
-        res = conn.run(WAIT.format(**names), timeout=timeout, check=False, what=f"agent {command}")
+        deadline = time.monotonic() + timeout
+        lost_since: float | None = None
+        while True:  # a lost connection loses nothing: the agent goes on, and its result waits in its files
+            attempt = time.monotonic()
+            try:
+                res = conn.run(WAIT.format(**names), timeout=max(1.0, deadline - attempt), check=False,
+                               what=f"agent {command}")
+                if res.exit_code != -1:  # -1: no exit status, the connection went away under the channel
+                    break
+                conn.close()
+                raise UnreachableError(node.name, "connection lost while waiting for the agent")
+            except UnreachableError:  # reconnect for up to RECONNECT_S; a node gone for longer is an error
+                now = time.monotonic()
+                if lost_since is None or now - attempt > 10:  # a new loss, not the next failed reconnect
+                    lost_since = now
+                if now - lost_since > RECONNECT_S or now > deadline - 5:
+                    raise
+                time.sleep(1.0)
         lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
         if lines:
             out: dict[str, Any] = json.loads(lines[-1])

@@ -192,3 +192,32 @@ def test_sigkill_mid_bootstrap_status_names_the_run_and_replay_follows_it(fresh_
     assert sorted((e.node, e.state) for e in agents) == [("arbiter", "finished"), ("studio1", "finished"),
                                                          ("studio2", "finished")], agents
     print(f"SIGKILL drill: {time.monotonic() - t0:.1f}s after the fresh hosts were up")
+
+
+def test_a_dropped_ssh_connection_mid_bootstrap_loses_nothing(fresh_hosts: None, sd_profile: Profile,
+                                                              sd_secrets: Secrets, tmp_path: Path) -> None:
+    """studio2's SSH connection is killed (its sshd session processes, SIGKILL) while its agent waits to join:
+    the agent, detached, goes on; the front end reconnects and reads its result; the run ends healthy."""
+    t0 = time.monotonic()
+    stream = Stream(sd_profile, sd_secrets)
+    proc, master = on_a_terminal(["replay", str(PROFILE), "--skip-checks"], tmp_path)
+    seen = bytearray()
+    wait_until("the winner to start --wsrep-new-cluster",
+               lambda: (seen.extend(drain(master)), stream.new_cluster_started())[1], 120, 0.1)
+    killed = labsystemd.host_exec("studio2", ["sh", "-c", "pids=$(pgrep -f '^sshd: [d]eploy'); kill -9 $pids; "
+                                              "echo $pids"], check=False).stdout.split()
+    assert killed, "no SSH session of deploy on studio2 to drop"
+    while proc.poll() is None:
+        seen.extend(drain(master))
+        time.sleep(0.2)
+    seen.extend(drain(master))
+    out = seen.decode(errors="replace")
+    os.close(master)
+    assert proc.returncode == 0, out[-6000:]
+    assert healthy(sd_profile, sd_secrets)
+    assert len(stream.new_cluster_started()) == 1 and journal_new_cluster_starts() == 1
+    run = stream.front_runs()[-1]
+    agents = {e.node: e.extra.get("action") for e in stream.events() if e.run == run and e.step == "agent"
+              and e.state == "finished"}
+    assert agents == {"studio1": "bootstrap", "studio2": "join", "arbiter": "start"}, agents
+    print(f"SSH drop drill: {time.monotonic() - t0:.1f}s after the fresh hosts were up ({len(killed)} sshd killed)")
