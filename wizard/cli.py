@@ -333,6 +333,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     colour = {"healthy": "green", "degraded": "yellow"}.get(st.verdict, "red")
     console.print(Text.assemble("verdict: ", (st.verdict, colour), f": {st.reason}"))
     _print_backups(st.backups)
+    from wizard.tls.expiry import expiry_lines
+
+    for line, warning in expiry_lines(st.tls_expiry, profile.tls.warn_days):
+        console.print(Text(line, style="bold yellow" if warning else ""))
     for line in run.lines() if run is not None else []:
         console.print(Text(line))
     return EXIT_OK if st.healthy else EXIT_FAIL

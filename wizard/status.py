@@ -24,6 +24,7 @@ from wizard.profile import Node, Profile, Role
 from wizard.remote import Remote, RemoteError, daemon_pids
 from wizard.render import GARBD_WORK_DIR
 from wizard.secrets import Secrets
+from wizard.tls.expiry import read_expiry
 
 Verdict = Literal["healthy", "degraded", "split", "down", "unknown"]
 
@@ -97,6 +98,8 @@ class ClusterStatus:
     backups: dict[str, Any] | None = None
     # the primary publisher record (wizard.crafter.publisher.PublisherRecord.to_dict()), None without Crafter nodes
     publisher: dict[str, Any] | None = None
+    # with tls.enabled: node -> nearest certificate expiry it holds (wizard.tls.expiry.read_expiry); never the verdict
+    tls_expiry: dict[str, Any] | None = None
 
     @property
     def healthy(self) -> bool:
@@ -296,6 +299,7 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
         futs = [pool.submit(_collect_node, profile, secrets, remote, n, timeout) for n in profile.nodes]
         hb = pool.submit(heartbeat_ages, profile, secrets)
         publisher = pool.submit(read_publisher, profile, secrets)
+        expiry = pool.submit(read_expiry, profile, remote, timeout=timeout) if profile.tls.enabled else None
         answer = pool.submit(query_a, profile, profile.dns.authoring_name, 1.0) if dns else None
         health = {n.name: pool.submit(health_endpoint, n, profile.dns.health_port, min(timeout, 2.0))
                   for n in profile.studio_nodes}
@@ -322,4 +326,5 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
     return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb,
                          coordination or "ok", misrouted,
                          backups=catalog.result().to_dict() if catalog is not None else None,
-                         publisher=record.to_dict() if record is not None else None)
+                         publisher=record.to_dict() if record is not None else None,
+                         tls_expiry=expiry.result() if expiry is not None else None)
