@@ -6,6 +6,7 @@ does, and a re-run uploads nothing.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.util
 import io
@@ -80,11 +81,66 @@ def agent_argv(agent: str, command: str) -> list[str]:
     return ["python3", agent, command]
 
 
+POD_UNUSED_REDIS = (
+    "redis/asyncio/", "redis/cluster.py", "redis/commands/search/", "redis/commands/timeseries/",
+    "redis/commands/json/", "redis/commands/bf/", "redis/commands/graph/", "redis/commands/vectorset/",
+    "redis/ocsp.py", "redis/auth/idp.py", "redis/auth/token_manager.py",
+)
+"""redis-py's parts the agent never imports (asyncio, Redis Cluster, the modules' commands, OCSP, token auth):
+left out of the Kubernetes bundle, whose ConfigMap must stay under ``kubectl apply``'s 256 KiB annotation."""
+POD_REDIS_INIT_DROP = ("from redis import asyncio  # noqa\n", "from redis.cluster import RedisCluster\n",
+                       '    "RedisCluster",\n')
+"""The lines of ``redis/__init__.py`` that import what :data:`POD_UNUSED_REDIS` leaves out."""
+
+
+def _strip_docstrings(source: str) -> str:
+    """``source`` with every module, class and function docstring replaced by ``""`` in place (the rest of the
+    code byte for byte: valid for any Python the original is valid for)."""
+    tree = ast.parse(source)
+    spans = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str) and first.end_lineno and first.end_col_offset is not None):
+                spans.append((first.lineno, first.col_offset, first.end_lineno, first.end_col_offset))
+    lines = source.splitlines(keepends=True)
+    for l0, c0, l1, c1 in sorted(spans, reverse=True):
+        lines[l0 - 1:l1] = [lines[l0 - 1][:c0] + '""' + lines[l1 - 1][c1:]]
+    return "".join(lines)
+
+
 @cache
 def build_agent_sources() -> bytes:
-    """The zipapp with sources only (about 320 kB, no byte code): what a Kubernetes ConfigMap (at most 1 MiB)
-    carries to pods whose Python may be any >= 3.9; its sha256 is :func:`agent_digest`."""
-    return _build(compiled=False)
+    """The zipapp for Kubernetes pods (about 150 kB, 200 kB as the ConfigMap's base64): sources only, no byte
+    code (the pods' Python may be any >= 3.9), wizard/agent whole, redis-py without :data:`POD_UNUSED_REDIS`
+    and without its docstrings.  A ConfigMap ``kubectl apply`` (client side) copies into its
+    last-applied-configuration annotation must stay under 262,144 bytes.  Raises RuntimeError when this
+    redis-py's ``__init__`` no longer has the lines :data:`POD_REDIS_INIT_DROP` removes."""
+    full = zipfile.ZipFile(io.BytesIO(_build(compiled=False)))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name in full.namelist():
+            if name.startswith(POD_UNUSED_REDIS):
+                continue
+            data = full.read(name)
+            if name.startswith("redis/"):
+                text = data.decode()
+                if name == "redis/__init__.py":
+                    for line in POD_REDIS_INIT_DROP:
+                        if line not in text:
+                            raise RuntimeError(f"redis-py {redis.__version__}: {line.strip()!r} is no longer in "
+                                               "redis/__init__.py: update POD_REDIS_INIT_DROP")
+                        text = text.replace(line, "")
+                data = _strip_docstrings(text).encode()
+            _add(zf, name, data)
+    return buf.getvalue()
+
+
+@cache
+def pod_agent_digest() -> str:
+    """The version of the Kubernetes bundle: the sha256 of :func:`build_agent_sources` (hex)."""
+    return hashlib.sha256(build_agent_sources()).hexdigest()
 
 
 @cache

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
+from tests.unit.k8s_example import example_profile
 from wizard.k8s import configs
 from wizard.k8s.manifests import file_name, manifests, to_yaml
-from wizard.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "data" / "k8s" / "example"
@@ -44,7 +44,7 @@ def normalized(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def rendered() -> dict[str, str]:
-    objs = manifests(load_profile(ROOT / "profiles" / "example.yaml", check_files=False))
+    objs = manifests(example_profile())
     return {file_name(i, o): to_yaml(normalized(o)) for i, o in enumerate(objs)}
 
 

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import redis
 
+from tests.unit.k8s_example import example_profile
 from wizard.agent.grastate import render_grastate
 from wizard.k8s.manifests import manifests
-from wizard.profile import load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 UUID = "6b4c1a5e-0d7f-11ef-9f4e-2f1b6c9d3a10"
@@ -109,7 +109,7 @@ def datadir(path: Path, seqno: int) -> None:
 
 @needs_namespaces
 def test_one_pod_bootstraps_the_other_waits_for_its_primary(tmp_path: Path, redis_port: int) -> None:
-    objs = manifests(load_profile(ROOT / "profiles" / "example.yaml", check_files=False))
+    objs = manifests(example_profile())
     agent = next(o for o in objs if o["metadata"]["name"] == "studio-cluster-agent")
     data = next(o for o in objs if o["metadata"]["name"] == "galera-config")["data"]
     pyz = tmp_path / "agent.pyz"
@@ -187,7 +187,7 @@ def test_a_surviving_garbd_is_stopped_by_its_liveness_before_the_bootstrap(tmp_p
     second, the kubelet's policy emulated: one failure restarts the container) fails once the shared election
     says bootstrap; garbd is stopped, then the winner hands over --wsrep-new-cluster.  A real garbd, alone,
     listening on 127.0.0.2 (the loopback: nothing leaves the machine)."""
-    objs = manifests(load_profile(ROOT / "profiles" / "example.yaml", check_files=False))
+    objs = manifests(example_profile())
     agent = next(o for o in objs if o["metadata"]["name"] == "studio-cluster-agent")
     data = next(o for o in objs if o["metadata"]["name"] == "galera-config")["data"]
     garbd_json = next(o for o in objs if o["metadata"]["name"] == "garbd-config")["data"]["garbd.json"]

@@ -13,19 +13,19 @@ from typing import Any
 import pytest
 from kubernetes_validate import utils as kv
 
+from tests.unit.k8s_example import EXAMPLE, example_file, example_profile
 from wizard.cli import main
 from wizard.k8s.manifests import manifests
 from wizard.k8s.topology import VOTE_LABEL, K8sError
-from wizard.profile import load_profile, validate_profile
+from wizard.profile import validate_profile
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "profiles" / "example.yaml"
 VERSIONS = ("1.35.0", "1.36.0", "1.37.0")
 
 
 @pytest.fixture(scope="module")
 def objs() -> list[dict[str, Any]]:
-    return manifests(load_profile(EXAMPLE, check_files=False))
+    return manifests(example_profile())
 
 
 def by(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def test_the_schemas_catch_a_mistake(objs: list[dict[str, Any]]) -> None:
 
 
 def test_a_profile_with_every_kubernetes_setting_validates() -> None:
-    data = load_profile(EXAMPLE, check_files=False).model_dump(mode="json")
+    data = example_profile().model_dump(mode="json")
     data["kubernetes"] = {"namespace": "authoring", "storage_class": "fast-ssd", "storage_size": "50Gi",
                           "galera_image": "registry.example.com/galera:10.11", "galera_cpu": "2",
                           "galera_memory": "4Gi", "secret_name": "studio-db"}
@@ -71,7 +71,7 @@ def test_a_profile_with_every_kubernetes_setting_validates() -> None:
 
 
 def test_the_profile_without_a_kubernetes_section_is_unchanged() -> None:
-    profile = load_profile(EXAMPLE, check_files=False)
+    profile = example_profile()
     assert profile.kubernetes is None
     assert "kubernetes" not in EXAMPLE.read_text()
 
@@ -79,7 +79,7 @@ def test_the_profile_without_a_kubernetes_section_is_unchanged() -> None:
 def test_secrets_are_referenced_never_inlined(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUDIO_CLUSTER_SST_PASSWORD", "Sst-Secret-4711")
     monkeypatch.setenv("STUDIO_CLUSTER_REDIS_PASSWORD", "Redis-Secret-4711")
-    text = json.dumps(manifests(load_profile(EXAMPLE, check_files=False)))
+    text = json.dumps(manifests(example_profile()))
     assert "Secret-4711" not in text
     assert "<sst_password>" in text  # the Galera config's placeholder, filled in the pod from the Secret
     assert not [o for o in json.loads(text) if o["kind"] == "Secret"]
@@ -147,18 +147,18 @@ def test_every_shell_script_parses(objs: list[dict[str, Any]], tmp_path: Path) -
 
 
 def test_cli_writes_files_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["k8s", "render", str(EXAMPLE), "--out", str(tmp_path / "m")]) == 0
+    assert main(["k8s", "render", str(example_file(tmp_path)), "--out", str(tmp_path / "m")]) == 0
     files = sorted(p.name for p in (tmp_path / "m").iterdir())
     assert files[0] == "00-namespace-studio-cluster.yaml" and "11-statefulset-galera.yaml" in files
     out = capsys.readouterr().out
     assert "kubectl -n studio-cluster create secret generic studio-cluster" in out
-    assert main(["k8s", "render", str(EXAMPLE), "--json"]) == 0
+    assert main(["k8s", "render", str(example_file(tmp_path)), "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [o["kind"] for o in listed][:2] == ["Namespace", "ConfigMap"] and len(listed) == len(files)
 
 
 def test_tls_is_refused_with_the_fix(tmp_path: Path) -> None:
-    profile = load_profile(EXAMPLE, check_files=False)
+    profile = example_profile()
     if not hasattr(profile, "tls"):
         pytest.skip("this profile model has no tls section")
     data = profile.model_dump(mode="json")
@@ -183,7 +183,7 @@ def test_a_backup_schedule_adds_the_arbiters_job_as_a_cronjob(tmp_path: Path) ->
     from wizard.k8s import backup
     from wizard.k8s.topology import pod_profile
 
-    data = load_profile(EXAMPLE, check_files=False).model_dump(mode="json")
+    data = example_profile().model_dump(mode="json")
     data["backups"]["schedule"] = "02:30"
     profile = validate_profile(data, check_files=False)
     objs = manifests(profile)
@@ -206,7 +206,7 @@ def test_a_backup_schedule_adds_the_arbiters_job_as_a_cronjob(tmp_path: Path) ->
     subprocess.run(["python3", "-m", "zipfile", "-e", str(pyz), str(tmp_path / "agent")], check=True)
     assert (tmp_path / "agent" / "wizard" / "agent" / "receiver.py").is_file()
     assert (tmp_path / "agent" / "__main__.py").is_file()
-    assert not [o for o in manifests(load_profile(EXAMPLE, check_files=False)) if o["kind"] == "CronJob"]
+    assert not [o for o in manifests(example_profile()) if o["kind"] == "CronJob"]
 
 
 @pytest.mark.parametrize(("key", "value", "says"), [
@@ -220,7 +220,7 @@ def test_a_backup_schedule_adds_the_arbiters_job_as_a_cronjob(tmp_path: Path) ->
 def test_a_bad_kubernetes_setting_is_named_with_the_fix(key: str, value: str, says: str) -> None:
     from wizard.profile import ProfileError
 
-    data = load_profile(EXAMPLE, check_files=False).model_dump(mode="json")
+    data = example_profile().model_dump(mode="json")
     data["kubernetes"] = {key: value}
     with pytest.raises(ProfileError) as err:
         validate_profile(data, check_files=False)

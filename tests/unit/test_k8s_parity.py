@@ -6,34 +6,36 @@ from __future__ import annotations
 import base64
 import hashlib
 import inspect
+import io
 import json
 import os
 import stat
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.unit.k8s_example import example_profile
 from wizard import render
 from wizard.agent import k8s_pod, runtime
 from wizard.agent.serverargs import garbd_argv, mariadbd_argv, parse_shell_vars
-from wizard.agent_bundle import agent_argv, agent_digest
+from wizard.agent_bundle import _build, agent_argv, pod_agent_digest
 from wizard.coordinator import Coordinator, agent_config
 from wizard.k8s import configs, galera
 from wizard.k8s.manifests import manifests
 from wizard.k8s.topology import RUN_ID, galera_pods, pod_address, pod_profile
-from wizard.profile import Profile, load_profile
+from wizard.profile import Profile
 from wizard.secrets import Secrets
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "profiles" / "example.yaml"
 
 
 @pytest.fixture(scope="module")
 def profile() -> Profile:
-    return load_profile(EXAMPLE, check_files=False)
+    return example_profile()
 
 
 @pytest.fixture(scope="module")
@@ -60,10 +62,15 @@ def test_the_init_container_runs_the_agent_as_the_coordinator_does(objs: list[di
     assert "agent_argv(agent_path(self.profile), command)" in inspect.getsource(Coordinator._run_agent)
     # the server container asks the same agent again when it restarts alone
     assert container(sts, "mariadb")["command"][4:] == agent_argv(configs.AGENT, "k8s-handover")
-    # the bundle is the one the SSH path ships (its digest), and runtime.main dispatches the pod commands
+    # the bundle's agent is the one the SSH path ships, file for file (only redis-py is trimmed: test_k8s_bundle),
+    # and runtime.main dispatches the pod commands
     pyz = base64.b64decode(by(objs, "ConfigMap", "studio-cluster-agent")["binaryData"]["agent.pyz"])
-    assert hashlib.sha256(pyz).hexdigest() == agent_digest()
-    assert sts["spec"]["template"]["metadata"]["annotations"]["studio-cluster.io/agent-digest"] == agent_digest()[:16]
+    assert hashlib.sha256(pyz).hexdigest() == pod_agent_digest()
+    annotations = sts["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["studio-cluster.io/agent-digest"] == pod_agent_digest()[:16]
+    pod, ssh = zipfile.ZipFile(io.BytesIO(pyz)), zipfile.ZipFile(io.BytesIO(_build(compiled=False)))
+    ours = [n for n in ssh.namelist() if not n.startswith(("redis/", "async_timeout"))]
+    assert ours and all(pod.read(n) == ssh.read(n) for n in ours)
     assert "run_pod_command(command, cfg)" in inspect.getsource(runtime.main)
 
 

@@ -6,7 +6,9 @@
   Secret) and ``galera-N.json`` (:func:`wizard.coordinator.agent_config` for that node, no secret in it),
   plus the donor script of Arbiter backups ``wsrep_sst_studio_backup``;
 * ``garbd-config``: ``garb`` (``/etc/default/garb`` from ``garb.j2``) and ``garbd.json``;
-* ``studio-cluster-agent``: the node agent zipapp (:func:`wizard.agent_bundle.build_agent_sources`).
+* ``studio-cluster-agent``: the node agent zipapp (:func:`wizard.agent_bundle.build_agent_sources`: only the
+  parts of redis-py the agent imports, so the object stays under client-side `kubectl apply`'s 256 KiB
+  annotation).
 
 ``render()`` as a whole cannot run on the pod view (the authoring DNS record needs IP addresses, and
 there is no PowerDNS record in Kubernetes), so this calls the per-file functions it is made of.
@@ -21,7 +23,7 @@ from typing import Any
 
 from wizard import render
 from wizard.agent.serverargs import garbd_argv, parse_shell_vars
-from wizard.agent_bundle import agent_digest, build_agent_sources
+from wizard.agent_bundle import build_agent_sources, pod_agent_digest
 from wizard.coordinator import agent_config
 from wizard.k8s.topology import GARBD, RUN_ID, galera_pods, secret_keys
 from wizard.profile import Node, Profile
@@ -110,7 +112,7 @@ def configmaps(view: Profile, labels: dict[str, str]) -> list[dict[str, Any]]:
         galera[f"{pod}.json"] = _json(pod_agent_config(view, node))
     galera[SST_SCRIPT_KEY] = render._backup_sst_script(view).content
     garbd = {GARB_KEY: garb_file(view).content, GARBD_JSON: _json(pod_agent_config(view, view.arbiter))}
-    agent_labels = {**labels, "studio-cluster.io/agent-digest": agent_digest()[:16]}
+    agent_labels = {**labels, "studio-cluster.io/agent-digest": pod_agent_digest()[:16]}
     return [
         _configmap(view, AGENT_CONFIGMAP, agent_labels, binary={AGENT_FILE: build_agent_sources()}),
         _configmap(view, GALERA_CONFIGMAP, labels, data=galera),

@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from wizard.agent.serverargs import garbd_log, parse_shell_vars
-from wizard.agent_bundle import agent_argv, agent_digest
+from wizard.agent_bundle import agent_argv, pod_agent_digest
 from wizard.k8s import configs
 from wizard.k8s.topology import (
     COMPONENT,
@@ -150,7 +150,7 @@ def galera_statefulset(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
             "selector": {"matchLabels": selector(GALERA)},
             "template": {
                 "metadata": {"labels": pod_labels,
-                             "annotations": {"studio-cluster.io/agent-digest": agent_digest()[:16]}},
+                             "annotations": {"studio-cluster.io/agent-digest": pod_agent_digest()[:16]}},
                 "spec": {
                     "shareProcessNamespace": True,  # the health sidecar's agent sees mariadbd, as on a host
                     "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
