@@ -17,8 +17,9 @@ plus a ``k8s`` key; secrets come from environment variables the pod fills from a
   k8s-sidecar       ensure the SST user once this server is Primary and Synced, then serve the health
                     endpoint and heartbeat (``daemon``); the readiness probe asks that endpoint
   k8s-arbiter-wait  before garbd starts: wait until both data nodes are Primary and Synced (a fresh identity)
-  k8s-arbiter-live  garbd's liveness: fails while garbd runs and the data agents' election says a data node
-                    bootstraps, so the kubelet stops garbd first (it could hold a Primary Component of its own)
+  k8s-arbiter-live  garbd's liveness: fails only when Redis answers and the data agents' election says a data
+                    node bootstraps, so the kubelet stops garbd first (it could hold a Primary Component of its
+                    own); an unreachable Redis passes, within a few seconds
 
 Runs on a node: python3 >= 3.9, stdlib + the bundled redis-py.
 """
@@ -31,8 +32,9 @@ import os
 import pwd
 import shlex
 import subprocess
+import threading
 import time
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 from wizard.agent import election
 from wizard.agent.runtime import (
@@ -229,17 +231,54 @@ def arbiter_wait(cfg: Config) -> Dict[str, Any]:
     return {"node": node.name, "action": "start"}
 
 
+LIVE_REDIS_BUDGET_S = 4.0
+"""How long garbd's liveness waits for Redis's answer (seconds), well under the probe's ``timeoutSeconds``
+(:data:`wizard.k8s.galera.LIVENESS_TIMEOUT_S`): an unreachable or silent Redis passes the probe."""
+
+
+def bounded(fn: Callable[[], Any], budget_s: float) -> Tuple[Any, str]:
+    """``(fn(), "")``, or ``(None, why)`` when ``fn`` raised or had not returned within ``budget_s`` seconds
+    (it runs in a daemon thread, left behind: a hung DNS lookup or connect cannot hold the caller)."""
+    box: Dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except Exception as exc:  # any failure to read Redis means "no answer"
+            box["error"] = "%s: %s" % (type(exc).__name__, exc)
+
+    worker = threading.Thread(target=run, name="bounded", daemon=True)
+    worker.start()
+    worker.join(budget_s)
+    if worker.is_alive():
+        return None, "no answer within %.0f s" % budget_s
+    if "error" in box:
+        return None, box["error"]
+    return box["value"], ""
+
+
 def arbiter_live(cfg: Config) -> Dict[str, Any]:
-    """garbd's liveness: raises AgentError while garbd runs and the data agents' registrations make the
-    shared election say a data node bootstraps (the rule the Arbiter's agent applies on a host)."""
+    """garbd's liveness: raises AgentError only when Redis answers and the data agents' registrations make the
+    shared election say a data node bootstraps (the rule the Arbiter's agent applies on a host).  Redis
+    unreachable, silent or failing passes within :data:`LIVE_REDIS_BUDGET_S`: a Redis outage is no Galera reason
+    to take a vote away, and while Redis is out no agent can take the bootstrap lock either."""
     node = Node(cfg)
     if not node.pids("garbd"):
         return {"node": node.name, "garbd": "not running"}
-    coord = Coordination(cfg)
-    decision = election.decide(coord.states(cfg.data_nodes), cfg.data_nodes, cfg.preferred, cfg.get("force"))
+
+    def read() -> Any:
+        # no retries through a failover: the probe runs again in a few seconds
+        coord = Coordination(Config(dict(cfg.data, redis_failover_wait_s=0.5)))
+        decision = election.decide(coord.states(cfg.data_nodes), cfg.data_nodes, cfg.preferred, cfg.get("force"))
+        if decision.kind == election.BOOTSTRAP:
+            coord.event(node.name, "garbd", "running", "a data node is about to bootstrap (%s): garbd must stop "
+                        "first" % decision.node)
+        return decision
+
+    decision, why = bounded(read, LIVE_REDIS_BUDGET_S)
+    if decision is None:
+        return {"node": node.name, "garbd": "running", "redis": "not read (%s): garbd stays" % why}
     if decision.kind == election.BOOTSTRAP:
-        coord.event(node.name, "garbd", "running", "a data node is about to bootstrap (%s): garbd must stop first"
-                    % decision.node)
         raise AgentError("a data node is about to bootstrap (%s): garbd must stop first" % decision.node)
     return {"node": node.name, "garbd": "running"}
 

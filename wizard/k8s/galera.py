@@ -11,7 +11,8 @@ Safety rules carried over from the hosts:
 * a pod is ready, and in the client Service, only while the agent's health endpoint (``dns.health_port``)
   answers 200: Primary and Synced, as on the hosts;
 * garbd starts only once both data nodes are Primary and Synced, with a fresh identity, and its liveness
-  fails while the data agents' election says a data node bootstraps (it must not hold a Primary of its own).
+  fails only when Redis answers and the data agents' election says a data node bootstraps (it must not hold a
+  Primary of its own); a Redis outage does not restart it.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ DATA_SUBPATH = "mysql"
 """The datadir is a directory of the volume, not its root: a file system's own ``lost+found`` would look
 like a database of this node's own to the election."""
 SIDECAR_CPU, SIDECAR_MEMORY = "50m", "128Mi"
+LIVENESS_TIMEOUT_S = 10
+"""garbd's liveness probe's ``timeoutSeconds``: the agent's Redis read gives up well before
+(:data:`wizard.agent.k8s_pod.LIVE_REDIS_BUDGET_S`), and an unreachable Redis passes."""
 
 INIT_SCRIPT = 'exec "$@" < "{config}/$POD_NAME.json"'
 """Runs the agent command given as arguments with this pod's config on stdin."""
@@ -186,7 +190,7 @@ def garbd_deployment(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
         "env": _env(view, ["redis_password", "redis_sentinel_password"]),
         "ports": [{"name": "galera", "containerPort": view.database.galera_port}],
         "readinessProbe": {"tcpSocket": {"port": "galera"}, "periodSeconds": 2},
-        "livenessProbe": {"exec": {"command": live}, "periodSeconds": 5, "timeoutSeconds": 10,
+        "livenessProbe": {"exec": {"command": live}, "periodSeconds": 5, "timeoutSeconds": LIVENESS_TIMEOUT_S,
                           "failureThreshold": 1},
         "resources": _resources(k.garbd_cpu, k.garbd_memory),
         "volumeMounts": [
