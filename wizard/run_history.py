@@ -136,9 +136,14 @@ def summarize(events: Iterable[Event], *, front_alive: bool, lease_holder: str =
                 agents[ev.node] = f"finished: {ev.extra.get('action') or 'done'}"
             elif ev.state == "failed":
                 agents[ev.node] = f"failed: {ev.message}"
-    s.agents = agents
     running = any(v == "running" for v in agents.values())
-    s.agents_running = running and (run_family(lease_holder) == s.run if lease_holder else True)
+    # agents at work keep the run's lease: without it, an agent that reported no end is gone (killed, or its
+    # node went down) unless the run's front end is still there to say otherwise
+    s.agents_running = running and (run_family(lease_holder) == s.run or front_alive)
+    if running and not s.agents_running:
+        agents = {n: ("ended without reporting (killed, or its node went down)" if v == "running" else v)
+                  for n, v in agents.items()}
+    s.agents = agents
     if s.outcome not in ("finished", "failed") and front_alive:
         s.outcome = "going"
     return s

@@ -68,3 +68,11 @@ def test_the_last_agent_round_counts_and_a_hangup_is_told() -> None:
 
 def test_no_events_no_story() -> None:
     assert summarize([], front_alive=False) is None
+
+
+def test_an_agent_without_an_end_and_without_the_lease_is_gone() -> None:
+    s = summarize(AGENTS_GOING, front_alive=False, lease_holder="")
+    assert s is not None and not s.agents_running
+    assert s.agents["studio2"] == "ended without reporting (killed, or its node went down)"
+    assert s.agents["studio1"] == "finished: bootstrap"
+    assert s.verdict == "interrupted: its front end went away before the end"
