@@ -8,19 +8,24 @@ would refuse the plain lab profile's nodes).
 
 from __future__ import annotations
 
+import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.waits import wait_until
 from wizard import lab
+from wizard.lab.layout import VETH_PREFIX
 from wizard.nodesql import sql, wsrep_status
 from wizard.pipeline import replay
 from wizard.profile import Profile
 from wizard.remote import Remote
 from wizard.secrets import Secrets
+from wizard.tls import certs
 from wizard.tls.options import paths
 
 
@@ -70,3 +75,85 @@ def test_the_cluster_forms_with_tls(tls_formed: dict[str, Any], secrets: Secrets
     joiner = lab.host_exec("studio2", ["cat", "/var/log/mysql/mariadbd.out"], check=False).stdout
     assert "with cert=" in joiner and "ca=" in joiner, joiner[-3000:]
     print(f"TLS cluster formed by replay in {tls_formed['seconds']:.1f} s")
+
+
+def _log_size(node: str, path: str = "/var/log/mysql/mariadbd.out") -> int:
+    out = lab.host_exec(node, ["stat", "-c", "%s", path], check=False).stdout.strip()
+    return int(out) if out.isdigit() else 0
+
+
+def _log_since(node: str, offset: int, path: str = "/var/log/mysql/mariadbd.out") -> str:
+    return lab.host_exec(node, ["tail", "-c", f"+{offset + 1}", path], check=False).stdout
+
+
+def test_a_capture_on_the_galera_port_holds_no_sql_text(tls_formed: dict[str, Any], secrets: Secrets,
+                                                         tls_remote: Remote, tmp_path: Path) -> None:
+    p: Profile = tls_formed["profile"]
+    canary = f"tls-canary-{uuid.uuid4().hex}"
+    pcap = tmp_path / "galera.pcap"
+    port = p.database.galera_port
+    link = VETH_PREFIX + "studio2"  # studio2's link, outside its namespace: the writeset arrives through it
+    # -Z root: Debian's tcpdump otherwise drops to the user tcpdump, which cannot write into pytest's 0700 tmp_path
+    dump = subprocess.Popen(["tcpdump", "-Z", "root", "-i", link, "-U", "-s", "0", "-w", str(pcap), "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def galera_packets() -> list[str]:
+        read = subprocess.run(["tcpdump", "-r", str(pcap), "-nn", "tcp", "port", str(port)], capture_output=True,
+                              text=True)
+        return read.stdout.splitlines()
+
+    try:
+        assert dump.stderr is not None
+        line = dump.stderr.readline()  # "listening on <link> ...": the capture runs
+        assert "listening on" in line, line
+        sql(tls_remote["studio1"], p, secrets,
+            "CREATE DATABASE IF NOT EXISTS tlstest; CREATE TABLE IF NOT EXISTS tlstest.canary (id INT PRIMARY KEY "
+            f"AUTO_INCREMENT, note VARCHAR(100)) ENGINE=InnoDB; INSERT INTO tlstest.canary (note) VALUES ('{canary}')")
+        wait_until("the canary row on studio2", lambda: sql(
+            tls_remote["studio2"], p, secrets, f"SELECT COUNT(*) FROM tlstest.canary WHERE note = '{canary}'")
+            == [["1"]], 15)
+        packets = wait_until("the capture to hold the writeset's packets on the Galera port", galera_packets, 10)
+    finally:
+        dump.terminate()
+        dump.wait(10)
+    data = pcap.read_bytes()
+    assert canary.encode() not in data and b"tlstest" not in data and b"canary" not in data
+    assert b"\x17\x03\x03" in data, "TLS application-data records crossed the link"
+    print(f"capture on {link} port {port}: {len(packets)} packets, {len(data)} bytes, canary {canary!r} absent")
+
+
+def test_a_node_with_a_certificate_of_another_ca_cannot_join(tls_formed: dict[str, Any], secrets: Secrets,
+                                                             tls_remote: Remote) -> None:
+    p: Profile = tls_formed["profile"]
+    other = certs.new_ca("another CA")
+    node = p.node("studio2")
+    foreign = certs.new_node_cert(other, node.name, [node.name, node.address], 30)
+    f = paths(p)
+    start = time.monotonic()
+    lab.host_exec("studio2", ["pkill", "-TERM", "-x", "mariadbd"], check=False)
+    wait_until("mariadbd on studio2 to stop",
+               lambda: lab.host_exec("studio2", ["pgrep", "-x", "mariadbd"], check=False).returncode == 1, 60)
+    try:
+        lab.host_exec("studio2", ["sh", "-c", f"cat > {f['cert']}"], input=foreign.cert.decode())
+        lab.host_exec("studio2", ["sh", "-c", f"cat > {f['key']}"], input=foreign.key.decode())
+        peer_log, own_log = _log_size("studio1"), _log_size("studio2")
+        lab.host_exec("studio2", ["sh", "-c", "setsid mariadbd --user=mysql </dev/null "
+                                              ">>/var/log/mysql/mariadbd.out 2>&1 &"])
+
+        def refused() -> str:
+            text = _log_since("studio1", peer_log) + _log_since("studio2", own_log)
+            return next((ln for ln in text.splitlines() if "certificate verify failed" in ln
+                         or "unknown ca" in ln.lower()), "")
+
+        why = wait_until("the TLS handshake refusal in the logs", refused, 30)
+        w = wsrep_status(tls_remote["studio1"], p, secrets)
+        assert (w["wsrep_cluster_size"], w["wsrep_cluster_status"]) == ("2", "Primary"), w
+        print(f"refused: {why.strip()}")
+    finally:
+        lab.host_exec("studio2", ["pkill", "-KILL", "-x", "mariadbd"], check=False)
+        wait_until("mariadbd on studio2 to die",
+                   lambda: lab.host_exec("studio2", ["pgrep", "-x", "mariadbd"], check=False).returncode == 1, 20)
+    # replay puts the node's own certificate back and it rejoins
+    result = replay(p, secrets, skip_checks=True)
+    assert result.status is not None and result.status.verdict == "healthy", result.status
+    print(f"refusal and rejoin: {time.monotonic() - start:.1f} s")
