@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wizard.agent import election
+from wizard.agent import election, sst_choice
 from wizard.agent.grastate import (
     GraState,
     GraStateError,
@@ -277,13 +277,16 @@ class Node:
         m = re.search(r"--wsrep_start_position=(\S+)", p.stdout)
         return m.group(1) if m else None
 
-    def start_mariadb(self, new_cluster: bool) -> None:
+    def start_mariadb(self, new_cluster: bool, sst_method: str | None = None) -> None:
+        """``sst_method``: the SST method this start asks a donor for instead of the configured one (None: the
+        configured one); given on the command line, through $MYSQLD_OPTS for Debian's unit (sst_choice)."""
         if self.cfg.manager == "systemd":
             unit = unit_name(self.cfg.mariadb_unit)
             # galera_new_cluster: Debian's way (an environment file the unit reads, then a restart of it);
             # the unit's own galera_recovery passes the start position either way.
             cmd = ["galera_new_cluster", unit] if new_cluster else ["systemctl", "start", unit]
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+            with sst_method_for_unit(sst_method):
+                p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
             if p.returncode != 0:
                 why = self.server_errors() or (p.stderr or p.stdout).strip()[-300:]
                 # Debian's unit restarts an aborted server (Restart=on-abnormal): a join that fails would be
@@ -296,7 +299,8 @@ class Node:
                                                            "bootstrap" if new_cluster else "join"))
             systemctl("enable", unit)  # configured and in the cluster: a reboot brings it back, and it rejoins
             return
-        spawn(mariadbd_argv(self.cfg.mariadbd, self.start_position(), new_cluster), DIRECT_LOG)
+        argv = mariadbd_argv(self.cfg.mariadbd, self.start_position(), new_cluster)
+        spawn(argv + (["--wsrep_sst_method=%s" % sst_method] if sst_method else []), DIRECT_LOG)
 
     def stop_mariadb(self) -> None:
         """A clean shutdown (SIGTERM, as systemd does), waited for."""
@@ -424,6 +428,26 @@ def spawn(argv: list[str], log: str) -> None:
     os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
         subprocess.Popen(argv, stdin=devnull, stdout=out, stderr=out, start_new_session=True, close_fds=True)
+
+
+@contextlib.contextmanager
+def sst_method_for_unit(method: str | None) -> Any:
+    """While in the block, the manager's $MYSQLD_OPTS (Debian's mariadb.service passes it to mariadbd) also
+    carries ``--wsrep_sst_method=METHOD``; its former value (or its absence) comes back after, as
+    galera_new_cluster does with _WSREP_NEW_CLUSTER.  Nothing happens for None."""
+    if not method:
+        yield
+        return
+    shown = subprocess.run(["systemctl", "show-environment"], capture_output=True, text=True, timeout=30).stdout
+    before = next((ln.partition("=")[2] for ln in shown.splitlines() if ln.startswith("MYSQLD_OPTS=")), None)
+    systemctl("set-environment", "MYSQLD_OPTS=%s" % " ".join(x for x in (before, "--wsrep_sst_method=" + method) if x))
+    try:
+        yield
+    finally:
+        if before is None:
+            systemctl("unset-environment", "MYSQLD_OPTS")
+        else:
+            systemctl("set-environment", "MYSQLD_OPTS=%s" % before)
 
 
 def unit_name(name: str) -> str:
@@ -640,6 +664,8 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
         node.stop_mariadb()
         me = node.state(recover=True)
     me = settle(cfg, node, me, ev)
+    with contextlib.suppress(Exception):  # what a joiner needs to pick its SST method (sst_choice)
+        sst_choice.publish(coord.r, coord.prefix, str(cfg.get("run_id", "")), node.name, sst_choice.facts(cfg.data_dir))
     me = hb.beat(me)
     ev("register", "done", "%s: uuid %s seqno %s safe_to_bootstrap %s recovered %s:%s datadir %s running %s %s%s" % (
         me.describe(), me.uuid, me.seqno, int(me.safe_to_bootstrap), me.recovered_uuid or "-", me.recovered_seqno,
@@ -662,7 +688,7 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
             if token is not None:
                 wait_cluster_complete(cfg, node, ev)
                 return {"node": node.name, "action": "bootstrap", "token": token}
-        join(cfg, node, coord, ev, hb)
+        join(cfg, node, coord, ev, hb, new_cluster=decision.new_cluster)
         wait_cluster_complete(cfg, node, ev)
         return {"node": node.name, "action": "join"}
     finally:
@@ -953,12 +979,16 @@ def primary_synced(node: Node) -> bool:
     return w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"
 
 
-def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], hb: Heartbeat) -> None:
+def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], hb: Heartbeat,
+         new_cluster: bool = False) -> None:
+    """Join the Primary Component; ``new_cluster``: this run's election formed a brand-new cluster (the first
+    join may then ask for rsync SST, see sst_choice)."""
     ev("join", "waiting", "waiting for a Primary Component to join")
     wait_for("a Primary Component on another data node",  # Redis reads only: cheap to poll often
              lambda: primary_members(coord.states(cfg.data_nodes)), float(cfg.get("wait_timeout", 60)) + 120,
              max_interval=0.1)
     st = node.state()
+    method: str | None = None
     if st.running and st.cluster_status != "Primary":
         # Right after a partition heals a node stays non-Primary until Galera merges the components;
         # give it Galera's own window (evs.inactive_timeout 15 s + evs.install_timeout 7.5 s) first.
@@ -978,12 +1008,30 @@ def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], 
     if st.running and st.cluster_status == "Primary":
         ev("join", "running", "a member of the Primary Component; waiting for Synced")
     else:
-        ev("join", "running", "starting mariadbd to join (IST or SST from a donor)")
-        node.start_mariadb(new_cluster=False)
+        method, why = choose_sst(cfg, node, coord, new_cluster)
+        ev("join", "running", "starting mariadbd to join (IST or SST from a donor); %s" % why,
+           sst_method=method or "configured")
+        node.start_mariadb(new_cluster=False, sst_method=method)
     wait_for("%s to join and reach Synced" % node.name, lambda: primary_synced(node),
              float(cfg.get("join_timeout", 300)))
+    if method:  # later SSTs this server takes part in use the configured method again (a dynamic variable)
+        configured = sst_choice.option(sst_choice.server_options(), "wsrep_sst_method") or sst_choice.REPLACEABLE
+        node.sql("SET GLOBAL wsrep_sst_method = '%s'" % configured.replace("'", ""))
     hb.beat()
     ev("join", "done", "%s joined and is Synced" % node.name)
+
+
+def choose_sst(cfg: Config, node: Node, coord: Coordination, new_cluster: bool) -> tuple[str | None, str]:
+    """The SST method this joiner asks for instead of the configured one (None: keep it), and why."""
+    try:
+        opts = sst_choice.server_options()
+        donors = primary_members(coord.states(cfg.data_nodes))
+        facts = sst_choice.read(coord.r, coord.prefix, str(cfg.get("run_id", "")), donors)
+        return sst_choice.choose(sst_choice.option(opts, "wsrep_sst_method") or "", new_cluster, facts,
+                                 sst_choice.rsync_available(), sst_choice.tls_option(opts),
+                                 int(cfg.get("rsync_sst_limit", sst_choice.DEFAULT_LIMIT_BYTES)))
+    except Exception as exc:  # never let the choice stop a join: the configured method always works
+        return None, "keeping the configured SST method (%s)" % exc
 
 
 def wait_cluster_complete(cfg: Config, node: Node, ev: Callable[..., None]) -> None:
@@ -1111,8 +1159,8 @@ def daemon(cfg: Config) -> None:
         with lock:
             if time.monotonic() - cache["t"] > 0.5:
                 w = node.wsrep()
-                if w and not cache.get("sst_method"):  # asked once the server answers; kept once known
-                    rows = node.sql("SELECT @@wsrep_sst_method")
+                if w.get("wsrep_local_state_comment", "").startswith("Donor"):  # asked while donating: a join
+                    rows = node.sql("SELECT @@wsrep_sst_method")  # may have set it for a while (sst_choice)
                     cache["sst_method"] = rows[0][0] if rows and rows[0] else ""
                 ok, why = health_verdict(w.get("wsrep_cluster_status", ""), w.get("wsrep_local_state_comment", ""),
                                          cache.get("sst_method", ""))
