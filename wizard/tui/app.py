@@ -9,26 +9,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
 from wizard.assets_files import asset_file
 from wizard.tui.commands import ClusterCommands
 from wizard.tui.session import Session
+from wizard.tui.typeahead import TypeAhead
 
 STYLES = asset_file("styles", "wizard.tcss")
 """The wizard's stylesheet: package data wizard.assets (``assets/styles`` in the source tree)."""
 
 
-class WizardApp(App[int]):
+class WizardApp(TypeAhead):
+    """Keys act in the order typed, and wait for a screen's first field (wizard/tui/typeahead.py)."""
+
     CSS_PATH = str(STYLES)
     TITLE = "studio-cluster"
     # ctrl+p: the cluster actions (recover, status, backup list, run log) beside Textual's own commands.
     # Textual's footer key for it stays off (ENABLE_COMMAND_PALETTE): the wizard's screens show their own
     # "Commands" key, and the monitor's footer stays as its owner drew it.
     ENABLE_COMMAND_PALETTE = False
-    COMMANDS = App.COMMANDS | {ClusterCommands}
+    COMMANDS = TypeAhead.COMMANDS | {ClusterCommands}
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True),
                 Binding("ctrl+p", "command_palette", "Commands", show=False)]
 

@@ -17,6 +17,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 
 from wizard.tui.form import SECRET_SPECS, SecretSpec, secret_ref, secrets_needed, with_secret_refs
 from wizard.tui.screens.base import WizardScreen, describe_error
+from wizard.tui.typeahead import focus_first_field
 
 if TYPE_CHECKING:
     from wizard.profile import Profile
@@ -72,8 +73,8 @@ class CredentialsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "credentials" if self.purpose == "wizard" else "credentials for the monitor"
-        if self.specs:
-            self.query_one(f"#ref-{self.specs[0].key}", Input).focus()  # typing works at once, no Tab first
+        if self.specs:  # now, not in a callback: typing works at once, no Tab first
+            focus_first_field(self, f"#ref-{self.specs[0].key}")
         self.resolve()
 
     # -- values -------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from wizard.tui.form import (
     values_from_data,
 )
 from wizard.tui.screens.base import WizardScreen
+from wizard.tui.typeahead import focus_first_field
 from wizard.tui.widgets.field import CheckField, FormField, show_message
 
 if TYPE_CHECKING:
@@ -151,7 +152,7 @@ class NodesScreen(WizardScreen):
         # a loaded profile shows its problems at once; a new one only where the person typed
         self.show_all = self.source != "new cluster"
         self._show_redis_mode()
-        self.query_one("#f-cluster_name", Input).focus()  # typing works at once, no Tab first
+        focus_first_field(self, "#f-cluster_name")  # now: typing works at once, no Tab first
         self.validate()
 
     def _show_redis_mode(self) -> None:

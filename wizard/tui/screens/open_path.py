@@ -11,6 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from wizard.tui.typeahead import focus_first_field
+
 
 def check_profile_path(text: str) -> tuple[Path | None, str]:
     """The typed path, absolute, or None with the reason it cannot be opened (names the fix)."""
@@ -50,7 +52,7 @@ class OpenPathScreen(ModalScreen[Path | None]):
                 yield Button("Open", id="open-ok", variant="primary", compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#open-path", Input).focus()
+        focus_first_field(self, "#open-path")
 
     @on(Input.Changed, "#open-path")
     def _changed(self, event: Input.Changed) -> None:

@@ -20,6 +20,7 @@ from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from wizard.tui.screens.base import describe_error
+from wizard.tui.typeahead import focus_first_field
 
 SaveResult = Path | str | None  # the path written, "skip", or None (cancelled)
 
@@ -76,10 +77,8 @@ class SaveScreen(ModalScreen[SaveResult]):
                 yield Button("Save", id="save-ok", variant="primary", compact=True)
 
     def on_mount(self) -> None:
-        field = self.query_one("#save-path", Input)
-        field.focus()
-        field.cursor_position = len(field.value)
         self._note()
+        focus_first_field(self, "#save-path")  # now, not in a callback: the path selected, typing replaces it
 
     def target(self) -> Path:
         return Path(self.query_one("#save-path", Input).value.strip()).expanduser().absolute()
