@@ -99,7 +99,7 @@ class Publisher:
         self.me = str(cfg.get("node"))
         self.addresses = {n: a for n, a in dict(cfg.get("addresses") or {}).items()
                           if n in (cfg.get("crafter_nodes") or [])}
-        self.last_failure = 0.0
+        self.last_up: bool | None = None  # this node's Studio answered at the previous step (None: not asked yet)
 
     def serving(self, node: str) -> bool:
         """``node``'s health endpoint (what the DNS record checks) answers 200."""
@@ -112,36 +112,55 @@ class Publisher:
         except (OSError, ValueError):
             return False
 
+    def fence(self) -> int:
+        """The cluster's fencing token: every bootstrap of a new Primary Component increases it."""
+        return int(self.coord.r.get(self.coord.key("fencing-token")) or 0)
+
+    def due(self, rec: dict[str, str], target: str) -> bool:
+        """A call for ``target`` is owed: the record names another node or none, a bootstrap came after it, or
+        its call for ``target`` failed ``RETRY_S`` or more seconds ago."""
+        if rec.get("node") != target:
+            return True
+        if int(rec.get("fence") or 0) < self.fence():
+            return True
+        if rec.get("error"):
+            return time.time() - float(rec.get("ts") or 0) >= RETRY_S
+        return False
+
     def record(self) -> dict[str, str]:
         raw = self.coord.r.hgetall(self.coord.key("publisher")) or {}
         return {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
                 for k, v in raw.items()}
 
     def step(self) -> str:
-        """Make the node the authoring name points at the primary publisher if the record says otherwise.
-        Returns what happened: "" (nothing to do), "called <node>", "failed <node>: <reason>", "locked"."""
+        """Make the node the authoring name points at the primary publisher if the record says otherwise, a
+        bootstrap (a new fencing token) came since the call, or this node's Studio came back (Studio does not
+        publish on boot).  Returns what happened: "" (nothing to do), "called <node>", "failed <node>: <reason>",
+        "locked"."""
+        up, _why = studio_status(str(self.cfg.get("studio_status_url")), self.cfg.get("studio_token"))
+        came_back, self.last_up = self.last_up is False and up, up
         target = resolve_target(str(self.cfg.get("authoring_name")), self.addresses)
         if not target or not self.serving(target):
             # No target, or one whose health endpoint does not answer 200: the record only moves to a node that
             # serves (before the first health checks, and with every node down, the DNS answer is a random one).
             return ""
-        rec = self.record()
-        if rec.get("node") == target and not rec.get("error"):
-            return ""
-        if rec.get("error") and rec.get("node") == target and time.time() - float(rec.get("ts") or 0) < RETRY_S:
+        force = came_back and target == self.me
+        if not force and not self.due(self.record(), target):
             return ""
         lock = self.coord.key("publisher-lock")
         if not self.coord.r.set(lock, self.me, nx=True, px=LOCK_MS):
             return "locked"
         try:
             rec = self.record()  # again, under the lock: another daemon may have made this very call
-            if rec.get("node") == target and not rec.get("error"):
+            if not force and not self.due(rec, target):
                 return ""
+            fence = self.fence()
             token = self.coord.r.incr(self.coord.key("publisher-token"))
             error = call_publisher(str(self.cfg.get("studio_publisher_url")), target, self.addresses[target],
                                    self.cfg.get("studio_token"))
             self.coord.r.hset(self.coord.key("publisher"), mapping={
-                "node": target, "token": str(token), "ts": "%.3f" % time.time(), "by": self.me, "error": error})
+                "node": target, "token": str(token), "ts": "%.3f" % time.time(), "by": self.me, "error": error,
+                "fence": str(fence)})
             self.coord.event(self.me, "publisher", "failed" if error else "done",
                              ("primary publisher %s: %s" % (target, error)) if error
                              else "%s is the primary publisher (token %s)" % (target, token), target=target)
