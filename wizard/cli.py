@@ -635,9 +635,9 @@ def cmd_lab(args: argparse.Namespace) -> int:
 
 
 def cmd_k8s(args: argparse.Namespace) -> int:
-    """The same cluster as Kubernetes manifests (wizard.k8s): YAML files in --out, or one JSON list with --json.
+    """The same cluster as Kubernetes manifests (wizard.k8s): YAML files in --out, or one JSON List with --json.
     Connects nowhere and resolves no secret: the manifests reference the Secret by name."""
-    from wizard.k8s.manifests import manifests, secret_note, to_json, write
+    from wizard.k8s.manifests import manifests, next_steps, to_json, write
     from wizard.k8s.topology import K8sError
 
     profile = load_profile(args.profile, check_files=False)
@@ -645,14 +645,26 @@ def cmd_k8s(args: argparse.Namespace) -> int:
         if args.json:
             sys.stdout.write(to_json(manifests(profile)))
             return EXIT_OK
-        written = write(profile, Path(args.out))
+        done = write(profile, Path(args.out))
     except K8sError as exc:
-        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         return EXIT_USAGE
-    for path in written:
-        console.print(f"  wrote {path}", highlight=False)
-    console.print(f"{secret_note(profile)}; then: kubectl apply -f {args.out} (docs/kubernetes.md)", highlight=False)
+    for path in done.written:
+        console.print(f"  wrote {path}", highlight=False, soft_wrap=True)
+    for path in done.removed:
+        console.print(f"  removed {path} (an earlier render's, no longer rendered)", highlight=False, soft_wrap=True)
+    console.print("then, in this order (docs/kubernetes.md):", highlight=False, soft_wrap=True)
+    for line in next_steps(profile, args.out):
+        console.print(f"  {line}", highlight=False, soft_wrap=True)
     return EXIT_OK
+
+
+def _out_dir(value: str) -> str:
+    """argparse type of ``k8s render --out``: a non-empty directory path."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty --out would be the current directory: give a directory, e.g. "
+                                         "--out manifests/ (or --out . if you mean it)")
+    return value
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -730,12 +742,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-last", type=int, metavar="N", help="prune: keep the newest N (default: backups.keep_last)")
     p.add_argument("--keep-days", type=int, metavar="D", help="prune: keep younger than D days (default: keep_days)")
     p.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
-    p = sub.add_parser("k8s", help="the same cluster as Kubernetes manifests (docs/kubernetes.md)")
-    p.add_argument("action", choices=["render"])
-    p.add_argument("profile")
+    p = sub.add_parser("k8s", help="the same cluster as Kubernetes manifests (docs/kubernetes.md)",
+                       description="The same cluster as Kubernetes manifests (docs/kubernetes.md).")
+    k8s_sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = k8s_sub.add_parser("render", help="render the manifests of a profile",
+                           description="Render the manifests of PROFILE: one YAML file per object into --out DIR, "
+                                       "or one JSON List on stdout with --json. Connects nowhere; secrets are "
+                                       "referenced by the Secret's name, never rendered.")
+    p.add_argument("profile", metavar="PROFILE", help="the profile (its kubernetes section is optional)")
     out = p.add_mutually_exclusive_group(required=True)
-    out.add_argument("--out", metavar="DIR", help="write one YAML file per object into DIR (kubectl apply -f DIR)")
-    out.add_argument("--json", action="store_true", help="print every object as one JSON list")
+    out.add_argument("--out", metavar="DIR", type=_out_dir,
+                     help="write one YAML file per object into DIR (created); files an earlier render wrote there "
+                          "are replaced or removed, no other file is touched; then kubectl apply --server-side -f DIR")
+    out.add_argument("--json", action="store_true",
+                     help="print every object as one JSON List (kubectl apply --server-side -f - reads it)")
     p = sub.add_parser("lab", help="the local three-host lab")
     p.add_argument("action", choices=["up", "down", "status", "base"])
     p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",

@@ -461,21 +461,59 @@ class StudioSettings(_Model):
     # -- end of the Crafter-aware cluster
 
 
+_K8S_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_K8S_SUBDOMAIN = re.compile(rf"(?=.{{1,253}}$){_K8S_LABEL}(\.{_K8S_LABEL})*")
+_K8S_RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+_IMAGE_DOMAIN = r"(?:localhost|[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)+)"
+_IMAGE_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+_IMAGE_RE = re.compile(rf"(?:{_IMAGE_DOMAIN}(?::[0-9]+)?/|[a-zA-Z0-9-]+:[0-9]+/)?{_IMAGE_PATH}"
+                       r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                       r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+_MEMORY_MIB = {"galera_memory": (512, 1024 * 1024), "garbd_memory": (64, 64 * 1024),
+               "redis_memory": (64, 256 * 1024)}
+"""Bounds of each container's memory, in MiB: below, mariadbd/garbd/Redis do not start; above, no node has it."""
+_STORAGE_MIB = (1024, 1024 ** 3)
+_UNIT_MIB = {"Mi": 1, "Gi": 1024, "Ti": 1024 ** 2}
+
+
+def k8s_size_mib(value: str) -> int:
+    """A size this section accepts (``20Gi``, ``512Mi``, ``1Ti``) in MiB."""
+    return int(value[:-2]) * _UNIT_MIB[value[-2:]]
+
+
+def _mib_text(mib: int) -> str:
+    for unit in ("Ti", "Gi"):
+        if mib % _UNIT_MIB[unit] == 0:
+            return f"{mib // _UNIT_MIB[unit]}{unit}"
+    return f"{mib}Mi"
+
+
 class KubernetesSettings(_Model):
     """What only `studio-cluster k8s render` needs (docs/kubernetes.md); the SSH path ignores it."""
 
     namespace: str = Field("studio-cluster", description="namespace of every object (a DNS label: lower-case "
-                                                         "letters, digits and '-', at most 63), e.g. studio-cluster")
+                                                         "letters, digits and '-', at most 63; not default or kube-*), "
+                                                         "e.g. studio-cluster")
     cluster_domain: str = Field("cluster.local", description="the Kubernetes cluster's DNS domain, which pod names "
-                                                             "end with, e.g. cluster.local")
-    storage_class: str | None = Field(None, description="StorageClass of each Galera pod's data volume; none: the "
-                                                        "cluster's default class, e.g. fast-ssd")
+                                                             "end with (labels of 1-63 lower-case letters, digits and "
+                                                             "'-', joined by '.'), e.g. cluster.local")
+    storage_class: str | None = Field(None, description="StorageClass of each Galera pod's data volume (and of the "
+                                                        "backups' volume); none: the cluster's default class, "
+                                                        "e.g. fast-ssd")
     storage_size: str = Field("20Gi", description="size of each Galera pod's data volume, a whole number of Mi, Gi "
-                                                  "or Ti (binary units), e.g. 20Gi")
+                                                  "or Ti (binary units), at least 1Gi and database.min_free_mb, "
+                                                  "e.g. 20Gi")
+    backup_storage_size: str | None = Field(
+        None, description="size of the Arbiter backups' volume (with backups.schedule), a whole number of Mi, Gi or "
+                          "Ti; absent: storage_size times (backups.keep_last + 1): keep_last full backups and the "
+                          "one being taken, each at most a datadir, e.g. 200Gi")
+    backup_time_zone: str = Field("UTC", description="time zone of backups.schedule in the backup CronJob (an IANA "
+                                                     "name; the CronJob's timeZone), e.g. Europe/Berlin")
     galera_image: str = Field("localhost/studio-cluster-galera:bookworm",
                               description="image of the Galera pods: mariadbd, galera-4, mariabackup, socat, procps "
                                           "and python3 >= 3.9, as on a host (docs/kubernetes.md builds one from "
-                                          "Debian 12), e.g. registry.example.com/studio-galera:10.11")
+                                          "Debian 12; it must be pullable on every node), "
+                                          "e.g. registry.example.com/studio-galera:10.11")
     garbd_image: str = Field("localhost/studio-cluster-galera:bookworm",
                              description="image of the Arbiter pod: garbd (galera-arbitrator-4), procps and python3 "
                                          ">= 3.9; the Galera image has them, "
@@ -487,45 +525,63 @@ class KubernetesSettings(_Model):
                              description="the Secret (you create it) holding sst-password, redis-password, "
                                          "admin-password and sentinel-password, each only if the profile's reference "
                                          "is not none; referenced by name, never rendered, e.g. studio-cluster")
-    galera_cpu: str = Field("500m", description="CPU request of the MariaDB container, in cores or millicores, "
-                                                "e.g. 500m")
-    galera_memory: str = Field("2Gi", description="memory request and limit of the MariaDB container (Mi or Gi), "
-                                                  "e.g. 2Gi")
-    garbd_cpu: str = Field("100m", description="CPU request of garbd, in cores or millicores, e.g. 100m")
-    garbd_memory: str = Field("256Mi", description="memory request and limit of garbd (Mi or Gi), e.g. 256Mi")
-    redis_cpu: str = Field("100m", description="CPU request of each Redis and each Sentinel container, e.g. 100m")
+    galera_cpu: str = Field("500m", description="CPU request of the MariaDB container, in cores (a number: 2, 0.5) or "
+                                                "millicores (500m), e.g. 500m",
+                            json_schema_extra={"type": ["string", "number"]})
+    galera_memory: str = Field("2Gi", description="memory request and limit of the MariaDB container (Mi or Gi, "
+                                                  "512Mi to 1024Gi), e.g. 2Gi")
+    garbd_cpu: str = Field("100m", description="CPU request of garbd, in cores (a number) or millicores, e.g. 100m",
+                           json_schema_extra={"type": ["string", "number"]})
+    garbd_memory: str = Field("256Mi", description="memory request and limit of garbd (Mi or Gi, 64Mi to 64Gi), "
+                                                   "e.g. 256Mi")
+    redis_cpu: str = Field("100m", description="CPU request of each Redis and each Sentinel container, in cores (a "
+                                               "number) or millicores, e.g. 100m",
+                           json_schema_extra={"type": ["string", "number"]})
     redis_memory: str = Field("256Mi", description="memory request and limit of each Redis and each Sentinel "
-                                                   "container (Mi or Gi), e.g. 256Mi")
+                                                   "container (Mi or Gi, 64Mi to 256Gi), e.g. 256Mi")
 
     @field_validator("namespace")
     @classmethod
     def _dns_label(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", value):
+        if not re.fullmatch(_K8S_LABEL, value):
             raise ValueError(f"{value!r} is not a DNS label: use at most 63 lower-case letters, digits and '-', "
                              "starting and ending with a letter or digit (e.g. studio-cluster)")
+        if value in _K8S_RESERVED_NAMESPACES or value.startswith("kube-"):
+            raise ValueError(f"{value!r} is reserved for Kubernetes' own objects (default, kube-*): use a namespace "
+                             "of the cluster's own, e.g. studio-cluster")
         return value
 
     @field_validator("cluster_domain", "storage_class", "secret_name")
     @classmethod
     def _dns_name(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", value):
-            raise ValueError(f"{value!r} is not a Kubernetes name: use lower-case letters, digits, '-' and '.', "
-                             "starting and ending with a letter or digit (e.g. cluster.local, fast-ssd)")
+        if value is not None and not _K8S_SUBDOMAIN.fullmatch(value):
+            raise ValueError(f"{value!r} is not a Kubernetes name: labels of 1 to 63 lower-case letters, digits and "
+                             "'-' (starting and ending with a letter or digit) joined by single dots, at most 253 "
+                             "characters (e.g. cluster.local, fast-ssd)")
         return value
 
-    @field_validator("storage_size", "galera_memory", "garbd_memory", "redis_memory")
+    @field_validator("storage_size", "backup_storage_size", "galera_memory", "garbd_memory", "redis_memory")
     @classmethod
-    def _size(cls, value: str, info: ValidationInfo) -> str:
-        units = ("Mi", "Gi", "Ti") if info.field_name == "storage_size" else ("Mi", "Gi")
+    def _size(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        storage = info.field_name in ("storage_size", "backup_storage_size")
+        units = ("Mi", "Gi", "Ti") if storage else ("Mi", "Gi")
         if not re.fullmatch(r"[1-9][0-9]*(" + "|".join(units) + ")", value):
             raise ValueError(f"{value!r} is not a size: write a whole number followed by {', '.join(units)} "
                              "(binary units: Gi, not GB), e.g. 20Gi or 512Mi")
+        low, high = _STORAGE_MIB if storage else _MEMORY_MIB[str(info.field_name)]
+        if not low <= k8s_size_mib(value) <= high:
+            raise ValueError(f"{value!r} is out of range: give {_mib_text(low)} to {_mib_text(high)}")
         return value
 
-    @field_validator("galera_cpu", "garbd_cpu", "redis_cpu")
+    @field_validator("galera_cpu", "garbd_cpu", "redis_cpu", mode="before")
     @classmethod
-    def _cpu(cls, value: str) -> str:
-        if not re.fullmatch(r"[1-9][0-9]*m|[0-9]+(\.[0-9]+)?", value) or re.fullmatch(r"0+(\.0+)?", value):
+    def _cpu(cls, value: Any) -> str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = format(value, "f").rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+        if not isinstance(value, str) or not re.fullmatch(r"[1-9][0-9]*m|[0-9]+(\.[0-9]+)?", value) \
+                or re.fullmatch(r"0+(\.0+)?", value):
             raise ValueError(f"{value!r} is not a CPU amount: write cores (e.g. 2 or 0.5) or millicores "
                              "(e.g. 500m)")
         return value
@@ -533,10 +589,37 @@ class KubernetesSettings(_Model):
     @field_validator("galera_image", "garbd_image", "redis_image")
     @classmethod
     def _image(cls, value: str) -> str:
-        if not value or len(value) > 255 or re.search(r"\s", value):
-            raise ValueError(f"{value!r} is not an image reference: one word without spaces, at most 255 characters "
-                             "(e.g. registry.example.com/studio-galera:10.11)")
+        if len(value) > 255 or not _IMAGE_RE.fullmatch(value):
+            raise ValueError(f"{value!r} is not an image reference: [registry[:port]/]path[:tag][@sha256:digest], "
+                             "the path in lower-case letters, digits and '.', '_', '-' separators, at most 255 "
+                             "characters (e.g. registry.example.com/studio-galera:10.11)")
         return value
+
+    @field_validator("backup_time_zone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        import zoneinfo
+
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*", value):
+            raise ValueError(f"{value!r} is not a time zone name: use an IANA name, e.g. UTC or Europe/Berlin")
+        try:
+            zoneinfo.ZoneInfo("UTC")
+        except zoneinfo.ZoneInfoNotFoundError:
+            return value  # no time zone database here to check against
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone: use an IANA name, e.g. UTC or Europe/Berlin") \
+                from None
+        return value
+
+    @model_validator(mode="after")
+    def _pod_names_fit(self) -> KubernetesSettings:
+        longest = f"backup.galera-backup.{self.namespace}.svc.{self.cluster_domain}"
+        if len(longest) > 253:
+            raise ValueError(f"namespace and cluster_domain make pod names longer than 253 characters ({longest!r}): "
+                             "shorten kubernetes.namespace or kubernetes.cluster_domain")
+        return self
 
 
 class BackupSettings(_Model):

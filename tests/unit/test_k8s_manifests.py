@@ -148,12 +148,12 @@ def test_every_shell_script_parses(objs: list[dict[str, Any]], tmp_path: Path) -
 
 def test_cli_writes_files_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["k8s", "render", str(example_file(tmp_path)), "--out", str(tmp_path / "m")]) == 0
-    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    files = sorted(p.name for p in (tmp_path / "m").glob("*.yaml"))
     assert files[0] == "00-namespace-studio-cluster.yaml" and "11-statefulset-galera.yaml" in files
     out = capsys.readouterr().out
     assert "kubectl -n studio-cluster create secret generic studio-cluster" in out
     assert main(["k8s", "render", str(example_file(tmp_path)), "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)["items"]
     assert [o["kind"] for o in listed][:2] == ["Namespace", "ConfigMap"] and len(listed) == len(files)
 
 
@@ -225,3 +225,30 @@ def test_a_bad_kubernetes_setting_is_named_with_the_fix(key: str, value: str, sa
     with pytest.raises(ProfileError) as err:
         validate_profile(data, check_files=False)
     assert f"kubernetes.{key}" in str(err.value) and says in str(err.value)
+
+
+def test_garbd_logs_to_the_containers_stdout(objs: list[dict[str, Any]]) -> None:
+    """garbd keeps the SSH path's --log FILE; the container links FILE to its stdout before exec (kubectl logs)."""
+    garbd = by(objs, "Deployment", "garbd")["spec"]["template"]["spec"]["containers"][0]
+    argv = garbd["command"][4:]
+    log = argv[argv.index("--log") + 1]
+    script = garbd["command"][2]
+    assert f"ln -sf /dev/stdout {log} || exit 1\nexec \"$@\"" in script
+    assert {"name": "log", "mountPath": log.rsplit("/", 1)[0]} in garbd["volumeMounts"]
+
+
+@pytest.mark.parametrize(("kubernetes", "size", "zone"), [
+    ({}, "160Gi", "UTC"),  # 20Gi x (keep_last 7 + 1)
+    ({"storage_size": "30Gi", "backup_storage_size": "75Gi", "backup_time_zone": "Europe/Berlin"}, "75Gi",
+     "Europe/Berlin"),
+])
+def test_the_backups_volume_holds_keep_last_backups_and_the_schedule_has_a_time_zone(
+        kubernetes: dict[str, str], size: str, zone: str) -> None:
+    data = example_profile().model_dump(mode="json")
+    data["backups"]["schedule"] = "02:30"
+    data["kubernetes"] = kubernetes
+    objs = manifests(validate_profile(data, check_files=False))
+    for obj in objs:
+        kv.validate(obj, "1.35.0", strict=True)
+    assert by(objs, "PersistentVolumeClaim", "galera-backups")["spec"]["resources"]["requests"]["storage"] == size
+    assert by(objs, "CronJob", "galera-backup")["spec"]["timeZone"] == zone

@@ -5,7 +5,9 @@ garbd asking a donor for a ``studio_backup`` SST, then the retention policy: :mo
 Here a CronJob runs that same command in a pod of its own, ``backup.galera-backup.<namespace>.svc``: it
 stands for the Arbiter host, so its job description is :func:`wizard.backups.schedule.job_config` of the pod
 view with the Arbiter's address set to that name (the donor streams there).  The backups live on the
-PersistentVolumeClaim ``galera-backups`` mounted at ``backups.root``; one job at a time (``Forbid``).
+PersistentVolumeClaim ``galera-backups`` (:func:`backup_size`)
+mounted at ``backups.root``; one job at a time (``Forbid``), at ``backups.schedule`` in
+``kubernetes.backup_time_zone`` (UTC unless set: the CronJob's ``timeZone``).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 from wizard.agent_bundle import agent_argv
 from wizard.backups.schedule import job_config
 from wizard.k8s import configs
-from wizard.k8s.topology import COMPONENT, PART_OF, service_domain, settings
-from wizard.profile import Profile
+from wizard.k8s.topology import COMPONENT, PART_OF, service_domain, settings, validate_view
+from wizard.profile import Profile, k8s_size_mib
 
 NAME = "galera-backup"
 """The CronJob, its ConfigMap and its headless Service (the backup pod's DNS subdomain)."""
@@ -37,13 +39,23 @@ def selector() -> dict[str, str]:
     return {PART_OF: "studio-cluster", COMPONENT: "backup"}
 
 
+def backup_size(view: Profile) -> str:
+    """The backups' volume: ``kubernetes.backup_storage_size``, else the data volume's size times
+    ``backups.keep_last + 1`` (the full backups kept, and the one being taken; each at most a datadir)."""
+    k = settings(view)
+    if k.backup_storage_size:
+        return k.backup_storage_size
+    mib = k8s_size_mib(k.storage_size) * (view.backups.keep_last + 1)
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
 def backup_view(view: Profile) -> Profile:
     """The pod view with the Arbiter's address set to the backup pod's stable name."""
     data = view.model_dump(mode="json")
     for raw in data["nodes"]:
         if raw["role"] == "arbiter":
             raw["address"] = f"{HOSTNAME}.{service_domain(view, NAME)}"
-    return Profile.model_validate(data, context={"check_files": False})
+    return validate_view(data, view)
 
 
 def objects(view: Profile, labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -54,7 +66,8 @@ def objects(view: Profile, labels: dict[str, str]) -> list[dict[str, Any]]:
     k = settings(view)
     b = view.backups
     meta = lambda name: {"name": name, "namespace": k.namespace, "labels": labels}  # noqa: E731
-    claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": k.storage_size}}}
+    claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
+                             "resources": {"requests": {"storage": backup_size(view)}}}
     if k.storage_class:
         claim["storageClassName"] = k.storage_class
     script = SCRIPT.format(pyz=configs.AGENT, unpacked=UNPACKED, config=configs.CONFIG_DIR, job=JOB_KEY)
@@ -94,7 +107,8 @@ def objects(view: Profile, labels: dict[str, str]) -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta(CLAIM), "spec": claim},
         {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta(NAME),
          "spec": {
-             "schedule": job["cron"], "concurrencyPolicy": "Forbid", "startingDeadlineSeconds": 600,
+             "schedule": job["cron"], "timeZone": k.backup_time_zone, "concurrencyPolicy": "Forbid",
+             "startingDeadlineSeconds": 600,
              "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
              "jobTemplate": {"spec": {"backoffLimit": 0, "activeDeadlineSeconds": b.timeout_s + 600,
                                       "template": pod}},

@@ -61,9 +61,12 @@ eval "exec $a"
 """The server container: mariadbd's command line as the agent handed it over, used once."""
 
 GARBD_SCRIPT = """{wait} < {config} || exit 1
+ln -sf /dev/stdout {log} || exit 1
 exec "$@"
 """
-"""garbd's container: the agent's wait for both data nodes, then garbd's own command line (the arguments)."""
+"""garbd's container: the agent's wait for both data nodes, then garbd's own command line (the arguments).  Its
+``--log FILE`` (the SSH path's, from /etc/default/garb) is made a link to the container's stdout first, so
+``kubectl logs deploy/garbd`` shows garbd's log (the nginx images' way)."""
 
 
 def selector(component: str) -> dict[str, str]:
@@ -184,9 +187,10 @@ def garbd_deployment(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
     garbd_cfg = f"{configs.CONFIG_DIR}/{configs.GARBD_JSON}"
     wait = shlex.join(agent_argv(configs.AGENT, "k8s-arbiter-wait"))
     live = ["sh", "-c", f'exec "$@" < {garbd_cfg}', "sh", *agent_argv(configs.AGENT, "k8s-arbiter-live")]
+    script = GARBD_SCRIPT.format(wait=wait, config=garbd_cfg, log=shlex.quote(garbd_log(env)))
     container = {
         "name": "garbd", "image": k.garbd_image,
-        "command": ["sh", "-c", GARBD_SCRIPT.format(wait=wait, config=garbd_cfg), "sh", *configs.garbd_command(view)],
+        "command": ["sh", "-c", script, "sh", *configs.garbd_command(view)],
         "env": _env(view, ["redis_password", "redis_sentinel_password"]),
         "ports": [{"name": "galera", "containerPort": view.database.galera_port}],
         "readinessProbe": {"tcpSocket": {"port": "galera"}, "periodSeconds": 2},

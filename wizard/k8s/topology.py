@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from wizard.profile import KubernetesSettings, Node, Profile
+from pydantic import ValidationError
+
+from wizard.profile import KubernetesSettings, Node, Profile, k8s_size_mib
 
 GALERA = "galera"
 """The StatefulSet of the data nodes, and the headless Service of all three Galera members."""
@@ -102,13 +104,41 @@ def master_name(profile: Profile) -> str:
     return profile.redis.master_name or DEFAULT_MASTER_NAME
 
 
+def validate_view(data: dict[str, Any], profile: Profile) -> Profile:
+    """``data`` (a profile changed for the pods) validated; raises K8sError naming the user's settings that made
+    it (the pod names come from ``kubernetes.namespace`` and ``kubernetes.cluster_domain``), never the view's."""
+    try:
+        return Profile.model_validate(data, context={"check_files": False})  # the pods use no SSH key
+    except ValidationError as exc:
+        k = settings(profile)
+        why = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:3])
+        raise K8sError(f"kubernetes.namespace {k.namespace!r} / kubernetes.cluster_domain {k.cluster_domain!r}: the "
+                       f"pod names they make (e.g. {GALERA}-0.{service_domain(profile, GALERA)}) are refused ({why}); "
+                       "use shorter DNS labels of lower-case letters, digits and '-'") from None
+
+
+def check_sizes(profile: Profile) -> None:
+    """The data volume must hold ``database.min_free_mb`` free beside the data (1 GiB more, at least): the agent's
+    free-space check refuses a smaller one.  Raises K8sError."""
+    k = settings(profile)
+    need = profile.database.min_free_mb + 1024
+    if k8s_size_mib(k.storage_size) < need:
+        gib = -(-need // 1024)
+        raise K8sError(f"kubernetes.storage_size {k.storage_size} is smaller than database.min_free_mb "
+                       f"({profile.database.min_free_mb} MB) plus 1Gi for the data: the agent's free-space check "
+                       f"would refuse the volume; set kubernetes.storage_size to {gib}Gi or more, or lower "
+                       "database.min_free_mb")
+
+
 def pod_profile(profile: Profile) -> Profile:
     """The profile as the pods see it: each node's address is its pod's DNS name, the coordination store is
     the Redis Sentinels of these manifests, ``services.manager`` is ``direct`` (no systemd in a container);
     everything else unchanged.  Raises K8sError."""
     if getattr(getattr(profile, "tls", None), "enabled", False):
-        raise K8sError("tls.enabled: the Kubernetes manifests do not carry TLS material yet; set tls.enabled: false "
-                       "for `k8s render` (or render the hosts' files with `studio-cluster render`)")
+        raise K8sError("tls.enabled: the Kubernetes manifests do not carry TLS material yet (the certificates name "
+                       "the hosts' addresses, not the pods', and would need a Secret per pod); set tls.enabled: false "
+                       "for `k8s render` (docs/kubernetes.md), or render the hosts' files with `studio-cluster render`")
+    check_sizes(profile)
     data: dict[str, Any] = profile.model_dump(mode="json")
     for raw, node in zip(data["nodes"], profile.nodes, strict=True):
         raw["address"] = pod_address(profile, node)
@@ -119,4 +149,4 @@ def pod_profile(profile: Profile) -> Profile:
         "password": r.password, "sentinel_password": r.sentinel_password, "key_prefix": r.key_prefix,
         "failover_wait_s": r.failover_wait_s,
     }
-    return Profile.model_validate(data, context={"check_files": False})  # the pods use no SSH key
+    return validate_view(data, profile)
