@@ -159,3 +159,25 @@ def test_expiry_lines_warn_within_warn_days() -> None:
                                                 "renew it (replay renews generated certificates before tls.warn_days)",
                                                 "TLS: arbiter: cannot read /x"]
     assert expiry_lines(None, 30) == [] and expiry_lines({}, 30) == []
+
+
+def test_a_rotation_in_the_store_is_trusted_alongside_then_signs(tmp_path: Path) -> None:
+    """The store states rotate_ca walks through (wizard.tls.rotate): next-ca trusted besides the signing CA with
+    certificates unchanged; then the new CA signs and the old one is still trusted; then only the new one."""
+    p = tls_profile(tmp_path)
+    before = material.load(p)
+    d = material.store_dir(p)
+    old = (d / "ca.pem").read_bytes()
+    new = certs.new_ca("next")
+    (d / "next-ca.pem").write_bytes(new.cert)
+    (d / "next-ca.key").write_bytes(new.key)
+    trust = material.load(p)
+    assert all(m.ca_bundle == old + new.cert and m.cert == before[n].cert for n, m in trust.items())
+    for ext in ("pem", "key"):
+        (d / f"ca.{ext}").rename(d / f"old-ca.{ext}")
+        (d / f"next-ca.{ext}").rename(d / f"ca.{ext}")
+    reissued = material.load(p)
+    assert all(m.ca_bundle == new.cert + old and certs.signed_by(m.cert, new.cert) for m in reissued.values())
+    for ext in ("pem", "key"):
+        (d / f"old-ca.{ext}").unlink()
+    assert all(m.ca_bundle == new.cert for m in material.load(p).values())

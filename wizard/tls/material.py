@@ -35,6 +35,12 @@ class NodeTLS:
     key: bytes
 
 
+NEXT_CA = "next-ca"
+"""A CA rotation's new CA while the nodes only learn to trust it (``next-ca.pem``/``.key`` in the store)."""
+OLD_CA = "old-ca"
+"""A CA rotation's old CA while the nodes still trust it after the certificates were reissued."""
+
+
 def store_dir(profile: Profile) -> Path:
     """``<tls.store>/<cluster_name>``, ``~`` expanded."""
     return profile.tls.store.expanduser() / profile.cluster_name
@@ -111,7 +117,19 @@ def _generated(profile: Profile) -> dict[str, tuple[Pair, bytes]]:
                 raise TLSError(f"tls.store {ca_cert_path}: {exc}") from None
             _write(key_path, pair.key, 0o600)
             _write(cert_path, pair.cert, 0o644)
-        out[node.name] = (pair, ca.cert)
+        signer = ca.cert if ca.cert.endswith(b"\n") else ca.cert + b"\n"
+        out[node.name] = (pair, signer + _rotating(d))
+    return out
+
+
+def _rotating(d: Path) -> bytes:
+    """The CAs of a rotation in progress, trusted besides the signing CA (``next-ca.pem``, ``old-ca.pem``)."""
+    out = b""
+    for name in (NEXT_CA, OLD_CA):
+        path = d / f"{name}.pem"
+        if path.exists():
+            pem = _read(path, f"tls.store {name}")
+            out += pem if pem.endswith(b"\n") else pem + b"\n"
     return out
 
 
