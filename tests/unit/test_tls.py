@@ -181,3 +181,12 @@ def test_a_rotation_in_the_store_is_trusted_alongside_then_signs(tmp_path: Path)
     for ext in ("pem", "key"):
         (d / f"old-ca.{ext}").unlink()
     assert all(m.ca_bundle == new.cert for m in material.load(p).values())
+
+
+def test_the_backups_garbd_joins_with_tls(tmp_path: Path) -> None:
+    from wizard.backups.take import garbd_argv
+
+    argv = garbd_argv(tls_profile(tmp_path), "studio2", "tok", "/w", "/l")
+    options = argv[argv.index("--options") + 1]
+    assert options.endswith(";socket.ssl=yes;socket.ssl_cert=/etc/studio-cluster/tls/cert.pem;socket.ssl_key="
+                            "/etc/studio-cluster/tls/key.pem;socket.ssl_ca=/etc/studio-cluster/tls/ca.pem"), options

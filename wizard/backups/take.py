@@ -35,6 +35,7 @@ from wizard.profile import Node, Profile, is_ip
 from wizard.remote import NodeConnection, Remote, RemoteError, q, sh
 from wizard.render import BACKUP_DONOR_LOG, BACKUP_SST_METHOD, cluster_address, host_port
 from wizard.secrets import Secrets
+from wizard.tls.options import galera_options_suffix
 
 RECEIVER_FILE = ".studio-cluster-receiver.py"
 TERMINAL = ("complete", "failed")
@@ -115,7 +116,8 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str)
     studio = {n.address for n in profile.studio_nodes}
     members = [m for m in data_nodes if m.split(":")[0].strip("[]") in studio]
     return [str(profile.services.garbd), "--address", "gcomm://" + ",".join(members),
-            "--group", profile.cluster_name, "--options", f"gmcast.listen_addr={listen}",
+            "--group", profile.cluster_name, "--options",
+            f"gmcast.listen_addr={listen}" + galera_options_suffix(profile),
             "--donor", donor, "--sst", request, "--workdir", workdir, "--log", log]
 
 
