@@ -183,3 +183,18 @@ def test_the_yaml_has_no_anchors_or_aliases(tmp_path: Path) -> None:
     for path in (tmp_path / "m").glob("*.yaml"):
         events = list(yaml.parse(path.read_text()))
         assert not [e for e in events if isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None)], path.name
+
+
+def test_a_pod_view_the_profile_makes_invalid_names_the_users_settings() -> None:
+    """Whatever slips past the section's own checks: the re-validated pod view's error names kubernetes.namespace
+    and kubernetes.cluster_domain, not nodes.0.address."""
+    from tests.unit.k8s_example import example_profile
+    from wizard.k8s.topology import K8sError, validate_view
+
+    profile = example_profile()
+    data = profile.model_dump(mode="json")
+    data["nodes"][0]["address"] = "galera-0..bad"
+    with pytest.raises(K8sError) as err:
+        validate_view(data, profile)
+    assert str(err.value).startswith("kubernetes.namespace 'studio-cluster' / kubernetes.cluster_domain")
+    assert "use shorter DNS labels" in str(err.value)
