@@ -86,6 +86,8 @@ def redis_config(profile: Profile, secrets: Secrets) -> dict[str, Any]:
     r = profile.redis
     cfg: dict[str, Any] = {"redis_db": r.db, "redis_password": secrets.redis_password,
                            "redis_failover_wait_s": r.failover_wait_s}
+    if r.username is not None:  # an ACL user (wizard.redis_acl); absent: the default user, as before
+        cfg["redis_username"] = r.username
     if r.uses_sentinel:
         cfg.update(redis_sentinels=[list(a) for a in r.sentinel_addresses], redis_master_name=r.master_name,
                    redis_sentinel_password=secrets.sentinel_password)

@@ -26,6 +26,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from wizard import lab
+from wizard.redis_acl import conf_line
 
 REDIS_PORT = 6379
 SENTINEL_PORT = 26379
@@ -34,6 +35,10 @@ QUORUM = 2
 DOWN_AFTER_MS = 2000
 FAILOVER_TIMEOUT_MS = 10000
 INITIAL_MASTER = "studio1"
+ACL_USER = "studio-cluster"
+"""An ACL user on every lab Redis with the product's rules (wizard.redis_acl) for key prefix
+:data:`ACL_KEY_PREFIX`, password the lab's Redis password; profiles/lab.yaml logs in as the default user."""
+ACL_KEY_PREFIX = "studio-cluster"
 CONF_DIR = "/run/lab-redis"  # inside each host (its private /run)
 REDIS_LOG = "/var/log/redis-lab.log"
 SENTINEL_LOG = "/var/log/redis-sentinel-lab.log"
@@ -64,6 +69,7 @@ logfile {REDIS_LOG}
 dir {CONF_DIR}
 requirepass {pw}
 masterauth {pw}
+{conf_line(ACL_USER, pw, ACL_KEY_PREFIX)}
 save ""
 appendonly no
 repl-diskless-sync-delay 0

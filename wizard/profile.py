@@ -256,7 +256,12 @@ class RedisSettings(_Model):
         None, description="Redis Sentinel: reference to the Sentinels' own password (their requirepass); "
                           "unset when the Sentinels need none")
     database: int = Field(0, ge=0, description="Redis Sentinel: logical database number (with url, it is the URL's /N)")
-    password: SecretRef | None = Field(None, description="reference to the Redis password (requirepass / masterauth)")
+    password: SecretRef | None = Field(None, description="reference to the Redis password (requirepass / masterauth), "
+                                                         "or the ACL user's password with username")
+    username: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
+        description="Redis ACL user the wizard and the agents log in as, limited to key_prefix and the commands they "
+                    "send (wizard.redis_acl: ACL SETUSER on every Redis); unset: Redis's default user")
     key_prefix: str = Field("studio-cluster", pattern=r"^[A-Za-z0-9_.:-]+$",
                             description="prefix of every key the cluster uses in Redis")
     failover_wait_s: float = Field(

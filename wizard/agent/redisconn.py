@@ -8,6 +8,7 @@ the same keys the wizard puts in the agent's JSON config (``wizard.coordinator.r
 ``redis_sentinel_password`` the Sentinels' own password, or None
 ``redis_host``, ``redis_port``  the one Redis (URL mode)
 ``redis_db``, ``redis_password``  logical database and Redis password (both modes)
+``redis_username``  an ACL user to log in as (both modes; unset: the default user)
 ``redis_failover_wait_s``   seconds a command keeps retrying on a lost connection (default 30)
 
 With Sentinel, the client is redis-py's own ``Sentinel(...).master_for(...)``: every new connection asks
@@ -84,6 +85,7 @@ def connect(cfg: Mapping[str, Any]) -> redis.Redis:
     kwargs: dict[str, Any] = {
         "db": int(cfg.get("redis_db") or 0),
         "password": cfg.get("redis_password") or None,
+        "username": cfg.get("redis_username") or None,  # an ACL user (wizard.redis_acl); None: the default user
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "decode_responses": True,
