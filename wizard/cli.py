@@ -667,6 +667,22 @@ def _out_dir(value: str) -> str:
     return value
 
 
+def cmd_tls(args: argparse.Namespace) -> int:
+    """``tls rotate-ca PROFILE``: rotate the generated CA without downtime (wizard.tls.rotate)."""
+    from wizard.pipeline import PipelineError
+    from wizard.tls.material import TLSError
+    from wizard.tls.rotate import rotate_ca
+
+    profile, secrets = load(args.profile)
+    try:
+        rotate_ca(profile, secrets, progress=lambda m: console.print(f"CA rotation {m}", highlight=False))
+    except (TLSError, PipelineError) as exc:
+        err_console.print(f"[red]error:[/] {REDACTOR(str(exc))}", markup=True, highlight=False)
+        return EXIT_FAIL
+    console.print("CA rotation done: every node trusts and uses the new CA only", highlight=False)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": cmd_schema,
     "check": cmd_check,
@@ -679,6 +695,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "monitor": cmd_monitor,
     "backup": cmd_backup,
     "k8s": cmd_k8s,
+    "tls": cmd_tls,
 }
 
 
@@ -756,6 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "are replaced or removed, no other file is touched; then kubectl apply --server-side -f DIR")
     out.add_argument("--json", action="store_true",
                      help="print every object as one JSON List (kubectl apply --server-side -f - reads it)")
+    p = sub.add_parser("tls", help="TLS between the nodes: rotate-ca rotates the generated CA without downtime")
+    p.add_argument("action", choices=["rotate-ca"])
+    p.add_argument("profile")
     p = sub.add_parser("lab", help="the local three-host lab")
     p.add_argument("action", choices=["up", "down", "status", "base"])
     p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",
