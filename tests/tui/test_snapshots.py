@@ -25,9 +25,12 @@ from wizard.tui.app import WizardApp, create_app
 from wizard.tui.screens.apply import ApplyScreen
 from wizard.tui.screens.checks import ChecksScreen
 from wizard.tui.screens.credentials import CredentialsScreen
+from wizard.tui.screens.error import ErrorScreen
 from wizard.tui.screens.monitor import MonitorScreen
 from wizard.tui.screens.nodes import NodesScreen
+from wizard.tui.screens.open_path import OpenPathScreen
 from wizard.tui.screens.plan import PlanScreen
+from wizard.tui.screens.save import SaveScreen
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 """The wizard's screens at the smallest terminal it supports and a large one."""
@@ -210,8 +213,48 @@ def test_apply_progress(snap_compare: Any, size: tuple[int, int], app: WizardApp
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
+@SIZES
+def test_save_dialog_before_apply(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile,
+                                  secrets: Secrets) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        with_profile(app, profile, secrets)
+        app.session.profile_path = Path("/srv/studio-cluster/profiles/prod.yaml")  # the same in any checkout
+        await pilot.app.push_screen(SaveScreen(before_apply=True))
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_open_path_dialog_with_a_missing_file(snap_compare: Any, size: tuple[int, int], app: WizardApp,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir("/")  # the note names the directory relative paths start at: the same in any checkout
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.app.push_screen(OpenPathScreen())
+        await settle(pilot)
+        await pilot.press(*"srv/profiles/no-such-profile.yaml", "enter")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_error_view_with_a_long_message(snap_compare: Any, size: tuple[int, int], app: WizardApp) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        reason = ("studio2: mariadbd did not start: [ERROR] WSREP: failed to open gcomm backend connection: "
+                  "110: failed to reach primary view (pc.wait_prim_timeout): 110 (Connection timed out) at "
+                  "gcomm/src/pc.cpp:connect():161; [ERROR] WSREP: gcs/src/gcs_core.cpp:gcs_core_open():219: "
+                  "Failed to open backend connection: -110 (Connection timed out)")
+        await pilot.app.push_screen(ErrorScreen("apply and bootstrap", RuntimeError(reason)))
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
 # -- the monitor --------------------------------------------------------------------------------------
-def test_monitor_healthy(snap_compare: Any, app: WizardApp, profile: Profile) -> None:
+@SIZES
+def test_monitor_healthy(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = MonitorScreen(poll=False)
         await pilot.app.push_screen(screen)
@@ -221,10 +264,11 @@ def test_monitor_healthy(snap_compare: Any, app: WizardApp, profile: Profile) ->
             screen.show_status(healthy(profile, T0 + 2 * i, seqno, fc=0.02 if i in (11, 12) else 0.0))
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def test_monitor_degraded(snap_compare: Any, app: WizardApp, profile: Profile) -> None:
+@SIZES
+def test_monitor_degraded(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = MonitorScreen(poll=False)
         await pilot.app.push_screen(screen)
@@ -237,4 +281,4 @@ def test_monitor_degraded(snap_compare: Any, app: WizardApp, profile: Profile) -
             screen.show_status(degraded(profile, T0 + 2 * i, seqno))
         await settle(pilot)
 
-    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

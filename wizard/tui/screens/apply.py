@@ -126,9 +126,9 @@ class ApplyScreen(WizardScreen):
             yield Static("", id="apply-steps")
             yield ProgressBar(total=100, show_eta=False, id="apply-progress")
         yield DataTable(id="apply-nodes", cursor_type="none", show_cursor=False)
-        yield RichLog(id="apply-log", wrap=True, markup=False, max_lines=5000)
+        yield RichLog(id="apply-log", wrap=True, markup=False, max_lines=5000, min_width=20)
         yield Static("", id="apply-result")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "apply and bootstrap"

@@ -53,7 +53,7 @@ class ChecksScreen(WizardScreen):
         yield Static("", id="checks-summary", markup=False)
         yield DataTable(id="checks", cursor_type="row", zebra_stripes=True)
         yield Static("", id="check-detail")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "prerequisite checks"

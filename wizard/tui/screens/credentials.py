@@ -69,7 +69,7 @@ class CredentialsScreen(WizardScreen):
             yield Static("", id="form-status", markup=False)
             yield Button("Back", id="back", compact=True)
             yield Button("Next", id="next", variant="primary", disabled=True, compact=True)
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "credentials" if self.purpose == "wizard" else "credentials for the monitor"

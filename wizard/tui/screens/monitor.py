@@ -188,10 +188,10 @@ class MonitorScreen(WizardScreen):
                 yield Label("flow control paused", id="mon-fc-label")
                 yield Sparkline([], id="mon-fc")
         with Horizontal(id="mon-lower"):  # Arbiter snapshot backups get their pane beside the events
-            yield RichLog(id="mon-events", wrap=True, markup=False, max_lines=1000)
+            yield RichLog(id="mon-events", wrap=True, markup=False, max_lines=1000, min_width=20)  # wraps at 80 cols
             yield BackupsPane(id="mon-backups")
         yield Static("", id="mon-status")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "monitor"

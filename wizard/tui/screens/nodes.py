@@ -105,7 +105,7 @@ class NodesScreen(WizardScreen):
             yield Static("checking...", id="form-status", markup=False)
             yield Button("Back", id="back", compact=True)
             yield Button("Next", id="next", variant="primary", disabled=True, compact=True)
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def _rows(self, specs: list[FieldSpec]) -> ComposeResult:
         """Two fields a row (a choice takes a row of its own), so the form fits 80 columns and 24 rows."""

@@ -47,7 +47,7 @@ class PlanScreen(WizardScreen):
                 yield DiffView(id="plan-diff")
             with TabPane("Steps", id="steps"), VerticalScroll(id="plan-steps-scroll"):
                 yield Static("", id="plan-steps")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "plan (changes nothing)"

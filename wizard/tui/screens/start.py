@@ -50,7 +50,7 @@ class StartScreen(WizardScreen):
                     yield Label(f"Saved profiles in {self.session.profiles_dir}/", classes="section-title")
                     yield OptionList(id="profile-list")
             yield Static("", id="start-message", markup=False)
-        yield Footer()
+        yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "start"

@@ -9,7 +9,7 @@ from textual.widgets import Static
 
 
 def colour_diff(diff: str) -> Text:
-    text = Text(no_wrap=True, overflow="ellipsis")
+    text = Text(overflow="fold")
     for line in diff.splitlines():
         if line.startswith(("+++", "---")):
             style = "bold"
@@ -26,7 +26,8 @@ def colour_diff(diff: str) -> Text:
 
 
 class DiffView(ScrollableContainer):
-    """Shows one diff (or a note when there is none); long lines scroll sideways instead of wrapping."""
+    """Shows one diff (or a note when there is none); long lines wrap, folded, so none is cut off: the
+    colour of a wrapped line's rest still says added or removed."""
 
     DEFAULT_CLASSES = "diff-view"
 
@@ -34,7 +35,7 @@ class DiffView(ScrollableContainer):
         yield Static("", classes="diff-body")
 
     def show(self, title: str, diff: str, note: str = "") -> None:
-        body = Text(no_wrap=True)
+        body = Text(overflow="fold")
         body.append(title + "\n", style="bold")
         if note:
             body.append(note + "\n", style="dim")
