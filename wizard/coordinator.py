@@ -274,8 +274,9 @@ def front_key(profile: Profile, run_id: str) -> str:
 # <run_dir>/runs): a front end that dies, or a dropped connection, leaves it going to the end of the run.
 # The config (secrets included) arrives on stdin into a 0600 file, checked whole by its size, and is
 # unlinked as soon as the agent's shell has it open.  The exit code lands in .rc (written whole, renamed).
-# The launch returns once the agent has its own session (its pid file): a sudo that runs the command on a
-# pty of its own (Debian's use_pty) hangs that pty up when the command exits.
+# The launch returns once the agent has its own session and its config open (its pid file): a sudo that
+# runs the command on a pty of its own (Debian's use_pty) hangs that pty up when the command exits.  An agent
+# that never started leaves no config behind.
 LAUNCH = """d={dir}
 mkdir -p "$d" && chmod 700 "$d" || exit 1
 find "$d" -type f -mtime +7 -delete 2>/dev/null
@@ -285,8 +286,9 @@ rm -f {rc} {pid}
 setsid sh -c {inner} </dev/null >/dev/null 2>&1 &
 i=0
 while [ ! -s {pid} ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
+[ -s {pid} ] || {{ rm -f {cfg}; echo "the agent did not start within 10s" >&2; exit 1; }}
 echo launched"""
-INNER = ("echo $$ > {pid}; exec 3<{cfg}; rm -f {cfg}; python3 {agent} {command} <&3 3<&- >{out} 2>&1; "
+INNER = ("exec 3<{cfg}; rm -f {cfg}; echo $$ > {pid}; python3 {agent} {command} <&3 3<&- >{out} 2>&1; "
          "echo $? > {rc}.tmp; mv -f {rc}.tmp {rc}")
 RECONNECT_S = 30.0  # seconds the wait for a detached agent's result tries to reconnect to its node
 # Waits for the detached agent's exit code and prints its output; dying with the SSH channel loses nothing.

@@ -31,6 +31,7 @@ import redis
 
 from wizard.coordinator import FRONT_NODE, Event, RunLease, event_from, front_key, key, run_family
 from wizard.profile import Profile
+from wizard.secrets import REDACTOR
 
 SCAN = 3000  # newest stream entries read to find the last run (the stream keeps about 5000)
 ENDED = ("finished", "failed")  # an agent's last event
@@ -270,7 +271,7 @@ class RunRecorder:
             self.paused_until = time.monotonic() + self.PAUSE_S
 
     def _write(self, step: str, state: str, message: str = "", **extra: str) -> None:
-        fields = {"run": self.run_id, "node": FRONT_NODE, "step": step, "state": state, "message": message,
+        fields = {"run": self.run_id, "node": FRONT_NODE, "step": step, "state": state, "message": REDACTOR(message),
                   "ts": f"{time.time():.3f}", **extra}
         self._store(lambda: self.client.xadd(key(self.profile, "events"), fields,  # type: ignore[arg-type]
                                              maxlen=5000, approximate=True))
