@@ -10,6 +10,9 @@ takes the front end away once the winner has started ``--wsrep-new-cluster``:
   names the interrupted run and its last step; a ``replay`` started at once follows the run still at work
   instead of starting a second one, and completes the cluster.
 
+A third (a drill): studio2's SSH connection killed mid-bootstrap; the front end reconnects and reads the
+result its detached agent left on the node.
+
 Either way exactly one ``--wsrep-new-cluster`` start happened: counted from the agents' events and from the
 data nodes' journals.  The module sorts after test_systemd_cluster.py and resets the hosts itself.
 """
@@ -194,6 +197,7 @@ def test_sigkill_mid_bootstrap_status_names_the_run_and_replay_follows_it(fresh_
     print(f"SIGKILL drill: {time.monotonic() - t0:.1f}s after the fresh hosts were up")
 
 
+@pytest.mark.drill  # about 30 s with its fresh hosts: `make drills` (the two tests above are the issue's must-show)
 def test_a_dropped_ssh_connection_mid_bootstrap_loses_nothing(fresh_hosts: None, sd_profile: Profile,
                                                               sd_secrets: Secrets, tmp_path: Path) -> None:
     """studio2's SSH connection is killed (its sshd session processes, SIGKILL) while its agent waits to join:
