@@ -254,7 +254,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from wizard.run_history import RunRecorder
 
         runlog.record(run=run_id, note="the terminal hung up (SIGHUP): going on headless to the end of the run; "
-                                       "this log and `studio-cluster status` tell how it ended")
+                                       "this log and `studio-cluster status` tell how it ended", file_only=True)
         client = redis_client(profile, secrets, failover_wait_s=5.0)
         RunRecorder(client, profile, run_id).hangup()
         client.close()
@@ -268,13 +268,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     timeouts = {"wait_timeout": float(args.wait_timeout)}
     try:
         result = replay(profile, secrets, listener=listener, force=args.force_bootstrap,
-                        skip_checks=args.skip_checks, runlog=runlog, timeouts=timeouts)
+                        skip_checks=args.skip_checks, runlog=runlog, timeouts=timeouts, run_id=run_id)
     except PipelineError as exc:
-        runlog.record(run=run_id, result=f"failed at {exc.step}: {exc.message}")
+        runlog.record(run=run_id, result=f"failed at {exc.step}: {exc.message}", file_only=True)
         say(f"[bold red]{args.command or 'replay'} failed at {exc.step}:[/] {exc.message}", highlight=False)
         say(f"run log: {runlog.path}")
         return EXIT_FAIL
-    runlog.record(run=run_id, result=f"healthy in {result.seconds:.1f}s")
+    runlog.record(run=run_id, result=f"healthy in {result.seconds:.1f}s", file_only=True)
     say(f"[bold green]cluster {profile.cluster_name} is healthy[/] in {result.seconds:.1f}s; run log: {runlog.path}")
     return EXIT_OK
 

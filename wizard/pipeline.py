@@ -29,7 +29,7 @@ from wizard.apply import (
     stale_services,
 )
 from wizard.checks import CheckResult, Status, run_checks, worst
-from wizard.coordinator import BootstrapError, BootstrapReport, Coordinator, Event, key, redis_client
+from wizard.coordinator import FRONT_NODE, BootstrapError, BootstrapReport, Coordinator, Event, key, redis_client
 from wizard.crafter.publisher import PublisherError, await_publisher
 from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
@@ -175,7 +175,7 @@ def recorded(listener: Listener, recorder: RunRecorder, runlog: RunLog | None) -
     def on_step(step: str, state: str, message: str) -> None:
         recorder.step(step, state, message)
         if runlog is not None:
-            runlog.record(step=step, state=state, message=message, run=recorder.run_id)
+            runlog.record(step=step, state=state, message=message, run=recorder.run_id, file_only=True)
         listener.step(step, state, message)
 
     return Listener(on_step=on_step, on_check=listener.on_check, on_file=listener.on_file,
@@ -199,8 +199,12 @@ def follow_running(profile: Profile, client: Any, listener: Listener, run_id: st
     who = f" ({story.front}, started {time.strftime('%H:%M:%S', time.gmtime(story.started))} UTC)" if story else ""
     listener.step("run", "running", f"run {holder}{who} is still going: following it to its end instead of "
                                     "starting a second run beside it")
+    def milestone(ev: Event) -> None:  # its agents' start and end and its front end's steps: not every step
+        if listener.on_event is not None and (ev.step == "agent" or ev.node == FRONT_NODE or ev.state == "failed"):
+            listener.on_event(ev)
+
     try:
-        how = follow_run(client, profile, holder, timeout=timeout, on_event=listener.on_event)
+        how = follow_run(client, profile, holder, timeout=timeout, on_event=milestone)
     except TimeoutError:
         raise PipelineError("run", f"run {holder}{who} still holds the cluster after {timeout:.0f}s; wait for it "
                                    f"(studio-cluster status shows its last step) and run again") from None
