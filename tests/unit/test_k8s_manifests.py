@@ -6,7 +6,10 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shlex
+import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -252,3 +255,40 @@ def test_the_backups_volume_holds_keep_last_backups_and_the_schedule_has_a_time_
         kv.validate(obj, "1.35.0", strict=True)
     assert by(objs, "PersistentVolumeClaim", "galera-backups")["spec"]["resources"]["requests"]["storage"] == size
     assert by(objs, "CronJob", "galera-backup")["spec"]["timeZone"] == zone
+
+
+@pytest.mark.skipif(not Path("/usr/bin/garbd").exists() or os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs garbd (galera-arbitrator-4), root and unshare (a private /var/log)")
+def test_a_real_garbd_started_as_the_container_starts_it_logs_to_stdout(objs: list[dict[str, Any]],
+                                                                        tmp_path: Path) -> None:
+    """The garbd container's script after the agent's wait (test_k8s_handover runs that), with a real garbd and the
+    rendered --log file, in a mount namespace with its own /var/log: garbd's log arrives on the pipe."""
+    garbd = by(objs, "Deployment", "garbd")["spec"]["template"]["spec"]["containers"][0]
+    script = garbd["command"][2].split("\n", 1)[1]
+    rendered = garbd["command"][4:]
+    log = rendered[rendered.index("--log") + 1]
+    port = socket_port()
+    argv = ["/usr/bin/garbd", "--address", f"gcomm://127.0.0.1:{port}", "--group", "k8s-log-test",
+            "--options", f"gmcast.listen_addr=tcp://127.0.0.2:{port}", "--log", log]
+    outer = f'mount -t tmpfs tmpfs /var/log && mkdir -p {shlex.quote(os.path.dirname(log))} && exec sh -c "$0" "$@"'
+    out = tmp_path / "stdout"
+    with out.open("wb") as fh:
+        proc = subprocess.Popen(["unshare", "--mount", "--fork", "--kill-child", "sh", "-c", outer, script, "sh",
+                                 *argv], stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while "Read config" not in out.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, out.read_text(errors="replace")
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    assert not os.path.islink(log)  # the link was made in the namespace's own /var/log
+
+
+def socket_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
