@@ -925,17 +925,55 @@ def _unknown_key_message(loc: tuple[int | str, ...]) -> str:
     return msg
 
 
-def _type_message(kind: str, value: Any) -> str | None:
-    """A plain message for a value of the wrong type, or None to keep pydantic's."""
+_EXPECTED = {"int_parsing": (int, "a whole number"), "int_type": (int, "a whole number"),
+             "int_from_float": (int, "a whole number (no fraction)"), "float_parsing": (float, "a number"),
+             "float_type": (float, "a number"), "bool_parsing": (bool, "true or false"),
+             "bool_type": (bool, "true or false")}
+"""pydantic's scalar type errors: the Python type an example must have, and what to call it."""
+_FALLBACK_EXAMPLE = {int: 1, float: 1.5, bool: True}
+
+
+def _yaml_scalar(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _example_of(loc: tuple[int | str, ...], want: type) -> Any:
+    """An example value for the setting at ``loc``: its default when of the right type, else the first
+    ``e.g.`` of its description that parses as one, else a plain one."""
+    model = _model_at(loc[:-1])
+    field = model.model_fields.get(loc[-1]) if model is not None and isinstance(loc[-1], str) else None
+    if field is not None:
+        default = field.default
+        if type(default) is want or (want is float and type(default) is int):
+            return default
+        for found in re.findall(r"e\.g\.\s+`?([^\s,;)`]+)", field.description or ""):
+            try:
+                return {"true": True, "false": False}[found] if want is bool else want(found)
+            except (KeyError, ValueError):
+                continue
+    return _FALLBACK_EXAMPLE[want]
+
+
+def _given(value: Any) -> str:
+    return f"{value!r} ({_kind(value)})" if isinstance(value, str | int | float | bool) else _kind(value)
+
+
+def _type_message(kind: str, value: Any, loc: tuple[int | str, ...] = ()) -> str | None:
+    """A plain message for a value of the wrong type, or None to keep pydantic's.  A scalar type error says
+    what was given, what is expected and an example fix: ``is 'three' (a string), but it must be a whole
+    number; write it like `port: 22```."""
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return (f"is {_kind(value)}, but it must be a mapping of settings (indented `key: value` lines); "
                 "check the indentation, or remove a stray '-' that made it a list")
     if kind == "list_type":
         return f"is {_kind(value)}, but it must be a list (`[a, b]`, or one `- item` line each)"
-    # number and true/false errors keep pydantic's words ("Input should be a valid integer..."): the TUI
-    # rewrites those itself
     if kind == "string_type":
         return f"must be text, not {_kind(value)}; quote it if it is meant as text"
+    if kind in _EXPECTED:
+        want, expected = _EXPECTED[kind]
+        name = loc[-1] if loc and isinstance(loc[-1], str) else "value"
+        example = _yaml_scalar(_example_of(loc, want)) if loc else _yaml_scalar(_FALLBACK_EXAMPLE[want])
+        return f"is {_given(value)}, but it must be {expected}; write it like `{name}: {example}`"
     return None
 
 
@@ -952,7 +990,7 @@ def describe_errors(err: ValidationError, data: Any = None) -> list[str]:
         elif e["type"] == "missing":
             msg = "is required; add it"
         else:
-            msg = _type_message(e["type"], e.get("input")) or msg
+            msg = _type_message(e["type"], e.get("input"), loc) or msg
         out.append(f"{field_path(loc, data)}: {msg}")
     return out
 

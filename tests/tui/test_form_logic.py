@@ -98,7 +98,8 @@ def test_pydantic_messages_name_the_fix() -> None:
     values["nodes-0-ssh-port"] = "ssh"
     values["nodes-0-ssh-user"] = "Root User"
     mapped = map_problems(problems_of(build_data(profile_data(), values)), values)
-    assert mapped["nodes-0-ssh-port"] == ["must be a whole number, e.g. 22"]
+    assert mapped["nodes-0-ssh-port"] == [
+        "is 'ssh' (a string), but it must be a whole number; write it like `port: 22`"]
     assert "Unix user name" in mapped["nodes-0-ssh-user"][0]
 
 

@@ -255,7 +255,6 @@ _SHARE_RE = re.compile(r"two nodes share the (?P<attr>name|address) '(?P<value>[
 
 # pydantic's generic messages, said in a way that names the fix
 _FRIENDLIER: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^Input should be a valid integer.*"), "must be a whole number, e.g. 22"),
     (re.compile(r"^Input should be (greater|less) than or equal to (\d+)$"),
      r"must be \1 than or equal to \2; use 1-65535 for a port"),
     (re.compile(r"^String should match pattern '\^\[a-z_\].*"),
