@@ -49,13 +49,14 @@ def stop(node: str, proc: str, timeout: float = 90) -> None:
 
 
 def start_position(node: str) -> tuple[str, int]:
-    """Debian's ``galera_recovery`` on a stopped node: (``uuid:seqno``, seqno)."""
+    """Debian's ``galera_recovery`` on a stopped node: (``uuid:seqno[,gtid]``, seqno); with binary logs and GTIDs on,
+    it appends the GTID (``uuid:1687,0-0-0``)."""
     out = lab.host_exec(node, ["/usr/bin/galera_recovery"], check=False, timeout=180)
     m = re.search(r"--wsrep_start_position=(\S+)", out.stdout)
     if not m:
         raise ManualError(f"galera_recovery on {node} found no position: {(out.stderr or out.stdout).strip()[-200:]}")
     pos = m.group(1)
-    return pos, int(pos.rsplit(":", 1)[1])
+    return pos, int(pos.split(",", 1)[0].rsplit(":", 1)[1])
 
 
 def start_mariadb(profile: Profile, node: str, position: str | None, new_cluster: bool) -> None:
