@@ -114,3 +114,32 @@ def test_secret_refs_replace_references_only() -> None:
     assert data["database"]["sst_password"] == "ask"
     assert data["redis"]["password"] == "none"
     validate_profile(data)
+
+
+def test_backups_settings_round_trip_and_empty_means_the_default() -> None:
+    data = profile_data()
+    data["backups"] = {"schedule": "02:30", "keep_last": 14, "keep_days": 30, "root": "/srv/backups",
+                       "timeout_s": 7200}
+    values = values_from_data(data)
+    assert (values["backups-schedule"], values["backups-keep_last"], values["backups-keep_days"],
+            values["backups-root"], values["backups-receiver_port"]) == ("02:30", "14", "30", "/srv/backups", "")
+    again = validate_profile(build_data(data, values))
+    assert again == validate_profile(data)  # timeout_s, which the form does not show, stays
+    values["backups-keep_days"] = ""
+    assert validate_profile(build_data(data, values)).backups.keep_days == 0
+
+
+def test_backups_problems_land_by_their_inputs_in_plain_words() -> None:
+    values = values_from_data(profile_data())
+    values.update({"backups-schedule": "25:99", "backups-keep_last": "0", "backups-root": "backups",
+                   "backups-receiver_port": "4570"})  # also the garbd port's default: a clash
+    mapped = map_problems(problems_of(build_data(profile_data(), values)), values)
+    assert "is not a schedule: use hourly, daily, weekly or HH:MM" in mapped["backups-schedule"][0]
+    assert mapped["backups-keep_last"] == ["must be at least 1"]
+    assert "absolute" in mapped["backups-root"][0]
+    values.update({"backups-schedule": "daily", "backups-keep_last": "3", "backups-root": "/srv/b"})
+    mapped = map_problems(problems_of(build_data(profile_data(), values)), values)
+    assert "receiver_port and garbd_port are both 4570" in mapped["backups"][0]
+    values["backups-receiver_port"] = "99999"
+    mapped = map_problems(problems_of(build_data(profile_data(), values)), values)
+    assert mapped["backups-receiver_port"] == ["must be at most 65535; a port is 1-65535"]

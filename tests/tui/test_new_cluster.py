@@ -154,3 +154,24 @@ async def test_switching_to_one_redis_shows_the_url_and_hides_the_sentinels(app:
         await settle(pilot)
         assert form.data["redis"]["sentinels"] == ["10.0.0.11:26379", "10.0.0.12"]
         assert "url" not in form.data["redis"]
+
+
+async def test_backups_are_set_in_the_form_and_checked_as_typed(app: WizardApp, tmp_path: Path) -> None:
+    """The profile's backups section has its fields: a bad schedule is named under its input, a good one
+    goes into the profile the wizard goes on with."""
+    lab = lab_data(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = await type_cluster(pilot, lab)
+        await enter(pilot, "#f-backups-schedule", "25:99")
+        await settle(pilot)
+        assert not form.valid
+        assert "is not a schedule" in form.problems.get("backups-schedule", [""])[0]  # type: ignore[union-attr]
+        assert form.query_one("#e-backups-schedule").display
+        await enter(pilot, "#f-backups-schedule", "02:30")
+        await enter(pilot, "#f-backups-keep_last", "14")
+        await enter(pilot, "#f-backups-root", "/srv/studio-backups")
+        await settle(pilot)
+        assert form.valid, form.problems
+        assert form.profile is not None
+        backups = form.profile.backups
+        assert (backups.schedule, backups.keep_last, str(backups.root)) == ("02:30", 14, "/srv/studio-backups")

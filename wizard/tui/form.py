@@ -66,9 +66,18 @@ SYSTEM_FIELDS = [
     FieldSpec("database-sst_user", "SST database user", "sst"),
     FieldSpec("database-min_free_mb", "Free space the data dir needs (MB)", "1024"),
 ]
+BACKUP_FIELDS = [  # the profile's backups section (studio-cluster backup; docs/backups.md)
+    FieldSpec("backups-schedule", "Backup schedule: hourly, daily, weekly or HH:MM",
+              "empty: only by hand; e.g. 02:30"),
+    FieldSpec("backups-root", "Backup directory on the Arbiter", "/var/backups/studio-cluster/snapshots"),
+    FieldSpec("backups-keep_last", "Keep the newest N backups", "7"),
+    FieldSpec("backups-keep_days", "Also keep backups younger than D days", "0: no age rule"),
+    FieldSpec("backups-receiver_port", "Receiver port on the Arbiter", "4450"),
+    FieldSpec("backups-garbd_port", "Backup garbd's Galera port", "4570"),
+]
 TAIL_FIELDS = [
     FieldSpec("preferred_primary", "Preferred primary", kind="choice"),
-    *DNS_FIELDS, *REDIS_FIELDS, *SYSTEM_FIELDS,
+    *DNS_FIELDS, *REDIS_FIELDS, *SYSTEM_FIELDS, *BACKUP_FIELDS,
 ]
 ALL_FIELDS: list[FieldSpec] = [*CLUSTER_FIELDS, *(f for i in range(3) for f in node_fields(i)), *TAIL_FIELDS]
 REDIS_MODES = (("Redis Sentinel (no single point of failure)", "sentinel"), ("One Redis server", "url"))
@@ -83,11 +92,12 @@ OPTIONAL = {
     "redis-key_prefix": ("redis", "key_prefix"), "redis-failover_wait_s": ("redis", "failover_wait_s"),
     "studio-install_path": ("studio", "install_path"),
     "database-sst_user": ("database", "sst_user"), "database-min_free_mb": ("database", "min_free_mb"),
+    **{f.key: ("backups", f.key.removeprefix("backups-")) for f in BACKUP_FIELDS},
 }
 FIELD_KEYS = {f.key for f in ALL_FIELDS}
-LABELS = {f.key: f.label for f in ALL_FIELDS} | {"dns": "DNS", "redis": "Coordination store"}
+LABELS = {f.key: f.label for f in ALL_FIELDS} | {"dns": "DNS", "redis": "Coordination store", "backups": "Backups"}
 # where a problem goes when it names no single input: a node column, the nodes block, or the general line
-CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes", "dns", "redis"}
+CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes", "dns", "redis", "backups"}
 GENERAL = "general"
 
 Values = dict[str, Any]  # form key -> str (text inputs), bool (sudo) or int (preferred primary index)
@@ -187,7 +197,8 @@ def _number(text: str) -> int | float | str:
         return text
 
 
-NUMERIC = {"dns-port", "dns-ttl", "redis-failover_wait_s", "database-min_free_mb"}
+NUMERIC = {"dns-port", "dns-ttl", "redis-failover_wait_s", "database-min_free_mb", "backups-keep_last",
+           "backups-keep_days", "backups-receiver_port", "backups-garbd_port"}
 
 
 def build_data(base: dict[str, Any], values: Values) -> dict[str, Any]:
@@ -255,8 +266,8 @@ _SHARE_RE = re.compile(r"two nodes share the (?P<attr>name|address) '(?P<value>[
 
 # pydantic's generic messages, said in a way that names the fix
 _FRIENDLIER: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^Input should be (greater|less) than or equal to (\d+)$"),
-     r"must be \1 than or equal to \2; use 1-65535 for a port"),
+    (re.compile(r"^Input should be greater than or equal to (\d+)$"), r"must be at least \1"),
+    (re.compile(r"^Input should be less than or equal to (\d+)$"), r"must be at most \1"),
     (re.compile(r"^String should match pattern '\^\[a-z_\].*"),
      "is not a Unix user name; use e.g. root or deploy (lower-case letters, digits, _ or -)"),
     (re.compile(r"^String should have at least 1 character$"), "is empty; fill it in"),
@@ -341,6 +352,8 @@ def map_problems(problems: list[str], values: Values) -> dict[str, list[str]]:
             add(GENERAL, line)
             continue
         path, msg = m.group("path"), friendlier(m.group("msg"))
+        if path.endswith("port") and msg.startswith("must be at "):
+            msg += "; a port is 1-65535"
         key = owner_of(path_to_key(path)) if path != "(profile)" else GENERAL
         if key == "nodes":
             share = _SHARE_RE.search(msg)

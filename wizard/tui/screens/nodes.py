@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from wizard.tui.form import (
+    BACKUP_FIELDS,
     CONTAINERS,
     DNS_FIELDS,
     GENERAL,
@@ -100,6 +101,9 @@ class NodesScreen(WizardScreen):
             yield from self._rows(REDIS_FIELDS)
             yield Label("Hosts", classes="section-title")
             yield from self._rows(SYSTEM_FIELDS)
+            yield Label("Backups (taken on the Arbiter host)", classes="section-title")
+            yield Static("", id="e-backups", classes="field-error", markup=False)
+            yield from self._rows(BACKUP_FIELDS)
             yield Static("", id="e-general", classes="field-error", markup=False)
         with Horizontal(id="nav"):
             yield Static("checking...", id="form-status", markup=False)
