@@ -252,6 +252,18 @@ def test_error_view_with_a_long_message(snap_compare: Any, size: tuple[int, int]
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
+@SIZES
+def test_discard_edits_dialog(snap_compare: Any, size: tuple[int, int], app: WizardApp, data: dict[str, Any]) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.app.push_screen(NodesScreen(data, source="profiles/prod.yaml"))
+        await settle(pilot)
+        await retype(pilot, "#f-nodes-1-name", "studio3")
+        await pilot.press("escape")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
 # -- the monitor --------------------------------------------------------------------------------------
 @SIZES
 def test_monitor_healthy(snap_compare: Any, size: tuple[int, int], app: WizardApp, profile: Profile) -> None:

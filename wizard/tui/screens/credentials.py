@@ -49,6 +49,7 @@ class CredentialsScreen(WizardScreen):
         self.status: dict[str, tuple[bool, str]] = {}
         self._generation = 0
         self._busy = False
+        self.opened_with: tuple[dict[str, str], dict[str, str]] | None = None  # Esc compares with it
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -73,6 +74,7 @@ class CredentialsScreen(WizardScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "credentials" if self.purpose == "wizard" else "credentials for the monitor"
+        self.opened_with = (self.refs(), self.typed())
         if self.specs:  # now, not in a callback: typing works at once, no Tab first
             focus_first_field(self, f"#ref-{self.specs[0].key}")
         self.resolve()
@@ -173,6 +175,19 @@ class CredentialsScreen(WizardScreen):
             self._finish(self.refs(), self.typed(), save=True)
 
     def action_back(self) -> None:
+        """Back; with references changed or secrets typed here, only after the person says to drop them."""
+        if self.opened_with is not None and (self.refs(), self.typed()) != self.opened_with:
+            from wizard.tui.screens.discard import DiscardEditsScreen
+
+            def answered(drop: bool | None) -> None:
+                if drop:
+                    self._leave()
+
+            self.app.push_screen(DiscardEditsScreen("The references and secrets typed here"), answered)
+            return
+        self._leave()
+
+    def _leave(self) -> None:
         if self.purpose == "wizard":
             self.app.pop_screen()
         else:

@@ -62,6 +62,7 @@ class NodesScreen(WizardScreen):
         self.base = data
         self.source = source
         self.values: Values = values_from_data(data)
+        self.opened_with: Values = dict(self.values)  # what Esc compares with before dropping edits
         self.touched: set[str] = set()
         self.show_all = False
         self.problems: dict[str, list[str]] | None = None  # None: not validated yet
@@ -69,6 +70,26 @@ class NodesScreen(WizardScreen):
         self.data: dict[str, Any] = build_data(data, self.values)
         self._generation = 0
         self._footer_ok: bool | None = None
+
+    def edited_fields(self) -> list[str]:
+        """Labels of the fields whose value differs from when the form opened."""
+        return [field_label(k) for k, v in self.values.items() if self.opened_with.get(k) != v]
+
+    def action_back(self) -> None:
+        """Back to the start screen; with edits, only after the person says to drop them."""
+        edited = self.edited_fields()
+        if not edited:
+            self.app.pop_screen()
+            return
+        from wizard.tui.screens.discard import DiscardEditsScreen
+
+        what = f"Your edits to {len(edited)} field(s) ({', '.join(edited[:3])}{', ...' if len(edited) > 3 else ''})"
+
+        def answered(drop: bool | None) -> None:
+            if drop:
+                self.app.pop_screen()
+
+        self.app.push_screen(DiscardEditsScreen(what), answered)
 
     # -- layout -------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
