@@ -638,6 +638,7 @@ def cmd_k8s(args: argparse.Namespace) -> int:
     """The same cluster as Kubernetes manifests (wizard.k8s): YAML files in --out, or one JSON List with --json.
     Connects nowhere and resolves no secret: the manifests reference the Secret by name."""
     from wizard.k8s.manifests import manifests, next_steps, to_json, write
+    from wizard.k8s.tls import write_material
     from wizard.k8s.topology import K8sError
 
     profile = load_profile(args.profile, check_files=False)
@@ -646,6 +647,7 @@ def cmd_k8s(args: argparse.Namespace) -> int:
             sys.stdout.write(to_json(manifests(profile)))
             return EXIT_OK
         done = write(profile, Path(args.out))
+        tls_commands = write_material(profile, Path(args.out), Path(args.tls_dir) if args.tls_dir else None)
     except K8sError as exc:
         err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
         return EXIT_USAGE
@@ -654,7 +656,7 @@ def cmd_k8s(args: argparse.Namespace) -> int:
     for path in done.removed:
         console.print(f"  removed {path} (an earlier render's, no longer rendered)", highlight=False, soft_wrap=True)
     console.print("then, in this order (docs/kubernetes.md):", highlight=False, soft_wrap=True)
-    for line in next_steps(profile, args.out):
+    for line in next_steps(profile, args.out, tls_commands):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     return EXIT_OK
 
@@ -773,6 +775,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "are replaced or removed, no other file is touched; then kubectl apply --server-side -f DIR")
     out.add_argument("--json", action="store_true",
                      help="print every object as one JSON List (kubectl apply --server-side -f - reads it)")
+    p.add_argument("--tls-dir", metavar="DIR",
+                   help="with tls.enabled and --out: where the TLS Secrets' files are made (0700; default: "
+                        "<out>-tls beside --out, never inside it)")
     p = sub.add_parser("tls", help="TLS between the nodes: rotate-ca rotates the generated CA without downtime")
     p.add_argument("action", choices=["rotate-ca"])
     p.add_argument("profile")

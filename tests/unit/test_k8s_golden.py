@@ -1,5 +1,8 @@
 """Golden files of `studio-cluster k8s render profiles/example.yaml`: tests/unit/data/k8s/example/*.yaml.
 
+The example as it is, TLS on: the manifests name each member's TLS Secret and mount it; no TLS material is in
+them (it is made beside --out, never in the manifests: test_k8s_tls).
+
 Regenerate after an intended change, then review the diff before committing it:
 
     STUDIO_CLUSTER_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_k8s_golden.py
@@ -19,9 +22,10 @@ from typing import Any
 
 import yaml
 
-from tests.unit.k8s_example import example_profile
+from tests.unit.k8s_example import EXAMPLE, example_profile
 from wizard.k8s import configs
 from wizard.k8s.manifests import file_name, manifests, to_yaml
+from wizard.profile import validate_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).parent / "data" / "k8s" / "example"
@@ -44,7 +48,7 @@ def normalized(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def rendered() -> dict[str, str]:
-    objs = manifests(example_profile())
+    objs = manifests(example_profile(tls=True))
     return {file_name(i, o): to_yaml(normalized(o)) for i, o in enumerate(objs)}
 
 
@@ -60,6 +64,15 @@ def test_manifests_match_the_golden_files() -> None:
     assert sorted(golden) == sorted(now), "objects added or removed: regenerate (see the module docstring)"
     for name, text in now.items():
         assert text == golden[name], f"{name} differs from the golden file: regenerate (see the module docstring)"
+
+
+def test_the_golden_files_are_the_example_as_it_is_with_tls_on() -> None:
+    profile = example_profile(tls=True)
+    assert profile == validate_profile(yaml.safe_load(EXAMPLE.read_text()), check_files=False)
+    assert profile.tls.enabled
+    text = "".join(p.read_text() for p in GOLDEN.glob("*.yaml"))
+    assert "studio-cluster-tls-galera-0" in text and "studio-cluster-tls-garbd" in text
+    assert "BEGIN" not in text and "PRIVATE KEY" not in text
 
 
 def test_the_golden_files_are_yaml_kubectl_reads() -> None:

@@ -1,5 +1,7 @@
 """One source of truth: the pods run the same agent, with the same config and command line, and the same
-MariaDB/garbd options as the SSH path for the same profile."""
+MariaDB/garbd options as the SSH path for the same profile (profiles/example.yaml as it is: TLS on, so the
+Galera/IST ``socket.ssl_*``, SST ``encrypt``/``tca``/``tcert``/``tkey``, client ``ssl_*`` and garbd options too:
+the same paths, since each pod mounts its Secret at ``tls.remote_dir``)."""
 
 from __future__ import annotations
 
@@ -29,13 +31,28 @@ from wizard.k8s.manifests import manifests
 from wizard.k8s.topology import RUN_ID, galera_pods, pod_address, pod_profile
 from wizard.profile import Profile
 from wizard.secrets import Secrets
+from wizard.tls import certs, options
+from wizard.tls.material import NodeTLS, node_names
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def profile() -> Profile:
-    return example_profile()
+    return example_profile(tls=True)
+
+
+def host_material(profile: Profile) -> dict[str, NodeTLS]:
+    """Real material for the hosts' render (made here: render would generate it into the user's tls.store)."""
+    ca = certs.new_ca("parity test CA")
+    out = {}
+    for node in profile.nodes:
+        pair = certs.new_node_cert(ca, node.name, node_names(node), 30)
+        out[node.name] = NodeTLS(ca.cert, pair.cert, pair.key)
+    return out
+
+
+TLS_LINES = ("ssl_ca", "ssl_cert", "ssl_key", "encrypt", "tca", "tcert", "tkey")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +115,8 @@ def test_the_mariadb_options_are_the_ssh_paths(profile: Profile, objs: list[dict
     address differ, and every option is there with the same value otherwise."""
     view = pod_profile(profile)
     data = by(objs, "ConfigMap", "galera-config")["data"]
-    hosts = render.render(profile, None)
+    hosts = render.render(profile, None, tls=host_material(profile))
+    assert profile.tls.enabled
     for pod, node in galera_pods(view).items():
         assert data[f"{pod}.cnf"] == render._galera_cnf(view, node, None).content
         ssh = render.files_by_path(hosts, node.name)[str(profile.database.config_file.as_posix())].content
@@ -110,6 +128,16 @@ def test_the_mariadb_options_are_the_ssh_paths(profile: Profile, objs: list[dict
                 assert any(addr in a for addr in addresses) and a.split("=")[0] == b.split("=")[0], (a, b)
         assert sum(a != b for a, b in zip(ssh_lines, pod_lines, strict=True)) == 6  # bind, cluster, node,
         # incoming, sst receive addresses and the provider options (listen and IST addresses)
+        # TLS: the client and SST options are the same lines, naming the same files (the pod's Secret is mounted
+        # at tls.remote_dir), and the provider options end with the same socket.ssl_* entries
+        tls_ssh = [line for line in ssh_lines if line.split(" = ")[0] in TLS_LINES]
+        tls_pod = [line for line in pod_lines if line.split(" = ")[0] in TLS_LINES]
+        assert tls_ssh == tls_pod and len(tls_pod) == 7, tls_pod
+        p = options.paths(profile)
+        assert f'ssl_key = "{p["key"]}"' in tls_pod and f'tcert = "{p["cert"]}"' in tls_pod and "encrypt = 4" in tls_pod
+        ssl = [[o for o in line.split('"')[1].split(";") if o.startswith("socket.ssl")]
+               for line in (ssh_lines + pod_lines) if line.startswith("wsrep_provider_options")]
+        assert ssl == [options.galera_options(profile)] * 2
     assert data["wsrep_sst_studio_backup"] == render.files_by_path(hosts, "studio1")[
         str(render.BACKUP_SST_SCRIPT)].content
 
@@ -127,21 +155,25 @@ def test_the_garbd_options_are_the_ssh_paths(profile: Profile, objs: list[dict[s
     view = pod_profile(profile)
     garb = by(objs, "ConfigMap", "garbd-config")["data"]["garb"]
     assert garb == render._garb(view).content
-    ssh = render.files_by_path(render.render(profile, None), "arbiter")["/etc/default/garb"].content
+    ssh = render.files_by_path(render.render(profile, None, tls=host_material(profile)), "arbiter")[
+        "/etc/default/garb"].content
     ssh_vars, pod_vars = parse_shell_vars(ssh), parse_shell_vars(garb)
     # only what names an address differs: the data nodes, and the listen address (a host name listens on all)
     address_bearing = ("GALERA_NODES", "GALERA_OPTIONS")
     assert {k: v for k, v in ssh_vars.items() if k not in address_bearing} == {
         k: v for k, v in pod_vars.items() if k not in address_bearing}
-    assert ssh_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://10.20.0.13:4567"
-    assert pod_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://0.0.0.0:4567"
+    ssl = options.galera_options_suffix(profile)  # the same socket.ssl_* entries, the same files
+    assert ssl == (";socket.ssl=yes;socket.ssl_cert=/etc/studio-cluster/tls/cert.pem;"
+                   "socket.ssl_key=/etc/studio-cluster/tls/key.pem;socket.ssl_ca=/etc/studio-cluster/tls/ca.pem")
+    assert ssh_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://10.20.0.13:4567" + ssl
+    assert pod_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://0.0.0.0:4567" + ssl
     cmd = container(by(objs, "Deployment", "garbd"), "garbd")["command"]
     assert cmd[4:] == garbd_argv("/usr/bin/garbd", pod_vars, profile.cluster_name)
     assert "garbd_argv(" in inspect.getsource(runtime.Node.start_garbd)
     assert cmd[4:] == [
         "/usr/bin/garbd", "--address", "gcomm://galera-0.galera.studio-cluster.svc.cluster.local:4567,"
         "galera-1.galera.studio-cluster.svc.cluster.local:4567", "--group", "studio-prod",
-        "--options", "gmcast.listen_addr=tcp://0.0.0.0:4567", "--workdir", "/var/lib/garbd",
+        "--options", "gmcast.listen_addr=tcp://0.0.0.0:4567" + ssl, "--workdir", "/var/lib/garbd",
         "--log", "/var/log/garbd/garbd.log"]
     assert "k8s-arbiter-wait" in cmd[2] and galera.GARBD_SCRIPT.splitlines()[-1] in cmd[2]
 

@@ -18,6 +18,7 @@ from typing import Any
 from wizard.agent_bundle import agent_argv
 from wizard.backups.schedule import job_config
 from wizard.k8s import configs
+from wizard.k8s import tls as k8s_tls
 from wizard.k8s.topology import COMPONENT, PART_OF, service_domain, settings, validate_view
 from wizard.profile import Profile, k8s_size_mib
 
@@ -71,7 +72,7 @@ def objects(view: Profile, labels: dict[str, str]) -> list[dict[str, Any]]:
     if k.storage_class:
         claim["storageClassName"] = k.storage_class
     script = SCRIPT.format(pyz=configs.AGENT, unpacked=UNPACKED, config=configs.CONFIG_DIR, job=JOB_KEY)
-    container = {
+    container: dict[str, Any] = {
         "name": "backup", "image": k.garbd_image,
         "command": ["sh", "-c", script, "sh", *agent_argv(UNPACKED, "backup-scheduled")],
         "ports": [{"name": "receiver", "containerPort": b.receiver_port},
@@ -85,7 +86,7 @@ def objects(view: Profile, labels: dict[str, str]) -> list[dict[str, Any]]:
             {"name": "run", "mountPath": "/run/studio-cluster"},
         ],
     }
-    pod = {
+    pod: dict[str, Any] = {
         "metadata": {"labels": {**labels, **selector()}},
         "spec": {
             "restartPolicy": "Never", "hostname": HOSTNAME, "subdomain": NAME,
@@ -98,6 +99,9 @@ def objects(view: Profile, labels: dict[str, str]) -> list[dict[str, Any]]:
             ],
         },
     }
+    if k8s_tls.enabled(view):  # its garbd joins with the Arbiter's certificate (it stands for the Arbiter)
+        container["volumeMounts"].append(k8s_tls.arbiter_mount(view))
+        pod["spec"]["volumes"].append(k8s_tls.arbiter_volume(view))
     return [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(NAME),
          "data": {JOB_KEY: json.dumps(job, indent=2, sort_keys=True) + "\n"}},

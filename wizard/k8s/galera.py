@@ -24,6 +24,7 @@ from typing import Any
 from wizard.agent.serverargs import garbd_log, parse_shell_vars
 from wizard.agent_bundle import agent_argv, pod_agent_digest
 from wizard.k8s import configs
+from wizard.k8s import tls as k8s_tls
 from wizard.k8s.topology import (
     COMPONENT,
     GALERA,
@@ -124,12 +125,15 @@ def galera_statefulset(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
              {"name": "health", "containerPort": dns.health_port}]
     server_script = SERVER_SCRIPT.format(argv_file=configs.argv_file(view), config=configs.CONFIG_DIR)
     pod_labels = {**labels, **selector(GALERA), VOTE_LABEL: "true"}
+    # With TLS: this pod's own Secret at tls.remote_dir, where the SSH path's options name the files; for
+    # mariadbd (and its SST scripts) and for the agent's recovery before it (mariadbd --wsrep-recover reads them).
+    tls = [k8s_tls.galera_mount(view)] if k8s_tls.enabled(view) else []
     init = [
         {"name": "config", "image": k.galera_image, "command": agent_command("k8s-config"),
          "env": _env(view), "volumeMounts": [
              *common, {"name": "galera-cnf", "mountPath": configs.CNF_DIR.as_posix()}]},
         {"name": "agent", "image": k.galera_image, "command": agent_command("k8s-handover"),
-         "env": _env(view), "volumeMounts": [*common, cnf]},
+         "env": _env(view), "volumeMounts": [*common, cnf, *tls]},
     ]
     containers = [
         {"name": "mariadb", "image": k.galera_image,
@@ -138,7 +142,7 @@ def galera_statefulset(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
          "readinessProbe": {"httpGet": {"path": "/", "port": "health"}, "periodSeconds": dns.health_interval,
                             "timeoutSeconds": 2, "failureThreshold": 3},
          "resources": _resources(k.galera_cpu, k.galera_memory),
-         "volumeMounts": [*common, cnf, sst_script]},
+         "volumeMounts": [*common, cnf, sst_script, *tls]},
         {"name": "health", "image": k.galera_image, "command": agent_command("k8s-sidecar"),
          "env": _env(view), "resources": _resources(SIDECAR_CPU, SIDECAR_MEMORY),
          "volumeMounts": [*common, cnf]},
@@ -146,6 +150,24 @@ def galera_statefulset(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
     claim: dict[str, Any] = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": k.storage_size}}}
     if k.storage_class:
         claim["storageClassName"] = k.storage_class
+    pod_spec: dict[str, Any] = {
+        "shareProcessNamespace": True,  # the health sidecar's agent sees mariadbd, as on a host
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
+        "affinity": anti_affinity(),
+        "initContainers": init, "containers": containers,
+        "volumes": [
+            {"name": "agent", "configMap": {"name": configs.AGENT_CONFIGMAP}},
+            {"name": "config", "configMap": {"name": configs.GALERA_CONFIGMAP}},
+            {"name": "sst-script", "configMap": {"name": configs.GALERA_CONFIGMAP, "items": [
+                {"key": configs.SST_SCRIPT_KEY, "path": configs.SST_SCRIPT_KEY, "mode": 0o755}]}},
+            {"name": "galera-cnf", "emptyDir": {}},
+            {"name": "run", "emptyDir": {}},
+            {"name": "mysqld-run", "emptyDir": {}},
+        ],
+    }
+    if tls:
+        pod_spec["securityContext"] = k8s_tls.galera_security()
+        pod_spec["volumes"].append(k8s_tls.galera_volume(view))
     return {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(view, GALERA, labels),
         "spec": {
@@ -158,21 +180,7 @@ def galera_statefulset(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": pod_labels,
                              "annotations": {"studio-cluster.io/agent-digest": pod_agent_digest()[:16]}},
-                "spec": {
-                    "shareProcessNamespace": True,  # the health sidecar's agent sees mariadbd, as on a host
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
-                    "affinity": anti_affinity(),
-                    "initContainers": init, "containers": containers,
-                    "volumes": [
-                        {"name": "agent", "configMap": {"name": configs.AGENT_CONFIGMAP}},
-                        {"name": "config", "configMap": {"name": configs.GALERA_CONFIGMAP}},
-                        {"name": "sst-script", "configMap": {"name": configs.GALERA_CONFIGMAP, "items": [
-                            {"key": configs.SST_SCRIPT_KEY, "path": configs.SST_SCRIPT_KEY, "mode": 0o755}]}},
-                        {"name": "galera-cnf", "emptyDir": {}},
-                        {"name": "run", "emptyDir": {}},
-                        {"name": "mysqld-run", "emptyDir": {}},
-                    ],
-                },
+                "spec": pod_spec,
             },
             "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": claim}],
         },
@@ -188,7 +196,7 @@ def garbd_deployment(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
     wait = shlex.join(agent_argv(configs.AGENT, "k8s-arbiter-wait"))
     live = ["sh", "-c", f'exec "$@" < {garbd_cfg}', "sh", *agent_argv(configs.AGENT, "k8s-arbiter-live")]
     script = GARBD_SCRIPT.format(wait=wait, config=garbd_cfg, log=shlex.quote(garbd_log(env)))
-    container = {
+    container: dict[str, Any] = {
         "name": "garbd", "image": k.garbd_image,
         "command": ["sh", "-c", script, "sh", *configs.garbd_command(view)],
         "env": _env(view, ["redis_password", "redis_sentinel_password"]),
@@ -206,6 +214,16 @@ def garbd_deployment(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
             {"name": "run", "mountPath": view.services.run_dir.as_posix()},
         ],
     }
+    volumes: list[dict[str, Any]] = [
+        {"name": "agent", "configMap": {"name": configs.AGENT_CONFIGMAP}},
+        {"name": "config", "configMap": {"name": configs.GARBD_CONFIGMAP}},
+        {"name": "work", "emptyDir": {}},
+        {"name": "log", "emptyDir": {}},
+        {"name": "run", "emptyDir": {}},
+    ]
+    if k8s_tls.enabled(view):  # its own Secret at tls.remote_dir, 0400 (garbd runs as root in its container)
+        container["volumeMounts"].append(k8s_tls.arbiter_mount(view))
+        volumes.append(k8s_tls.arbiter_volume(view))
     return {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(view, GARBD, labels),
         "spec": {
@@ -220,13 +238,7 @@ def garbd_deployment(view: Profile, labels: dict[str, str]) -> dict[str, Any]:
                     "hostname": GARBD, "subdomain": GALERA,  # garbd.galera.<namespace>.svc: a stable name
                     "affinity": anti_affinity(),
                     "containers": [container],
-                    "volumes": [
-                        {"name": "agent", "configMap": {"name": configs.AGENT_CONFIGMAP}},
-                        {"name": "config", "configMap": {"name": configs.GARBD_CONFIGMAP}},
-                        {"name": "work", "emptyDir": {}},
-                        {"name": "log", "emptyDir": {}},
-                        {"name": "run", "emptyDir": {}},
-                    ],
+                    "volumes": volumes,
                 },
             },
         },

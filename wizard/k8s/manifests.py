@@ -1,7 +1,8 @@
 """Every Kubernetes object of a profile, in apply order, as YAML files or one JSON list.
 
 :func:`manifests` is pure: the same profile (and agent version) gives the same objects in the same order.
-No secret value is ever in them: a secret is a ``secretKeyRef`` to the Secret ``kubernetes.secret_name``.
+No secret value is ever in them: a secret is a ``secretKeyRef`` to the Secret ``kubernetes.secret_name``, and
+with ``tls.enabled`` each Galera member mounts its TLS Secret by name (:mod:`wizard.k8s.tls`).
 """
 
 from __future__ import annotations
@@ -153,10 +154,11 @@ def write(profile: Profile, out: Path) -> Written:
     return Written(written, removed)
 
 
-def next_steps(profile: Profile, source: str) -> list[str]:
+def next_steps(profile: Profile, source: str, tls_commands: list[str] | None = None) -> list[str]:
     """The commands to run after a render, in order: create the namespace (the Secret must exist in it before
     the pods start), create the Secret the manifests reference (one ``--from-literal`` per secret the profile
-    uses, each line saying which setting it is), then ``kubectl apply --server-side -f SOURCE``."""
+    uses, each line saying which setting it is), the TLS Secrets (``tls_commands``, from
+    :func:`wizard.k8s.tls.write_material`), then ``kubectl apply --server-side -f SOURCE``."""
     keys = secret_keys(profile)
     k = settings(profile)
     steps = [f"kubectl create namespace {k.namespace}"]
@@ -166,5 +168,9 @@ def next_steps(profile: Profile, source: str) -> list[str]:
         steps.append("    (" + ", ".join(f"{sk.key}: the value of {sk.setting}" for sk in keys) + ")")
     else:
         steps.append(f"    (the profile references no secret: no Secret {k.secret_name!r} is needed)")
+    if tls_commands:
+        steps.extend(tls_commands)
+        steps.append("    (the TLS Secrets, one per Galera member; their files are private keys: keep that "
+                     "directory, it is reused by the next render, and never apply it)")
     steps.append(f"kubectl apply --server-side -f {source}")
     return steps

@@ -133,11 +133,8 @@ def check_sizes(profile: Profile) -> None:
 def pod_profile(profile: Profile) -> Profile:
     """The profile as the pods see it: each node's address is its pod's DNS name, the coordination store is
     the Redis Sentinels of these manifests, ``services.manager`` is ``direct`` (no systemd in a container);
-    everything else unchanged.  Raises K8sError."""
-    if getattr(getattr(profile, "tls", None), "enabled", False):
-        raise K8sError("tls.enabled: the Kubernetes manifests do not carry TLS material yet (the certificates name "
-                       "the hosts' addresses, not the pods', and would need a Secret per pod); set tls.enabled: false "
-                       "for `k8s render` (docs/kubernetes.md), or render the hosts' files with `studio-cluster render`")
+    everything else unchanged (``tls`` too: its files are at ``tls.remote_dir`` in the pods,
+    :mod:`wizard.k8s.tls`).  Raises K8sError."""
     check_sizes(profile)
     data: dict[str, Any] = profile.model_dump(mode="json")
     for raw, node in zip(data["nodes"], profile.nodes, strict=True):
