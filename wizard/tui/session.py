@@ -70,15 +70,46 @@ class Session:
         return self.profiles_dir / f"{self.profile.cluster_name}.yaml"
 
     def save_profile(self, path: Path | None = None) -> Path:
-        """Save the profile (references only; a typed secret is saved as ``ask``)."""
-        from wizard.profile import save_profile, validate_profile
+        """Save the profile (references only; a typed secret is saved as ``ask``).  A profile loaded from
+        a file is written as that file with only the changed settings changed, its comments and key order
+        kept (:func:`wizard.yaml_merge.merge_into`); raises OSError when the file cannot be written."""
+        from wizard.profile import atomic_write, save_profile, validate_profile
 
         assert self.profile is not None, "no profile to save yet"
         data = self.profile.model_dump(mode="json")
         refs = {spec.key: "ask" for spec in SECRET_SPECS if spec.key in self.typed}
         profile = validate_profile(with_secret_refs(data, refs), source="wizard", check_files=False)
-        self.saved_path = save_profile(profile, path or self.profile_target())
+        target = path or self.profile_target()
+        text = self._as_loaded_file(profile)
+        if text is None:
+            self.saved_path = save_profile(profile, target)
+        else:
+            atomic_write(target, text)
+            self.saved_path = target
         return self.saved_path
+
+    def _as_loaded_file(self, profile: Profile) -> str | None:
+        """The loaded file's text with `profile`'s values, or None (no file, not YAML, or the merged text
+        would not read back as `profile`: then the profile is written whole)."""
+        import json
+
+        import yaml
+        from ruamel.yaml.error import YAMLError
+
+        from wizard.profile import ProfileError, validate_profile
+        from wizard.yaml_merge import merge_into
+
+        source = self.profile_path
+        if source is None or not Path(source).is_file():
+            return None
+        full = json.loads(profile.model_dump_json())
+        sparse = json.loads(profile.model_dump_json(exclude_defaults=True))
+        try:
+            text = merge_into(Path(source).read_text(), full, sparse)
+            same = validate_profile(yaml.safe_load(text), check_files=False) == profile
+        except (OSError, ValueError, YAMLError, yaml.YAMLError, ProfileError):
+            return None
+        return text if same else None
 
     # -- connections (call from a worker) ---------------------------------------------------------
     def runlog(self) -> RunLog:

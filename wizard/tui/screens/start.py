@@ -114,6 +114,7 @@ class StartScreen(WizardScreen):
         from wizard.tui.form import new_cluster_data
         from wizard.tui.screens.nodes import NodesScreen
 
+        self.session.profile_path = None  # a new cluster is not the file loaded before: saving writes it whole
         self.app.push_screen(NodesScreen(new_cluster_data(), source="new cluster"))
 
     def action_load(self) -> None:
