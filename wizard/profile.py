@@ -79,7 +79,8 @@ def _node_name(value: str) -> str:
 _PATH_EXAMPLES = {"data_dir": "/var/lib/mysql", "config_file": "/etc/mysql/mariadb.conf.d/99-studio-cluster.cnf",
                   "provider": "/usr/lib/galera/libgalera_smm.so", "socket": "/run/mysqld/mysqld.sock",
                   "mariadbd": "/usr/sbin/mariadbd", "garbd": "/usr/bin/garbd", "run_dir": "/run/studio-cluster",
-                  "install_path": "/opt/crafter", "root": "/var/backups/studio-cluster/snapshots"}
+                  "install_path": "/opt/crafter", "root": "/var/backups/studio-cluster/snapshots",
+                  "data_path": "/opt/crafter/data"}
 
 
 def _on_node(value: Path, info: ValidationInfo) -> Path:
@@ -262,7 +263,7 @@ class RedisSettings(_Model):
         None, pattern=r"^[A-Za-z0-9_.@-]{1,64}$",
         description="Redis ACL user the wizard and the agents log in as, limited to key_prefix and the commands they "
                     "send (wizard.redis_acl: ACL SETUSER on every Redis); unset: Redis's default user")
-    key_prefix: str = Field("studio-cluster", pattern=r"^[A-Za-z0-9_.:-]+$",
+    key_prefix: str = Field("studio-cluster", max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                             description="prefix of every key the cluster uses in Redis")
     failover_wait_s: float = Field(
         30.0, gt=0, le=600,
@@ -447,11 +448,11 @@ class StudioSettings(_Model):
         None, description="Studio cluster API endpoint that makes a node the primary publisher, POSTed on the node the "
                           "authoring name points at ({address}: its address); required when nodes is set, e.g. "
                           "http://{address}:8080/studio/api/2/cluster/primary")
-    os_user: str = Field("crafter", pattern=r"^[a-z_][a-z0-9_-]*$",
+    os_user: str = Field("crafter", max_length=32, pattern=r"^[a-z_][a-z0-9_-]*$",
                          description="Unix user Crafter runs as; content sync reaches the peer by SSH as this user")
-    data_path: Path = Field(Path("/opt/crafter/data"),
-                            description="Crafter's data directory (CRAFTER_DATA_DIR); its repos/ are synced over SSH, "
-                                        "e.g. /opt/crafter/data")
+    data_path: RemotePath = Field(Path("/opt/crafter/data"),
+                                  description="Crafter's data directory (CRAFTER_DATA_DIR); its repos/ are synced over "
+                                              "SSH, e.g. /opt/crafter/data")
 
     @model_validator(mode="after")
     def _crafter_needs_publisher(self) -> StudioSettings:

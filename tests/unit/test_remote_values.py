@@ -17,7 +17,7 @@ from wizard.remote_values import PATH_MAX, remote_path, unit_name
 
 PATH_FIELDS = [("database", "data_dir"), ("database", "config_file"), ("database", "provider"),
                ("database", "socket"), ("services", "mariadbd"), ("services", "garbd"), ("services", "run_dir"),
-               ("studio", "install_path"), ("backups", "root")]
+               ("studio", "install_path"), ("studio", "data_path"), ("backups", "root")]
 UNIT_FIELDS = [("services", "mariadb_unit"), ("services", "garbd_unit")]
 HOSTILE = ["$(touch x)", ";touch x", "/opt/$(touch x)", "/opt/a;touch x", "/opt/`id`", "/opt/a b", "/opt/a'b",
            "/opt/a\nb", "/opt/a\x00b", "/opt/a\tb", "relative/dir", "/opt/#x", "/opt/a\\b", "/opt/a\"b"]
@@ -66,6 +66,12 @@ def test_long_paths_and_units_say_their_length() -> None:
     assert "component" in msg and "300 characters" in msg
     (msg,) = problems("services", "garbd_unit", "g" * 300)
     assert "300 characters long" in msg and "255" in msg
+
+
+@pytest.mark.parametrize(("section", "name", "limit"), [("studio", "os_user", 32), ("redis", "key_prefix", 64)])
+def test_names_that_reach_a_node_have_a_length_limit(section: str, name: str, limit: int) -> None:
+    (msg,) = problems(section, name, "a" * (limit + 1))
+    assert msg.startswith(f"{section}.{name}: ") and str(limit) in msg
 
 
 def test_ssh_user_has_a_length_limit() -> None:
