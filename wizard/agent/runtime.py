@@ -104,6 +104,7 @@ class Node:
         self.cfg = cfg
         self.name = cfg.node
         self.role = cfg.role
+        self.registered_fresh = False  # set by a bootstrap agent once it registered the node as fresh
 
     # -- observation ------------------------------------------------------------------------
     def grastate(self) -> election.GraState:
@@ -270,8 +271,9 @@ class Node:
     # -- actions ----------------------------------------------------------------------------
     def start_position(self) -> str | None:
         """Debian's galera_recovery prints --wsrep_start_position=uuid:seqno; without it a crashed node
-        would start a brand-new cluster UUID (facts.md)."""
-        if not os.path.exists("/usr/bin/galera_recovery"):
+        would start a brand-new cluster UUID (facts.md).  None without asking for a node this run registered
+        as fresh (``--wsrep-recover`` found no position, no databases of its own): there is nothing to recover."""
+        if not os.path.exists("/usr/bin/galera_recovery") or self.registered_fresh:
             return None
         p = subprocess.run(["/usr/bin/galera_recovery"], capture_output=True, text=True, timeout=180)
         m = re.search(r"--wsrep_start_position=(\S+)", p.stdout)
@@ -664,6 +666,7 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
         node.stop_mariadb()
         me = node.state(recover=True)
     me = settle(cfg, node, me, ev)
+    node.registered_fresh = me.is_fresh and not me.running  # its start needs no galera_recovery (start_position)
     with contextlib.suppress(Exception):  # what a joiner needs to pick its SST method (sst_choice)
         sst_choice.publish(coord.r, coord.prefix, str(cfg.get("run_id", "")), node.name, sst_choice.facts(cfg.data_dir))
     me = hb.beat(me)
