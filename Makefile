@@ -61,8 +61,14 @@ lab-up: deps
 lab-down: venv
 	$(BIN)/studio-cluster lab down
 
+# Issue 12: every benchmark against its floor, alternating in one run, each printing its ratio and writing its
+# report to docs/ (bench-bootstrap.md, bench-recover.md, bench-checks.md, bench-first-paint.md); the lab ones
+# under the lab lock, one after the other (about 10 minutes with a free lab).
 bench: deps
-	$(BIN)/python bench/bootstrap.py
+	flock /tmp/studio-lab.lock $(BIN)/python bench/bootstrap.py
+	flock /tmp/studio-lab.lock $(BIN)/python bench/recover.py
+	flock /tmp/studio-lab.lock $(BIN)/python bench/checks.py
+	$(BIN)/python bench/first_paint.py
 
 # Issue 8: `backup take` against a raw mariabackup stream to the Arbiter on a 1.3 GB data set, 3 alternating rounds,
 # in one run under the lab lock (about 3 minutes; not part of `make test`); writes docs/bench-backup.md.

@@ -9,6 +9,7 @@ first screen is mounted and painted (headless, 80x24).  Both run alternately in 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -66,8 +67,10 @@ def main() -> int:
     args = parser.parse_args()
     sample(FLOOR)  # warm the OS page cache for both, untimed
     sample(WIZARD)
-    floors, wizards = [], []
+    floors, wizards, loads = [], [], []
+    began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     for _ in range(args.rounds):
+        loads.append(os.getloadavg()[0])
         floors.append(sample(FLOOR))
         wizards.append(sample(WIZARD))
     f, w = statistics.median(floors), statistics.median(wizards)
@@ -75,14 +78,17 @@ def main() -> int:
         "# First paint benchmark\n\n"
         "`bench/first_paint.py`: from launching a fresh interpreter to the first painted screen (headless,\n"
         "80x24), the wizard's start screen against a bare Textual app (Header, Static, Footer), alternating.\n\n"
+        f"Run {began}, {args.rounds} rounds; 1-minute load average at each round's start: "
+        f"{', '.join(f'{x:.2f}' for x in loads)} (2 cores, shared with other engineers' tests).\n\n"
         "| | rounds | median | max |\n|---|---|---|---|\n"
         f"| bare Textual app (floor) | {len(floors)} | {f:.3f}s | {max(floors):.3f}s |\n"
         f"| wizard start screen | {len(wizards)} | {w:.3f}s | {max(wizards):.3f}s |\n\n"
-        f"**ratio wizard / floor = {w / f:.2f}**; the wizard paints in {w:.2f}s (goal < 1 s)\n"
+        f"**ratio wizard / floor = {w / f:.2f}** (goal <= 1.2); the wizard paints in {w:.2f}s\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)
     print(report)
+    print(f"RATIO first paint wizard/floor = {w / f:.2f}")
     return 0
 
 
