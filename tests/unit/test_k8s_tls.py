@@ -217,3 +217,55 @@ def test_k8s_render_of_the_example_as_it_is(tmp_path: Path, capsys: pytest.Captu
 def test_the_pod_view_keeps_the_tls_section(profile: Profile) -> None:
     assert pod_profile(profile).tls == profile.tls
     assert k8s_tls.pod_names(profile) == PODS
+
+
+def test_the_generated_secrets_make_a_mutual_tls_handshake_by_pod_name(tmp_path: Path) -> None:
+    """Real TLS (OpenSSL through Python's ssl, on a loopback socket pair): galera-1 connects to galera-0 by its pod
+    DNS name with hostname checking, each side verifying the other's certificate against its Secret's ca.crt."""
+    import socket
+    import ssl
+    import threading
+
+    where = tmp_path / "m-tls"
+    k8s_tls.write_material(example_profile(tls=True), tmp_path / "m")
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(where / "galera-0" / "tls.crt", where / "galera-0" / "tls.key")
+    server.load_verify_locations(where / "galera-0" / "ca.crt")
+    server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.create_default_context(cafile=str(where / "galera-1" / "ca.crt"))
+    client.load_cert_chain(where / "galera-1" / "tls.crt", where / "galera-1" / "tls.key")
+    a, b = socket.socketpair()
+    a.settimeout(10)
+    b.settimeout(10)
+    peer: dict[str, Any] = {}
+
+    def serve() -> None:
+        with server.wrap_socket(a, server_side=True) as s:
+            peer.update(s.getpeercert() or {})
+            s.sendall(s.recv(5))
+
+    t = threading.Thread(target=serve)
+    t.start()
+    with client.wrap_socket(b, server_hostname=PODS["galera-0"]) as c:
+        c.sendall(b"hello")
+        assert c.recv(5) == b"hello"
+    t.join(10)
+    assert ("DNS", PODS["galera-1"]) in peer["subjectAltName"]
+    # another pod's name is refused by the hostname check
+    a, b = socket.socketpair()
+    a.settimeout(10)
+    b.settimeout(10)
+    t = threading.Thread(target=lambda: _quiet_accept(server, a))
+    t.start()
+    with pytest.raises(ssl.SSLCertVerificationError):
+        client.wrap_socket(b, server_hostname=PODS["garbd"])
+    b.close()
+    t.join(10)
+
+
+def _quiet_accept(ctx: Any, sock: Any) -> None:
+    import ssl
+    try:
+        ctx.wrap_socket(sock, server_side=True).close()
+    except (ssl.SSLError, OSError):
+        sock.close()
