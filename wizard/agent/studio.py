@@ -99,7 +99,8 @@ class Publisher:
         self.me = str(cfg.get("node"))
         self.addresses = {n: a for n, a in dict(cfg.get("addresses") or {}).items()
                           if n in (cfg.get("crafter_nodes") or [])}
-        self.last_up: bool | None = None  # this node's Studio answered at the previous step (None: not asked yet)
+        self.down_seen: float | None = None  # when this node's Studio was last seen not answering
+        self.back_after: float | None = None  # it came back after this time and may be owed a call
 
     def serving(self, node: str) -> bool:
         """``node``'s health endpoint (what the DNS record checks) answers 200."""
@@ -115,6 +116,15 @@ class Publisher:
     def fence(self) -> int:
         """The cluster's fencing token: every bootstrap of a new Primary Component increases it."""
         return int(self.coord.r.get(self.coord.key("fencing-token")) or 0)
+
+    def owed(self, rec: dict[str, str], target: str) -> bool:
+        """:meth:`due`, or this node's Studio came back while the name points here and no call reached it since."""
+        if self.back_after is not None and target == self.me:
+            if rec.get("node") == target and not rec.get("error") and float(rec.get("ts") or 0) >= self.back_after:
+                self.back_after = None
+            else:
+                return True
+        return self.due(rec, target)
 
     def due(self, rec: dict[str, str], target: str) -> bool:
         """A call for ``target`` is owed: the record names another node or none, a bootstrap came after it, or
@@ -137,22 +147,27 @@ class Publisher:
         bootstrap (a new fencing token) came since the call, or this node's Studio came back (Studio does not
         publish on boot).  Returns what happened: "" (nothing to do), "called <node>", "failed <node>: <reason>",
         "locked"."""
+        now = time.time()
         up, _why = studio_status(str(self.cfg.get("studio_status_url")), self.cfg.get("studio_token"))
-        came_back, self.last_up = self.last_up is False and up, up
+        if not up:
+            self.down_seen = now
+        elif self.down_seen is not None:
+            self.back_after, self.down_seen = self.down_seen, None  # back since then: a call since then counts
         target = resolve_target(str(self.cfg.get("authoring_name")), self.addresses)
         if not target or not self.serving(target):
             # No target, or one whose health endpoint does not answer 200: the record only moves to a node that
             # serves (before the first health checks, and with every node down, the DNS answer is a random one).
             return ""
-        force = came_back and target == self.me
-        if not force and not self.due(self.record(), target):
+        if target != self.me:
+            self.back_after = None  # a move back to this node is owed a call anyway
+        if not self.owed(self.record(), target):
             return ""
         lock = self.coord.key("publisher-lock")
         if not self.coord.r.set(lock, self.me, nx=True, px=LOCK_MS):
             return "locked"
         try:
             rec = self.record()  # again, under the lock: another daemon may have made this very call
-            if not force and not self.due(rec, target):
+            if not self.owed(rec, target):
                 return ""
             fence = self.fence()
             token = self.coord.r.incr(self.coord.key("publisher-token"))

@@ -103,8 +103,10 @@ def start_studio(name: str, timeout: float = 10) -> None:
     """Start the stand-in Studio on host `name` unless it answers already; returns once it answers."""
     if studio_up(name):
         return
-    pid = host_spawn(name, [SYSTEM_PYTHON, str(SERVER), HOSTS[name], str(STANDIN_PORT), str(secret_path(TOKEN)),
-                            STANDIN_DIR + "/calls.jsonl"], log=STANDIN_DIR + "/log")
+    # A copy inside the host: the package may live where the host cannot see it (a private /tmp).
+    shutil.copyfile(SERVER, _outside(name, STANDIN_DIR + "/server.py"))
+    pid = host_spawn(name, [SYSTEM_PYTHON, STANDIN_DIR + "/server.py", HOSTS[name], str(STANDIN_PORT),
+                            str(secret_path(TOKEN)), STANDIN_DIR + "/calls.jsonl"], log=STANDIN_DIR + "/log")
     _write(_outside(name, STANDIN_DIR + "/pid"), f"{pid}\n")
     deadline = time.monotonic() + timeout
     while not studio_up(name):
