@@ -66,18 +66,27 @@ SYSTEM_FIELDS = [
     FieldSpec("database-sst_user", "SST database user", "sst"),
     FieldSpec("database-min_free_mb", "Free space the data dir needs (MB)", "1024"),
 ]
+CRAFTER_FIELDS = [  # the Crafter-aware cluster (docs/crafter.md); empty nodes: database only
+    FieldSpec("studio-nodes", "Studio nodes running Crafter", "empty: none; e.g. studio1, studio2"),
+    FieldSpec("studio-publisher_url", "Publisher URL ({address}: the node)",
+              "http://{address}:8080/studio/api/2/cluster/primary"),
+    FieldSpec("studio-status_url", "Status URL ({address}: the node)",
+              "http://127.0.0.1:8080/studio/api/2/monitoring/status"),
+    FieldSpec("studio-management_token", "Management token (env:, file:)", "none"),
+    FieldSpec("studio-os_user", "Unix user Crafter runs as", "crafter"),
+    FieldSpec("studio-data_path", "Crafter data directory", "/opt/crafter/data"),
+]
 BACKUP_FIELDS = [  # the profile's backups section (studio-cluster backup; docs/backups.md)
-    FieldSpec("backups-schedule", "Backup schedule: hourly, daily, weekly or HH:MM",
-              "empty: only by hand; e.g. 02:30"),
+    FieldSpec("backups-schedule", "Schedule: hourly/daily/weekly/HH:MM", "empty: by hand; e.g. 02:30"),
     FieldSpec("backups-root", "Backup directory on the Arbiter", "/var/backups/studio-cluster/snapshots"),
     FieldSpec("backups-keep_last", "Keep the newest N backups", "7"),
-    FieldSpec("backups-keep_days", "Also keep backups younger than D days", "0: no age rule"),
+    FieldSpec("backups-keep_days", "Also keep the last D days' backups", "0: no age rule"),
     FieldSpec("backups-receiver_port", "Receiver port on the Arbiter", "4450"),
     FieldSpec("backups-garbd_port", "Backup garbd's Galera port", "4570"),
 ]
 TAIL_FIELDS = [
     FieldSpec("preferred_primary", "Preferred primary", kind="choice"),
-    *DNS_FIELDS, *REDIS_FIELDS, *SYSTEM_FIELDS, *BACKUP_FIELDS,
+    *DNS_FIELDS, *REDIS_FIELDS, *SYSTEM_FIELDS, *CRAFTER_FIELDS, *BACKUP_FIELDS,
 ]
 ALL_FIELDS: list[FieldSpec] = [*CLUSTER_FIELDS, *(f for i in range(3) for f in node_fields(i)), *TAIL_FIELDS]
 REDIS_MODES = (("Redis Sentinel (no single point of failure)", "sentinel"), ("One Redis server", "url"))
@@ -92,12 +101,15 @@ OPTIONAL = {
     "redis-key_prefix": ("redis", "key_prefix"), "redis-failover_wait_s": ("redis", "failover_wait_s"),
     "studio-install_path": ("studio", "install_path"),
     "database-sst_user": ("database", "sst_user"), "database-min_free_mb": ("database", "min_free_mb"),
+    **{f.key: ("studio", f.key.removeprefix("studio-")) for f in CRAFTER_FIELDS},
     **{f.key: ("backups", f.key.removeprefix("backups-")) for f in BACKUP_FIELDS},
 }
+LISTS = {"studio-nodes"}  # optional fields typed as comma-separated lists
 FIELD_KEYS = {f.key for f in ALL_FIELDS}
-LABELS = {f.key: f.label for f in ALL_FIELDS} | {"dns": "DNS", "redis": "Coordination store", "backups": "Backups"}
+LABELS = {f.key: f.label for f in ALL_FIELDS} | {"dns": "DNS", "redis": "Coordination store",
+                                                 "studio": "Crafter Studio", "backups": "Backups"}
 # where a problem goes when it names no single input: a node column, the nodes block, or the general line
-CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes", "dns", "redis", "backups"}
+CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes", "dns", "redis", "studio", "backups"}
 GENERAL = "general"
 
 Values = dict[str, Any]  # form key -> str (text inputs), bool (sudo) or int (preferred primary index)
@@ -177,7 +189,8 @@ def values_from_data(data: dict[str, Any]) -> Values:
     values["services-manager"] = "direct" if services.get("manager") == "direct" else "systemd"
     for key, (section, name) in OPTIONAL.items():
         part = data.get(section)
-        values[key] = _text(part.get(name)) if isinstance(part, dict) else ""
+        value = part.get(name) if isinstance(part, dict) else None
+        values[key] = ", ".join(str(v) for v in value) if isinstance(value, list) else _text(value)
     return values
 
 
@@ -244,7 +257,9 @@ def build_data(base: dict[str, Any], values: Values) -> dict[str, Any]:
     for key, (section, name) in OPTIONAL.items():
         text = str(values.get(key, "")).strip()
         part = dict(data.get(section) or {})
-        if text:
+        if key in LISTS and text:
+            part[name] = [s for s in re.split(r"[,\s]+", text) if s]
+        elif text:
             part[name] = _number(text) if key in NUMERIC else text
         else:
             part.pop(name, None)

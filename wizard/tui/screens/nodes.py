@@ -18,6 +18,7 @@ from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Sele
 from wizard.tui.form import (
     BACKUP_FIELDS,
     CONTAINERS,
+    CRAFTER_FIELDS,
     DNS_FIELDS,
     GENERAL,
     MANAGERS,
@@ -122,6 +123,10 @@ class NodesScreen(WizardScreen):
             yield from self._rows(REDIS_FIELDS)
             yield Label("Hosts", classes="section-title")
             yield from self._rows(SYSTEM_FIELDS)
+            yield Label("Crafter Studio on the Studio nodes (empty: the cluster is database only)",
+                        classes="section-title")
+            yield Static("", id="e-studio", classes="field-error", markup=False)
+            yield from self._rows(CRAFTER_FIELDS)
             yield Label("Backups (taken on the Arbiter host)", classes="section-title")
             yield Static("", id="e-backups", classes="field-error", markup=False)
             yield from self._rows(BACKUP_FIELDS)
