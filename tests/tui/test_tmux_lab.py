@@ -96,7 +96,8 @@ class Typist:
         self.steady(f"the form after choosing ({then!r})")
 
 
-@pytest.mark.drill  # flaky under load: typed keys lost while the save dialog fills its field (issue 11 item 3)
+# Back in `make test` (no drill mark): the keys typed into the save dialog lost their start because ctrl+u
+# ran after the first letters (wizard/tui/typeahead.py); 3 runs in a row passed in 42-62 s.
 def test_lab_typed_into_an_empty_wizard_at_80x24_reaches_a_healthy_monitor(
         lab_up: None, term: Tmux, tmp_path: Path) -> None:
     lab = yaml.safe_load((REPO / "profiles" / "lab.yaml").read_text())
