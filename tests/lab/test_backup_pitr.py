@@ -36,37 +36,71 @@ def db_now(remote: Remote, profile: Profile, secrets: Secrets) -> datetime:
     return datetime.fromisoformat(out[0][0]).replace(tzinfo=UTC)
 
 
-def test_restore_to_the_moment_before_a_mistaken_drop(cluster: None, profile: Profile, secrets: Secrets,
-                                                      remote: Remote) -> None:
-    t0 = time.monotonic()
+def rows_backup_rows_drop(remote: Remote, profile: Profile, secrets: Secrets, before: int, after: int
+                          ) -> tuple[str, datetime]:
+    """Rows 1..before, a backup (donor studio2), rows up to before+after, a moment in a later second, the table
+    dropped by mistake, then rows 100-101 (the table made anew).  Returns the backup's id and the moment."""
     sql(remote["studio1"], profile, secrets, "DROP DATABASE IF EXISTS itest")
-    write_rows(remote, profile, secrets, "studio1", 1, 5)
+    write_rows(remote, profile, secrets, "studio1", 1, before)
     taken = take(profile, secrets, remote, donor="studio2")
-    write_rows(remote, profile, secrets, "studio1", 6, 3)
+    write_rows(remote, profile, secrets, "studio1", before + 1, after)
     written = db_now(remote, profile, secrets)
-    # binary-log events are stamped in whole seconds: the moment chosen is in a later second than rows 6-8
+    # binary-log events are stamped in whole seconds: the moment chosen is in a later second than the last rows
     wait_until("the next second", lambda: db_now(remote, profile, secrets).replace(microsecond=0)
                > written.replace(microsecond=0), 5, interval=0.05)
     moment = db_now(remote, profile, secrets)
     sql(remote["studio1"], profile, secrets, "DROP TABLE itest.t")  # the mistake
-    write_rows(remote, profile, secrets, "studio1", 100, 2)  # life goes on after it (the table made anew)
+    write_rows(remote, profile, secrets, "studio1", 100, 2)  # life goes on after it
+    return taken.id, moment
+
+
+def test_restore_to_the_moment_before_a_mistaken_drop(cluster: None, profile: Profile, secrets: Secrets,
+                                                      remote: Remote) -> None:
+    """Rows 1-5, a backup, rows 6-8, the drop: restore --to the moment before it, onto the donor, from its own
+    binary logs."""
+    t0 = time.monotonic()
+    taken_id, moment = rows_backup_rows_drop(remote, profile, secrets, 5, 3)
 
     # refused before anything is touched: a moment in the future, and one before the backup
     for when, said in ((datetime.now(UTC) + timedelta(hours=1), "in the future"),
                        (datetime.fromtimestamp(time.time() - 3600, UTC), "before this backup was taken")):
         with pytest.raises(BackupError) as err:
-            restore(profile, secrets, remote, taken.id, to=when)
+            restore(profile, secrets, remote, taken_id, to=when)
         assert said in err.value.message, err.value.message
 
     for node in ("studio1", "studio2"):
         kill9(node)
     notes: list[str] = []
-    result = restore(profile, secrets, remote, taken.id, to=moment, on_note=notes.append)
+    result = restore(profile, secrets, remote, taken_id, to=moment, on_note=notes.append)
     print(f"restore --to {moment.isoformat()}: {result.to_dict()}\nnotes {notes}")
     assert result.pitr is not None and result.pitr["applied"]["applied"] >= 1, result.pitr
     for node in ("studio1", "studio2"):
         assert row_ids(remote, profile, secrets, node) == set(range(1, 9)), node
     st = wsrep_status(remote["studio1"], profile, secrets)
+    assert st["wsrep_cluster_status"] == "Primary" and st["wsrep_cluster_size"] == "3", st
+    for node, kept in result.kept.items():
+        lab.host_exec(node, ["rm", "-rf", kept], check=False)
+    print(f"test body {time.monotonic() - t0:.1f}s")
+
+
+def test_restore_to_onto_a_node_that_lost_its_binary_logs_uses_the_other_nodes(
+        cluster: None, profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    """The same after the restore above (a new history), onto studio1 whose binary logs are gone: studio2's are
+    copied over (database.sst_port) and replayed on studio1; rows 1-4 on both, none after the drop."""
+    t0 = time.monotonic()
+    taken_id, moment = rows_backup_rows_drop(remote, profile, secrets, 2, 2)
+    for node in ("studio1", "studio2"):
+        kill9(node)
+    data_dir = str(profile.database.data_dir)
+    lab.host_exec("studio1", ["sh", "-c", f"rm -f {data_dir}/studio-bin.*"])
+    notes: list[str] = []
+    result = restore(profile, secrets, remote, taken_id, target="studio1", to=moment, on_note=notes.append)
+    print(f"restore --to {moment.isoformat()} onto studio1: {result.to_dict()}\nnotes {notes}")
+    assert result.pitr is not None and result.pitr["plan"]["source"] == "studio2", result.pitr
+    assert any("studio1: no binary logs" in n for n in result.notes), result.notes
+    for node in ("studio1", "studio2"):
+        assert row_ids(remote, profile, secrets, node) == {1, 2, 3, 4}, node
+    st = wsrep_status(remote["studio2"], profile, secrets)
     assert st["wsrep_cluster_status"] == "Primary" and st["wsrep_cluster_size"] == "3", st
     for node, kept in result.kept.items():
         lab.host_exec(node, ["rm", "-rf", kept], check=False)

@@ -11,8 +11,9 @@ The steps (:func:`plan` before anything is replaced, :func:`apply` after the swa
 
 1. The snapshot's own position in the donor's binary log: ``mariabackup --prepare`` reads it from InnoDB (committed
    with the data, ``xtrabackup_binlog_pos_innodb``: file and offset); the GTID of the cluster's domain at that offset
-   in the donor's binary log is where the snapshot ends (the GTID mariabackup recorded can be ahead of the data, as
-   its Galera position is: docs/backups.md).  GTIDs are the same on every node, offsets are not.
+   in the donor's binary log is where the snapshot ends, unless it does not fit the backup (after a restore InnoDB
+   held an offset from the history before it): then mariabackup's recorded GTID (:func:`choose_start`).  GTIDs are
+   the same on every node, offsets are not.
 2. A node's logs reach back to the snapshot when the ``Gtid list`` of its first file (the state before that file)
    is at or before that GTID; the snapshot's last transaction must be no later than TIME.
 3. On the target, a throwaway ``mariadbd`` (no network, no wsrep, no binary log, its own socket) on the restored
@@ -303,8 +304,39 @@ def _run_json(remote: Remote, node: str, script: str, args: list[str], what: str
     return out
 
 
+def choose_start(at: dict[str, Any] | None, recorded: str | None, finished: float | None
+                 ) -> tuple[str, str | None, str | None]:
+    """Where the replay starts: (GTID, its time or None, a note or None).  Pure.
+
+    ``at`` is what InnoDB's binary-log offset gives in the donor's log ({gtid, time}, or None when that file is not
+    there); ``recorded`` mariabackup's GTID list; ``finished`` when the backup finished (epoch s).  The offset is
+    preferred (committed with the data), unless it does not fit this backup: a GTID after the recorded one, or a
+    transaction stamped after the backup finished.  That was seen on the lab after a restore: InnoDB still held an
+    offset from the history before it, and the same file name in the new history pointed past the backup.  Then the
+    recorded GTID is used.  Raises :class:`BackupError` when neither is there."""
+    rec = parse_gtid_list(recorded or "").get(WSREP_GTID_DOMAIN)
+    rec_text = f"{WSREP_GTID_DOMAIN}-{rec[0]}-{rec[1]}" if rec else None
+    mapped = at.get("gtid") if at else None
+    if at and mapped:
+        seqno = parse_gtid_list(mapped)[WSREP_GTID_DOMAIN][1]
+        late = finished is not None and at.get("time") and at["time"] > stop_datetime(
+            datetime.fromtimestamp(finished, UTC))
+        if (rec is None or seqno <= rec[1]) and not late:
+            return mapped, at.get("time"), None
+    if rec_text:
+        why = (f"InnoDB's binary-log offset gives {mapped}, which does not fit this backup (a position left from "
+               "before a restore?)" if mapped else "InnoDB's binary-log offset cannot be read in the donor's logs")
+        return rec_text, None, f"{why}: mariabackup's recorded GTID {rec_text} is where the replay starts"
+    if at is not None and not mapped:
+        return "", None, None  # no cluster transaction before the backup: from the first one
+    raise BackupError("the GTID this backup ends at cannot be told: it recorded none, and InnoDB's offset in the "
+                      "donor's binary log cannot be read there",
+                      "restore without --to (the snapshot alone), or bring back the donor's datadir with its "
+                      "binary logs")
+
+
 def plan(profile: Profile, remote: Remote, *, target: str, donor: str, binlog_pos: list[Any] | None,
-         to: datetime) -> Plan:
+         to: datetime, recorded: str | None = None, finished: float | None = None) -> Plan:
     """Find binary logs that carry the restored snapshot up to ``to``, before anything is replaced: on every data
     node's current datadir (the one restore will keep aside).  ``binlog_pos`` is [file, offset] of the donor's
     binary log that InnoDB recorded with the data (``xtrabackup_binlog_pos_innodb`` after prepare).
@@ -312,12 +344,12 @@ def plan(profile: Profile, remote: Remote, *, target: str, donor: str, binlog_po
     Raises :class:`BackupError` when the snapshot holds no binary-log position (taken while binary logs were off),
     the donor's binary log with that position is gone, no node's logs reach back to it, or the snapshot's last
     transaction is after ``to``."""
-    if not binlog_pos:
+    if not binlog_pos and not recorded:
         raise BackupError("this backup holds no binary-log position (it was taken while binary logs were off), so no "
                           "binary log can continue it",
                           "restore a backup taken after `replay` rendered binary logs on (log_bin), or restore "
                           "without --to")
-    pos_file, pos = str(binlog_pos[0]), int(binlog_pos[1])
+    pos_file, pos = (str(binlog_pos[0]), int(binlog_pos[1])) if binlog_pos else ("", 0)
     data_dir = str(profile.database.data_dir).rstrip("/")
     names = [n.name for n in profile.studio_nodes]
     scans = {name: _run_json(remote, name, SCAN_SCRIPT,
@@ -325,17 +357,12 @@ def plan(profile: Profile, remote: Remote, *, target: str, donor: str, binlog_po
                               pos_file if name == donor else "", str(pos)], "read the binary logs")
              for name in names}
     at = (scans.get(donor) or {}).get("at_pos")
-    if not at:
-        raise BackupError(f"the backup ends at offset {pos} of {donor}'s binary log {pos_file.lstrip('./')}, which is "
-                          f"not in {donor}'s {data_dir}, so the GTID it ends at cannot be told",
-                          "restore without --to (the snapshot alone), or bring back "
-                          f"{donor}'s datadir with its binary logs")
-    start = at.get("gtid") or ""
+    start, start_time, start_note = choose_start(at, recorded, finished)
     stop = stop_datetime(to)
-    if at.get("time") and at["time"] > stop:
-        raise BackupError(f"the backup already holds a transaction of {at['time']} UTC ({start}), after --to "
+    if start_time and start_time > stop:
+        raise BackupError(f"the backup already holds a transaction of {start_time} UTC ({start}), after --to "
                           f"{iso(to)}", "restore an older backup (`studio-cluster backup list`)")
-    usable, notes = [], []
+    usable, notes = [], [start_note] if start_note else []
     for name in names:
         s = scans[name]
         if s.get("error"):
@@ -354,7 +381,7 @@ def plan(profile: Profile, remote: Remote, *, target: str, donor: str, binlog_po
     # the logs that reach furthest; the target's own on a tie (nothing to copy)
     source = max(usable, key=lambda n: (scans[n].get("last_time") or "", n == target))
     s = scans[source]
-    result = Plan(source, list(s["files"]), int(s.get("size") or 0), start, at.get("time"), stop, s.get("last_time"),
+    result = Plan(source, list(s["files"]), int(s.get("size") or 0), start, start_time, stop, s.get("last_time"),
                   notes)
     if s.get("last_time") and s["last_time"] < stop:
         result.notes.append(f"{source}'s binary logs end at {s['last_time']} UTC, before --to {iso(to)}: every "

@@ -80,7 +80,8 @@ for dirpath, _dirs, names in os.walk(work):
             size += os.path.getsize(path)
             files += 1
 print(json.dumps({"work": work, "position": position, "recorded": m.get("position"), "size": size,
-                  "files": files, "donor": m.get("donor"), "time": m.get("time"), "binlog_pos": binlog_pos}))
+                  "files": files, "donor": m.get("donor"), "time": m.get("time"), "binlog_pos": binlog_pos,
+                  "gtid": m.get("gtid"), "finished_epoch": m.get("finished_epoch")}))
 """
 
 SEND_SCRIPT = r"""
@@ -313,7 +314,8 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
             if to is not None:
                 note(f"finding binary logs that carry {bid} up to {pitr.iso(to)}")
                 plan = pitr.plan(profile, remote, target=chosen, donor=str(prep.get("donor") or entry.donor),
-                                 binlog_pos=prep.get("binlog_pos"), to=to)
+                                 binlog_pos=prep.get("binlog_pos"), to=to, recorded=prep.get("gtid"),
+                                 finished=prep.get("finished_epoch"))
                 result.pitr = {"plan": plan.to_dict()}
                 result.notes.extend(plan.notes)
                 note(f"will replay {plan.source}'s binary logs ({len(plan.files)} files, {plan.size} bytes) from "
