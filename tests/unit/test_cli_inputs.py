@@ -85,7 +85,8 @@ def test_render_with_placeholders_says_what_it_wrote_and_marks_them(tmp_path: Pa
     (lambda t: t.replace("cluster_name: studio-prod", 'cluster_name: "studio-prod', 1), "quoted value is not closed"),
     (lambda t: t + "\nstudio:\n  - install_path: /opt/crafter\n", "is a list, but it must be a mapping"),
     (lambda t: t + "\nprefered_primary: studio1\n", "did you mean 'preferred_primary'"),
-    (lambda t: t.replace("ttl: 5", "ttl: five", 1), "dns.ttl: is 'five' (a string), but it must be a whole number; write it like `ttl: 5`"),
+    (lambda t: t.replace("ttl: 5", "ttl: five", 1),
+     "dns.ttl: is 'five' (a string), but it must be a whole number; write it like `ttl: 5`"),
 ])
 def test_broken_yaml_is_named_by_file_line_and_column(tmp_path: Path, mutate: object, words: str) -> None:
     text = mutate(EXAMPLE.read_text())  # type: ignore[operator]
