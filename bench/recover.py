@@ -92,7 +92,16 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench-recover.md")
     args = parser.parse_args()
     quiet: Callable[[str], None] = lambda _m: None  # noqa: E731
-    profile: Profile = load_profile(REPO / "profiles" / "lab.yaml")
+    profile: Profile | None = None
+    for _attempt in range(5):  # other engineers' tests may be rewriting the file right now
+        try:
+            profile = load_profile(REPO / "profiles" / "lab.yaml")
+            break
+        except Exception as exc:
+            print(f"bench: profiles/lab.yaml did not load ({exc}); again in 2 s", flush=True)
+            time.sleep(2)
+    if profile is None:
+        raise SystemExit("bench: profiles/lab.yaml does not load")
     secrets = Secrets.resolve_for(profile)
     lab.down(progress=quiet)
     lab.up(progress=quiet)

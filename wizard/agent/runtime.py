@@ -105,6 +105,8 @@ class Node:
         self.name = cfg.node
         self.role = cfg.role
         self.registered_fresh = False  # set by a bootstrap agent once it registered the node as fresh
+        self.registered_position = ""  # what its registration's --wsrep-recover found, as galera_recovery prints it
+        self.recovered_raw = ""  # the last --wsrep-recover's "Recovered position:" text
 
     # -- observation ------------------------------------------------------------------------
     def grastate(self) -> election.GraState:
@@ -223,6 +225,9 @@ class Node:
         finally:
             os.unlink(log)
         pos = parse_recovered_position(text)
+        # what galera_recovery would pass on (the text after "Recovered position:", a GTID part included)
+        raw = re.findall(r"WSREP: Recovered position:[ \t]*(\S+)[ \t]*$", text, re.MULTILINE)
+        self.recovered_raw = raw[-1] if raw and pos is not None else ""
         if pos is not None:
             return pos, ""
         errors = [ln.strip() for ln in (text + "\n" + (p.stderr or "")).splitlines() if "[ERROR]" in ln]
@@ -272,9 +277,13 @@ class Node:
     def start_position(self) -> str | None:
         """Debian's galera_recovery prints --wsrep_start_position=uuid:seqno; without it a crashed node
         would start a brand-new cluster UUID (facts.md).  None without asking for a node this run registered
-        as fresh (``--wsrep-recover`` found no position, no databases of its own): there is nothing to recover."""
+        as fresh (``--wsrep-recover`` found no position, no databases of its own): there is nothing to recover;
+        the position this run's registration already read with ``--wsrep-recover`` (the server has not run
+        since: the agent holds the node lock) without reading it a second time."""
         if not os.path.exists("/usr/bin/galera_recovery") or self.registered_fresh:
             return None
+        if self.registered_position:
+            return self.registered_position
         p = subprocess.run(["/usr/bin/galera_recovery"], capture_output=True, text=True, timeout=180)
         m = re.search(r"--wsrep_start_position=(\S+)", p.stdout)
         return m.group(1) if m else None
@@ -667,6 +676,9 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
         me = node.state(recover=True)
     me = settle(cfg, node, me, ev)
     node.registered_fresh = me.is_fresh and not me.running  # its start needs no galera_recovery (start_position)
+    if not me.running and me.recovered_seqno is not None and me.recovered_seqno >= 0 and node.recovered_raw \
+            and me.recovered_uuid and me.recovered_uuid != ZERO_UUID:
+        node.registered_position = node.recovered_raw
     with contextlib.suppress(Exception):  # what a joiner needs to pick its SST method (sst_choice)
         sst_choice.publish(coord.r, coord.prefix, str(cfg.get("run_id", "")), node.name, sst_choice.facts(cfg.data_dir))
     me = hb.beat(me)
