@@ -55,6 +55,20 @@ def sh(*argv: object) -> str:
     return " ".join(q(a) for a in argv)
 
 
+CONNECT_ATTEMPTS = 3  # connections tried while sshd drops them unanswered (starting, or over MaxStartups)
+
+
+def _transient(exc: BaseException) -> bool:
+    """An SSH connection that failed before any key was seen, the way a busy or starting sshd fails it: no
+    banner within the timeout, the connection closed or reset before the banner (OpenSSH's MaxStartups drops
+    connections so).  Host-key and authentication failures are never transient."""
+    if isinstance(exc, (EOFError, ConnectionResetError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, paramiko.SSHException) and not isinstance(exc, paramiko.AuthenticationException) and (
+        "protocol banner" in text or "Connection reset" in text)
+
+
 MAX_CHANNELS = 8  # concurrent commands per node: below OpenSSH's default MaxSessions of 10
 CHANNEL_RETRIES = 3  # attempts to open a channel while no other is open, before naming MaxSessions
 
@@ -349,10 +363,19 @@ class NodeConnection:
         with self._lock:
             if self._conn is not None and self._conn.is_connected:
                 return self._conn
-            conn = self._make()
             name, addr, port = self.node.name, self.node.address, self.node.ssh.port
+            conn = self._make()
             try:
-                conn.open()
+                for attempt in range(1, CONNECT_ATTEMPTS + 1):
+                    try:
+                        conn.open()
+                        break
+                    except (paramiko.SSHException, EOFError, ConnectionResetError) as exc:
+                        if attempt == CONNECT_ATTEMPTS or not _transient(exc):
+                            raise
+                        conn.close()  # sshd busy or starting: a fresh connection, after a pause
+                        time.sleep(0.5 * attempt)
+                        conn = self._make()
             except RemoteError:  # raised by the host-key verifier, inside paramiko's connect
                 conn.close()
                 raise
