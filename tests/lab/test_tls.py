@@ -8,13 +8,16 @@ would refuse the plain lab profile's nodes).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
 from tests.waits import wait_until
@@ -26,7 +29,9 @@ from wizard.profile import Profile
 from wizard.remote import Remote
 from wizard.secrets import Secrets
 from wizard.tls import certs
+from wizard.tls.material import NEXT_CA, load, store_dir
 from wizard.tls.options import paths
+from wizard.tls.rotate import rotate_ca
 
 
 def fresh_lab() -> None:
@@ -157,3 +162,137 @@ def test_a_node_with_a_certificate_of_another_ca_cannot_join(tls_formed: dict[st
     result = replay(p, secrets, skip_checks=True)
     assert result.status is not None and result.status.verdict == "healthy", result.status
     print(f"refusal and rejoin: {time.monotonic() - start:.1f} s")
+
+
+class TLSWriter(threading.Thread):
+    """Autocommit INSERTs over TLS (the server's certificate verified against ``ca``), to whichever data node is
+    Synced, moving to the other when a connection fails.  ``acked``: rows whose commit returned OK; ``failed``:
+    rows a server answered with an error; ``in_doubt``: rows whose connection was lost before the answer;
+    ``retried``: rows a node shutting down for its restart refused with 1047 before any transaction began (the
+    row goes to the other node, as an application's retry would)."""
+
+    def __init__(self, addresses: list[str], password: str, ca: Path) -> None:
+        super().__init__(daemon=True)
+        self.addresses, self.password, self.ca = addresses, password, ca
+        self.acked: list[int] = []
+        self.failed: list[tuple[int, str]] = []
+        self.in_doubt: list[int] = []
+        self.retried: list[int] = []  # refused with 1047 (not ready: the node is shutting down), sent to the other
+        self.moves = 0
+        self.last_error = ""
+        self.errors: dict[str, int] = {}
+        self.halt = threading.Event()
+
+    def _connect(self, address: str) -> pymysql.connections.Connection:
+        conn = pymysql.connect(host=address, port=3306, user="tlswriter", password=self.password, database="tlstest",
+                               connect_timeout=2, read_timeout=5, write_timeout=5, autocommit=True,
+                               ssl_ca=str(self.ca), ssl_verify_cert=True)  # not ssl={...}: pymysql drops it then
+        with conn.cursor() as cur:
+            cur.execute("SHOW STATUS LIKE 'wsrep_local_state_comment'")
+            row = cur.fetchone()
+            cur.execute("SHOW STATUS LIKE 'Ssl_cipher'")
+            cipher = cur.fetchone()
+        if not row or row[1] != "Synced" or not cipher or not cipher[1]:
+            conn.close()
+            raise OSError(f"{address} is not Synced (or not TLS): {row} {cipher}")
+        return conn
+
+    def run(self) -> None:
+        conn, i, row = None, 0, 0
+        while not self.halt.is_set():
+            if conn is None:
+                try:
+                    conn = self._connect(self.addresses[i % len(self.addresses)])
+                except Exception as exc:  # a node restarting: try the other
+                    self.last_error = str(exc)
+                    self.errors[str(exc)[:160]] = self.errors.get(str(exc)[:160], 0) + 1
+                    i += 1
+                    self.moves += 1
+                    self.halt.wait(0.1)
+                    continue
+            row += 1
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO tlstest.rot (id) VALUES (%s)", (row,))
+                self.acked.append(row)
+            except pymysql.err.OperationalError as exc:
+                if exc.args and exc.args[0] in (2006, 2013, 2014, 2055):
+                    self.in_doubt.append(row)
+                elif exc.args and exc.args[0] == 1047:  # the node is leaving (restart): nothing began; retry there
+                    self.retried.append(row)
+                    row -= 1
+                else:
+                    self.failed.append((row, str(exc)))
+                conn, i = None, i + 1
+            except pymysql.err.MySQLError as exc:
+                self.failed.append((row, str(exc)))
+                conn, i = None, i + 1
+            self.halt.wait(0.02)
+
+
+@pytest.mark.drill
+def test_ca_rotation_keeps_the_cluster_primary_with_a_writer(tls_formed: dict[str, Any], secrets: Secrets,
+                                                             tls_remote: Remote) -> None:
+    p: Profile = tls_formed["profile"]
+    d = store_dir(p)
+    old_ca = (d / "ca.pem").read_bytes()
+    new = certs.new_ca("studio-cluster CA (rotation test)")  # phase 1 uses a next-ca already in the store
+    (d / f"{NEXT_CA}.key").write_bytes(new.key)
+    (d / f"{NEXT_CA}.key").chmod(0o600)
+    (d / f"{NEXT_CA}.pem").write_bytes(new.cert)
+    both = d.parent / "writer-ca.pem"
+    both.write_bytes(old_ca + new.cert)
+    password = uuid.uuid4().hex
+    sql(tls_remote["studio1"], p, secrets,
+        "CREATE DATABASE IF NOT EXISTS tlstest; CREATE TABLE IF NOT EXISTS tlstest.rot (id INT PRIMARY KEY) "
+        f"ENGINE=InnoDB; CREATE OR REPLACE USER 'tlswriter'@'%' IDENTIFIED BY '{password}' REQUIRE SSL; "
+        "GRANT INSERT, SELECT ON tlstest.* TO 'tlswriter'@'%'")
+    writer = TLSWriter([n.address for n in p.studio_nodes], password, both)
+    not_primary: list[str] = []
+    watching = threading.Event()
+
+    def watch() -> None:  # the Primary Component, seen from every data node that answers, every 0.3 s
+        while not watching.is_set():
+            views = []
+            for node in p.studio_nodes:
+                with contextlib.suppress(Exception):
+                    views.append(wsrep_status(tls_remote[node.name], p, secrets, timeout=3)
+                                 .get("wsrep_cluster_status"))
+            if "Primary" not in views:
+                not_primary.append(f"{time.strftime('%T')}: {views}")
+            watching.wait(0.3)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    start = time.monotonic()
+    writer.start()
+    try:
+        wait_until("the writer's first row over TLS", lambda: writer.acked, 15)
+    except AssertionError:
+        writer.halt.set()
+        raise AssertionError(f"the writer wrote nothing: {writer.errors} {writer.failed[:3]}") from None
+    watcher.start()
+    phases: list[str] = []
+    try:
+        rotate_ca(p, secrets, progress=lambda m: phases.append(f"{time.monotonic() - start:.1f}s {m}"))
+    finally:
+        writer.halt.set()
+        writer.join(30)
+        watching.set()
+        watcher.join(30)
+    seconds = time.monotonic() - start
+    assert not_primary == [], not_primary
+    assert writer.failed == [], writer.failed[:5]
+    assert len(writer.acked) > 100, f"the writer wrote throughout: {writer.errors}"
+    rows = {int(r[0]) for r in sql(tls_remote["studio1"], p, secrets, "SELECT id FROM tlstest.rot")}
+    assert set(writer.acked) <= rows, "every acknowledged row is there"
+    material = load(p)
+    assert all(certs.load_certs(m.ca_bundle, "bundle") == certs.load_certs(new.cert, "new") and
+               certs.signed_by(m.cert, new.cert) for m in material.values()), "only the new CA is left"
+    for node in ("studio1", "studio2", "arbiter"):
+        on_node = lab.host_exec(node, ["cat", str(paths(p)["ca"])]).stdout.encode()
+        assert on_node == new.cert, node
+    w = wsrep_status(tls_remote["studio1"], p, secrets)
+    assert (w["wsrep_cluster_size"], w["wsrep_cluster_status"]) == ("3", "Primary"), w
+    print(f"CA rotation: {seconds:.1f} s, {len(writer.acked)} rows acknowledged, {len(writer.in_doubt)} in doubt, "
+          f"{len(writer.retried)} refused with 1047 by a node shutting down and retried on the other, "
+          f"{writer.moves} moves between nodes; phases: {phases}")
