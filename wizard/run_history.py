@@ -303,3 +303,29 @@ class RunRecorder:
         self.stop.set()
         self._write("run", "done" if ok else "fail", message)
         self._store(lambda: self.client.delete(front_key(self.profile, self.run_id)))
+
+
+def unfinished_story(data: dict[str, Any]) -> list[str]:
+    """What a front end opening profile ``data`` (the parsed YAML) should be told about the cluster's last run:
+    its :meth:`RunSummary.lines` when it did not finish (interrupted, failed, still going), [] when it finished,
+    when there is none, or when it cannot be read without asking anyone (an invalid profile, a Redis password
+    set to ``ask``, the store unreachable within about 2 s).  Never raises."""
+    from wizard.coordinator import redis_client
+    from wizard.secrets import SecretError, Secrets
+
+    try:
+        profile = Profile.model_validate(data)
+        secrets = Secrets.resolve_for(profile, only={"redis_password", "sentinel_password"})
+    except (ValueError, SecretError):
+        return []
+    try:
+        client = redis_client(profile, secrets, failover_wait_s=2.0)
+    except (redis.RedisError, OSError, ValueError):
+        return []
+    try:
+        story = last_run(client, profile)
+    except (redis.RedisError, OSError):
+        return []
+    finally:
+        client.close()
+    return story.lines() if story is not None and story.outcome != "finished" else []

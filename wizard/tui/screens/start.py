@@ -154,6 +154,18 @@ class StartScreen(WizardScreen):
         self.session.profile_path = path
         self.message("")
         self.app.push_screen(NodesScreen(data, source=str(path)))
+        self.tell_last_run(data)
+
+    @work(thread=True, group="last-run", exit_on_error=False)
+    def tell_last_run(self, data: dict[str, Any]) -> None:
+        """An interrupted, failed or still running last run of this cluster is told when its profile opens
+        (issue 15); the form does not wait for it."""
+        from wizard.run_history import unfinished_story
+
+        story = unfinished_story(data)
+        if story:
+            self.app.call_from_thread(self.app.notify, "\n".join(story), title="The last run did not finish",
+                                      severity="warning", timeout=60)
 
     def message(self, text: str) -> None:
         self.query_one("#start-message", Static).update(text)
