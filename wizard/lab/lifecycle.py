@@ -182,6 +182,10 @@ def _lab_pids_from_files() -> list[int]:
     return pids
 
 
+LAB_HELPERS = frozenset({"cp", "rm", "mv", "chown", "chmod", "tar", "rsync", "ssh-keygen", "mariadb-install-db",
+                         "mysql_install_db", "mariadbd", "mysqld", "my_print_defaults", "resolveip"})
+
+
 def _stray_helpers() -> list[int]:
     """Processes of an interrupted run that are in no lab namespace but work on per-run lab paths (a
     `cp -a` of a datadir, `ssh-keygen` of a host key, `mariadb-install-db` of the template...)."""
@@ -199,8 +203,13 @@ def _stray_helpers() -> list[int]:
         if not entry.isdigit() or int(entry) in mine:
             continue
         try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
         except OSError:
+            continue
+        cmd = b" ".join(argv).decode(errors="replace")
+        # only the programs the lab itself runs on those paths: a shell or a flock that merely names a lab
+        # path (someone's `flock LOCK sh -c '... /var/lib/studio-cluster-lab/hosts/...'`) is not ours to kill
+        if os.path.basename(argv[0].decode(errors="replace")) not in LAB_HELPERS:
             continue
         if any(n in cmd for n in needles) and _pid_alive(int(entry)):
             found.append(int(entry))
