@@ -25,7 +25,10 @@ from wizard.remote import Remote, RemoteError
 # Runs as root on a Studio node: argv[1] is a JSON request {"user", "authorize": [keys], "known": [lines]};
 # prints {"pubkey", "hostkeys": [lines], "changed": [what], "error"}.
 TRUST = r"""
-import json, os, pwd, subprocess, sys
+import fcntl, json, os, pwd, subprocess, sys
+# Two runs at once (replay twice) must not both create the key or append the same lines: one at a time, per node.
+lock = os.open("/run/studio-cluster-crafter-trust.lock", os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(lock, fcntl.LOCK_EX)
 req = json.loads(sys.argv[1])
 try:
     pw = pwd.getpwnam(req["user"])
