@@ -89,9 +89,22 @@ class RunSummary:
         out = [f"last run {self.run}: started {utc(self.started)}{who}; {self.verdict}"]
         if self.hangup:
             out.append(f"  its terminal hung up at {utc(self.hangup)}; it went on headless")
-        out.append(f"  last step: {self.last}")
+        said = {self.detail} if self.detail else set()
+        last = self.last
+        if self.last_message and self.last_message in said:  # the failure is in the first line already
+            last = f"{self.last_node} {self.last_step}:{self.last_state} (the failure above) ({utc(self.last_ts)})"
+        out.append(f"  last step: {last}")
         if self.agents:
-            out.append("  agents: " + ", ".join(f"{n} {s}" for n, s in sorted(self.agents.items())))
+            parts = []
+            for n, text in sorted(self.agents.items()):
+                state, _, why = text.partition(": ")
+                if state == "failed" and why:  # one refusal reaches every agent: say it once
+                    if any(why in x or x in why for x in said):
+                        text = "failed (the failure above)"
+                    else:
+                        said.add(why)
+                parts.append(f"{n} {text}")
+            out.append("  agents: " + ", ".join(parts))
         if self.runlog:
             out.append(f"  run log: {self.runlog}")
         return out
@@ -184,7 +197,8 @@ def last_run(client: redis.Redis, profile: Profile, run: str | None = None) -> R
 def follow_run(client: redis.Redis, profile: Profile, holder: str, *, timeout: float,
                on_event: Callable[[Event], None] | None = None) -> str:
     """Follow the run holding the lease (``holder``, its run id) until it lets the cluster go; its new
-    events go to ``on_event``.  Returns ``released`` (its front end released the lease, or it lapsed), or
+    events go to ``on_event``.  Returns ``released`` (its front end released the lease, another run took it, or
+    it lapsed with none of the run's agents at work and its front end gone), or
     ``abandoned`` (its front end is gone and every agent it started has finished: the lease it left is
     released here, so the next run need not wait out its TTL).  Raises TimeoutError naming the run after
     ``timeout`` seconds; redis.RedisError when the store fails."""
@@ -202,8 +216,16 @@ def follow_run(client: redis.Redis, profile: Profile, holder: str, *, timeout: f
     last_id = last[0][0] if last else "0-0"
     deadline = time.monotonic() + timeout
     while True:
-        if str(client.get(lease_key) or "") != holder:
-            return "released"
+        now_holder = str(client.get(lease_key) or "")
+        if now_holder != holder:
+            # Taken by another run, or let go by a front end that ended: this one's turn may come.  A lease that
+            # merely lapsed (the machine paused, the store was away longer than its TTL) while the run's agents
+            # are still at work, or its front end still lives, is no release: starting beside it would put a
+            # second run's checks and agents on nodes the first is still bringing up.
+            agents_busy = bool(started) and not started <= ended
+            front_alive = not front_gone and bool(client.exists(front_key(profile, holder)))
+            if now_holder or not (agents_busy or front_alive):
+                return "released"
         if (started and started <= ended and {n.name for n in profile.nodes} <= ended
                 and (front_gone or not client.exists(front_key(profile, holder)))):
             client.eval(RunLease.RELEASE, 1, lease_key, holder)

@@ -76,3 +76,15 @@ def test_an_agent_without_an_end_and_without_the_lease_is_gone() -> None:
     assert s.agents["studio2"] == "ended without reporting (killed, or its node went down)"
     assert s.agents["studio1"] == "finished: bootstrap"
     assert s.verdict == "interrupted: its front end went away before the end"
+
+
+def test_one_refusal_reaching_every_agent_is_told_once() -> None:
+    """A refused bootstrap fails every agent with the same long reason: status printed it 17 times (12 kB)."""
+    why = "refusing to bootstrap: studio2 (position unknown, ...) " + "x" * 400
+    evs = [ev("abc", FRONT_NODE, "run", "started", "run started", 100.0),
+           *[ev("abc", n, "agent", "started", "agent started", 101.0) for n in ("studio1", "studio2", "arbiter")],
+           *[ev("abc", n, "agent", "failed", why, 102.0) for n in ("studio1", "studio2", "arbiter")],
+           ev("abc", FRONT_NODE, "run", "fail", f"bootstrap: {why}", 103.0)]
+    text = "\n".join(summarize(evs, front_alive=False).lines())  # type: ignore[union-attr]
+    assert text.count("x" * 400) == 1, text
+    assert "studio2 failed (the failure above)" in text, text

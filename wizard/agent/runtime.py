@@ -616,6 +616,10 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
     keeper = LeaseKeeper(coord, str(cfg.get("run_id", "")))
     keeper.start()
     ev("agent", "started", "agent started (pid %d)" % os.getpid())
+    stale = clear_check_listeners()
+    if stale:
+        ev("agent", "running", "stopped %d port-check listener(s) an interrupted run left holding the cluster's "
+           "ports (pid %s)" % (len(stale), ", ".join(map(str, stale))))
     try:
         if node.role == "arbiter":
             result = bootstrap_arbiter(cfg, node, coord, ev)
@@ -656,6 +660,29 @@ class LeaseKeeper(threading.Thread):
             with contextlib.suppress(Exception):
                 self.coord.r.eval(self.RENEW, 1, self.coord.key("run-lease"), self.run_id, str(self.ttl_ms))
             self.stop.wait(5)
+
+
+CHECK_LISTENER_MARK = b"# studio-cluster check listener"  # wizard.checks.network.LISTENER_MARK
+
+
+def clear_check_listeners() -> list[int]:
+    """Kill the port-check listeners a run left behind (its front end died before it could stop them): they
+    hold the Galera, IST, SST and SQL ports for up to a minute, so mariadbd (and ``--wsrep-recover``) could not
+    bind them.  Returns the pids killed."""
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as fh:
+                argv = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if any(a.startswith(CHECK_LISTENER_MARK) for a in argv):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+    return killed
 
 
 def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> dict[str, Any]:

@@ -19,7 +19,11 @@ from wizard.remote import RemoteError, sh
 
 LISTEN_SECONDS = 60
 
-LISTENER = r"""
+# The first line marks the listener's command line: a run whose front end died leaves it holding the cluster's
+# ports for up to LISTEN_SECONDS, and the node agent clears such listeners before mariadbd needs the ports
+# (wizard.agent.runtime.clear_check_listeners).
+LISTENER_MARK = "# studio-cluster check listener"
+LISTENER = LISTENER_MARK + r"""
 import errno, json, os, select, socket, sys, time
 duration, addr, ports = float(sys.argv[1]), sys.argv[2], [int(p) for p in sys.argv[3:]]
 socks, bound, busy = [], [], []
