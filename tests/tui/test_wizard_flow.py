@@ -288,3 +288,28 @@ async def test_a_failed_apply_opens_the_whole_error(app: WizardApp, profile: Pro
         await pilot.press("escape")
         await settle(pilot)
         assert app.screen is screen and screen.outcome == "failed"
+
+
+async def test_palette_recover_asks_first_naming_the_profile_and_cluster(app: WizardApp, tmp_path: Path) -> None:
+    """Recover restarts servers: from the palette it names the profile and cluster and waits for a yes; Esc
+    (the default) runs nothing (a newcomer started a recover with two keys on a merely highlighted profile)."""
+    from wizard.tui.screens.confirm import ConfirmScreen
+
+    data = profile_data()
+    path = tmp_path / "named.yaml"
+    path.write_text(yaml.safe_dump(data))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.session.profile_path = path
+        await palette_run(pilot, "recover")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        what = str(dialog.query_one("#confirm-what", Static).render())
+        assert str(path) in what and str(data["cluster_name"]) in what, what
+        await pilot.press("enter")  # the focused button is Cancel
+        await settle(pilot)
+        assert not isinstance(app.screen, (ConfirmScreen, CommandOutputScreen))
+        await palette_run(pilot, "recover")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, (ConfirmScreen, CommandOutputScreen))

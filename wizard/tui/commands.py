@@ -46,6 +46,17 @@ def current_profile_path(app: WizardApp) -> Path | None:
     return path if isinstance(path, Path) else None
 
 
+def cluster_name(path: Path) -> str:
+    """The ``cluster_name`` a profile file names, or ``?`` when it cannot be read."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeError, yaml.YAMLError):
+        return "?"
+    return str(data.get("cluster_name", "?")) if isinstance(data, dict) else "?"
+
+
 def latest_run_log(app: WizardApp) -> Path | None:
     """This session's run log, else the newest ``run-*.jsonl`` in the runs directory."""
     runlog = app.session._runlog
@@ -144,7 +155,21 @@ class ClusterCommands(Provider):
                        severity="warning")
             return
         extra = ["--run-dir", str(app.session.runs_dir)] if argv == ("recover",) else []
-        app.push_screen(CommandOutputScreen(f"{name}: {path}", [*argv, str(path), *extra]))
+        screen = CommandOutputScreen(f"{name}: {path}", [*argv, str(path), *extra])
+        if argv != ("recover",):
+            app.push_screen(screen)
+            return
+        # recover restarts servers: never on a pick alone, and never on a profile the person did not see named
+        from wizard.tui.screens.confirm import ConfirmScreen
+
+        def go(yes: bool | None) -> None:
+            if yes:
+                app.push_screen(screen)
+
+        app.push_screen(ConfirmScreen(
+            "Recover the cluster?",
+            f"studio-cluster recover runs on {path} (cluster {cluster_name(path)}): it checks, writes the "
+            "configuration, and restarts the cluster from its most advanced node where it is down.", "Recover"), go)
 
     async def discover(self) -> Hits:
         for name, help_text, run in self._commands():
