@@ -463,6 +463,10 @@ class StudioSettings(_Model):
             if not re.match(r"^https?://[^\s/]+", url):
                 raise ValueError(f"{field} {url!r} is not an http(s) URL; use e.g. "
                                  "http://127.0.0.1:8080/studio/api/2/monitoring/status")
+            unknown = sorted(set(re.findall(r"\{([^{}]*)\}", url)) - {"address"})
+            if unknown:  # the agent fills in {address} only: anything else would be requested literally
+                raise ValueError(f"{field} {url!r} has the placeholder {{{unknown[0]}}}; the only one filled in is "
+                                 "{address} (the node's address): fix its spelling or remove it")
         return self
     # -- end of the Crafter-aware cluster
 

@@ -133,3 +133,18 @@ def test_bad_crafter_settings_name_the_field(profile: Profile, studio: dict[str,
     with pytest.raises(ProfileError) as err:
         validate_profile(_with_studio(profile, **studio), check_files=False)
     assert says in str(err.value) and "studio" in str(err.value)
+
+
+def test_a_misspelt_url_placeholder_is_named() -> None:
+    """The agent fills in {address} only: `{adress}` was accepted and would have been requested literally."""
+    import pytest
+    from pydantic import ValidationError
+
+    from wizard.profile import StudioSettings
+
+    with pytest.raises(ValidationError, match=r"placeholder \{adress\}.*only one filled in is \{address\}"):
+        StudioSettings(nodes=["studio1"], status_url="http://{adress}:8080/status",
+                       publisher_url="http://{address}:8080/primary")
+    ok = StudioSettings(nodes=["studio1"], status_url="http://{address}:8080/status",
+                        publisher_url="http://{address}:8080/primary")
+    assert ok.status_url == "http://{address}:8080/status"

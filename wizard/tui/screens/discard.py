@@ -35,7 +35,7 @@ class DiscardEditsScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Drop your edits and go back?", classes="section-title")
-            yield Static(f"{self.what} would be lost: nothing was saved.", id="discard-what", markup=False)
+            yield Static(f"{self.what} would be lost (what is on disk stays as it is).", id="discard-what", markup=False)
             with Horizontal():
                 yield Button("Drop edits (d)", id="discard-drop", variant="error", compact=True)
                 yield Button("Keep editing (esc)", id="discard-keep", variant="primary", compact=True)
