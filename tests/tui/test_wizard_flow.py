@@ -134,6 +134,8 @@ async def test_start_keys_act_or_say_why(app: WizardApp) -> None:
             assert app.screen is start
             said = text_of(start, "#start-message")
             assert "No saved profile" in said and "o opens a profile file by path" in said, (key, said)
+            region = start.query_one("#start-message").region  # on screen at 80x24, above the footer
+            assert region.height >= 1 and region.bottom <= app.size.height - 1, (key, region)
 
 
 async def test_open_a_profile_by_path(app: WizardApp, tmp_path: Path) -> None:

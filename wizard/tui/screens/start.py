@@ -40,6 +40,10 @@ class StartScreen(WizardScreen):
         yield Header()
         with Vertical(id="start"):
             yield Static(INTRO, id="intro")
+            # above the buttons: at 80x24 a line below them is off-screen, and `l` or `m` seemed to do nothing
+            message = Static("", id="start-message", markup=False)
+            message.display = False
+            yield message
             with Horizontal(id="start-body"):
                 with Vertical(id="start-actions"):
                     yield Button("New cluster", id="new", variant="primary")
@@ -49,7 +53,6 @@ class StartScreen(WizardScreen):
                 with Vertical(id="start-profiles"):
                     yield Label(f"Saved profiles in {self.session.profiles_dir}/", classes="section-title")
                     yield OptionList(id="profile-list")
-            yield Static("", id="start-message", markup=False)
         yield Footer(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
@@ -168,7 +171,9 @@ class StartScreen(WizardScreen):
                                       severity="warning", timeout=60)
 
     def message(self, text: str) -> None:
-        self.query_one("#start-message", Static).update(text)
+        line = self.query_one("#start-message", Static)
+        line.update(text)
+        line.display = bool(text)  # no empty line above the buttons
 
     def worker_failed(self, worker: Worker[Any], error: BaseException) -> None:
         self.message(describe_error(error))
