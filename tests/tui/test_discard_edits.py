@@ -73,3 +73,34 @@ async def test_credentials_ask_when_a_reference_was_changed(app: WizardApp) -> N
         await pilot.press("y")
         await settle(pilot)
         assert isinstance(app.screen, NodesScreen)
+
+
+async def test_ctrl_q_with_edits_asks_before_quitting(app: WizardApp) -> None:
+    """ctrl+q quit at once and dropped a form's edits (a newcomer's finding): it asks, as Esc does."""
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = NodesScreen(profile_data(), source="profiles/prod.yaml")
+        await app.push_screen(form)
+        await settle(pilot)
+        await pilot.press("ctrl+u", *"studio-new")
+        await settle(pilot)
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, DiscardEditsScreen) and dialog.leaving == "quit"
+        await pilot.press("escape")  # keep editing
+        await settle(pilot)
+        assert app.screen is form and app.return_code is None  # still running
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        await pilot.press("d")
+        await settle(pilot)
+        assert app.return_code == 0  # exited
+
+
+async def test_ctrl_q_without_edits_quits_at_once(app: WizardApp) -> None:
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.push_screen(NodesScreen(profile_data(), source="profiles/prod.yaml"))
+        await settle(pilot)
+        await pilot.press("ctrl+q")
+        await settle(pilot)
+        assert app.return_code == 0

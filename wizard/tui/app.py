@@ -52,6 +52,21 @@ class WizardApp(TypeAhead):
             if watch is not None:
                 watch.start()
 
+    async def action_quit(self) -> None:
+        """Quit; with unsaved edits on a form (any screen of the stack), only after the person says to drop them."""
+        edits = [text for screen in self.screen_stack
+                 if callable(unsaved := getattr(screen, "unsaved_edits", None)) and (text := unsaved())]
+        if not edits:
+            self.exit()
+            return
+        from wizard.tui.screens.discard import DiscardEditsScreen
+
+        def answered(drop: bool | None) -> None:
+            if drop:
+                self.exit()
+
+        self.push_screen(DiscardEditsScreen(" and ".join(edits), "quit"), answered)
+
     def get_default_screen(self) -> Screen[object]:
         if self.monitor_mode and self.profile_path is not None:
             from wizard.tui.screens.monitor import MonitorScreen

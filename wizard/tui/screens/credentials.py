@@ -174,6 +174,12 @@ class CredentialsScreen(WizardScreen):
         if self.ready:
             self._finish(self.refs(), self.typed(), save=True)
 
+    def unsaved_edits(self) -> str:
+        """The edits made here, in a few words ("" none): what quitting would drop."""
+        if self.opened_with is not None and (self.refs(), self.typed()) != self.opened_with:
+            return "The references and secrets typed here"
+        return ""
+
     def action_back(self) -> None:
         """Back; with references changed or secrets typed here, only after the person says to drop them."""
         if self.opened_with is not None and (self.refs(), self.typed()) != self.opened_with:

@@ -27,15 +27,17 @@ class DiscardEditsScreen(ModalScreen[bool]):
     """
     BINDINGS = [Binding("escape,n", "keep", "Keep editing"), Binding("y,d", "drop", "Drop the edits")]
 
-    def __init__(self, what: str) -> None:
-        """`what`: the edits, in a few words ("3 changed fields of the cluster form")."""
+    def __init__(self, what: str, leaving: str = "go back") -> None:
+        """`what`: the edits, in a few words ("3 changed fields of the cluster form"); `leaving`: what dropping
+        them does ("go back", "quit")."""
         super().__init__()
-        self.what = what
+        self.what, self.leaving = what, leaving
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Drop your edits and go back?", classes="section-title")
-            yield Static(f"{self.what} would be lost (what is on disk stays as it is).", id="discard-what", markup=False)
+            yield Label(f"Drop your edits and {self.leaving}?", classes="section-title")
+            yield Static(f"{self.what} would be lost (what is on disk stays as it is).", id="discard-what",
+                         markup=False)
             with Horizontal():
                 yield Button("Drop edits (d)", id="discard-drop", variant="error", compact=True)
                 yield Button("Keep editing (esc)", id="discard-keep", variant="primary", compact=True)

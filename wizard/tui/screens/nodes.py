@@ -76,6 +76,12 @@ class NodesScreen(WizardScreen):
         """Labels of the fields whose value differs from when the form opened."""
         return [field_label(k) for k, v in self.values.items() if self.opened_with.get(k) != v]
 
+    def unsaved_edits(self) -> str:
+        """The edits made here, in a few words ("" none): what quitting would drop."""
+        edited = self.edited_fields()
+        return f"Your edits to {len(edited)} field(s) ({', '.join(edited[:3])}{', ...' if len(edited) > 3 else ''})" \
+            if edited else ""
+
     def action_back(self) -> None:
         """Back to the start screen; with edits, only after the person says to drop them."""
         edited = self.edited_fields()
