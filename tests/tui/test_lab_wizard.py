@@ -136,6 +136,7 @@ async def test_monitor_shows_a_stopped_node_within_10s_and_its_rejoin(lab_up: No
         assert isinstance(screen, MonitorScreen)
 
 
+@pytest.mark.drill  # 40 s; the tmux lab test in make test types a whole lab cluster into an empty wizard too
 async def test_new_cluster_typed_in_reaches_a_healthy_monitor(lab_up: None, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """An empty wizard, the lab typed in by hand (profiles/lab.yaml's values) except the service manager,
