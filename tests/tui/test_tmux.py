@@ -187,7 +187,9 @@ def test_new_cluster_shows_an_address_error_and_ctrl_q_quits(term: Tmux, tmp_pat
     assert lines[label + 2].startswith(" '999.1.1.1' is neither"), screen  # its message right under it
     assert "not a valid node name" not in screen
 
-    term.send("C-q")
+    term.send("C-q")  # the form has an edit: quitting asks first
+    term.wait_for_screen("Drop your edits and quit?")
+    term.send("d")
     assert term.wait_for_exit() == 0
 
 

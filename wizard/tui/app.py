@@ -53,9 +53,10 @@ class WizardApp(TypeAhead):
                 watch.start()
 
     async def action_quit(self) -> None:
-        """Quit; with unsaved edits on a form (any screen of the stack), only after the person says to drop them."""
-        edits = [text for screen in self.screen_stack
-                 if callable(unsaved := getattr(screen, "unsaved_edits", None)) and (text := unsaved())]
+        """Quit; from a form with edits, only after the person says to drop them.  Once the person has moved on
+        (checks, plan, apply, monitor), the form's values are the session's and quitting does not ask."""
+        unsaved = getattr(self.screen, "unsaved_edits", None)
+        edits = [text] if callable(unsaved) and (text := unsaved()) else []
         if not edits:
             self.exit()
             return
