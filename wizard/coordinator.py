@@ -19,7 +19,7 @@ from wizard.agent import redisconn
 from wizard.agent_bundle import CACHE_TAG, agent_argv, agent_digest, build_agent
 from wizard.crafter.agent_settings import crafter_agent_config
 from wizard.profile import Node, Profile, Role
-from wizard.remote import Remote, RemoteError, UnreachableError, sh
+from wizard.remote import Remote, RemoteError, Result, UnreachableError, sh
 from wizard.secrets import REDACTOR, Secrets
 
 GARB_CONFIG = "/etc/default/garb"
@@ -307,6 +307,18 @@ exit "$(cat {rc})"
 """
 
 
+def agent_result(res: Result) -> dict[str, Any]:
+    """An agent call's JSON result (its last ``{...}`` line), with ``error`` set when it exited non-zero; or
+    ``{"error": ...}`` with the tail of its output when it printed none."""
+    lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
+    if lines:
+        out: dict[str, Any] = json.loads(lines[-1])
+        if res.exit_code != 0 and "error" not in out:
+            out["error"] = f"agent exited {res.exit_code}"
+        return out
+    return {"error": REDACTOR(f"agent exited {res.exit_code}: {(res.stderr or res.stdout).strip()[-400:]}")}
+
+
 class Coordinator:
     def __init__(self, profile: Profile, secrets: Secrets, remote: Remote) -> None:
         self.profile, self.secrets, self.remote = profile, secrets, remote
@@ -338,13 +350,7 @@ class Coordinator:
     def _run_agent(self, node: Node, command: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
         res = self.remote[node.name].run(agent_argv(agent_path(self.profile), command), stdin=json.dumps(cfg),
                                          timeout=timeout, check=False, what=f"agent {command}")
-        lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
-        if lines:
-            out: dict[str, Any] = json.loads(lines[-1])
-            if res.exit_code != 0 and "error" not in out:
-                out["error"] = f"agent exited {res.exit_code}"
-            return out
-        return {"error": REDACTOR(f"agent exited {res.exit_code}: {(res.stderr or res.stdout).strip()[-400:]}")}
+        return agent_result(res)
 
     def _run_detached(self, node: Node, command: str, cfg: dict[str, Any], timeout: float,
                       run_id: str) -> dict[str, Any]:
@@ -378,13 +384,7 @@ class Coordinator:
                 if now - lost_since > RECONNECT_S or now > deadline - 5:
                     raise
                 time.sleep(1.0)
-        lines = [ln for ln in res.stdout.strip().splitlines() if ln.startswith("{")]
-        if lines:
-            out: dict[str, Any] = json.loads(lines[-1])
-            if res.exit_code != 0 and "error" not in out:
-                out["error"] = f"agent exited {res.exit_code}"
-            return out
-        return {"error": REDACTOR(f"agent exited {res.exit_code}: {(res.stderr or res.stdout).strip()[-400:]}")}
+        return agent_result(res)
 
     def bootstrap(self, *, force: str | None = None, on_event: OnEvent | None = None,
                   timeouts: dict[str, float] | None = None, run_id: str | None = None) -> BootstrapReport:

@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 import redis
 
 from tests.unit.k8s_example import example_profile
+from tests.waits import wait_until
 from wizard.agent.grastate import render_grastate
 from wizard.k8s.manifests import manifests
 
@@ -40,17 +40,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(what: str, predicate: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def redis_port(tmp_path: Path) -> Iterator[int]:
     port = free_port()
@@ -66,7 +55,7 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
             return False
 
     try:
-        wait_until("the test's redis-server to answer", up)
+        wait_until("the test's redis-server to answer", up, 30, interval=0.1)
         yield port
     finally:
         proc.terminate()
@@ -121,7 +110,7 @@ def test_one_pod_bootstraps_the_other_waits_for_its_primary(tmp_path: Path, redi
     procs = {pod: start_pod_agent(pyz, cfg, tmp_path / f"{pod}.log") for pod, cfg in cfgs.items()}
     try:
         winner = procs["galera-1"]
-        wait_until("galera-1's init container to finish", lambda: winner.poll() is not None, 60)
+        wait_until("galera-1's init container to finish", lambda: winner.poll() is not None, 60, interval=0.1)
         log = (tmp_path / "galera-1.log").read_text()
         assert winner.returncode == 0, log
         result = json.loads(log.strip().splitlines()[-1])
@@ -138,7 +127,8 @@ def test_one_pod_bootstraps_the_other_waits_for_its_primary(tmp_path: Path, redi
             return [fields for _, fields in entries]
 
         wait_until("studio1 to wait for a Primary", lambda: any(
-            f["node"] == "studio1" and f["step"] == "join" and f["state"] == "waiting" for f in events()))
+            f["node"] == "studio1" and f["step"] == "join" and f["state"] == "waiting" for f in events()), 30,
+            interval=0.1)
         assert procs["galera-0"].poll() is None
         assert not Path(cfgs["galera-0"]["k8s"]["argv_file"]).exists()
         assert "safe_to_bootstrap: 0" in (Path(cfgs["galera-0"]["data_dir"]) / "grastate.dat").read_text()
@@ -224,10 +214,10 @@ def test_a_surviving_garbd_is_stopped_by_its_liveness_before_the_bootstrap(tmp_p
 
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        wait_until("the real garbd to listen", garbd_listens)
+        wait_until("the real garbd to listen", garbd_listens, 30, interval=0.1)
         procs = {pod: start_pod_agent(pyz, cfg, tmp_path / f"{pod}.log") for pod, cfg in cfgs.items()}
         winner = procs["galera-1"]
-        wait_until("galera-1's init container to finish", lambda: winner.poll() is not None, 60)
+        wait_until("galera-1's init container to finish", lambda: winner.poll() is not None, 60, interval=0.1)
         log = (tmp_path / "galera-1.log").read_text()
         assert winner.returncode == 0, log
         assert json.loads(log.strip().splitlines()[-1])["action"] == "bootstrap"
