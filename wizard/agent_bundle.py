@@ -10,6 +10,7 @@ import ast
 import hashlib
 import importlib.util
 import io
+import json
 import marshal
 import sys
 import zipfile
@@ -20,6 +21,7 @@ import async_timeout
 import redis
 
 import wizard.agent
+from wizard.agent.rootcmd import CATALOGUE_FILE
 
 MAIN = "import sys\nfrom wizard.agent.runtime import main\nsys.exit(main())\n"
 EPOCH = (2020, 1, 1, 0, 0, 0)
@@ -50,12 +52,17 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes) -> None:
     zf.writestr(info, data)
 
 
-def _build(compiled: bool) -> bytes:
+def _build(compiled: bool, catalogue: bool = True) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         _add(zf, "__main__.py", MAIN.encode())
         _add(zf, "wizard/__init__.py", b'"""The node-side part of studio-cluster."""\n')
         _add_tree(zf, Path(wizard.agent.__file__).parent, "wizard/agent", compiled)
+        if catalogue:  # the named root scripts (wizard.agent.rootcmd): what the agent runs as root for an SSH user
+            from wizard.root_scripts import catalogue as root_catalogue
+
+            text = json.dumps(root_catalogue(), indent=0, sort_keys=True)
+            _add(zf, f"wizard/agent/{CATALOGUE_FILE}", text.encode())
         _add_tree(zf, Path(redis.__file__).parent, "redis", compiled)
         at = Path(async_timeout.__file__)
         if at.name == "__init__.py":
@@ -117,7 +124,7 @@ def build_agent_sources() -> bytes:
     and without its docstrings.  A ConfigMap ``kubectl apply`` (client side) copies into its
     last-applied-configuration annotation must stay under 262,144 bytes.  Raises RuntimeError when this
     redis-py's ``__init__`` no longer has the lines :data:`POD_REDIS_INIT_DROP` removes."""
-    full = zipfile.ZipFile(io.BytesIO(_build(compiled=False)))
+    full = zipfile.ZipFile(io.BytesIO(_build(compiled=False, catalogue=False)))  # pods run no SSH root scripts
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name in full.namelist():

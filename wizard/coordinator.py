@@ -16,10 +16,11 @@ from typing import Any
 import redis
 
 from wizard.agent import redisconn
+from wizard.agent.rootcmd import ENTRY, INSTALLED, RootScript
 from wizard.agent_bundle import CACHE_TAG, agent_argv, agent_digest, build_agent
 from wizard.crafter.agent_settings import crafter_agent_config
 from wizard.profile import Node, Profile, Role
-from wizard.remote import Remote, RemoteError, Result, UnreachableError, sh
+from wizard.remote import Remote, RemoteError, Result, UnreachableError
 from wizard.secrets import REDACTOR, Secrets
 
 GARB_CONFIG = "/etc/default/garb"
@@ -277,7 +278,7 @@ def front_key(profile: Profile, run_id: str) -> str:
 # The launch returns once the agent has its own session and its config open (its pid file): a sudo that
 # runs the command on a pty of its own (Debian's use_pty) hangs that pty up when the command exits.  An agent
 # that never started leaves no config behind.
-LAUNCH = """d={dir}
+LAUNCH = RootScript("agent-launch", """d={dir}
 mkdir -p "$d" && chmod 700 "$d" || exit 1
 find "$d" -type f -mtime +7 -delete 2>/dev/null
 (umask 077 && cat > {cfg}) || exit 1
@@ -287,12 +288,12 @@ setsid sh -c {inner} </dev/null >/dev/null 2>&1 &
 i=0
 while [ ! -s {pid} ] && [ $i -lt 200 ]; do i=$((i+1)); sleep 0.05; done
 [ -s {pid} ] || {{ rm -f {cfg}; echo "the agent did not start within 10s" >&2; exit 1; }}
-echo launched"""
-INNER = ("exec 3<{cfg}; rm -f {cfg}; echo $$ > {pid}; python3 {agent} {command} <&3 3<&- >{out} 2>&1; "
-         "echo $? > {rc}.tmp; mv -f {rc}.tmp {rc}")
+echo launched""")
+INNER = RootScript("agent-detached", "exec 3<{cfg}; rm -f {cfg}; echo $$ > {pid}; python3 {AGENT} {command} <&3 3<&- "
+                   ">{out} 2>&1; echo $? > {rc}.tmp; mv -f {rc}.tmp {rc}")
 RECONNECT_S = 30.0  # seconds the wait for a detached agent's result tries to reconnect to its node
 # Waits for the detached agent's exit code and prints its output; dying with the SSH channel loses nothing.
-WAIT = """i=0
+WAIT = RootScript("agent-wait", """i=0
 while [ ! -e {rc} ]; do
   if [ -s {pid} ]; then
     kill -0 "$(cat {pid})" 2>/dev/null || [ -e {rc} ] || {{
@@ -304,7 +305,9 @@ while [ ! -e {rc} ]; do
 done
 cat {out}
 exit "$(cat {rc})"
-"""
+""")
+READ_DIGEST = RootScript("agent-digest", "cat {path} 2>/dev/null || true")
+UNPACK_AGENT = RootScript("agent-unpack", UNPACK, kind="py")
 
 
 def agent_result(res: Result) -> dict[str, Any]:
@@ -333,13 +336,21 @@ class Coordinator:
 
         def one(node: Node) -> tuple[str, bool]:
             conn = self.remote[node.name]
-            have = conn.run(f"cat {sh(path + '/DIGEST')} 2>/dev/null || true", timeout=15).stdout.strip()
+            if conn.agent_scope:  # the SSH user cannot install: root did, with the installer `sudoers` writes
+                have = conn.run(READ_DIGEST(path=INSTALLED + "/DIGEST"), privileged=False, timeout=15).stdout.strip()
+                if have != digest:
+                    raise RemoteError(
+                        node.name, f"the agent installed on {node.name} is "
+                        f"{'version ' + have[:16] if have else 'missing'}; this studio-cluster needs {digest[:16]}",
+                        f"write the installer with `studio-cluster sudoers PROFILE --installer FILE` and run FILE "
+                        f"as root on {node.name} (see docs/least-privilege.md)")
+                return node.name, False
+            have = conn.run(READ_DIGEST(path=path + "/DIGEST"), timeout=15).stdout.strip()
             if have == digest:
                 return node.name, False
             upload = f"{path}.{uuid.uuid4().hex[:8]}.pyz"
             conn.put(build_agent(), upload, mode=0o600)
-            conn.run(["python3", "-c", UNPACK, upload, path, digest, CACHE_TAG], timeout=120,
-                     what="unpack the agent")
+            conn.run(UNPACK_AGENT(upload, path, digest, CACHE_TAG), timeout=120, what="unpack the agent")
             return node.name, True
 
         with ThreadPoolExecutor(len(nodes)) as pool:
@@ -348,8 +359,9 @@ class Coordinator:
         return shipped
 
     def _run_agent(self, node: Node, command: str, cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
-        res = self.remote[node.name].run(agent_argv(agent_path(self.profile), command), stdin=json.dumps(cfg),
-                                         timeout=timeout, check=False, what=f"agent {command}")
+        conn = self.remote[node.name]
+        argv = [ENTRY, command] if conn.agent_scope else agent_argv(agent_path(self.profile), command)
+        res = conn.run(argv, stdin=json.dumps(cfg), timeout=timeout, check=False, what=f"agent {command}")
         return agent_result(res)
 
     def _run_detached(self, node: Node, command: str, cfg: dict[str, Any], timeout: float,
@@ -361,17 +373,17 @@ class Coordinator:
         conn = self.remote[node.name]
         d = f"{self.profile.services.run_dir}/runs"
         base = f"{d}/{run_id}.{command}"
-        names = {"cfg": sh(base + ".cfg"), "out": sh(base + ".out"), "rc": sh(base + ".rc"), "pid": sh(base + ".pid")}
+        names = {"cfg": base + ".cfg", "out": base + ".out", "rc": base + ".rc", "pid": base + ".pid"}
         payload = json.dumps(cfg).encode()
-        inner = INNER.format(agent=sh(agent_path(self.profile)), command=sh(command), **names)
-        conn.run(LAUNCH.format(dir=sh(d), size=len(payload), inner=sh(inner), **names), stdin_bytes=payload,
+        inner = INNER(AGENT=agent_path(self.profile), command=command, **names)
+        conn.run(LAUNCH(dir=d, size=len(payload), inner=inner, **names), stdin_bytes=payload,
                  timeout=60, what=f"start the agent ({command})")
         deadline = time.monotonic() + timeout
         lost_since: float | None = None
         while True:  # a lost connection loses nothing: the agent goes on, and its result waits in its files
             attempt = time.monotonic()
             try:
-                res = conn.run(WAIT.format(**names), timeout=max(1.0, deadline - attempt), check=False,
+                res = conn.run(WAIT(**names), timeout=max(1.0, deadline - attempt), check=False,
                                what=f"agent {command}")
                 if res.exit_code != -1:  # -1: no exit status, the connection went away under the channel
                     break

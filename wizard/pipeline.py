@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from wizard.agent.rootcmd import RootScript
 from wizard.apply import (
     FileChange,
     apply_files,
@@ -35,7 +36,7 @@ from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
 from wizard.dnsapi import DnsApiError, RecordChange, push_record
 from wizard.profile import Profile
-from wizard.remote import Remote, RemoteError, RunLog, daemon_pids
+from wizard.remote import PIDS_TEXT, Remote, RemoteError, RunLog
 from wizard.run_history import RunRecorder, follow_run, last_run
 from wizard.secrets import Secrets
 from wizard.status import ClusterStatus, collect
@@ -87,11 +88,15 @@ def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) 
     proc = "mariadbd" if service == "mariadb" else "garbd"
     if profile.services.manager == "systemd":
         unit = profile.services.mariadb_unit if service == "mariadb" else profile.services.garbd_unit
-        remote[node].run(["systemctl", "stop", unit], timeout=300, what=f"stop {unit}")
+        remote[node].run(STOP_UNIT(unit=unit), timeout=300, what=f"stop {unit}")
         return
-    script = (f"pkill -TERM -x {proc} || exit 0; i=0; while [ -n \"$({daemon_pids(proc)})\" ]; do "
-              f"i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done")
-    remote[node].run(script, timeout=90, what=f"stop {proc}")
+    remote[node].run(STOP_DAEMON(proc=proc), timeout=90, what=f"stop {proc}")
+
+
+STOP_UNIT = RootScript("stop-unit", "systemctl stop {unit}")
+STOP_DAEMON = RootScript("stop-daemon", "pkill -TERM -x {proc} || exit 0; i=0; "
+                         "while [ -n \"$(" + PIDS_TEXT + ")\" ]; do "
+                         "i=$((i+1)); [ $i -gt 600 ] && exit 1; sleep 0.1; done")
 
 
 def rotate_sst_secret(profile: Profile, secrets: Secrets, remote: Remote, coordinator: Coordinator,

@@ -126,6 +126,11 @@ class SSHSettings(_Model):
         "none", description="reference to the passphrase of an encrypted key_file (env:NAME, file:/path, ask); "
                             "none: the key is not encrypted, or ssh-agent holds it")
     sudo: bool = Field(False, description="run privileged commands through sudo -n (user is not root)")
+    sudo_scope: Literal["all", "agent"] = Field(
+        "all", description="what sudo may run, with sudo: true. all: each root action as `sudo -n sh -c` (the "
+                           "rule NOPASSWD: ALL); agent: only the installed agent, /usr/local/sbin/studio-cluster-agent "
+                           "(the rule and installer `studio-cluster sudoers PROFILE` prints; "
+                           "see docs/least-privilege.md)")
     connect_timeout: float = Field(5.0, gt=0, le=120,
                                    description="seconds to wait for the TCP connect and SSH handshake, e.g. 5")
 

@@ -34,6 +34,7 @@ import paramiko
 from fabric import Config, Connection
 
 from wizard import known_hosts
+from wizard.agent.rootcmd import ENTRY, SCRIPTS, RootCall, RootScript, catalogue_of, render
 from wizard.profile import Node, Profile
 from wizard.secrets import REDACTOR
 from wizard.ssh_keys import KeyFileError, agent_key_for, key_info, load_private_key
@@ -73,14 +74,19 @@ MAX_CHANNELS = 8  # concurrent commands per node: below OpenSSH's default MaxSes
 CHANNEL_RETRIES = 3  # attempts to open a channel while no other is open, before naming MaxSessions
 
 
-def daemon_pids(proc: str) -> str:
-    """Shell: the pids of a running `proc` daemon, one a line.  Skips short-lived invocations of the same
+PIDS_TEXT = ("for p in $(pgrep -x {proc}); do "
+             "c=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) || continue; [ -n \"$c\" ] || continue; "
+             "echo \"$c\" | grep -qE -- '--(version|help|wsrep-recover|donor)' || echo $p; done")
+"""The loop :func:`daemon_pids` runs, for templates that embed it (their ``{proc}`` field)."""
+DAEMON_PIDS = RootScript("daemon-pids", PIDS_TEXT)
+
+
+def daemon_pids(proc: str) -> RootCall:
+    """The pids of a running `proc` daemon, one a line.  Skips short-lived invocations of the same
     binary (`mariadbd --version` from a check, `--wsrep-recover` from an agent), which pgrep alone would
     count as a running server, a snapshot backup's own garbd (``--donor``), and processes gone (or zombies)
     by the time their cmdline is read."""
-    return (f"for p in $(pgrep -x {q(proc)}); do "
-            "c=$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null) || continue; [ -n \"$c\" ] || continue; "
-            "echo \"$c\" | grep -qE -- '--(version|help|wsrep-recover|donor)' || echo $p; done")
+    return DAEMON_PIDS(proc=proc)
 
 
 class RemoteError(Exception):
@@ -428,20 +434,42 @@ class NodeConnection:
                 self._conn = None
 
     # -- commands -----------------------------------------------------------------------------
+    @property
+    def agent_scope(self) -> bool:
+        """True when root is reached only through the installed agent (``ssh.sudo_scope: agent``)."""
+        ssh = self.node.ssh
+        return ssh.sudo and ssh.user != "root" and ssh.sudo_scope == "agent"
+
     def _wrap(self, command: str, privileged: bool) -> str:
         if privileged and self.node.ssh.sudo and self.node.ssh.user != "root":
+            if self.agent_scope:
+                if command.startswith(ENTRY + " "):
+                    return "sudo -n -- " + command
+                raise RemoteError(self.node.name, "a root command that is not one of the agent's named scripts "
+                                  "cannot run in sudo_scope agent (a studio-cluster bug: report it)",
+                                  command=command)
             return sh("sudo", "-n", "--", "sh", "-c", command)
         return command
 
-    def run(self, argv: Sequence[object] | str, *, stdin: str | None = None, timeout: float = 60,
+    def run(self, argv: Sequence[object] | str | RootCall, *, stdin: str | None = None, timeout: float = 60,
             check: bool = True, privileged: bool = True, what: str = "", stdin_bytes: bytes | None = None) -> Result:
-        """Run a command.  A list is quoted word by word; a str must come from :func:`sh`."""
-        command = argv if isinstance(argv, str) else sh(*argv)
+        """Run a command.  A list is quoted word by word; a str must come from :func:`sh`; a
+        :class:`~wizard.agent.rootcmd.RootCall` (a named root script) runs as root in either sudo scope: in
+        agent scope through ``ENTRY root NAME``, its values on stdin's first line."""
+        payload = stdin_bytes if stdin_bytes is not None else (stdin.encode() if stdin is not None else None)
+        if isinstance(argv, RootCall):
+            if privileged and self.agent_scope:
+                command = sh(ENTRY, "root", argv.name)
+                header = json.dumps(argv.to_json()).encode() + b"\n"
+                payload = header + (payload or b"")
+            else:
+                command = render(argv, catalogue_of(SCRIPTS))
+        else:
+            command = argv if isinstance(argv, str) else sh(*argv)
         full = self._wrap(command, privileged)
         conn = self.open()
         start = time.monotonic()
         try:
-            payload = stdin_bytes if stdin_bytes is not None else (stdin.encode() if stdin is not None else None)
             code, out, err = self._exec_with_slot(conn, full, payload, timeout)
         except TimeoutError:
             self._log(command, -1, "", "timed out", time.monotonic() - start)
@@ -572,20 +600,20 @@ class NodeConnection:
         the target, gets its owner and mode, then is renamed over it.  With `backup`, the old file (if
         any) is first copied there with its owner, mode and times."""
         staged = f"{path}.studio-cluster-{uuid.uuid4().hex[:12]}.tmp"  # two runs may write the same file
-        steps = [sh("mkdir", "-p", str(Path(path).parent))]
+        script = PUT_BACKUP if backup else PUT
+        values: dict[str, Any] = {"dir": str(Path(path).parent), "path": path, "staged": staged, "size": len(data),
+                                  "owner": f"{owner}:{group}", "mode": f"{mode:o}"}
         if backup:
-            steps.append(f"if [ -e {q(path)} ]; then mkdir -p {q(str(Path(backup).parent))} && "
-                         f"cp -p {q(path)} {q(backup)}; fi")
-        steps += [
-            f"(umask 077 && cat > {q(staged)})",
-            # whole or not at all: a client that dies mid-upload ends stdin early, and cat exits 0 on a cut file
-            f"[ \"$(wc -c < {q(staged)})\" -eq {len(data)} ]",
-            sh("chown", f"{owner}:{group}", staged),
-            sh("chmod", f"{mode:o}", staged),
-            sh("mv", "-f", staged, path),
-        ]
-        script = " && ".join(steps) + f" || {{ rc=$?; rm -f {q(staged)}; exit $rc; }}"
-        self.run(script, stdin_bytes=data, what=f"write {path}")
+            values |= {"backup": backup, "backup_dir": str(Path(backup).parent)}
+        self.run(script(**values), stdin_bytes=data, what=f"write {path}")
+
+
+# whole or not at all: a client that dies mid-upload ends stdin early, and cat exits 0 on a cut file
+_PUT_STEPS = ("(umask 077 && cat > {staged}) && [ \"$(wc -c < {staged})\" -eq {size} ] && chown {owner} {staged} && "
+              "chmod {mode} {staged} && mv -f {staged} {path} || {{ rc=$?; rm -f {staged}; exit $rc; }}")
+PUT = RootScript("put", "mkdir -p {dir} && " + _PUT_STEPS)
+PUT_BACKUP = RootScript("put-backup", "mkdir -p {dir} && if [ -e {path} ]; then mkdir -p {backup_dir} && "
+                        "cp -p {path} {backup}; fi && " + _PUT_STEPS)
 
 
 class _VerifyHostKey(paramiko.MissingHostKeyPolicy):

@@ -1265,10 +1265,15 @@ WantedBy=multi-user.target
 """ % (sys.executable, agent_dir, DAEMON_CONF)
 
 
+def agent_home_dir() -> str:
+    """This agent's own directory (the symlink an installer made resolved)."""
+    return os.path.realpath(sys.argv[0])
+
+
 def persistent_agent() -> str:
     """A copy of this agent under DAEMON_HOME (same directory name: it names the version), for a unit that
     must start at boot; older copies are pruned."""
-    src = os.path.abspath(sys.argv[0])
+    src = os.path.realpath(sys.argv[0])  # the installed agent is a symlink to its version's directory
     target = os.path.join(DAEMON_HOME, os.path.basename(src))
     if not os.path.exists(os.path.join(target, "DIGEST")):
         os.makedirs(DAEMON_HOME, mode=0o755, exist_ok=True)
@@ -1345,6 +1350,14 @@ def ensure_daemon(cfg: Config, raw: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = argv[0] if argv else "state"
+    if command == "root":  # a catalogue script, as root (agent scope: the SSH user's only road to root)
+        from wizard.agent.rootcmd import main_root
+
+        return main_root(argv[1:])
+    if command == "digest":  # which agent version is installed here
+        with open(os.path.join(agent_home_dir(), "DIGEST")) as fh:
+            print(fh.read().strip())
+        return 0
     raw = sys.stdin.read()
     data = json.loads(raw) if raw.strip() else {}
     if command == "backup-scheduled":  # from the Arbiter's timer or cron line: the job description itself

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, ok, register, warn
 from wizard.nodesql import sql, wsrep_status
 from wizard.profile import Node, Role
-from wizard.remote import daemon_pids, sh
+from wizard.remote import PIDS_TEXT, daemon_pids
 
 OWN_SCHEMAS = ("SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN "
                "('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY schema_name")
+
+
+GRASTATE_AND_PIDS = RootScript("check-grastate", "cat {grastate} 2>/dev/null; echo ---; " + PIDS_TEXT)
 
 
 @register("galera-state", "Existing cluster", order=80)
@@ -19,7 +23,7 @@ def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
             return warn("garbd is already running", "it will be reconfigured only if its settings change")
         return ok("no garbd running")
     grastate = ctx.profile.database.data_dir / "grastate.dat"
-    res = conn.run(f"cat {sh(str(grastate))} 2>/dev/null; echo ---; {daemon_pids('mariadbd')}", timeout=10)
+    res = conn.run(GRASTATE_AND_PIDS(grastate=str(grastate), proc="mariadbd"), timeout=10)
     state_text, _, pids = res.stdout.partition("---")
     fields = dict(
         line.split(":", 1) for line in state_text.splitlines() if ":" in line and not line.startswith("#")
