@@ -685,6 +685,36 @@ def cmd_tls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sudoers(args: argparse.Namespace) -> int:
+    """``sudoers PROFILE [--installer FILE]``: the sudoers rule that lets the SSH user run only the agent, and the
+    root-run installer of this version of the agent (wizard.sudoers).  Connects nowhere, resolves no secret."""
+    from wizard.sudoers import SUDOERS_FILE, installer_script, not_in_agent_scope, rules
+
+    profile = load_profile(args.profile, check_files=False)
+    found = rules(profile)
+    if not found:
+        console.print("every node is reached as root: no sudoers rule is needed", highlight=False)
+    for rule in found:
+        console.print(f"# {SUDOERS_FILE} on {', '.join(rule.nodes)} (edit with visudo -f {SUDOERS_FILE}):",
+                      highlight=False, soft_wrap=True)
+        console.print(rule.line, highlight=False, soft_wrap=True, markup=False)
+    if args.installer:
+        out = Path(args.installer)
+        from wizard.profile import atomic_write
+
+        atomic_write(out, installer_script(), mode=0o755)
+        console.print(f"wrote {out}: run it as root on each node (sh {out.name} --rule USER also writes the rule); "
+                      "again after each studio-cluster upgrade", highlight=False, soft_wrap=True)
+    elif found:
+        console.print("the agent this rule allows must be installed by root: write its installer with --installer FILE",
+                      highlight=False, soft_wrap=True)
+    left = not_in_agent_scope(profile)
+    if left:
+        console.print(f"then set ssh.sudo: true and ssh.sudo_scope: agent for {', '.join(left)} in {args.profile}",
+                      highlight=False, soft_wrap=True)
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": cmd_schema,
     "check": cmd_check,
@@ -698,6 +728,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "backup": cmd_backup,
     "k8s": cmd_k8s,
     "tls": cmd_tls,
+    "sudoers": cmd_sudoers,
 }
 
 
@@ -781,6 +812,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tls", help="TLS between the nodes: rotate-ca rotates the generated CA without downtime")
     p.add_argument("action", choices=["rotate-ca"])
     p.add_argument("profile")
+    p = sub.add_parser("sudoers", help="the sudoers rule that allows the SSH user only the agent, and its installer",
+                       description="Print the one sudoers rule per SSH user that lets it run only the studio-cluster "
+                                   "agent as root (ssh.sudo_scope: agent); --installer writes the script root runs "
+                                   "on each node to install this version of the agent. docs/least-privilege.md")
+    p.add_argument("profile")
+    p.add_argument("--installer", metavar="FILE", help="write the agent's installer (a shell script) to FILE")
     p = sub.add_parser("lab", help="the local three-host lab")
     p.add_argument("action", choices=["up", "down", "status", "base"])
     p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",

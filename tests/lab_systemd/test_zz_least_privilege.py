@@ -1,0 +1,113 @@
+"""Issue 16, least privilege: the whole path with the one sudoers rule ``deploy ALL=(root) NOPASSWD:
+/usr/local/sbin/studio-cluster-agent`` and nothing more (``ssh.sudo_scope: agent``).
+
+On fresh systemd hosts: root runs the installer ``studio-cluster sudoers --installer`` writes (as an operator
+would), deploy's ``NOPASSWD: ALL`` is taken away, then check, replay (a new cluster), status, a config change
+rolled through the units, and a snapshot backup, all as deploy.  sudo's own log shows that every root command
+deploy ran was the agent.  Named to sort last: it resets the hosts first and leaves them to the session's end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from wizard import labsystemd
+from wizard.agent.rootcmd import ENTRY
+from wizard.checks import Status, run_checks
+from wizard.pipeline import replay
+from wizard.profile import Profile, profile_to_yaml
+from wizard.remote import Remote
+from wizard.secrets import Secrets
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = ("studio1", "studio2")
+
+
+def sh(host: str, script: str, timeout: float = 30) -> str:
+    return labsystemd.host_exec(host, ["sh", "-c", script], check=False, timeout=timeout).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def agent_only(sd_lab: None, sd_profile: Profile, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Fresh hosts where deploy may run only the installed agent as root; yields the profile's path."""
+    labsystemd.down(progress=lambda _msg: None)
+    labsystemd.up(progress=lambda _msg: None)
+    tmp = tmp_path_factory.mktemp("least-privilege")
+    profile = sd_profile.model_copy(deep=True)
+    for node in profile.nodes:
+        node.ssh.sudo_scope = "agent"
+    path = tmp / "agent-scope.yaml"
+    path.write_text(profile_to_yaml(profile))
+    proc = subprocess.run([sys.executable, "-m", "wizard", "sudoers", str(path), "--installer",
+                           str(tmp / "install.sh")], capture_output=True, text=True, timeout=120, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert f"deploy ALL=(root) NOPASSWD: {ENTRY}" in proc.stdout.splitlines()
+    installer = (tmp / "install.sh").read_text()
+    for host in labsystemd.HOSTS:
+        sh(host, "mv /etc/sudoers.d/deploy /root/deploy.sudoers")
+        done = labsystemd.host_exec(host, ["sh", "-s", "--", "--rule", "deploy"], input=installer, timeout=120)
+        assert "installed" in done.stdout
+        again = labsystemd.host_exec(host, ["sh", "-s", "--", "--rule", "deploy"], input=installer, timeout=120)
+        assert again.returncode == 0  # a re-run changes nothing and fails nothing
+        assert sh(host, "stat -c '%U %a' /usr/local/sbin/studio-cluster-agent /etc/sudoers.d/studio-cluster "
+                        "/usr/local/lib/studio-cluster") == "root 755\nroot 440\nroot 755"
+    yield path
+    for host in labsystemd.HOSTS:
+        sh(host, "mv /root/deploy.sudoers /etc/sudoers.d/deploy")
+
+
+def load(path: Path) -> tuple[Profile, Secrets]:
+    from wizard.profile import load_profile
+
+    profile = load_profile(path)
+    return profile, Secrets.resolve_for(profile)
+
+
+def test_sudo_allows_the_agent_and_nothing_else(agent_only: Path) -> None:
+    profile, secrets = load(agent_only)
+    with Remote(profile) as remote:
+        conn = remote["studio1"]
+        assert conn.run("sudo -n true", privileged=False, check=False).exit_code != 0
+        assert conn.run(f"sudo -n {ENTRY} root put", privileged=False, check=False, stdin="{}\n").exit_code == 2
+        # a root command that is not a named script is refused before it leaves
+        with pytest.raises(Exception, match="not one of the agent's named scripts"):
+            conn.run(["id", "-u"])
+    results = {r.node: r for r in run_checks(profile, secrets, only=["ssh"])}
+    assert all(r.status is Status.OK for r in results.values()), results
+    assert "sudo runs only the agent" in results["studio1"].summary
+
+
+def test_replay_status_change_and_backup_with_the_agent_only(agent_only: Path) -> None:
+    profile, secrets = load(agent_only)
+    result = replay(profile, secrets, timeouts={"wait_timeout": 60})
+    assert result.status is not None and result.status.healthy, result.status
+    actions = {n: o.action for n, o in result.bootstrap.outcomes.items()} if result.bootstrap else {}
+    assert actions == {"studio1": "bootstrap", "studio2": "join", "arbiter": "start"}, actions
+    status = subprocess.run([sys.executable, "-m", "wizard", "status", str(agent_only)], capture_output=True,
+                            text=True, timeout=90, cwd=REPO)
+    assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-1000:]
+    # day 2: a changed galera.cnf restarts the units one at a time, through the agent
+    before = {h: sh(h, "systemctl show -p MainPID --value mariadb") for h in DATA}
+    changed = profile.model_copy(deep=True)
+    changed.database.sst_method = "rsync"
+    result = replay(changed, secrets, timeouts={"wait_timeout": 60})
+    assert result.status is not None and result.status.healthy, result.status
+    for host in DATA:
+        assert sh(host, "systemctl show -p MainPID --value mariadb") not in ("", "0", before[host])
+    take = subprocess.run([sys.executable, "-m", "wizard", "backup", "take", str(agent_only)], capture_output=True,
+                          text=True, timeout=240, cwd=REPO)
+    assert take.returncode == 0, take.stdout[-2000:] + take.stderr[-1000:]
+    listed = subprocess.run([sys.executable, "-m", "wizard", "backup", "list", str(agent_only)], capture_output=True,
+                            text=True, timeout=90, cwd=REPO)
+    assert listed.returncode == 0 and "complete" in listed.stdout, listed.stdout + listed.stderr
+    # sudo logged every command deploy ran as root: each one is the agent
+    for host in labsystemd.HOSTS:
+        logged = [line for line in sh(host, "journalctl _COMM=sudo --no-pager -o cat", timeout=60).splitlines()
+                  if line.lstrip().startswith("deploy :") and "COMMAND=" in line]
+        assert logged, host
+        others = [line for line in logged if f"COMMAND={ENTRY}" not in line]
+        assert others == [] or all("sudo -n true" in o or "COMMAND=/usr/bin/true" in o for o in others), others[:3]
