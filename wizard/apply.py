@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
+from wizard.agent.rootcmd import RootScript
 from wizard.profile import Profile
 from wizard.remote import Remote, q
 from wizard.render import (
@@ -47,6 +48,16 @@ for path in sys.argv[1:]:
         out[path] = None
 print(json.dumps(out))
 """
+READ_FILES_PY = RootScript("apply-read-files", READ_FILES, kind="py")
+# Same content: owner and mode in place (the old argv form, so the command line is unchanged).
+SET_META = RootScript("apply-set-meta", """sh -c 'chown "$1" "$3" && chmod "$2" "$3"' meta {owner} {mode} {path}""")
+MAKE_GARBD_DIRS = RootScript("apply-garbd-dirs", "install -d -o nobody -g nogroup -m 0750 {dirs}")
+DISABLE_SOCKET = RootScript("apply-disable-socket", (
+    "e=$(systemctl is-enabled {unit} 2>/dev/null); a=$(systemctl is-active {unit} 2>/dev/null); "
+    "case \"$e/$a\" in enabled*|*/active|*/listening) systemctl disable --now {unit} && echo disabled;; "
+    "*) echo off;; esac"))
+READ_SETENV = RootScript("apply-read-setenv", "cat {path} 2>/dev/null || echo __absent__")
+STAT_SETENV = RootScript("apply-stat-setenv", "stat -c '%a %U %G' {path}")
 
 Action = Literal["create", "update", "unchanged"]
 
@@ -76,7 +87,7 @@ def plan_files(profile: Profile, secrets: Secrets | None, remote: Remote) -> lis
 
     def one(node: str) -> list[FileChange]:
         files = rendered[node]
-        res = remote[node].run(["python3", "-I", "-S", "-c", READ_FILES, *(str(f.path) for f in files), crafter],
+        res = remote[node].run(READ_FILES_PY(*(str(f.path) for f in files), crafter),
                                what="read configs")
         current = json.loads(res.stdout.strip().splitlines()[-1])
         if not (current.get(crafter) or {}).get("dir"):
@@ -111,8 +122,8 @@ def apply_files(changes: list[FileChange], remote: Remote,
         if change.meta_only:
             # Same content: set owner and mode in place.  A rewrite would give the file a new mtime, and a
             # running service older than its config's mtime owes a restart (stale_services).
-            conn.run(["sh", "-c", 'chown "$1" "$3" && chmod "$2" "$3"', "meta", f"{f.owner}:{f.group}",
-                      f"{f.mode:o}", str(f.path)], what=f"owner and mode of {f.path}")
+            conn.run(SET_META(owner=f"{f.owner}:{f.group}", mode=f"{f.mode:o}", path=str(f.path)),
+                     what=f"owner and mode of {f.path}")
         else:
             backup = f"{BACKUP_ROOT}/{stamp}{f.path}" if change.old is not None else None
             conn.put(f.content.encode(), str(f.path), mode=f.mode, owner=f.owner, group=f.group, backup=backup)
@@ -135,8 +146,7 @@ def prepare_directories(profile: Profile, remote: Remote) -> None:
     the user Debian's garb.service runs garbd as (nobody).  `install -d` on a right directory changes
     nothing, so a re-run is a no-op."""
     dirs = sorted({str(GARBD_LOG_FILE.parent), str(GARBD_WORK_DIR)})
-    remote[profile.arbiter.name].run(["install", "-d", "-o", "nobody", "-g", "nogroup", "-m", "0750", *dirs],
-                                     what="create garbd's directories")
+    remote[profile.arbiter.name].run(MAKE_GARBD_DIRS(dirs=dirs), what="create garbd's directories")
 
 
 def disable_socket_activation(profile: Profile, remote: Remote) -> dict[str, str]:
@@ -146,12 +156,9 @@ def disable_socket_activation(profile: Profile, remote: Remote) -> dict[str, str
     if profile.services.manager != "systemd":
         return {}
     unit = profile.services.mariadb_unit.rsplit(".", 1)[0] + ".socket"
-    script = (f"e=$(systemctl is-enabled {q(unit)} 2>/dev/null); a=$(systemctl is-active {q(unit)} 2>/dev/null); "
-              f"case \"$e/$a\" in enabled*|*/active|*/listening) systemctl disable --now {q(unit)} && echo disabled;; "
-              "*) echo off;; esac")
 
     def one(node: str) -> tuple[str, str]:
-        out = remote[node].run(script, what=f"disable {unit}").stdout.strip().splitlines()
+        out = remote[node].run(DISABLE_SOCKET(unit=unit), what=f"disable {unit}").stdout.strip().splitlines()
         return node, out[-1] if out else "off"
 
     names = [n.name for n in profile.studio_nodes]
@@ -175,13 +182,13 @@ def hook_crafter_setenv(profile: Profile, remote: Remote) -> dict[str, str]:
 
     def one(node: str) -> tuple[str, str]:
         conn = remote[node]
-        current = conn.run(f"cat {q(str(setenv))} 2>/dev/null || echo __absent__", what="read crafter-setenv.sh")
+        current = conn.run(READ_SETENV(path=str(setenv)), what="read crafter-setenv.sh")
         text = current.stdout
         if text.strip() == "__absent__":
             return node, "no crafter"
         if SOURCE_MARK in text:
             return node, "present"
-        meta = conn.run(["stat", "-c", "%a %U %G", str(setenv)], what="stat crafter-setenv.sh").stdout.split()
+        meta = conn.run(STAT_SETENV(path=str(setenv)), what="stat crafter-setenv.sh").stdout.split()
         new = text + ("" if text.endswith("\n") else "\n") + line
         conn.put(new.encode(), str(setenv), mode=int(meta[0], 8), owner=meta[1], group=meta[2],
                  backup=f"{BACKUP_ROOT}/{stamp}{setenv}")
@@ -231,6 +238,7 @@ for service, proc, path in json.loads(sys.argv[1]):
         res.setdefault(service, []).append(path)
 print(json.dumps(res))
 """
+STALE_PROBE_PY = RootScript("apply-stale-services", STALE_PROBE, kind="py")
 
 
 def stale_services(changes: list[FileChange], remote: Remote) -> dict[str, dict[str, list[str]]]:
@@ -246,7 +254,7 @@ def stale_services(changes: list[FileChange], remote: Remote) -> dict[str, dict[
                 by_node.setdefault(c.node, []).append((service, SERVICE_PROCESS[service], str(c.file.path)))
 
     def one(node: str) -> tuple[str, dict[str, list[str]]]:
-        res = remote[node].run(["python3", "-I", "-S", "-c", STALE_PROBE, json.dumps(by_node[node])],
+        res = remote[node].run(STALE_PROBE_PY(json.dumps(by_node[node])),
                                what="compare running services with their config")
         return node, json.loads(res.stdout.strip().splitlines()[-1])
 

@@ -23,6 +23,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from wizard.agent.rootcmd import RootScript
 from wizard.profile import Node, Profile
 from wizard.remote import NodeConnection, Remote, RemoteError, daemon_pids, q, sh
 
@@ -51,12 +52,21 @@ else:
     out["state"] = "incomplete"
 print(json.dumps(out))
 """
+PROBE_PY = RootScript("datadir-probe", PROBE, kind="py")
 
 
 def install_command(datadir: str) -> list[str]:
     """Debian's postinst command (mariadb-server 10.11), with the profile's datadir."""
     return ["env", "TMPDIR=", "mariadb-install-db", "--rpm", "--cross-bootstrap", "--user=mysql",
             "--disable-log-bin", "--skip-test-db", f"--datadir={datadir}"]
+
+
+# Re-checked in the same shell that initialises: a datadir that gained data in between is left alone.
+INITIALISE = RootScript("datadir-initialise", (
+    "if " + sh("python3", "-I", "-S", "-c", PROBE).replace("{", "{{").replace("}", "}}")
+    + " {datadir} | grep -q '\"state\": \"empty\"'; then "
+    + sh(*install_command("DATADIR")).replace("--datadir=DATADIR", "--datadir={datadir}")
+    + "; else echo not-empty-any-more; fi"))
 
 
 def fix_command(datadir: str) -> str:
@@ -86,7 +96,7 @@ class DatadirState:
 def probe(conn: NodeConnection, profile: Profile) -> DatadirState:
     """Classify the node's datadir (``database.data_dir``).  Raises RemoteError when the node cannot tell."""
     datadir = str(profile.database.data_dir)
-    res = conn.run(["python3", "-I", "-S", "-c", PROBE, datadir], what="inspect the data directory", timeout=20)
+    res = conn.run(PROBE_PY(datadir), what="inspect the data directory", timeout=20)
     try:
         info = json.loads(res.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
@@ -102,10 +112,8 @@ def _initialise_one(conn: NodeConnection, profile: Profile) -> str:
     state = probe(conn, profile)
     if state.state != "empty":
         return state.state
-    # Re-checked in the same shell that initialises: a datadir that gained data in between is left alone.
-    guard = sh("python3", "-I", "-S", "-c", PROBE, datadir) + " | grep -q '\"state\": \"empty\"'"
-    script = f"if {guard}; then {sh(*install_command(datadir))}; else echo not-empty-any-more; fi"
-    res = conn.run(script, what=f"initialise {datadir} (mariadb-install-db)", timeout=300, check=False)
+    res = conn.run(INITIALISE(datadir=datadir), what=f"initialise {datadir} (mariadb-install-db)", timeout=300,
+                   check=False)
     if res.exit_code != 0:
         tail = (res.stderr.strip() or res.stdout.strip())[-400:]
         raise RemoteError(conn.node.name, f"mariadb-install-db failed on {datadir}: {tail}",

@@ -6,8 +6,9 @@ appears on a command line or in the process list.
 
 from __future__ import annotations
 
+from wizard.agent.rootcmd import RootScript
 from wizard.profile import Profile
-from wizard.remote import NodeConnection, sh
+from wizard.remote import NodeConnection
 from wizard.secrets import Secrets
 
 WSREP_KEYS = (
@@ -28,6 +29,11 @@ def client_argv(profile: Profile, *extra: str) -> list[str]:
             "--batch", "--skip-column-names", "--connect-timeout=5", *extra]
 
 
+# client_argv with -e STATEMENT: the statement is the client's argument, quoted on the node like every value.
+SQL = RootScript("sql-statement", "mariadb --defaults-extra-file=/dev/stdin --socket={socket} --user={user} --batch "
+                 "--skip-column-names --connect-timeout=5 -e {statement}")
+
+
 def defaults_file(secrets: Secrets) -> str:
     return "[client]\n" + (f"password={secrets.admin_password}\n" if secrets.admin_password else "")
 
@@ -35,8 +41,9 @@ def defaults_file(secrets: Secrets) -> str:
 def sql(conn: NodeConnection, profile: Profile, secrets: Secrets, statement: str, *, check: bool = True,
         timeout: float = 30) -> list[list[str]]:
     """Run one statement with the node's client; returns rows of tab-separated columns."""
-    res = conn.run(sh(*client_argv(profile, "-e", statement)), stdin=defaults_file(secrets), check=check,
-                   timeout=timeout, what="SQL")
+    db = profile.database
+    res = conn.run(SQL(socket=str(db.socket), user=db.admin_user, statement=statement),
+                   stdin=defaults_file(secrets), check=check, timeout=timeout, what="SQL")
     if res.exit_code != 0:
         return []
     return [line.split("\t") for line in res.stdout.splitlines() if line]

@@ -16,17 +16,20 @@ from typing import Any, Literal
 import redis
 
 from wizard.agent.membership import is_member, parse_gvwstate_uuid
+from wizard.agent.rootcmd import RootScript
 from wizard.checks.names import query_a
 from wizard.coordinator import key, redis_client
 from wizard.crafter.publisher import read_publisher
 from wizard.nodesql import sql, wsrep_status
 from wizard.profile import Node, Profile, Role
-from wizard.remote import Remote, RemoteError, daemon_pids
+from wizard.remote import Remote, RemoteError, daemon_pids, q
 from wizard.render import GARBD_WORK_DIR
 from wizard.secrets import Secrets
 from wizard.tls.expiry import read_expiry
 
 Verdict = Literal["healthy", "degraded", "split", "down", "unknown"]
+
+READ_GVWSTATE = RootScript("status-read-gvwstate", "cat " + q(f"{GARBD_WORK_DIR}/gvwstate.dat"))
 
 
 @dataclass
@@ -131,7 +134,7 @@ def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node
                            check=False, timeout=timeout)
                 st.members = [r[0] for r in rows if r and r[0]]
         elif node.role is Role.ARBITER and st.process_running:
-            res = conn.run(["cat", f"{GARBD_WORK_DIR}/gvwstate.dat"], timeout=timeout, check=False, what="gvwstate")
+            res = conn.run(READ_GVWSTATE(), timeout=timeout, check=False, what="gvwstate")
             st.garbd_uuid = parse_gvwstate_uuid(res.stdout) if res.exit_code == 0 else ""
     except RemoteError as exc:
         st.error = exc.message

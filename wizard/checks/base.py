@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from wizard.agent.rootcmd import RootScript
 from wizard.profile import Node, Profile, Role
 from wizard.remote import Remote
 from wizard.secrets import Secrets
@@ -72,11 +73,14 @@ class CheckContext:
     remote: Remote
     shared: dict[str, Any] = field(default_factory=dict)
 
-    def run_json(self, node: Node, script: str, *args: object, stdin: str | None = None,
+    def run_json(self, node: Node, script: RootScript, *args: object, stdin: str | None = None,
                  timeout: float = 30) -> Any:
-        """Run a python3 snippet on the node and parse the JSON it prints last.  -I -S: the probes use the
-        stdlib only, so skip site-packages and the environment (faster, and nothing on the node leaks in)."""
-        res = self.remote[node.name].run(["python3", "-I", "-S", "-c", script, *args], stdin=stdin, timeout=timeout,
+        """Run a python3 probe (a ``py`` root script) on the node and parse the JSON it prints last.  -I -S:
+        the probes use the stdlib only, so skip site-packages and the environment (faster, and nothing on the
+        node leaks in)."""
+        if script.kind != "py":
+            raise TypeError(f"run_json runs python probes, not the {script.kind} script {script.name}")
+        res = self.remote[node.name].run(script(*args), stdin=stdin, timeout=timeout,
                                          what=f"probe on {node.name}")
         return json.loads(res.stdout.strip().splitlines()[-1])
 

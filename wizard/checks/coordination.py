@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
 from wizard.profile import Node
 
@@ -36,6 +37,7 @@ except socket.timeout:
 except OSError as e:
     print(json.dumps({"ok": False, "error": e.strerror or str(e)}))
 """
+PROBE_PY = RootScript("check-redis-probe", PROBE, kind="py")
 
 
 @register("redis", "Redis from node", order=40)
@@ -43,7 +45,7 @@ def redis_reachable(ctx: CheckContext, node: Node) -> Outcome:
     r = ctx.profile.redis
     if r.uses_sentinel:
         return sentinel_reachable(ctx, node)
-    res = ctx.run_json(node, PROBE, r.host, r.port, stdin=ctx.secrets.redis_password or "")
+    res = ctx.run_json(node, PROBE_PY, r.host, r.port, stdin=ctx.secrets.redis_password or "")
     where = f"{r.host}:{r.port}"
     if res.get("ok"):
         return ok(f"PONG from {where}" + (" (authenticated)" if ctx.secrets.redis_password else ""))
@@ -134,6 +136,7 @@ while not settled(out) and time.monotonic() - start < float(args.get("wait", 0))
 out["waited"] = round(time.monotonic() - start, 1)
 print(json.dumps(out))
 """
+SENTINEL_PROBE_PY = RootScript("check-sentinel-probe", SENTINEL_PROBE, kind="py")
 
 
 def _auth_refused(reply: object) -> bool:
@@ -148,7 +151,7 @@ def sentinel_reachable(ctx: CheckContext, node: Node) -> Outcome:
     args = json.dumps({"sentinels": [list(a) for a in r.sentinel_addresses], "name": r.master_name,
                        "wait": r.failover_wait_s})
     stdin = json.dumps({"password": ctx.secrets.redis_password, "sentinel_password": ctx.secrets.sentinel_password})
-    res = ctx.run_json(node, SENTINEL_PROBE, args, stdin=stdin, timeout=r.failover_wait_s + 30)
+    res = ctx.run_json(node, SENTINEL_PROBE_PY, args, stdin=stdin, timeout=r.failover_wait_s + 30)
     sentinels: dict[str, dict[str, Any]] = res.get("sentinels", {})
     total = len(sentinels)
     majority = total // 2 + 1

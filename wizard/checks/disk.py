@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
 from wizard.profile import Node, Role
-from wizard.remote import sh
+
+# df on the nearest existing ancestor, so a data dir that does not exist yet is still measured
+DF = RootScript("check-df", 'd={data_dir}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -1')
 
 
 @register("disk", "Free disk", roles=(Role.STUDIO,), order=20)
 def free_disk(ctx: CheckContext, node: Node) -> Outcome:
     data_dir = ctx.profile.database.data_dir
     need = ctx.profile.database.min_free_mb
-    # df on the nearest existing ancestor, so a data dir that does not exist yet is still measured
-    script = f"d={sh(str(data_dir))}; while [ ! -e \"$d\" ]; do d=$(dirname \"$d\"); done; df -Pk \"$d\" | tail -1"
-    res = ctx.remote[node.name].run(script, timeout=15, what="df")
+    res = ctx.remote[node.name].run(DF(data_dir=str(data_dir)), timeout=15, what="df")
     fields = res.stdout.split()
     free_mb = int(fields[3]) // 1024
     if free_mb < need:

@@ -10,6 +10,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
+from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
 from wizard.profile import Node, Profile, is_ip
 
@@ -23,6 +24,7 @@ for name in sys.argv[1:]:
         out[name] = "error: " + str(e)
 print(json.dumps(out))
 """
+RESOLVE_PY = RootScript("check-resolve", RESOLVE, kind="py")
 
 
 def query_a(profile: Profile, name: str, timeout: float = 2.0) -> list[str]:
@@ -89,7 +91,7 @@ def node_names(ctx: CheckContext, node: Node) -> Outcome:
         wanted[peer.name] = peer
         if not is_ip(peer.address):
             wanted[peer.address] = peer
-    res = ctx.run_json(node, RESOLVE, *wanted)
+    res = ctx.run_json(node, RESOLVE_PY, *wanted)
     wrong, missing = [], []
     for name, got in res.items():
         peer = wanted[name]

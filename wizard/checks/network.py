@@ -13,9 +13,10 @@ import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register
 from wizard.profile import Node, Profile, Role, is_ip
-from wizard.remote import RemoteError, sh
+from wizard.remote import RemoteError
 
 LISTEN_SECONDS = 60
 
@@ -58,6 +59,7 @@ while time.time() < end:
         except OSError:
             pass
 """
+LISTENER_PY = RootScript("check-listener", LISTENER, kind="py")
 
 PROBE = r"""
 import json, socket, sys, threading
@@ -79,6 +81,8 @@ ts = [threading.Thread(target=one, args=(t,)) for t in targets]
 [t.start() for t in ts]; [t.join() for t in ts]
 print(json.dumps(out))
 """
+PROBE_PY = RootScript("check-ports", PROBE, kind="py")
+KILL_LISTENER = RootScript("check-stop-listener", "kill {pid}")
 
 
 def required_ports(profile: Profile, src: Node, dst: Node) -> list[int]:
@@ -104,7 +108,7 @@ def start_listeners(ctx: CheckContext) -> None:
             # On the node's own address, not the wildcard: a server already bound to 127.0.0.1 only (what
             # Debian's standalone MariaDB does) must not make the port look closed to the peers.
             bind = node.address if is_ip(node.address) and ":" not in node.address else "0.0.0.0"  # noqa: S104
-            info = ctx.run_json(node, LISTENER, LISTEN_SECONDS, bind, *listen_ports(ctx.profile, node))
+            info = ctx.run_json(node, LISTENER_PY, LISTEN_SECONDS, bind, *listen_ports(ctx.profile, node))
         except (RemoteError, json.JSONDecodeError, IndexError):
             return node.name, None  # the probe itself will report the node as unreachable
         return node.name, int(info["pid"]) if info.get("pid") else None
@@ -117,14 +121,14 @@ def start_listeners(ctx: CheckContext) -> None:
 def stop_listeners(ctx: CheckContext) -> None:
     for name, pid in ctx.shared.get("listeners", {}).items():
         with contextlib.suppress(RemoteError):
-            ctx.remote[name].run(sh("kill", str(pid)), check=False, timeout=10)
+            ctx.remote[name].run(KILL_LISTENER(pid=int(pid)), check=False, timeout=10)
 
 
 @register("network", "Ports to peers", order=30, setup=start_listeners, teardown=stop_listeners)
 def network(ctx: CheckContext, node: Node) -> Outcome:
     targets = {f"{peer.address}:{port}": (peer, port)
                for peer in ctx.profile.peers(node) for port in required_ports(ctx.profile, node, peer)}
-    result = ctx.run_json(node, PROBE, 3, *targets)
+    result = ctx.run_json(node, PROBE_PY, 3, *targets)
     bad = {t: r for t, r in result.items() if r != "open"}
     if not bad:
         return ok(f"{len(targets)} ports open to {', '.join(p.name for p in ctx.profile.peers(node))}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
 from wizard.profile import Node, Role
 
@@ -52,12 +53,13 @@ with ThreadPoolExecutor(5) as pool:
     out.update(pool.map(version, ("garbd", "mariabackup", "socat", "rsync", "mbstream")))
 print(json.dumps(out))
 """
+PROBE_PY = RootScript("check-software", PROBE, kind="py")
 
 
 @register("software", "Software", order=10)
 def software(ctx: CheckContext, node: Node) -> Outcome:
     db, svc = ctx.profile.database, ctx.profile.services
-    facts = ctx.run_json(node, PROBE, svc.mariadbd, db.provider)
+    facts = ctx.run_json(node, PROBE_PY, svc.mariadbd, db.provider)
     py = tuple(facts["python"])
     if py < (3, 9):
         return fail(f"python3 is {'.'.join(map(str, py))}", "install python3 >= 3.9 (the node agent needs it)")

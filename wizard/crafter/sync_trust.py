@@ -19,8 +19,9 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from wizard.agent.rootcmd import RootScript
 from wizard.profile import Node, Profile
-from wizard.remote import Remote, RemoteError
+from wizard.remote import Remote, RemoteError, sh
 
 # Runs as root on a Studio node: argv[1] is a JSON request {"user", "authorize": [keys], "known": [lines]};
 # prints {"pubkey", "hostkeys": [lines], "changed": [what], "error"}.
@@ -92,6 +93,7 @@ with open(key + ".pub") as fh:
     pub = " ".join(fh.read().split()[:2])
 print(json.dumps({"pubkey": pub, "hostkeys": hostkeys, "changed": changed, "home": pw.pw_dir}))
 """
+TRUST_PY = RootScript("crafter-sync-trust", TRUST, kind="py")
 
 
 class SyncTrustError(Exception):
@@ -110,7 +112,7 @@ def crafter_pair(profile: Profile) -> list[Node]:
 
 def _trust(remote: Remote, profile: Profile, node: Node, authorize: list[str], known: list[str]) -> dict[str, object]:
     request = json.dumps({"user": profile.studio.os_user, "node": node.name, "authorize": authorize, "known": known})
-    res = remote[node.name].run(["python3", "-I", "-S", "-c", TRUST, request], timeout=60,
+    res = remote[node.name].run(TRUST_PY(request), timeout=60,
                                 what=f"content sync trust for {profile.studio.os_user}")
     out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
     if "error" in out:
@@ -157,6 +159,17 @@ for top, dirs, files in os.walk(root):
         dirs[:] = []
 print(found)
 """
+FIND_REPO_PY = RootScript("crafter-find-repo", FIND_REPO, kind="py")
+
+# As the Crafter user, with its home's known_hosts (exit 3: the peer is not pinned there yet); the ssh options are
+# fixed text, the user, URL and peer are values.
+LS_REMOTE_SSH = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10"
+LS_REMOTE = RootScript("crafter-ls-remote", sh("sh", "-c", (
+    'u=$1; url=$2; sshcmd=$3; peer=$4; home=$(getent passwd "$u" | cut -d: -f6); '
+    '[ -n "$home" ] || { echo "no user $u" >&2; exit 2; }; '
+    'grep -qs "^$peer " "$home/.ssh/known_hosts" || exit 3; '
+    'exec runuser -u "$u" -- env HOME="$home" GIT_SSH_COMMAND="$sshcmd" git ls-remote "$url"'), "ls-remote")
+    .replace("{", "{{").replace("}", "}}") + " {user} {url} " + sh(LS_REMOTE_SSH) + " {peer}")
 
 
 @dataclass(frozen=True)
@@ -173,20 +186,15 @@ def ls_remote(profile: Profile, remote: Remote, source: Node, target: Node, time
     """``git ls-remote`` over SSH as the Crafter user, from ``source`` to a repository under the data path on
     ``target``, with strict host-key checking."""
     st = profile.studio
-    repo = remote[target.name].run(["python3", "-I", "-S", "-c", FIND_REPO, str(st.data_path)], timeout=timeout,
+    repo = remote[target.name].run(FIND_REPO_PY(str(st.data_path)), timeout=timeout,
                                    what="find a content repository").stdout.strip()
     if not repo:
         return LsRemote(source.name, target.name, "", False,
                         f"no git repository under {st.data_path}/repos on {target.name}")
     url = f"ssh://{st.os_user}@{target.address}{repo}"
-    ssh = "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes -o ConnectTimeout=10"
-    script = ('u=$1; url=$2; sshcmd=$3; peer=$4; home=$(getent passwd "$u" | cut -d: -f6); '
-              '[ -n "$home" ] || { echo "no user $u" >&2; exit 2; }; '
-              'grep -qs "^$peer " "$home/.ssh/known_hosts" || exit 3; '
-              'exec runuser -u "$u" -- env HOME="$home" GIT_SSH_COMMAND="$sshcmd" git ls-remote "$url"')
     try:
-        res = remote[source.name].run(["sh", "-c", script, "ls-remote", st.os_user, url, ssh, target.address],
-                                      timeout=timeout, check=False, what="git ls-remote")
+        res = remote[source.name].run(LS_REMOTE(user=st.os_user, url=url, peer=target.address), timeout=timeout,
+                                      check=False, what="git ls-remote")
     except RemoteError as exc:
         return LsRemote(source.name, target.name, url, False, exc.message)
     if res.exit_code == 3:

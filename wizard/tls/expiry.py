@@ -12,17 +12,20 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from wizard.agent.rootcmd import RootScript
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError
 from wizard.tls import certs
 from wizard.tls.certs import CertError
 from wizard.tls.options import paths
 
+READ_CERTS = RootScript("tls-read-certs", "cat {cert} {ca}")
+
 
 def _one(profile: Profile, remote: Remote, node: str, timeout: float) -> dict[str, Any]:
     p = paths(profile)
     try:
-        res = remote[node].run(["cat", str(p["cert"]), str(p["ca"])], check=False, timeout=timeout,
+        res = remote[node].run(READ_CERTS(cert=str(p["cert"]), ca=str(p["ca"])), check=False, timeout=timeout,
                                what="read TLS certificates")
     except RemoteError as exc:
         return {"not_after": "", "days": None, "error": exc.message}
