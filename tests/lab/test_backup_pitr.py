@@ -83,6 +83,7 @@ def test_restore_to_the_moment_before_a_mistaken_drop(cluster: None, profile: Pr
     print(f"test body {time.monotonic() - t0:.1f}s")
 
 
+@pytest.mark.drill  # 35 s: make drills (make test's time budget); the other --to test covers the common path
 def test_restore_to_onto_a_node_that_lost_its_binary_logs_uses_the_other_nodes(
         cluster: None, profile: Profile, secrets: Secrets, remote: Remote) -> None:
     """The same after the restore above (a new history), onto studio1 whose binary logs are gone: studio2's are

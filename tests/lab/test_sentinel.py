@@ -74,6 +74,7 @@ def test_lab_status_shows_sentinel_health(sentinel_healthy: None) -> None:
     assert out.returncode == 1 and "sentinel: master" in out.stdout and "NOT ok" in out.stdout, out.stdout
 
 
+@pytest.mark.drill  # 20 s: make drills (make test's time budget); the failover mid-replay test stays in make test
 def test_bootstrap_with_the_masters_redis_stopped(sentinel_healthy: None, profile: Profile) -> None:
     """A fresh cluster formed by `replay` (checks included) right after the Redis master's host lost its
     Redis and Sentinel: the agents find the new master through the two Sentinels left."""

@@ -156,6 +156,7 @@ async def test_switching_to_one_redis_shows_the_url_and_hides_the_sentinels(app:
         assert "url" not in form.data["redis"]
 
 
+@pytest.mark.drill  # 32 s of typing: make drills (make test's time budget); test_form covers the backups fields
 async def test_backups_are_set_in_the_form_and_checked_as_typed(app: WizardApp, tmp_path: Path) -> None:
     """The profile's backups section has its fields: a bad schedule is named under its input, a good one
     goes into the profile the wizard goes on with."""
