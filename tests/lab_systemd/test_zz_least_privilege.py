@@ -2,9 +2,10 @@
 /usr/local/sbin/studio-cluster-agent`` and nothing more (``ssh.sudo_scope: agent``).
 
 On fresh systemd hosts: root runs the installer ``studio-cluster sudoers --installer`` writes (as an operator
-would), deploy's ``NOPASSWD: ALL`` is taken away, then check, replay (a new cluster), status, a config change
-rolled through the units, and a snapshot backup, all as deploy.  sudo's own log shows that every root command
-deploy ran was the agent.  Named to sort last: it resets the hosts first and leaves them to the session's end."""
+would), deploy's ``NOPASSWD: ALL`` is taken away, then check, replay (a new cluster), status and a snapshot
+backup, all as deploy (a config change rolled through the units: make drills).  sudo's own log shows that every
+root command deploy ran was the agent.  Named to sort last: it resets the hosts first and leaves them to the
+session's end."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def test_sudo_allows_the_agent_and_nothing_else(agent_only: Path) -> None:
     assert "sudo runs only the agent" in results["studio1"].summary
 
 
-def test_replay_status_change_and_backup_with_the_agent_only(agent_only: Path) -> None:
+def test_replay_status_and_backup_with_the_agent_only(agent_only: Path) -> None:
     profile, secrets = load(agent_only)
     result = replay(profile, secrets, timeouts={"wait_timeout": 60})
     assert result.status is not None and result.status.healthy, result.status
@@ -90,14 +91,6 @@ def test_replay_status_change_and_backup_with_the_agent_only(agent_only: Path) -
     status = subprocess.run([sys.executable, "-m", "wizard", "status", str(agent_only)], capture_output=True,
                             text=True, timeout=90, cwd=REPO)
     assert status.returncode == 0, status.stdout[-2000:] + status.stderr[-1000:]
-    # day 2: a changed galera.cnf restarts the units one at a time, through the agent
-    before = {h: sh(h, "systemctl show -p MainPID --value mariadb") for h in DATA}
-    changed = profile.model_copy(deep=True)
-    changed.database.sst_method = "rsync"
-    result = replay(changed, secrets, timeouts={"wait_timeout": 60})
-    assert result.status is not None and result.status.healthy, result.status
-    for host in DATA:
-        assert sh(host, "systemctl show -p MainPID --value mariadb") not in ("", "0", before[host])
     take = subprocess.run([sys.executable, "-m", "wizard", "backup", "take", str(agent_only)], capture_output=True,
                           text=True, timeout=240, cwd=REPO)
     assert take.returncode == 0, take.stdout[-2000:] + take.stderr[-1000:]
@@ -111,3 +104,18 @@ def test_replay_status_change_and_backup_with_the_agent_only(agent_only: Path) -
         assert logged, host
         others = [line for line in logged if f"COMMAND={ENTRY}" not in line]
         assert others == [] or all("sudo -n true" in o or "COMMAND=/usr/bin/true" in o for o in others), others[:3]
+
+
+@pytest.mark.drill  # 20 s: make drills (make test's time budget)
+def test_a_config_change_rolls_through_the_units_with_the_agent_only(agent_only: Path) -> None:
+    """Day 2: a changed galera.cnf restarts the units one at a time, through the agent."""
+    profile, secrets = load(agent_only)
+    if not replay(profile, secrets, timeouts={"wait_timeout": 60}).status.healthy:  # type: ignore[union-attr]
+        pytest.fail("the cluster is not healthy before the change")
+    before = {h: sh(h, "systemctl show -p MainPID --value mariadb") for h in DATA}
+    changed = profile.model_copy(deep=True)
+    changed.database.sst_method = "rsync"
+    result = replay(changed, secrets, timeouts={"wait_timeout": 60})
+    assert result.status is not None and result.status.healthy, result.status
+    for host in DATA:
+        assert sh(host, "systemctl show -p MainPID --value mariadb") not in ("", "0", before[host])
