@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from wizard.agent.rootcmd import RootScript
 from wizard.profile import Profile
 from wizard.remote import Remote
 
@@ -56,6 +57,7 @@ for name in names:
                 "partial_size": size, "mtime": os.stat(d).st_mtime})
 print(json.dumps(out))
 """
+READ_CATALOG_PY = RootScript("backup-read-catalog", READ_CATALOG, kind="py")
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def classify(raw: dict[str, Any], now: float) -> Entry:
 
 
 def read_catalog(profile: Profile, remote: Remote) -> list[dict[str, Any]]:
-    res = remote[profile.arbiter.name].run(["python3", "-I", "-S", "-c", READ_CATALOG, str(profile.backups.root)],
+    res = remote[profile.arbiter.name].run(READ_CATALOG_PY(profile.backups.root),
                                            what="read the backup catalog")
     raw: list[dict[str, Any]] = json.loads(res.stdout.strip().splitlines()[-1])
     return raw

@@ -1,7 +1,7 @@
 """The backups as ``status`` and the monitor show them: the newest complete backup, the last failure, warnings.
 
 A warning never changes the cluster's verdict (healthy / degraded are about serving authors); it is a
-separate line.  Reading the catalog is one SSH command to the Arbiter (:data:`catalog.READ_CATALOG`) with a
+separate line.  Reading the catalog is one SSH command to the Arbiter (:data:`catalog.READ_CATALOG_PY`) with a
 short timeout; when it cannot be read the answer is *unknown* with the reason, never an exception.
 """
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from wizard.backups.catalog import READ_CATALOG, Entry, classify, human_age, human_size
+from wizard.backups.catalog import READ_CATALOG_PY, Entry, classify, human_age, human_size
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError
 
@@ -114,7 +114,7 @@ def read_entries(profile: Profile, remote: Remote, *, timeout: float = 5.0, now:
     seconds.  Raises :class:`wizard.remote.RemoteError` (unreachable, timeout) or ValueError (an answer
     that is not the catalog)."""
     now = time.time() if now is None else now
-    res = remote[profile.arbiter.name].run(["python3", "-I", "-S", "-c", READ_CATALOG, str(profile.backups.root)],
+    res = remote[profile.arbiter.name].run(READ_CATALOG_PY(profile.backups.root),
                                            timeout=timeout, what="read the backup catalog")
     lines = res.stdout.strip().splitlines()
     if not lines:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wizard.agent.rootcmd import RootScript
 from wizard.backups import BackupError
 from wizard.profile import Profile
 from wizard.remote import Remote
@@ -167,6 +168,7 @@ if pos_file:
         out["at_pos"] = {"gtid": state[0] if state else None, "time": state[1] if state else None}
 print(json.dumps(out))
 """
+SCAN = RootScript("pitr-scan-binlogs", SCAN_SCRIPT, kind="py")
 
 APPLY_SCRIPT = r"""
 import json, os, re, shutil, signal, subprocess, sys, tempfile, time
@@ -261,6 +263,7 @@ if mrc != 0 or mb_err:
     finish("mysqlbinlog failed: " + " | ".join(mb_err[-3:] or ["exit %d" % mrc]))
 finish()
 """
+APPLY = RootScript("pitr-apply", APPLY_SCRIPT, kind="py")
 
 
 LINK_SCRIPT = r"""
@@ -271,6 +274,9 @@ for n in names:
     t = os.path.join(dst, n)
     os.path.exists(t) or os.link(os.path.join(src, n), t)
 """
+LINK = RootScript("pitr-link-binlogs", LINK_SCRIPT, kind="py")
+RM_BINLOG_COPY = RootScript("pitr-rm-binlog-copy", "rm -rf {path}")
+RM_LINKS = RootScript("pitr-rm-links", "rm -rf {path}")
 
 
 @dataclass
@@ -292,9 +298,9 @@ class Plan:
                 "start_time": self.start_time, "stop": self.stop, "last_time": self.last_time, "notes": self.notes}
 
 
-def _run_json(remote: Remote, node: str, script: str, args: list[str], what: str, *, stdin: str | None = None,
+def _run_json(remote: Remote, node: str, script: RootScript, args: list[str], what: str, *, stdin: str | None = None,
               timeout: float = 600) -> dict[str, Any]:
-    r = remote[node].run(["python3", "-I", "-S", "-c", script, *args], stdin=stdin, timeout=timeout, check=False,
+    r = remote[node].run(script(*args), stdin=stdin, timeout=timeout, check=False,
                          what=what)
     lines = r.stdout.strip().splitlines()
     try:
@@ -352,7 +358,7 @@ def plan(profile: Profile, remote: Remote, *, target: str, donor: str, binlog_po
     pos_file, pos = (str(binlog_pos[0]), int(binlog_pos[1])) if binlog_pos else ("", 0)
     data_dir = str(profile.database.data_dir).rstrip("/")
     names = [n.name for n in profile.studio_nodes]
-    scans = {name: _run_json(remote, name, SCAN_SCRIPT,
+    scans = {name: _run_json(remote, name, SCAN,
                              [data_dir, BINLOG_BASENAME, str(WSREP_GTID_DOMAIN),
                               pos_file if name == donor else "", str(pos)], "read the binary logs")
              for name in names}
@@ -398,7 +404,7 @@ def apply(profile: Profile, secrets: Secrets, remote: Remote, p: Plan, *, target
     over ``database.sst_port``).  Returns {applied, first, last, last_time}.
 
     Raises :class:`BackupError` when the copy is short, the server does not start, or an event is refused."""
-    from wizard.backups.restore import RECEIVE_SCRIPT, SEND_SCRIPT
+    from wizard.backups.restore import RECEIVE, SEND
 
     data_dir = str(profile.database.data_dir).rstrip("/")
     bindir = source_dir
@@ -406,25 +412,25 @@ def apply(profile: Profile, secrets: Secrets, remote: Remote, p: Plan, *, target
     if p.source != target:
         staging = f"{data_dir}.pitr-binlogs"
         links = f"{source_dir}.binlogs-for-{target}"
-        remote[p.source].run(["python3", "-I", "-S", "-c", LINK_SCRIPT, source_dir, links, *p.files],
+        remote[p.source].run(LINK(source_dir, links, *p.files),
                              what="gather the binary logs")
-        remote[target].run(["rm", "-rf", staging], what="clear an earlier copy of binary logs")
+        remote[target].run(RM_BINLOG_COPY(path=staging), what="clear an earlier copy of binary logs")
         token, port = pysecrets.token_hex(16), profile.database.sst_port
         sent: dict[str, Any] = {}
         src_addr = profile.node(p.source).address
 
         def send() -> None:
-            sent.update(_run_json(remote, p.source, SEND_SCRIPT, [src_addr, str(port), token, links, "120"],
+            sent.update(_run_json(remote, p.source, SEND, [src_addr, str(port), token, links, "120"],
                                   "send the binary logs", timeout=timeout))
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
-        got = _run_json(remote, target, RECEIVE_SCRIPT, [src_addr, str(port), token, staging],
+        got = _run_json(remote, target, RECEIVE, [src_addr, str(port), token, staging],
                         "receive the binary logs", timeout=timeout)
         sender.join(timeout)
-        remote[p.source].run(["rm", "-rf", links], check=False, what="remove the gathered links")
+        remote[p.source].run(RM_LINKS(path=links), check=False, what="remove the gathered links")
         if "error" in sent or "error" in got or got.get("size") != p.size:
-            remote[target].run(["rm", "-rf", staging], check=False)
+            remote[target].run(RM_BINLOG_COPY(path=staging), check=False)
             why = sent.get("error") or got.get("error") or f"{got.get('size')} of {p.size} bytes arrived"
             raise BackupError(f"the binary logs of {p.source} did not reach {target}: {why}",
                               f"{target} must reach {p.source} on port {port} (database.sst_port)")
@@ -432,12 +438,12 @@ def apply(profile: Profile, secrets: Secrets, remote: Remote, p: Plan, *, target
     db = profile.database
     cred = "[client]\n" + (f"password={secrets.admin_password}\n" if secrets.admin_password else "")
     try:
-        out = _run_json(remote, target, APPLY_SCRIPT,
+        out = _run_json(remote, target, APPLY,
                         [data_dir, bindir, json.dumps(p.files), p.start, p.stop, str(profile.services.mariadbd),
                          db.admin_user], "replay the binary logs", stdin=cred, timeout=timeout)
     finally:
         if staging:
-            remote[target].run(["rm", "-rf", staging], check=False, what="remove the copied binary logs")
+            remote[target].run(RM_BINLOG_COPY(path=staging), check=False, what="remove the copied binary logs")
     if "error" in out:
         raise BackupError(f"replaying {p.source}'s binary logs on {target} failed: {out['error']}",
                           "the snapshot alone is in place on " + target + "; fix the cause and restore --to again "

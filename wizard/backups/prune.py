@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from wizard.agent import retention
 from wizard.agent.retention import Decision, Item
+from wizard.agent.rootcmd import RootScript
 from wizard.backups.catalog import Entry
 from wizard.profile import Profile
-from wizard.remote import Remote, sh
+from wizard.remote import Remote
+
+RM_PRUNED = RootScript("backup-prune-remove", "rm -rf -- {paths}")
 
 
 def select(entries: list[Entry], keep_last: int, keep_days: int, now: float) -> list[Decision]:
@@ -25,5 +28,5 @@ def remove(profile: Profile, remote: Remote, entries: list[Entry], decisions: li
     gone = [d.id for d in decisions if not d.keep]
     paths = [by_id[i].path for i in gone if by_id[i].path.startswith(root) and "/" not in by_id[i].id]
     if paths:
-        remote[profile.arbiter.name].run(sh("rm", "-rf", "--", *paths), timeout=600, what="remove pruned backups")
+        remote[profile.arbiter.name].run(RM_PRUNED(paths=paths), timeout=600, what="remove pruned backups")
     return gone

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from wizard.agent.rootcmd import RootScript
 from wizard.backups import BackupError, pitr
 from wizard.backups.take import _bind
 from wizard.backups.verify import COPY_LIB, resolve_id
 from wizard.profile import Profile
-from wizard.remote import Remote, RemoteError, daemon_pids, q
+from wizard.remote import Remote, RemoteError, daemon_pids
 from wizard.secrets import Secrets
 
 PREPARE_SCRIPT = COPY_LIB + r"""
@@ -83,6 +84,7 @@ print(json.dumps({"work": work, "position": position, "recorded": m.get("positio
                   "files": files, "donor": m.get("donor"), "time": m.get("time"), "binlog_pos": binlog_pos,
                   "gtid": m.get("gtid"), "finished_epoch": m.get("finished_epoch")}))
 """
+PREPARE = RootScript("restore-prepare", PREPARE_SCRIPT, kind="py")
 
 SEND_SCRIPT = r"""
 import json, socket, subprocess, sys, time
@@ -135,6 +137,7 @@ conn.shutdown(socket.SHUT_WR)
 conn.close()
 print(json.dumps({"sent": sent, "tar": rc, "peer": peer[0]}))
 """
+SEND = RootScript("restore-send", SEND_SCRIPT, kind="py")
 
 RECEIVE_SCRIPT = r"""
 import json, os, socket, subprocess, sys, time
@@ -170,6 +173,7 @@ for dirpath, _dirs, names in os.walk(dest):
             size += os.path.getsize(path)
 print(json.dumps({"received": got, "tar": rc, "size": size}))
 """
+RECEIVE = RootScript("restore-receive", RECEIVE_SCRIPT, kind="py")
 
 
 MOUNTED_SCRIPT = r"""
@@ -179,6 +183,7 @@ with open("/proc/self/mountinfo") as fh:
     points = {line.split()[4].replace("\\040", " ") for line in fh}
 print("mount" if target in points else "dir")
 """
+MOUNTED = RootScript("restore-datadir-kind", MOUNTED_SCRIPT, kind="py")
 
 SWAP_SCRIPT = r"""
 import json, os, shutil, subprocess, sys
@@ -223,6 +228,9 @@ subprocess.run(["chown", "-R", "mysql:mysql", datadir], check=True)
 os.chmod(datadir, 0o750)
 print(json.dumps(out))
 """
+SWAP = RootScript("restore-swap-datadir", SWAP_SCRIPT, kind="py")
+RM_STAGING = RootScript("restore-rm-staging", "rm -rf {path}")
+RM_PREPARED = RootScript("restore-rm-prepared", "rm -rf {path}")
 
 
 @dataclass
@@ -295,7 +303,7 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     note(f"preparing a copy of {bid} on {profile.arbiter.name} (checksums, mariabackup --prepare)")
     try:
-        res = arb.run(["python3", "-I", "-S", "-c", PREPARE_SCRIPT, entry.path, str(timeout), pitr.BINLOG_BASENAME],
+        res = arb.run(PREPARE(entry.path, timeout, pitr.BINLOG_BASENAME),
                       timeout=timeout + 120,
                       check=False, what="prepare the backup")
         prep = _last_json(res.stdout, res.stderr, "prepare")
@@ -321,46 +329,44 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                 note(f"will replay {plan.source}'s binary logs ({len(plan.files)} files, {plan.size} bytes) from "
                      f"{plan.start or 'the first transaction'} up to {plan.stop} UTC")
             node = remote[chosen]
-            kinds = {name: remote[name].run(["python3", "-I", "-S", "-c", MOUNTED_SCRIPT, data_dir],
+            kinds = {name: remote[name].run(MOUNTED(data_dir),
                                             what="look at the datadir").stdout.strip()
                      for name in names}
             # beside the datadir (same filesystem: one rename), or inside it when it is a mount point
             staging = (f"{data_dir}/.studio-restore-{bid}" if kinds[chosen] == "mount"
                        else f"{data_dir}.restore-{bid}")
-            node.run(f"rm -rf {q(staging)}", what="clear an earlier staging directory")
+            node.run(RM_STAGING(path=staging), what="clear an earlier staging directory")
             token = pysecrets.token_hex(16)
             port = profile.backups.receiver_port
             sent: dict[str, Any] = {}
 
             def send() -> None:
-                r = arb.run(["python3", "-I", "-S", "-c", SEND_SCRIPT, _bind(profile.arbiter), str(port), token,
-                             work, "120"], timeout=timeout, check=False, what="send the prepared copy")
+                r = arb.run(SEND(_bind(profile.arbiter), port, token, work, "120"), timeout=timeout, check=False,
+                            what="send the prepared copy")
                 sent.update(_last_json(r.stdout, r.stderr, "send"))
 
             sender = threading.Thread(target=send, daemon=True)
             sender.start()
             note(f"{chosen} pulls the copy from {profile.arbiter.name} port {port}")
-            r = node.run(["python3", "-I", "-S", "-c", RECEIVE_SCRIPT, profile.arbiter.address, str(port), token,
-                          staging],
-                         timeout=timeout, check=False, what="receive the prepared copy")
+            r = node.run(RECEIVE(profile.arbiter.address, port, token, staging), timeout=timeout, check=False,
+                         what="receive the prepared copy")
             got = _last_json(r.stdout, r.stderr, "receive")
             sender.join(timeout)
         finally:
-            arb.run(f"rm -rf {q(work)}", check=False, what="remove the prepared copy")
+            arb.run(RM_PREPARED(path=work), check=False, what="remove the prepared copy")
         if "error" in sent or "error" in got:
-            node.run(f"rm -rf {q(staging)}", check=False)
+            node.run(RM_STAGING(path=staging), check=False)
             raise BackupError(f"the copy did not reach {chosen}: {sent.get('error') or got.get('error')}",
                               f"{chosen} must reach {profile.arbiter.name} on port {port} (backups.receiver_port)")
         if sent.get("tar") != 0 or got.get("tar") != 0 or got.get("size") != prep["size"]:
-            node.run(f"rm -rf {q(staging)}", check=False)
+            node.run(RM_STAGING(path=staging), check=False)
             raise BackupError(f"the copy that reached {chosen} is incomplete ({got.get('size')} of {prep['size']} "
                               f"bytes; tar exit {sent.get('tar')}/{got.get('tar')})", "run restore again")
         result.bytes = int(got.get("received") or 0)
         # Nothing is deleted: every current datadir is kept aside under a name that says when and why.
         for name in names:
             aside = f"{data_dir}.pre-restore-{stamp}-{name}"
-            r = remote[name].run(["python3", "-I", "-S", "-c", SWAP_SCRIPT, data_dir, aside,
-                                  staging if name == chosen else "", kinds[name]],
+            r = remote[name].run(SWAP(data_dir, aside, staging if name == chosen else "", kinds[name]),
                                  check=False, timeout=timeout, what="put the data in place")
             swapped = _last_json(r.stdout, r.stderr, "the datadir swap")
             if "error" in swapped:

@@ -28,11 +28,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from wizard.agent.backup_job import full_disk_reason
+from wizard.agent.rootcmd import RootCall, RootScript
 from wizard.backups import BackupError
 from wizard.checks.names import query_a
 from wizard.nodesql import wsrep_status
 from wizard.profile import Node, Profile, is_ip
-from wizard.remote import NodeConnection, Remote, RemoteError, q, sh
+from wizard.remote import NodeConnection, Remote, RemoteError
 from wizard.render import BACKUP_DONOR_LOG, BACKUP_SST_METHOD, cluster_address, host_port
 from wizard.secrets import Secrets
 from wizard.tls.options import galera_options_suffix
@@ -121,11 +122,28 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str)
             "--donor", donor, "--sst", request, "--workdir", workdir, "--log", log]
 
 
-def _background(argv: list[str], log: str) -> str:
-    """Shell: start argv detached (own session, no terminal, output to log) and print its pid.  Grouped, so that
-    after ``a && `` only argv goes to the background: an ungrouped ``a && b & echo $!`` backgrounds the whole list,
-    ``$!`` is that subshell, and the SSH call waits as long as ``b`` runs (garbd: the whole backup)."""
-    return f"{{ {sh('setsid', *argv)} </dev/null >{q(log)} 2>&1 & echo $!; }}"
+# Start argv detached (own session, no terminal, output to log) and print its pid.  Grouped, so that after
+# ``a && `` only argv goes to the background: an ungrouped ``a && b & echo $!`` backgrounds the whole list, ``$!``
+# is that subshell, and the SSH call waits as long as ``b`` runs (garbd: the whole backup).
+_BACKGROUND_TEXT = "{{ setsid {argv} </dev/null >{log} 2>&1 & echo $!; }}"
+START_RECEIVER = RootScript("backup-start-receiver", _BACKGROUND_TEXT)
+START_GARBD = RootScript("backup-start-garbd", "mkdir -p {workdir} && " + _BACKGROUND_TEXT)
+MAKE_DIR = RootScript("backup-make-dir", "mkdir -p {root} && chmod 0751 {root} && mkdir -m 0750 {path}")
+TAIL_DONOR_LOG = RootScript("backup-tail-donor-log", "tail -n {lines} {path} 2>/dev/null")
+TAIL_RECEIVER_LOG = RootScript("backup-tail-receiver-log", "tail -n {lines} {path}")
+GARBD_ERRORS = RootScript("backup-garbd-errors",
+                          "grep -E 'ERROR|WARN|FATAL|failed' {log} 2>/dev/null | tail -n {lines}")
+KILL = RootScript("backup-kill", "kill {pid} 2>/dev/null; true")
+RM_PARTIAL = RootScript("backup-rm-partial", "rm -rf {path}")
+WRITE_FAILURE = RootScript("backup-write-failure", "cat > {path}")
+STOP_GARBD = RootScript("backup-stop-garbd", "kill {pid} 2>/dev/null; rm -rf {workdir}; true")
+READ_MANIFEST = RootScript("backup-read-manifest", "import json,sys; m=json.load(open(sys.argv[1])); "
+                           "m['files']=len(m['files']); print(json.dumps(m))", kind="py")
+
+
+def _background(argv: list[str], log: str) -> RootCall:
+    """Start argv detached as root and print its pid (:data:`START_RECEIVER`)."""
+    return START_RECEIVER(argv=argv, log=log)
 
 
 POLL = r"""
@@ -144,19 +162,20 @@ except (OSError, ValueError):
     st = {}
 print(json.dumps({"state": st, "receiver": alive(rp), "garbd": alive(gp)}))
 """
+POLL_PY = RootScript("backup-poll", POLL, kind="py")
 
 
 def _tail_donor_log(profile: Profile, conn: NodeConnection, lines: int = 15) -> list[str]:
     path = PurePosixPath(profile.database.data_dir.as_posix()) / BACKUP_DONOR_LOG
     try:
-        res = conn.run(f"tail -n {lines} {q(str(path))} 2>/dev/null", check=False, what="read the donor's log")
+        res = conn.run(TAIL_DONOR_LOG(lines=lines, path=str(path)), check=False, what="read the donor's log")
     except RemoteError:
         return []
     return res.stdout.splitlines()
 
 
 def _garbd_errors(conn: NodeConnection, log: str, lines: int = 8) -> list[str]:
-    res = conn.run(f"grep -E 'ERROR|WARN|FATAL|failed' {q(log)} 2>/dev/null | tail -n {lines}", check=False,
+    res = conn.run(GARBD_ERRORS(log=log, lines=lines), check=False,
                    what="read the backup garbd's log")
     return res.stdout.splitlines()
 
@@ -175,12 +194,13 @@ except OSError:
     tail = []
 print(json.dumps({"free": st.f_bavail * st.f_frsize, "total": st.f_blocks * st.f_frsize, "log": tail}))
 """
+SPACE_PY = RootScript("backup-disk-space", SPACE, kind="py")
 
 
 def _disk_full(conn: NodeConnection, path: str, reason: str, log: list[str]) -> str:
     """The reason to give when the backup disk on the Arbiter filled up ("" otherwise), decided by
     :func:`wizard.agent.backup_job.full_disk_reason` on the space the Arbiter reports and the receiver's log."""
-    res = conn.run(["python3", "-I", "-S", "-c", SPACE, path], check=False, what="read the backup disk's space")
+    res = conn.run(SPACE_PY(path), check=False, what="read the backup disk's space")
     try:
         info = json.loads(res.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -234,8 +254,7 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     token = pysecrets.token_hex(12)
     receiver = f"{root}/{RECEIVER_FILE}"
     # root 0751: others may traverse (verify's throwaway server runs as mysql) but not list; each backup 0750
-    arb.run(sh("mkdir", "-p", root) + " && " + sh("chmod", "0751", root) + " && " + sh("mkdir", "-m", "0750", path),
-            what="create the backup directory")
+    arb.run(MAKE_DIR(root=root, path=path), what="create the backup directory")
     arb.put(receiver_source(), receiver, mode=0o600)
     meta = json.dumps({"cluster": profile.cluster_name, "arbiter": profile.arbiter.name})
     start = time.monotonic()
@@ -246,23 +265,23 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     gpid = "0"
 
     def poll() -> dict[str, Any]:
-        res = arb.run(["python3", "-I", "-S", "-c", POLL, path, rpid, gpid], what="follow the backup")
+        res = arb.run(POLL_PY(path, rpid, gpid), what="follow the backup")
         out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
         return out
 
     def fail(reason: str, hint: str, log: list[str]) -> BackupError:
         for pid in (rpid, gpid):
             if pid != "0":
-                arb.run(f"kill {q(pid)} 2>/dev/null; true", check=False, what="stop the backup's processes")
+                arb.run(KILL(pid=pid), check=False, what="stop the backup's processes")
         full = _disk_full(arb, path, reason, log)
         # A partial copy restores nothing and holds disk space (all of it, when the disk filled up): remove it;
         # the directory stays with the reason, listed failed.
-        arb.run(f"rm -rf {q(path + '/data')}", check=False, what="remove the partial copy")
+        arb.run(RM_PARTIAL(path=path + "/data"), check=False, what="remove the partial copy")
         if full:
             reason, hint = full, (f"free space in {root} on {profile.arbiter.name} (`studio-cluster backup prune`, "
                                   "or a bigger disk), then take the backup again")
         record = json.dumps({"reason": reason, "log": log, "time": time.time()})
-        arb.run(f"cat > {q(path + '/failure.json')}", stdin=record, check=False, what="record the failure")
+        arb.run(WRITE_FAILURE(path=path + "/failure.json"), stdin=record, check=False, what="record the failure")
         return BackupError(reason, hint, log)
 
     try:
@@ -277,15 +296,15 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
                            f"free port {b.receiver_port} on {profile.arbiter.name} or change backups.receiver_port",
                            [])
             if not p["receiver"] or time.monotonic() > deadline:
-                log = arb.run(f"tail -n 5 {q(path + '/receiver.log')}", check=False).stdout.splitlines()
+                log = arb.run(TAIL_RECEIVER_LOG(lines=5, path=path + "/receiver.log"), check=False).stdout.splitlines()
                 raise fail("the receiver on the Arbiter did not start listening",
                            "python3 must be installed on the Arbiter host", log)
             time.sleep(0.2)
 
         glog = f"{path}/garbd.log"
-        gpid = arb.run(sh("mkdir", "-p", f"{path}/garbd") + " && "
-                       + _background(garbd_argv(profile, donor_name, token, f"{path}/garbd", glog),
-                                     f"{path}/garbd.out"),
+        gpid = arb.run(START_GARBD(workdir=f"{path}/garbd",
+                                   argv=garbd_argv(profile, donor_name, token, f"{path}/garbd", glog),
+                                   log=f"{path}/garbd.out"),
                        what="start the backup's garbd").stdout.split()[-1]
         note(f"garbd (port {b.garbd_port}) asked {donor_name} for a snapshot; receiver on "
              f"{host_port(profile.arbiter.address, b.receiver_port)}")
@@ -334,11 +353,9 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     except RemoteError as exc:
         raise BackupError(f"lost the Arbiter while taking a backup: {exc.message}", exc.hint) from None
     seconds = time.monotonic() - start
-    arb.run(f"kill {q(gpid)} 2>/dev/null; rm -rf {q(path + '/garbd')}; true", check=False,
+    arb.run(STOP_GARBD(pid=gpid, workdir=path + "/garbd"), check=False,
             what="clean up the backup's garbd")
-    manifest = json.loads(arb.run(["python3", "-I", "-S", "-c",
-                                   "import json,sys; m=json.load(open(sys.argv[1])); m['files']=len(m['files']); "
-                                   "print(json.dumps(m))", f"{path}/manifest.json"],
+    manifest = json.loads(arb.run(READ_MANIFEST(f"{path}/manifest.json"),
                                   what="read the manifest").stdout.strip().splitlines()[-1])
     result = TakeResult(bid, path, donor_name, why, manifest, seconds)
     synced_from = time.monotonic()

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from wizard.agent.rootcmd import RootScript
 from wizard.backups import BackupError
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError
@@ -183,6 +184,7 @@ finally:
             server.wait()
     shutil.rmtree(work, ignore_errors=True)
 """  # noqa: S608 (a Python script, not SQL built from input: its queries quote identifiers)
+VERIFY = RootScript("backup-verify", VERIFY_SCRIPT, kind="py")
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ def verify(profile: Profile, remote: Remote, backup: str | None = None, *, timeo
     path = next(e.path for e in entries if e.id == bid)
     try:
         res = remote[profile.arbiter.name].run(
-            ["python3", "-I", "-S", "-c", VERIFY_SCRIPT, path, str(profile.services.mariadbd), str(timeout)],
+            VERIFY(path, profile.services.mariadbd, timeout),
             timeout=timeout + 180, check=False, what="verify the backup")
     except RemoteError as exc:
         raise BackupError(f"verify of {bid} did not finish: {exc.message}", exc.hint) from None
