@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -429,6 +430,23 @@ def secret_ref(data: dict[str, Any], spec: SecretSpec) -> str:
     section = data.get(spec.path[0])
     value = section.get(spec.path[1]) if isinstance(section, dict) else None
     return SECRET_DEFAULTS[spec.key] if value is None else str(value)
+
+
+def refs_to_save(refs: dict[str, str], typed: Iterable[str]) -> dict[str, str]:
+    """The references a profile keeps for `refs` (secret key -> what the person wrote), given the keys whose
+    value was typed: each reference as written (env:NAME, file:/path, ask), never a value.  Only a typed
+    secret whose reference could not give it (none, empty, or not a reference) is kept as ``ask``, the
+    reference that says "typed at run time"."""
+    from wizard.secrets import REF_RE
+
+    typed = set(typed)
+    out = {}
+    for key, ref in refs.items():
+        ref = ref.strip()
+        if key in typed and (ref == "none" or not REF_RE.match(ref)):
+            ref = "ask"
+        out[key] = ref
+    return out
 
 
 def with_secret_refs(data: dict[str, Any], refs: dict[str, str]) -> dict[str, Any]:

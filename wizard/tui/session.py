@@ -2,7 +2,8 @@
 
 Methods that touch the disk or the network (loading, saving, opening a :class:`wizard.remote.Remote`)
 are meant to be called from thread workers, never from the event loop.  Typed secrets live only in
-:attr:`Session.typed` (memory); the saved profile keeps references, with ``ask`` for typed ones.
+:attr:`Session.typed` (memory); the saved profile keeps the references as written (env:NAME,
+file:/path, ask), ``ask`` only for a typed secret that had no reference.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.tui.form import SECRET_SPECS, with_secret_refs
+from wizard.tui.form import SECRET_SPECS, refs_to_save, secret_ref, with_secret_refs
 
 if TYPE_CHECKING:
     from wizard.profile import Profile
@@ -70,14 +71,17 @@ class Session:
         return self.profiles_dir / f"{self.profile.cluster_name}.yaml"
 
     def save_profile(self, path: Path | None = None) -> Path:
-        """Save the profile (references only; a typed secret is saved as ``ask``).  A profile loaded from
-        a file is written as that file with only the changed settings changed, its comments and key order
-        kept (:func:`wizard.yaml_merge.merge_into`); raises OSError when the file cannot be written."""
+        """Save the profile: its secret references as they are (env:NAME, file:/path, ask), never a value,
+        and no secret needs a value to be saved; a typed secret whose reference is ``none`` is saved as
+        ``ask`` (:func:`wizard.tui.form.refs_to_save`).  A profile loaded from a file is written as that file
+        with only the changed settings changed, its comments and key order kept
+        (:func:`wizard.yaml_merge.merge_into`); raises OSError when the file cannot be written."""
         from wizard.profile import atomic_write, save_profile, validate_profile
 
         assert self.profile is not None, "no profile to save yet"
         data = self.profile.model_dump(mode="json")
-        refs = {spec.key: "ask" for spec in SECRET_SPECS if spec.key in self.typed}
+        current = {spec.key: secret_ref(data, spec) for spec in SECRET_SPECS}
+        refs = {k: v for k, v in refs_to_save(current, self.typed).items() if v != current[k]}
         profile = validate_profile(with_secret_refs(data, refs), source="wizard", check_files=False)
         target = path or self.profile_target()
         text = self._as_loaded_file(profile)

@@ -1,12 +1,15 @@
 """Credentials: each secret comes from its reference (env:NAME, file:/path, none) or is typed, masked.
 
 A typed value stays in memory (:attr:`Session.typed`) and is registered with the redactor; the profile
-only ever gets the reference, and ``ask`` for a typed secret.  Resolving references reads environment
-variables and files, so it runs in a worker.
+only ever gets the reference as written (env:NAME, file:/path, ask), and ``ask`` for a typed secret that
+had none.  Saving needs references only, never the values (an env: variable not set in this shell, an
+``ask`` not typed yet); going on needs every value.  Resolving references reads environment variables and
+files, so it runs in a worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from textual import on, work
@@ -15,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Footer, Header, Input, Label, Static
 
-from wizard.tui.form import SECRET_SPECS, SecretSpec, secret_ref, secrets_needed, with_secret_refs
+from wizard.tui.form import SECRET_SPECS, SecretSpec, refs_to_save, secret_ref, secrets_needed, with_secret_refs
 from wizard.tui.screens.base import WizardScreen, describe_error
 from wizard.tui.typeahead import focus_first_field
 
@@ -55,7 +58,7 @@ class CredentialsScreen(WizardScreen):
         yield Header()
         with VerticalScroll(id="secrets"):
             yield Static("Each secret comes from its reference (env:NAME, file:/path, none) or is typed below. "
-                         "Typed secrets are used for this run only: the profile keeps the reference, or 'ask'.",
+                         "Typed secrets are used for this session only: the profile keeps the reference.",
                          id="secrets-intro")
             for spec in self.specs:
                 with Vertical(classes="secret", id=f"secret-{spec.key}"):
@@ -113,7 +116,8 @@ class CredentialsScreen(WizardScreen):
         for spec in self.specs:
             ref = refs[spec.key]
             if spec.key in typed:
-                status[spec.key] = (True, "typed: used for this run only; the profile keeps 'ask'")
+                kept = refs_to_save({spec.key: ref}, {spec.key})[spec.key]
+                status[spec.key] = (True, f"typed: used for this session only; the profile keeps {kept}")
             elif not REF_RE.match(ref):
                 status[spec.key] = (False, "not a reference: use env:NAME, file:/path, ask or none "
                                            "(type the secret itself in the masked field)")
@@ -151,9 +155,19 @@ class CredentialsScreen(WizardScreen):
         return bool(self.status) and all(self.status.get(s.key, (False, ""))[0] for s in self.specs) \
             and not self._busy
 
+    @property
+    def can_save(self) -> bool:
+        """Saving needs a reference for each secret (or a typed value), never the values themselves."""
+        from wizard.secrets import REF_RE
+
+        typed = self.typed()
+        return not self._busy and all(REF_RE.match(ref) or key in typed for key, ref in self.refs().items())
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("next", "save"):
+        if action == "next":
             return True if self.ready else None
+        if action == "save":
+            return True if self.can_save else None
         return True
 
     def adopt_settings(self, found: dict[str, str]) -> None:
@@ -168,11 +182,11 @@ class CredentialsScreen(WizardScreen):
         if self.ready:
             self._busy = True
             self.refresh_bindings()
-            self._finish(self.refs(), self.typed(), save=False)
+            self._finish(self.refs(), self.typed())
 
     def action_save(self) -> None:
-        if self.ready:
-            self._finish(self.refs(), self.typed(), save=True)
+        if self.can_save:
+            self._save_refs(self.refs(), self.typed())
 
     def unsaved_edits(self) -> str:
         """The edits made here, in a few words ("" none): what quitting would drop."""
@@ -200,14 +214,14 @@ class CredentialsScreen(WizardScreen):
             self.dismiss(False)
 
     @work(thread=True, group="secrets", exit_on_error=False)
-    def _finish(self, refs: dict[str, str], typed: dict[str, str], save: bool) -> None:
+    def _finish(self, refs: dict[str, str], typed: dict[str, str]) -> None:
         from wizard.profile import validate_profile
         from wizard.secrets import REDACTOR, Secrets, resolve
 
         try:
             for value in typed.values():
                 REDACTOR.add(value)
-            refs = {k: ("ask" if k in typed else v) for k, v in refs.items()}
+            refs = refs_to_save(refs, typed)
             data = with_secret_refs(self.data, refs)
             profile = validate_profile(data, source="profile", check_files=self.purpose == "wizard")
             if self.purpose == "wizard":
@@ -223,13 +237,27 @@ class CredentialsScreen(WizardScreen):
             self.session.profile = profile
             self.session.typed = dict(typed)
             self.session.secrets = secrets
-            if save:
-                self.ui(super().action_save)  # the save dialog: where, with a choice
-            else:
-                self.ui(self.done, profile, secrets)
+            self.ui(self.done, profile, secrets)
         finally:
             self._busy = False
             self.ui(self.refresh_bindings)
+
+    @work(thread=True, group="secrets", exit_on_error=False)
+    def _save_refs(self, refs: dict[str, str], typed: dict[str, str]) -> None:
+        """Put the references into the session's profile, then the save dialog: no secret is resolved to
+        save (an env: variable unset here, an 'ask' not typed: the file is still right)."""
+        from wizard.profile import validate_profile
+        from wizard.secrets import REDACTOR, SecretError, Secrets
+
+        for value in typed.values():
+            REDACTOR.add(value)
+        data = with_secret_refs(self.data, refs_to_save(refs, typed))
+        profile = validate_profile(data, source="profile", check_files=False)
+        self.session.data, self.session.profile, self.session.typed = data, profile, dict(typed)
+        if self.purpose == "wizard":  # what resolves now is the session's (the palette's actions reuse it)
+            with contextlib.suppress(SecretError):
+                self.session.secrets = Secrets.resolve_for(profile, given=typed)
+        self.ui(super().action_save)  # the save dialog: where, with a choice
 
     def done(self, profile: Profile, secrets: Secrets) -> None:
         if self.purpose == "wizard":

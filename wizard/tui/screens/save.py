@@ -67,7 +67,8 @@ class SaveScreen(ModalScreen[SaveResult]):
                  if self.before_apply else "Save the profile")
         with Vertical():
             yield Label(title, classes="section-title")
-            yield Static("Secrets stay references (env:, file:); typed ones are saved as 'ask'.", markup=False)
+            yield Static("Secrets are saved as their references (env:NAME, file:/path, ask), never as values.",
+                         markup=False)
             yield Input(str(default_save_path(session)), id="save-path")
             yield Static("", id="save-note", markup=False)
             with Horizontal():
