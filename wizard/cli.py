@@ -75,19 +75,44 @@ def missing_env_names(problems: list[str]) -> list[str]:
     return list(dict.fromkeys(m.group(1) for m in found if m))
 
 
+SECRETS_ON_STDIN = "STUDIO_CLUSTER_SECRETS_ON_STDIN"
+"""Set to 1 by a parent that hands its resolved secrets over (the wizard's command palette): stdin then holds
+one JSON object, Secrets.resolve_for's `given` (``sst_password``, ``key_passphrase:NODE``, ...), used before
+the profile's references, so an 'ask' secret typed in the wizard needs no terminal here."""
+
+
+def _given_secrets() -> dict[str, str] | None:
+    if os.environ.get(SECRETS_ON_STDIN) != "1":
+        return None
+    global _GIVEN
+    if _GIVEN is None:
+        try:
+            data = json.loads(sys.stdin.readline() or "{}")
+        except ValueError:
+            raise SecretError("the secrets handed over on stdin are not a JSON object") from None
+        if not isinstance(data, dict):
+            raise SecretError("the secrets handed over on stdin are not a JSON object")
+        _GIVEN = {str(k): str(v) for k, v in data.items() if isinstance(v, str) and v}
+    return _GIVEN
+
+
+_GIVEN: dict[str, str] | None = None
+
+
 def load(path: str, only: set[str] | None = None) -> tuple[Profile, Secrets]:
     """The profile and its resolved secrets.  Raises :class:`ProfileError` for a broken profile, then
     :class:`InputsMissing` naming every missing key file, known_hosts file, environment variable and
     secret file at once (nobody is asked for an 'ask' secret before all the others are known to be there)."""
     profile = load_profile(path, check_files=False)
     problems = file_problems(profile)
+    given = _given_secrets()
     try:
-        Secrets.resolve_for(profile, prompt=_dry_prompt, only=only)
+        Secrets.resolve_for(profile, prompt=_dry_prompt, given=given, only=only)
     except SecretError as exc:
         problems += exc.problems
     if problems:
         raise InputsMissing(path, problems)
-    return profile, Secrets.resolve_for(profile, prompt=_prompt, only=only)
+    return profile, Secrets.resolve_for(profile, prompt=_prompt, given=given, only=only)
 
 
 # -- subcommands ----------------------------------------------------------------------------------

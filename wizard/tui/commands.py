@@ -2,12 +2,15 @@
 
 Each cluster action runs the same ``studio-cluster`` command a person would type, on the profile the
 wizard has saved or opened (or the one highlighted on the start screen), as a child process; its output
-streams into a read-only, copyable view.  Secrets resolve there as on the command line: references to
-env:/file: work, an ``ask`` one has no terminal to ask on and the command says so.
+streams into a read-only, copyable view.  On the session's own profile (saved or opened) the command gets
+the secrets the session resolved or the person typed (an ``ask`` one too), handed over on its stdin, never
+in its arguments or environment (:data:`wizard.cli.SECRETS_ON_STDIN`); on any other profile they resolve
+there as on the command line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -88,12 +91,33 @@ def format_run_log(path: Path) -> str:
     return "\n".join(lines)
 
 
-class CommandOutputScreen(TextViewScreen):
-    """Runs one ``studio-cluster`` command in a thread and shows its output as it comes."""
+def session_secrets(app: WizardApp, path: Path) -> dict[str, str]:
+    """The secrets the session resolved or the person typed, as Secrets.resolve_for's `given`, for the
+    session's own profile only (saved or opened in this session): {} for any other file."""
+    session = app.session
+    own = {Path(p).absolute() for p in (session.saved_path, session.profile_path) if p is not None}
+    if path.absolute() not in own:
+        return {}
+    given = {k: v for k, v in session.typed.items() if v}
+    secrets = session.secrets
+    if secrets is not None:
+        for key in ("sst_password", "admin_password", "redis_password", "sentinel_password", "dns_api_key"):
+            value = getattr(secrets, key, None)
+            if value:
+                given.setdefault(key, value)
+        for node, value in secrets.key_passphrases.items():
+            given.setdefault(f"key_passphrase:{node}", value)
+    return given
 
-    def __init__(self, title: str, argv: list[str]) -> None:
+
+class CommandOutputScreen(TextViewScreen):
+    """Runs one ``studio-cluster`` command in a thread and shows its output as it comes; `secrets` (the
+    session's, see :func:`session_secrets`) go to it on its stdin."""
+
+    def __init__(self, title: str, argv: list[str], secrets: dict[str, str] | None = None) -> None:
         super().__init__(title, f"$ studio-cluster {' '.join(argv)}\n")
         self.argv = argv
+        self.secrets = dict(secrets or {})
         self.exit_code: int | None = None
         self._lines: list[str] = [self.text]
         self._proc: subprocess.Popen[str] | None = None
@@ -104,11 +128,22 @@ class CommandOutputScreen(TextViewScreen):
         self.run_worker(self._run, thread=True, group="command", exit_on_error=False)
 
     def _run(self) -> None:
+        from wizard.cli import SECRETS_ON_STDIN
+
         env = dict(os.environ, COLUMNS="120", NO_COLOR="1", TERM="dumb")
-        proc = subprocess.Popen([sys.executable, "-m", "wizard", *self.argv], stdin=subprocess.DEVNULL,
+        env.pop(SECRETS_ON_STDIN, None)
+        if self.secrets:
+            env[SECRETS_ON_STDIN] = "1"
+        proc = subprocess.Popen([sys.executable, "-m", "wizard", *self.argv],
+                                stdin=subprocess.PIPE if self.secrets else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         with self._lock:
             self._proc = proc
+        if proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(json.dumps(self.secrets) + "\n")
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
         assert proc.stdout is not None
         for line in proc.stdout:
             self._add(line)
@@ -155,7 +190,7 @@ class ClusterCommands(Provider):
                        severity="warning")
             return
         extra = ["--run-dir", str(app.session.runs_dir)] if argv == ("recover",) else []
-        screen = CommandOutputScreen(f"{name}: {path}", [*argv, str(path), *extra])
+        screen = CommandOutputScreen(f"{name}: {path}", [*argv, str(path), *extra], session_secrets(app, path))
         if argv != ("recover",):
             app.push_screen(screen)
             return
