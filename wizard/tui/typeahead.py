@@ -32,9 +32,17 @@ from textual.widgets import TextArea
 def focus_first_field(screen: Screen[Any], selector: str) -> None:
     """Focus the first focusable widget matching `selector` now, not in a later callback (call it from
     the screen's ``on_mount``); nothing when none matches.  No scrolling: the layout is not done yet, so
-    a scroll now lands a line off (a screen's first field is in view when it opens)."""
+    a scroll now lands a line off (a screen's first field is in view when it opens).  An input's value
+    comes selected, so typing replaces a prefilled value; later focus by Tab does not select
+    (:class:`wizard.tui.widgets.field.FieldInput`)."""
+    from wizard.tui.widgets.field import FieldInput
+
     for widget in screen.query(selector):
         if widget.focusable:
+            if isinstance(widget, FieldInput):  # its prefilled value comes selected
+                widget.select_next_focus = True  # its Focus event selects (a blur first drops the flag)
+                if screen.focused is widget:  # focused already (a modal's auto focus): no Focus event comes
+                    widget.select_all()
             screen.set_focus(widget, scroll_visible=False)
             return
 

@@ -21,6 +21,7 @@ from textual.widgets import Button, Footer, Header, Input, Label, Static
 from wizard.tui.form import SECRET_SPECS, SecretSpec, refs_to_save, secret_ref, secrets_needed, with_secret_refs
 from wizard.tui.screens.base import WizardScreen, describe_error
 from wizard.tui.typeahead import focus_first_field
+from wizard.tui.widgets.field import FieldInput
 
 if TYPE_CHECKING:
     from wizard.profile import Profile
@@ -64,9 +65,9 @@ class CredentialsScreen(WizardScreen):
                 with Vertical(classes="secret", id=f"secret-{spec.key}"):
                     yield Label(f"{spec.label}  ({spec.dotted})", classes="section-title")
                     with Horizontal(classes="secret-inputs"):
-                        yield Input(secret_ref(self.data, spec), placeholder="env:NAME, file:/path, ask or none",
+                        yield FieldInput(secret_ref(self.data, spec), placeholder="env:NAME, file:/path, ask or none",
                                     id=f"ref-{spec.key}", compact=True)
-                        yield Input(self.session.typed.get(spec.key, ""), placeholder="or type it here",
+                        yield FieldInput(self.session.typed.get(spec.key, ""), placeholder="or type it here",
                                     password=True, id=f"val-{spec.key}", compact=True)
                     yield Static("resolving...", id=f"st-{spec.key}", classes="secret-status", markup=False)
         with Horizontal(id="nav"):

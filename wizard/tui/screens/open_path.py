@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from wizard.tui.typeahead import focus_first_field
+from wizard.tui.widgets.field import FieldInput
 
 
 def check_profile_path(text: str) -> tuple[Path | None, str]:
@@ -45,7 +46,7 @@ class OpenPathScreen(ModalScreen[Path | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Open a profile by path", classes="section-title")
-            yield Input(self.initial, placeholder="path/to/profile.yaml", id="open-path")
+            yield FieldInput(self.initial, placeholder="path/to/profile.yaml", id="open-path")
             yield Static("", id="open-note", markup=False)
             with Horizontal():
                 yield Button("Cancel", id="open-cancel", compact=True)

@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState
 
 from wizard.tui.screens.base import describe_error
 from wizard.tui.typeahead import focus_first_field
+from wizard.tui.widgets.field import FieldInput
 
 SaveResult = Path | str | None  # the path written, "skip", or None (cancelled)
 
@@ -69,7 +70,7 @@ class SaveScreen(ModalScreen[SaveResult]):
             yield Label(title, classes="section-title")
             yield Static("Secrets are saved as their references (env:NAME, file:/path, ask), never as values.",
                          markup=False)
-            yield Input(str(default_save_path(session)), id="save-path")
+            yield FieldInput(str(default_save_path(session)), id="save-path")
             yield Static("", id="save-note", markup=False)
             with Horizontal():
                 if self.before_apply:

@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Static
+
+
+class FieldInput(Input):
+    """An input that Tab (or a click) enters with the cursor at the end and nothing selected, so a key typed
+    next edits the value instead of replacing it (Textual's Input selects all on focus: a newcomer's Space
+    after a Tab replaced a whole path).  Only the first field of a screen just opened comes selected
+    (:func:`wizard.tui.typeahead.focus_first_field`): typing there replaces a prefilled value such as 'ask'."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("select_on_focus", False)
+        super().__init__(*args, **kwargs)
+        self.select_next_focus = False  # set by focus_first_field for the focus it gives
+
+    def _on_focus(self, event: events.Focus) -> None:
+        super()._on_focus(event)
+        if event.from_app_focus:  # the terminal got the focus back: leave cursor and selection as they were
+            return
+        if self.select_next_focus:
+            self.select_next_focus = False
+            self.select_all()
+        else:
+            self.cursor_position = len(self.value)  # also clears any selection left from before
+
+    def _on_blur(self, event: events.Blur) -> None:
+        self.select_next_focus = False  # meant for the focus given when the screen opened, not a later one
+        super()._on_blur(event)
 
 
 def show_message(widget: Static, messages: list[str]) -> bool:
@@ -40,8 +69,8 @@ class FormField(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Label(self.label, classes="field-label")
-        yield Input(self.value, placeholder=self.placeholder, password=self.password, id=f"f-{self.key}",
-                    compact=True)
+        yield FieldInput(self.value, placeholder=self.placeholder, password=self.password, id=f"f-{self.key}",
+                         compact=True)
         yield Static("", id=f"e-{self.key}", classes="field-error", markup=False)
 
     def set_error(self, messages: list[str]) -> None:
