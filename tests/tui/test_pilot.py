@@ -132,8 +132,8 @@ async def test_typed_secrets_never_reach_the_saved_profile_or_the_screen(
         text = saved.read_text()
         assert sst not in text and admin not in text and "redis-from-env-91" not in text
         data = yaml.safe_load(text)
-        assert data["database"]["sst_password"] == "ask"
-        assert data["database"]["admin_password"] == "ask"
+        assert data["database"]["sst_password"] == "env:TUI_TEST_SST_PASSWORD"  # typed over it: kept as written
+        assert data["database"]["admin_password"] == "ask"  # typed, and its reference was 'none'
         assert data["redis"]["password"] == "env:TUI_TEST_REDIS_PASSWORD"  # a reference stays a reference
 
         # the run itself gets the values, from memory
