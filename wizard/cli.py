@@ -725,6 +725,14 @@ def cmd_sudoers(args: argparse.Namespace) -> int:
         console.print(rule.line, highlight=False, soft_wrap=True, markup=False)
     if args.installer:
         out = Path(args.installer)
+        if out.is_dir():
+            err_console.print(f"[red]error:[/] --installer {out} is a directory: give a file name, e.g. "
+                              f"--installer {out / 'install-agent.sh'}", markup=True, highlight=False)
+            return EXIT_USAGE
+        if not out.parent.is_dir():
+            err_console.print(f"[red]error:[/] --installer {out}: the directory {out.parent} does not exist; "
+                              "create it or write the installer elsewhere", markup=True, highlight=False)
+            return EXIT_USAGE
         from wizard.profile import atomic_write
 
         atomic_write(out, installer_script(), mode=0o755)
@@ -732,6 +740,10 @@ def cmd_sudoers(args: argparse.Namespace) -> int:
                       "again after each studio-cluster upgrade", highlight=False, soft_wrap=True)
     elif found:
         console.print("the agent this rule allows must be installed by root: write its installer with --installer FILE",
+                      highlight=False, soft_wrap=True)
+    ignored = [n.name for n in profile.nodes if n.ssh.user == "root" and n.ssh.sudo_scope == "agent"]
+    if ignored:
+        console.print(f"note: {', '.join(ignored)} log in as root: sudo_scope: agent is ignored there (no sudo)",
                       highlight=False, soft_wrap=True)
     left = not_in_agent_scope(profile)
     if left:

@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from wizard.agent import redisconn
-from wizard.agent.rootcmd import ENTRY, INSTALLED, RootScript
+from wizard.agent.rootcmd import ENTRY, RootScript
 from wizard.agent_bundle import CACHE_TAG, agent_argv, agent_digest, build_agent
 from wizard.crafter.agent_settings import crafter_agent_config
 from wizard.profile import Node, Profile, Role
@@ -337,13 +337,7 @@ class Coordinator:
         def one(node: Node) -> tuple[str, bool]:
             conn = self.remote[node.name]
             if conn.agent_scope:  # the SSH user cannot install: root did, with the installer `sudoers` writes
-                have = conn.run(READ_DIGEST(path=INSTALLED + "/DIGEST"), privileged=False, timeout=15).stdout.strip()
-                if have != digest:
-                    raise RemoteError(
-                        node.name, f"the agent installed on {node.name} is "
-                        f"{'version ' + have[:16] if have else 'missing'}; this studio-cluster needs {digest[:16]}",
-                        f"write the installer with `studio-cluster sudoers PROFILE --installer FILE` and run FILE "
-                        f"as root on {node.name} (see docs/least-privilege.md)")
+                conn.require_installed_agent()
                 return node.name, False
             have = conn.run(READ_DIGEST(path=path + "/DIGEST"), timeout=15).stdout.strip()
             if have == digest:

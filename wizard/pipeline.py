@@ -35,7 +35,7 @@ from wizard.crafter.publisher import PublisherError, await_publisher
 from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
 from wizard.dnsapi import DnsApiError, RecordChange, push_record
-from wizard.profile import Profile
+from wizard.profile import Node, Profile
 from wizard.remote import PIDS_TEXT, Remote, RemoteError, RunLog
 from wizard.run_history import RunRecorder, follow_run, last_run
 from wizard.secrets import Secrets
@@ -135,11 +135,24 @@ def restart_blocker(profile: Profile, status: ClusterStatus, node: str, service:
     return ""
 
 
+def _agent_scope(node: Node) -> bool:
+    return node.ssh.sudo and node.ssh.user != "root" and node.ssh.sudo_scope == "agent"
+
+
+def _agent_step(p: Profile) -> str:
+    shipped = [n.name for n in p.nodes if not _agent_scope(n)]
+    installed = [n.name for n in p.nodes if _agent_scope(n)]
+    parts = ([f"ship the node agent to {', '.join(shipped)}"] if shipped else []) + (
+        [f"check the version of the agent root installed on {', '.join(installed)} (sudo_scope: agent)"]
+        if installed else [])
+    return "; ".join(parts) + " and start them at once"
+
+
 def bootstrap_steps(profile: Profile) -> list[str]:
     p = profile
     data = ", ".join(n.name for n in p.studio_nodes)
     return [
-        f"ship the node agent to {', '.join(n.name for n in p.nodes)} and start them at once",
+        _agent_step(p),
         f"each agent registers grastate.dat, --wsrep-recover position and server state in Redis ({p.redis.where})",
         "if any node is already in a Primary Component: nobody bootstraps, the others join it",
         f"else, once {data} have registered: the most advanced node wins (ties: {p.preferred_primary})",

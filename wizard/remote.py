@@ -34,7 +34,7 @@ import paramiko
 from fabric import Config, Connection
 
 from wizard import known_hosts
-from wizard.agent.rootcmd import ENTRY, SCRIPTS, RootCall, RootScript, catalogue_of, render
+from wizard.agent.rootcmd import ENTRY, INSTALLED, SCRIPTS, RootCall, RootScript, catalogue_of, render
 from wizard.profile import Node, Profile
 from wizard.secrets import REDACTOR
 from wizard.ssh_keys import KeyFileError, agent_key_for, key_info, load_private_key
@@ -195,6 +195,7 @@ class NodeConnection:
         self._open_channels = 0
         self.notes: list[str] = []
         """Things worth saying once about this connection (e.g. skipped known_hosts lines)."""
+        self._agent_checked = False
 
     # -- connection ---------------------------------------------------------------------------
     def _auth_kwargs(self) -> dict[str, Any]:
@@ -440,6 +441,33 @@ class NodeConnection:
         ssh = self.node.ssh
         return ssh.sudo and ssh.user != "root" and ssh.sudo_scope == "agent"
 
+    def sudo_fix(self) -> str:
+        """The one line that fixes sudo for this node's SSH user, in its sudo scope."""
+        user, name = self.node.ssh.user, self.node.name
+        if self.agent_scope:
+            return (f"install the agent and {user}'s rule on {name}: `studio-cluster sudoers PROFILE --installer "
+                    f"FILE`, then `sh FILE --rule {user}` as root there (docs/least-privilege.md)")
+        return (f"allow {user} passwordless sudo on {name}: the rule '{user} ALL=(root) NOPASSWD: ALL' in "
+                f"/etc/sudoers.d/studio-cluster (visudo -f /etc/sudoers.d/studio-cluster), or use sudo_scope: agent")
+
+    def require_installed_agent(self) -> None:
+        """In agent scope: the installed agent is this studio-cluster's version (its catalogue is the one this
+        run's scripts are in).  Read once per connection, without sudo.  Raises RemoteError with the installer
+        as the fix."""
+        if self._agent_checked or not self.agent_scope:
+            return
+        from wizard.agent_bundle import agent_digest
+
+        have = self.run(f"cat {q(INSTALLED + '/DIGEST')} 2>/dev/null || true", privileged=False,
+                        timeout=15).stdout.strip()
+        want = agent_digest()
+        if have != want:
+            raise RemoteError(
+                self.node.name, f"the agent installed on {self.node.name} is "
+                f"{'version ' + have[:16] if have else 'missing'}; this studio-cluster needs {want[:16]}",
+                self.sudo_fix() + " (again after each studio-cluster upgrade)")
+        self._agent_checked = True
+
     def _wrap(self, command: str, privileged: bool) -> str:
         if privileged and self.node.ssh.sudo and self.node.ssh.user != "root":
             if self.agent_scope:
@@ -467,6 +495,8 @@ class NodeConnection:
         else:
             command = argv if isinstance(argv, str) else sh(*argv)
         full = self._wrap(command, privileged)
+        if full != command and self.agent_scope:  # through the installed agent: it must be this version
+            self.require_installed_agent()
         conn = self.open()
         start = time.monotonic()
         try:
@@ -482,6 +512,9 @@ class NodeConnection:
         duration = time.monotonic() - start
         self._log(command, code, out, err, duration)
         result = Result(self.node.name, REDACTOR(command), code, out, err, duration)
+        if full != command and code == 1 and err.startswith("sudo: "):  # sudo said no: nothing of ours ran
+            raise RemoteError(self.node.name, f"sudo refused on {self.node.name}: {_tail(err.strip(), 200)}",
+                              self.sudo_fix(), command=command, exit_code=code, stderr=err)
         if check and code != 0:
             raise RemoteError(
                 self.node.name,

@@ -26,6 +26,7 @@ from wizard.secrets import Secrets
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = ("studio1", "studio2")
+INSTALLER: dict[str, str] = {}
 
 
 def sh(host: str, script: str, timeout: float = 30) -> str:
@@ -48,10 +49,11 @@ def agent_only(sd_lab: None, sd_profile: Profile, tmp_path_factory: pytest.TempP
     assert proc.returncode == 0, proc.stderr
     assert f"deploy ALL=(root) NOPASSWD: {ENTRY}" in proc.stdout.splitlines()
     installer = (tmp / "install.sh").read_text()
+    INSTALLER["text"] = installer
     for host in labsystemd.HOSTS:
         sh(host, "mv /etc/sudoers.d/deploy /root/deploy.sudoers")
         done = labsystemd.host_exec(host, ["sh", "-s", "--", "--rule", "deploy"], input=installer, timeout=120)
-        assert "installed" in done.stdout
+        assert "unpacked" in done.stdout and "rule written to /etc/sudoers.d/studio-cluster" in done.stdout
         again = labsystemd.host_exec(host, ["sh", "-s", "--", "--rule", "deploy"], input=installer, timeout=120)
         assert again.returncode == 0  # a re-run changes nothing and fails nothing
         assert sh(host, "stat -c '%U %a' /usr/local/sbin/studio-cluster-agent /etc/sudoers.d/studio-cluster "
@@ -80,6 +82,28 @@ def test_sudo_allows_the_agent_and_nothing_else(agent_only: Path) -> None:
     results = {r.node: r for r in run_checks(profile, secrets, only=["ssh"])}
     assert all(r.status is Status.OK for r in results.values()), results
     assert "sudo runs only the agent" in results["studio1"].summary
+
+
+def test_a_broad_rule_left_and_a_damaged_agent_are_named(agent_only: Path) -> None:
+    """A NOPASSWD: ALL rule left beside the narrow one is a warning that names it; an installed agent with a
+    changed file is damaged (check), refused with the installer as the fix (status), and repaired by a re-run."""
+    profile, secrets = load(agent_only)
+    sh("studio2", "cp /root/deploy.sudoers /etc/sudoers.d/deploy")
+    try:
+        said = next(r for r in run_checks(profile, secrets, only=["ssh"]) if r.node == "studio2")
+    finally:
+        sh("studio2", "rm -f /etc/sudoers.d/deploy")
+    assert said.status is Status.WARN and "may run more than the agent" in said.summary and "ALL" in said.summary
+    sh("arbiter", "echo '# changed' >> /usr/local/lib/studio-cluster/agent/wizard/agent/rootcmd.py")
+    said = next(r for r in run_checks(profile, secrets, only=["ssh"]) if r.node == "arbiter")
+    assert said.status is Status.FAIL and "damaged" in said.summary and "rootcmd.py" in said.summary, said
+    sh("arbiter", "echo 0 > /usr/local/lib/studio-cluster/agent/DIGEST")
+    status = subprocess.run([sys.executable, "-m", "wizard", "status", str(agent_only)], capture_output=True,
+                            text=True, timeout=90, cwd=REPO)
+    assert status.returncode != 0 and "the agent installed on arbiter is version 0" in status.stdout + status.stderr
+    done = labsystemd.host_exec("arbiter", ["sh", "-s"], input=INSTALLER["text"], timeout=120)
+    assert "repaired" in done.stdout and "no sudoers rule written" in done.stdout, done.stdout
+    assert all(r.status is Status.OK for r in run_checks(profile, secrets, only=["ssh"]))
 
 
 def test_replay_status_and_backup_with_the_agent_only(agent_only: Path) -> None:

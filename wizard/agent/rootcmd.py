@@ -148,6 +148,29 @@ def local_catalogue() -> dict[str, dict[str, str]]:
     return json.loads(data) if data else {}
 
 
+def damaged_files(home: str) -> list[str]:
+    """Files of the installed agent at ``home`` that are missing or differ from its MANIFEST.json (written by the
+    installer); [] when all match or when there is no manifest (an agent the controller unpacked itself)."""
+    import hashlib
+
+    try:
+        with open(os.path.join(home, "MANIFEST.json")) as fh:
+            manifest = json.load(fh)
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):
+        return ["MANIFEST.json"]
+    bad = []
+    for rel, want in sorted(manifest.items()):
+        try:
+            with open(os.path.join(home, rel), "rb") as fh:
+                if hashlib.sha256(fh.read()).hexdigest() != want:
+                    bad.append(rel)
+        except OSError:
+            bad.append(rel)
+    return bad
+
+
 def agent_home() -> str:
     """This agent's directory (or zipapp), as ``python3 AGENT`` runs it."""
     return os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else INSTALLED

@@ -1354,8 +1354,15 @@ def main(argv: list[str] | None = None) -> int:
         from wizard.agent.rootcmd import main_root
 
         return main_root(argv[1:])
-    if command == "digest":  # which agent version is installed here
-        with open(os.path.join(agent_home_dir(), "DIGEST")) as fh:
+    if command == "digest":  # which agent version is installed here, checked file by file against its manifest
+        from wizard.agent.rootcmd import damaged_files
+
+        home = agent_home_dir()
+        bad = damaged_files(home)
+        if bad:
+            print("damaged: %s" % ", ".join(bad[:5]))
+            return 3
+        with open(os.path.join(home, "DIGEST")) as fh:
             print(fh.read().strip())
         return 0
     raw = sys.stdin.read()
