@@ -21,8 +21,6 @@ from wizard.tui.widgets.badges import check_badge
 if TYPE_CHECKING:
     from wizard.checks import CheckResult
 
-PROBLEM = ("fail", "skip", "warn")
-
 
 def row_key(check: str, node: str) -> str:
     return f"{check}@{node}"
@@ -32,7 +30,7 @@ class ChecksScreen(WizardScreen):
     BINDINGS = [
         Binding("r", "rerun_one", "Re-run"),
         Binding("a", "rerun_all", "Re-run all"),
-        Binding("f", "next_problem", "Next fail"),
+        Binding("f", "next_problem", "Next fail"),  # failures; with none, warnings; never a skipped row
         Binding("u", "use_found", "Use found"),
         Binding("k", "review_host_key", "Host key"),
         Binding("ctrl+n", "next", "Plan"),
@@ -311,21 +309,29 @@ class ChecksScreen(WizardScreen):
     def action_rerun_all(self) -> None:
         self._start(None)
 
-    def next_problem(self, from_start: bool = False) -> None:
+    def next_problem(self, from_start: bool = False) -> str | None:
+        """Put the cursor on the next failed check after it (wrapping round), or with no failure on the next
+        warning; a skipped row ("not run": its prerequisite failed) is never one, its cause is.  Returns
+        the status gone to ("fail" / "warn"), None when there is none."""
         table = self.query_one("#checks", DataTable)
         keys = list(self.rows)
         if not keys:
-            return
+            return None
         start = -1 if from_start else table.cursor_row
         order = keys[start + 1:] + keys[:start + 1]
-        for key in order:
-            r = self.results.get(key)
-            if r is not None and r.status.value in PROBLEM:
-                table.move_cursor(row=table.get_row_index(key))
-                return
+        for wanted in ("fail", "warn"):
+            for key in order:
+                r = self.results.get(key)
+                if r is not None and r.status.value == wanted:
+                    table.move_cursor(row=table.get_row_index(key))
+                    return wanted
+        return None
 
     def action_next_problem(self) -> None:
-        self.next_problem()
+        if self.next_problem() is None:
+            waiting = len(self.rows) - len(self.results)
+            self.notify("No failed check and no warning" + (f" yet ({waiting} still running)." if waiting else "."),
+                        title="f: next failure")
 
     def action_next(self) -> None:
         if self.can_continue:
