@@ -186,46 +186,82 @@ print("mount" if target in points else "dir")
 MOUNTED = RootScript("restore-datadir-kind", MOUNTED_SCRIPT, kind="py")
 
 SWAP_SCRIPT = r"""
-import json, os, shutil, subprocess, sys
+import errno, json, os, shutil, subprocess, sys
 datadir, aside, staging, mounted = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "mount"
 out = {"kept": None, "copied": False}
 inner = os.path.basename(staging) if staging and os.path.dirname(staging) == datadir else None
 old = [n for n in (os.listdir(datadir) if os.path.isdir(datadir) else []) if n != inner]
-if old:
-    if not mounted:
-        os.rename(datadir, aside)  # same filesystem: instant, nothing copied
-        os.mkdir(datadir, 0o750)
+
+
+def remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
     else:
-        # a mount point cannot be renamed: copy its data beside it first (checked for space), then clear it
-        used = 0
-        for n in old:
-            top = os.path.join(datadir, n)
-            for d, _dirs, files in (os.walk(top) if os.path.isdir(top) else [(datadir, [], [n])]):
-                used += sum(os.path.getsize(os.path.join(d, f)) for f in files if os.path.isfile(os.path.join(d, f)))
-        st = os.statvfs(os.path.dirname(aside))
-        if st.f_bavail * st.f_frsize < used * 1.05:
-            print(json.dumps({"error": "%s is a mount point, so its current data (%d MB) must be copied aside to "
-                              "%s, which has only %d MB free" % (datadir, used // 10**6, os.path.dirname(aside),
-                                                                 st.f_bavail * st.f_frsize // 10**6)}))
-            sys.exit(3)
-        os.mkdir(aside, 0o700)
-        for n in old:
-            subprocess.run(["cp", "-a", os.path.join(datadir, n), aside], check=True)
-        for n in old:
-            path = os.path.join(datadir, n)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            else:
-                os.unlink(path)
-        out["copied"] = True
-    out["kept"] = aside
-os.makedirs(datadir, 0o750, exist_ok=True)
-if staging:
-    for n in os.listdir(staging):
-        os.rename(os.path.join(staging, n), os.path.join(datadir, n))
-    os.rmdir(staging)
-subprocess.run(["chown", "-R", "mysql:mysql", datadir], check=True)
-os.chmod(datadir, 0o750)
+        os.unlink(path)
+
+
+def copy_aside():
+    # a mount point cannot be renamed: copy its data beside it first (checked for space), then clear it
+    used = 0
+    for n in old:
+        top = os.path.join(datadir, n)
+        for d, _dirs, files in (os.walk(top) if os.path.isdir(top) else [(datadir, [], [n])]):
+            used += sum(os.path.getsize(os.path.join(d, f)) for f in files if os.path.isfile(os.path.join(d, f)))
+    st = os.statvfs(os.path.dirname(aside))
+    if st.f_bavail * st.f_frsize < used * 1.05:
+        print(json.dumps({"error": "%s is a mount point, so its current data (%d MB) must be copied aside to "
+                          "%s, which has only %d MB free" % (datadir, used // 10**6, os.path.dirname(aside),
+                                                             st.f_bavail * st.f_frsize // 10**6)}))
+        sys.exit(3)
+    os.mkdir(aside, 0o700)
+    for n in old:
+        subprocess.run(["cp", "-a", os.path.join(datadir, n), aside], check=True)
+    for n in old:
+        remove(os.path.join(datadir, n))
+    out["copied"] = True
+
+
+def swap():
+    if old:
+        renamed = False
+        if not mounted:
+            try:
+                os.rename(datadir, aside)  # same filesystem: instant, nothing copied
+                os.mkdir(datadir, 0o750)
+                renamed = True
+            except OSError as exc:
+                # EXDEV: overlayfs (a container's image layer) cannot rename a directory of its lower layer;
+                # EBUSY: a mount point after all.  Copy instead, as for a mount point.
+                if exc.errno not in (errno.EXDEV, errno.EBUSY) or os.path.exists(aside):
+                    raise
+        if not renamed:
+            copy_aside()
+        out["kept"] = aside
+    os.makedirs(datadir, 0o750, exist_ok=True)
+    if staging:
+        for n in os.listdir(staging):
+            try:
+                os.rename(os.path.join(staging, n), os.path.join(datadir, n))
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                subprocess.run(["cp", "-a", os.path.join(staging, n), datadir], check=True)
+                remove(os.path.join(staging, n))
+        os.rmdir(staging)
+    subprocess.run(["chown", "-R", "mysql:mysql", datadir], check=True)
+    os.chmod(datadir, 0o750)
+
+
+try:
+    swap()
+except OSError as exc:  # a message, not a traceback
+    where = exc.filename or datadir
+    print(json.dumps({"error": "%s: %s%s" % (exc.strerror or exc, where,
+                                             " -> %s" % exc.filename2 if exc.filename2 else "")}))
+    sys.exit(3)
+except subprocess.CalledProcessError as exc:
+    print(json.dumps({"error": "%s exited %s" % (" ".join(exc.cmd), exc.returncode)}))
+    sys.exit(3)
 print(json.dumps(out))
 """
 SWAP = RootScript("restore-swap-datadir", SWAP_SCRIPT, kind="py")
@@ -370,8 +406,13 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                                  check=False, timeout=timeout, what="put the data in place")
             swapped = _last_json(r.stdout, r.stderr, "the datadir swap")
             if "error" in swapped:
-                raise BackupError(f"restore of {bid} stopped on {name}: {swapped['error']}",
-                                  "free space there (or move the datadir's data off by hand), then restore again")
+                said = str(swapped["error"])
+                left = f"; the restored copy waits in {staging} on {chosen}" if name == chosen and staging else ""
+                raise BackupError(f"restore of {bid} stopped on {name}: {said}{left}",
+                                  "free space there (or move the datadir's data off by hand), then restore again"
+                                  if "MB free" in said else
+                                  f"fix what stopped it on {name}, then restore again (the former data is in "
+                                  f"{data_dir} or {aside} there; nothing was deleted)")
             if swapped.get("kept"):
                 result.kept[name] = str(swapped["kept"])
         note("data in place on " + chosen + "; former datadirs kept: "
