@@ -113,7 +113,7 @@ class _Model(BaseModel):
 
 
 class SSHSettings(_Model):
-    """How the wizard reaches a node.  Host keys are always verified against `known_hosts`."""
+    """How the wizard reaches a node.  Host keys are always verified against the known_hosts file."""
 
     user: str = Field("root", min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_-]*\$?$",
                       description="Unix user to log in as, e.g. root or deploy (with sudo: true when not root)")
@@ -127,9 +127,9 @@ class SSHSettings(_Model):
                             "none: the key is not encrypted, or ssh-agent holds it")
     sudo: bool = Field(False, description="run privileged commands through sudo -n (user is not root)")
     sudo_scope: Literal["all", "agent"] = Field(
-        "all", description="what sudo may run, with sudo: true. all: each root action as `sudo -n sh -c` (the "
+        "all", description="what sudo may run, with sudo: true. all: each root action as sudo -n sh -c (the "
                            "rule NOPASSWD: ALL); agent: only the installed agent, /usr/local/sbin/studio-cluster-agent "
-                           "(the rule and installer `studio-cluster sudoers PROFILE` prints; "
+                           "(the rule and installer that studio-cluster sudoers PROFILE prints; "
                            "see docs/least-privilege.md)")
     connect_timeout: float = Field(5.0, gt=0, le=120,
                                    description="seconds to wait for the TCP connect and SSH handshake, e.g. 5")
@@ -245,8 +245,8 @@ SentinelAddress = Annotated[str, AfterValidator(_sentinel_address)]
 class RedisSettings(_Model):
     """The coordination store the agents and the wizard share: exactly one of
 
-    * ``url``: one Redis server (simple, but a single point of failure), or
-    * ``sentinels`` + ``master_name``: a Redis master with replicas that Redis Sentinel watches; every
+    - url: one Redis server (simple, but a single point of failure), or
+    - sentinels and master_name: a Redis master with replicas that Redis Sentinel watches; every
       client asks the Sentinels for the current master and follows a failover by itself.
     """
 
@@ -257,7 +257,7 @@ class RedisSettings(_Model):
                           "leave unset with url")
     master_name: str | None = Field(
         None, pattern=r"^[A-Za-z0-9_.-]{1,64}$",
-        description="Redis Sentinel: the name the Sentinels monitor the master under (`sentinel monitor NAME ...`)")
+        description="Redis Sentinel: the name the Sentinels monitor the master under (sentinel monitor NAME ...)")
     sentinel_password: SecretRef | None = Field(
         None, description="Redis Sentinel: reference to the Sentinels' own password (their requirepass); "
                           "unset when the Sentinels need none")
@@ -402,7 +402,7 @@ class DatabaseSettings(_Model):
     binlog_keep_days: int = Field(
         7, ge=1, le=3650,
         description="days the data nodes keep their binary logs (binlog_expire_logs_seconds), 1-3650; "
-                    "`backup restore --to TIME` replays them from a backup onwards, so keep more than the time "
+                    "backup restore --to TIME replays them from a backup onwards, so keep more than the time "
                     "between two backups, e.g. 7")
 
     @field_validator("galera_port", "ist_port", "sst_port")
@@ -504,7 +504,7 @@ def _mib_text(mib: int) -> str:
 
 
 class KubernetesSettings(_Model):
-    """What only `studio-cluster k8s render` needs (docs/kubernetes.md); the SSH path ignores it."""
+    """What only studio-cluster k8s render needs (docs/kubernetes.md); the SSH path ignores it."""
 
     namespace: str = Field("studio-cluster", description="namespace of every object (a DNS label: lower-case "
                                                          "letters, digits and '-', at most 63; not default or kube-*), "
@@ -638,7 +638,7 @@ class KubernetesSettings(_Model):
 
 
 class BackupSettings(_Model):
-    """Arbiter snapshot backups (``studio-cluster backup``): garbd on the Arbiter asks a data node for a
+    """Arbiter snapshot backups (studio-cluster backup): garbd on the Arbiter asks a data node for a
     snapshot, which streams to a receiver on the Arbiter host."""
 
     root: RemotePath = Field(Path("/var/backups/studio-cluster/snapshots"),
@@ -699,9 +699,9 @@ def _tls_source(value: str, what: str, example: str) -> str:
 class TLSSettings(_Model):
     """TLS for everything that crosses the network: Galera replication and IST, SST, garbd, client connections.
 
-    With ``generate`` the tool makes a small CA and one certificate per node (its name and address as
-    subject alternative names) and keeps them on the operator's machine under ``store``, private keys with
-    mode 0600; the nodes get their own certificate and key plus the CA under ``remote_dir``."""
+    With generate the tool makes a small CA and one certificate per node (its name and address as
+    subject alternative names) and keeps them on the operator's machine under store, private keys with
+    mode 0600; the nodes get their own certificate and key plus the CA under remote_dir."""
 
     enabled: bool = Field(False, description="encrypt and authenticate Galera (replication, IST), SST, garbd and "
                                               "client connections with TLS, e.g. true")
@@ -774,7 +774,7 @@ class Profile(_Model):
     studio: StudioSettings = Field(default_factory=StudioSettings,  # type: ignore[arg-type]
                                    description="Crafter Studio on the Studio nodes")
     kubernetes: KubernetesSettings | None = Field(
-        None, description="only for `studio-cluster k8s render`: namespace, storage, images, resources, Secret name "
+        None, description="only for studio-cluster k8s render: namespace, storage, images, resources, Secret name "
                           "(absent: the defaults of each setting)")
     backups: BackupSettings = Field(default_factory=BackupSettings,  # type: ignore[arg-type]
                                     description="Arbiter snapshot backups (studio-cluster backup)")
