@@ -201,9 +201,11 @@ def test_replay_with_redis_down_says_what_to_do_without_a_traceback(profile: Pro
 def test_short_lived_mariadbd_invocations_are_not_a_running_server(profile: Profile) -> None:
     """A check runs `mariadbd --version` while another asks whether a server runs: with a bare pgrep (or
     a cmdline read racing the exit) the answer was 'yes' about one time in eight."""
+    from wizard.agent.rootcmd import SCRIPTS, catalogue_of, render
     from wizard.remote import daemon_pids
 
+    pids = render(daemon_pids("mariadbd"), catalogue_of(SCRIPTS))  # the command line a node runs
     script = ("( for i in $(seq 150); do /usr/sbin/mariadbd --version >/dev/null; done ) & "
-              f"fp=0; for i in $(seq 200); do [ -n \"$({daemon_pids('mariadbd')})\" ] && fp=$((fp+1)); done; "
+              f"fp=0; for i in $(seq 200); do [ -n \"$({pids})\" ] && fp=$((fp+1)); done; "
               "wait; echo $fp")
     assert lab.host_exec("studio1", ["sh", "-c", script], timeout=120).stdout.strip() == "0"
