@@ -52,9 +52,27 @@ class TypeAhead(App[int]):
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key) and not event.is_forwarded and self._bindings_first(event) and (
-                await self._check_bindings(event.key, priority=True) or await self._check_bindings(event.key)):
+                await self._check_bindings(event.key, priority=True) or await self._check_bindings(event.key)
+                or self.say_why_disabled(event.key)):
             return
         await super().on_event(event)
+
+    def say_why_disabled(self, key: str) -> bool:
+        """A key bound to an action that is off now (check_action None: greyed in the footer; False: hidden)
+        says why in a notification instead of doing nothing: the screen's ``why_disabled(action)`` gives
+        the reason, else a general line.  True when it said something (the key is then used up)."""
+        for namespace, bindings in self.screen._modal_binding_chain:
+            for binding in bindings.key_to_bindings.get(key, ()):
+                target, name, params = self._parse_action(binding.action, namespace)
+                if not isinstance(target, Screen | App) or target.check_action(name, params):
+                    continue
+                why = getattr(target, "why_disabled", None)
+                reason = why(name) if callable(why) else None
+                what = binding.description or name.replace("_", " ")
+                self.notify(reason or f"{what} is not available here now.", title=f"{what}: not now",
+                            severity="warning", timeout=6)
+                return True
+        return False
 
     def _bindings_first(self, event: events.Key) -> bool:
         """False when the focused widget consumes the key itself (an input its printable characters, a

@@ -357,6 +357,13 @@ class ApplyScreen(WizardScreen):
             return None if running else True
         return True
 
+    def why_disabled(self, action: str) -> str | None:
+        if action == "cancel":
+            return "Nothing to cancel: the run has ended." if self.outcome is not None else "Already cancelling."
+        if action in ("monitor", "back"):
+            return "The run is still going: wait for it to end, or cancel it (c)."
+        return None
+
     def action_cancel(self) -> None:
         if self.outcome is not None or self.cancel_requested.is_set():
             return

@@ -64,6 +64,11 @@ class WizardScreen(Screen[Any]):
         """Default: a modal with the whole message, copyable.  Screens override to show it in place too."""
         show_error(self, worker, error)
 
+    def why_disabled(self, action: str) -> str | None:
+        """Why `action` is off now (check_action said None or False): the app shows it when its key is
+        pressed (wizard.tui.typeahead.TypeAhead.say_why_disabled).  None: a general line."""
+        return None
+
     # -- shared actions -----------------------------------------------------------------------------
     @on(Button.Pressed, "#next")
     def _next_pressed(self) -> None:

@@ -265,6 +265,23 @@ class ChecksScreen(WizardScreen):
             return True if self.can_continue else None
         return True
 
+    def why_disabled(self, action: str) -> str | None:
+        if self.running:
+            return "The checks are running; wait for them to finish."
+        if action == "review_host_key":
+            return "No node refused the connection over its host key."
+        if action == "use_found":
+            return "The checks found no setting to use."
+        if action in ("rerun_one", "rerun_all"):
+            return "The secrets are not resolved yet: go back (Esc) to the credentials screen."
+        if action == "next":
+            c = self._counts()
+            if len(self.results) < len(self.rows) or not self.rows:
+                return "Not every check has a result yet; re-run them (a)."
+            return (f"{c['fail']} failed, {c['skip']} not run: fix the failures (f goes to the next one), then re-run "
+                    "(r: this check, a: all).")
+        return None
+
     def _host_key_node(self) -> str | None:
         """The node of the highlighted (else the first) SSH check refused over its host key."""
         refused = [k for k, r in self.results.items() if r.check == "ssh" and r.status.value == "fail"

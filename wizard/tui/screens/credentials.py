@@ -171,6 +171,22 @@ class CredentialsScreen(WizardScreen):
             return True if self.can_save else None
         return True
 
+    def why_disabled(self, action: str) -> str | None:
+        if self._busy:
+            return "Working on the secrets; a moment."
+        if action == "next":
+            bad = [s.label for s in self.specs if not self.status.get(s.key, (False, ""))[0]]
+            return (f"Still needed: {', '.join(bad)} (each says how under it)." if self.status and bad
+                    else "Still resolving the secrets; a moment.")
+        if action == "save":
+            from wizard.secrets import REF_RE
+
+            typed = self.typed()
+            bad = [s.label for s in self.specs if not REF_RE.match(self.refs()[s.key]) and s.key not in typed]
+            return (f"Not a reference: {', '.join(bad)}. Use env:NAME, file:/path, ask or none (the profile keeps "
+                    "references only), or type the secret in the masked field.")
+        return None
+
     def adopt_settings(self, found: dict[str, str]) -> None:
         """Settings the checks detected: keep them when this screen saves or goes on again."""
         from wizard.tui.findings import with_setting

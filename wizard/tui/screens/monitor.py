@@ -609,6 +609,18 @@ class MonitorScreen(WizardScreen):
             return (not self.job) if self._poll_target is not None and self.replay_path is None else None
         return True
 
+    def why_disabled(self, action: str) -> str | None:
+        if action == "back":
+            return "This is the first screen: nothing to go back to (ctrl+q quits)."
+        if action in ("refresh_now", "pause"):
+            return "Nothing to poll yet: the profile and its secrets come first."
+        if action in ("take_backup", "verify_backup"):
+            if self.job:
+                return f"A backup job ({self.job}) is running; wait for it to finish."
+            return "Backups need a live cluster: " + ("not in a replay." if self.replay_path is not None
+                                                       else "nothing to poll yet.")
+        return None
+
     def action_refresh_now(self) -> None:
         if self.frames:  # a replay: the next poll now
             if self._timer is not None:

@@ -306,6 +306,13 @@ class NodesScreen(WizardScreen):
             return True if self.valid else None
         return True
 
+    def why_disabled(self, action: str) -> str | None:
+        if action == "next":
+            if self.problems is None:
+                return "Still checking the settings; Next is ready in a moment."
+            return "Fix the settings marked in red first: " + str(self.query_one("#form-status", Static).render())
+        return None
+
     def adopt_settings(self, found: dict[str, str]) -> None:
         """Settings a later screen detected (``services.manager: direct``): show them in the form too."""
         for path, value in found.items():

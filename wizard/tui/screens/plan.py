@@ -120,6 +120,11 @@ class PlanScreen(WizardScreen):
             return True if self.ready else None
         return True
 
+    def why_disabled(self, action: str) -> str | None:
+        if action == "next":
+            return "The plan is still being made; Apply is ready when it shows."
+        return None
+
     def action_next(self) -> None:
         """Apply; a profile not saved yet gets the save dialog first (save, apply without saving, cancel)."""
         if not self.ready:
