@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -80,6 +81,26 @@ def test_nodes_form_with_errors(snap_compare: Any, size: tuple[int, int], app: W
         await settle(pilot)
         await retype(pilot, "#f-nodes-1-name", "studio1")  # a duplicate name
         await retype(pilot, "#f-nodes-0-address", "10.20.0.300")  # not an address
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_nodes_form_lower_sections(snap_compare: Any, size: tuple[int, int], app: WizardApp,
+                                   data: dict[str, Any]) -> None:
+    """DNS and the coordination store (Sentinels, a PowerDNS API): at 80 columns no label or example is cut."""
+    data["dns"]["api_url"] = "http://10.20.0.53:8081"
+    data["redis"] = {"sentinels": ["10.20.0.11:26379", "10.20.0.12:26379"], "master_name": "studio-prod"}
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = NodesScreen(data, source="profiles/prod.yaml")
+        await pilot.app.push_screen(screen)
+        await settle(pilot)
+        screen.query_one("#f-dns-authoring_name", Input).focus()  # as Tab would: the form scrolls to it
+        await settle(pilot)
+        form = screen.query_one("#form", VerticalScroll)
+        form.scroll_to_widget(screen.query_one("#ff-preferred_primary"), top=True, animate=False, immediate=True)
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

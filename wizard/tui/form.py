@@ -25,6 +25,7 @@ class FieldSpec:
     label: str
     placeholder: str = ""
     kind: str = "text"  # text | bool | choice
+    wide: bool = False  # a row of its own: its example (placeholder) is longer than half of 80 columns
 
 
 def node_fields(i: int) -> list[FieldSpec]:
@@ -45,18 +46,18 @@ CLUSTER_FIELDS = [FieldSpec("cluster_name", "Cluster name", "studio-prod")]
 # profile's default (the placeholder says which), so a loaded profile round-trips unchanged
 DNS_FIELDS = [
     FieldSpec("dns-authoring_name", "Authoring DNS name", "authoring.example.com"),
-    FieldSpec("dns-zone", "DNS zone of the record", "empty: the name's parent, e.g. example.com"),
-    FieldSpec("dns-servers", "Authoritative DNS server(s), comma-separated", "10.0.0.53"),
+    FieldSpec("dns-zone", "DNS zone of the record", "empty: parent, e.g. example.com"),
+    FieldSpec("dns-servers", "DNS server(s), comma-separated", "10.0.0.53"),
     FieldSpec("dns-port", "DNS server port", "53"),
     FieldSpec("dns-ttl", "Record TTL (seconds)", "5"),
-    FieldSpec("dns-api_url", "PowerDNS API URL (apply pushes the record)", "empty: a rendered zone file; "
-                                                                            "or http://10.0.0.53:8081"),
+    FieldSpec("dns-api_url", "PowerDNS API URL (apply pushes the record there)",
+              "empty: a rendered zone file; or e.g. http://10.0.0.53:8081", wide=True),
 ]
 REDIS_FIELDS = [
     FieldSpec("redis-mode", "Coordination store", kind="choice"),
     FieldSpec("redis-url", "Redis URL (no password in it)", "redis://10.0.0.20:6379/0"),
     FieldSpec("redis-sentinels", "Sentinels, comma-separated HOST:PORT", "10.0.0.11:26379, 10.0.0.12:26379, "
-                                                                          "10.0.0.13:26379"),
+                                                                          "10.0.0.13:26379", wide=True),
     FieldSpec("redis-master_name", "Sentinel master name", "studio-prod"),
     FieldSpec("redis-key_prefix", "Key prefix in Redis", "studio-cluster"),
     FieldSpec("redis-failover_wait_s", "Failover wait (seconds)", "30"),
@@ -70,9 +71,9 @@ SYSTEM_FIELDS = [
 CRAFTER_FIELDS = [  # the Crafter-aware cluster (docs/crafter.md); empty nodes: database only
     FieldSpec("studio-nodes", "Studio nodes running Crafter", "empty: none; e.g. studio1, studio2"),
     FieldSpec("studio-publisher_url", "Publisher URL ({address}: the node)",
-              "http://{address}:8080/studio/api/2/cluster/primary"),
+              "http://{address}:8080/studio/api/2/cluster/primary", wide=True),
     FieldSpec("studio-status_url", "Status URL ({address}: the node)",
-              "http://127.0.0.1:8080/studio/api/2/monitoring/status"),
+              "http://127.0.0.1:8080/studio/api/2/monitoring/status", wide=True),
     FieldSpec("studio-management_token", "Management token (env:, file:)", "none"),
     FieldSpec("studio-os_user", "Unix user Crafter runs as", "crafter"),
     FieldSpec("studio-data_path", "Crafter data directory", "/opt/crafter/data"),

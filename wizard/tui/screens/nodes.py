@@ -144,7 +144,8 @@ class NodesScreen(WizardScreen):
         yield Footer(compact=True)  # every key fits in 80 columns
 
     def _rows(self, specs: list[FieldSpec]) -> ComposeResult:
-        """Two fields a row (a choice takes a row of its own), so the form fits 80 columns and 24 rows."""
+        """Two fields a row (a choice, and a field whose example is long, take a row of their own), so the
+        form fits 80 columns and 24 rows and nothing in it is cut there."""
         v = self.values
         pending: list[FieldSpec] = []
 
@@ -152,7 +153,7 @@ class NodesScreen(WizardScreen):
             return Horizontal(*(self._field(f, v) for f in items), classes="field-row")
 
         for spec in specs:
-            if spec.kind == "choice":
+            if spec.kind == "choice" or spec.wide:
                 if pending:
                     yield row(pending)
                     pending = []
