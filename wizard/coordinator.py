@@ -230,11 +230,16 @@ class RunLease:
         self.stop = threading.Event()
         self.renewer = threading.Thread(target=self._renew, daemon=True, name="lease")
 
-    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> None:
+    def acquire(self, timeout: float, on_wait: Callable[[str], None] | None = None) -> bool:
+        """Take the lease, waiting up to ``timeout`` s for another run to let it go (``on_wait`` is told who
+        holds it).  Returns False, and takes nothing, when this run already holds it (the pipeline holds it for
+        the whole run; its bootstrap rounds find it theirs).  Raises TimeoutError naming the holder."""
         deadline = time.monotonic() + timeout
         told = ""
         while not self.client.set(self.key, self.run_id, nx=True, px=self.TTL_MS):
             holder = str(self.client.get(self.key) or "")
+            if holder == self.run_id:
+                return False
             if holder and holder != told and on_wait is not None:
                 on_wait(holder)
                 told = holder
@@ -244,6 +249,7 @@ class RunLease:
             self.stop.wait(0.2)
         self._beat()
         self.renewer.start()
+        return True
 
     def _beat(self) -> None:
         with contextlib.suppress(redis.RedisError):
@@ -402,7 +408,10 @@ class Coordinator:
         follower = EventFollower(client, key(self.profile, "events"), run_id, on_event)
         follower.start()
         outcomes: dict[str, NodeOutcome] = {}
-        lease = RunLease(client, key(self.profile, "run-lease"), run_id, front_key(self.profile, run_id))
+        # The lease names the pipeline run (its rounds share it): held by the pipeline for the whole run, it is
+        # this round's already; a bootstrap on its own takes it for itself.
+        lease = RunLease(client, key(self.profile, "run-lease"), run_family(run_id), front_key(self.profile, run_id))
+        owned = False
 
         def waiting(holder: str) -> None:
             if on_event is not None:
@@ -411,7 +420,7 @@ class Coordinator:
 
         try:
             try:
-                lease.acquire(float((timeouts or {}).get("lease_timeout", 600)), waiting)
+                owned = lease.acquire(float((timeouts or {}).get("lease_timeout", 600)), waiting)
             except TimeoutError as exc:
                 outcomes = {n.name: NodeOutcome(n.name, False, error=str(exc)) for n in self.profile.nodes}
                 raise BootstrapError(BootstrapReport(run_id, outcomes, follower.events, 0.0)) from None
@@ -433,7 +442,8 @@ class Coordinator:
                 for outcome in pool.map(one, self.profile.nodes):
                     outcomes[outcome.node] = outcome
         finally:
-            lease.release()
+            if owned:
+                lease.release()
             follower.finish()
             client.close()
         report = BootstrapReport(run_id, outcomes, follower.events, time.monotonic() - start)

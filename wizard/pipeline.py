@@ -30,7 +30,18 @@ from wizard.apply import (
     stale_services,
 )
 from wizard.checks import CheckResult, Status, run_checks, worst
-from wizard.coordinator import FRONT_NODE, BootstrapError, BootstrapReport, Coordinator, Event, key, redis_client
+from wizard.coordinator import (
+    FRONT_NODE,
+    BootstrapError,
+    BootstrapReport,
+    Coordinator,
+    Event,
+    RunLease,
+    front_key,
+    key,
+    redis_client,
+    run_family,
+)
 from wizard.crafter.publisher import PublisherError, await_publisher
 from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
@@ -242,8 +253,15 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
     recorder = RunRecorder(client, profile, run_id)
     listener = recorded(listener or Listener(), recorder, runlog)
     ok, why = False, "stopped (the front end raised or was interrupted)"
+    lease_timeout = float((timeouts or {}).get("lease_timeout", 600))
+    # The run's lease covers the whole run, checks to verify: a second run's check listeners or files must never
+    # meet this run's agents starting servers (its bootstrap rounds find the lease theirs already).
+    lease = RunLease(client, key(profile, "run-lease"), run_family(recorder.run_id),
+                     front_key(profile, recorder.run_id))
+    owned = False
     try:
-        follow_running(profile, client, listener, recorder.run_id, float((timeouts or {}).get("lease_timeout", 600)))
+        follow_running(profile, client, listener, recorder.run_id, lease_timeout)
+        owned = take_lease(lease, listener, lease_timeout)
         recorder.start(str(runlog.path) if runlog is not None and runlog.path is not None else "")
         result = _replay(profile, secrets, remote=remote, listener=listener, force=force, skip_checks=skip_checks,
                          runlog=runlog, timeouts=timeouts, run_id=recorder.run_id)
@@ -254,7 +272,24 @@ def replay(profile: Profile, secrets: Secrets, *, remote: Remote | None = None, 
         raise
     finally:
         recorder.end(ok, why)
+        if owned:
+            lease.release()
         client.close()
+
+
+def take_lease(lease: RunLease, listener: Listener, timeout: float) -> bool:
+    """The run's lease for the whole run; a run that takes it in the meantime is waited for up to ``timeout``
+    s.  Returns whether it was taken here.  Raises PipelineError("run", ...) naming the holder; a store that is
+    down is left to the bootstrap step, which names it with its fix (returns False)."""
+    def waiting(holder: str) -> None:
+        listener.step("run", "running", f"another run ({holder}) holds the cluster; waiting for it")
+
+    try:
+        return lease.acquire(timeout, waiting)
+    except TimeoutError as exc:
+        raise PipelineError("run", str(exc)) from None
+    except redis.RedisError:
+        return False
 
 
 def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listener: Listener, force: str | None,

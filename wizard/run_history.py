@@ -199,35 +199,34 @@ def follow_run(client: redis.Redis, profile: Profile, holder: str, *, timeout: f
     """Follow the run holding the lease (``holder``, its run id) until it lets the cluster go; its new
     events go to ``on_event``.  Returns ``released`` (its front end released the lease, another run took it, or
     it lapsed with none of the run's agents at work and its front end gone), or
-    ``abandoned`` (its front end is gone and every agent it started has finished: the lease it left is
-    released here, so the next run need not wait out its TTL).  Raises TimeoutError naming the run after
+    ``abandoned`` (its front end is gone and no agent of it is at work: the lease it left is released here, so
+    the next run need not wait out its TTL).  Raises TimeoutError naming the run after
     ``timeout`` seconds; redis.RedisError when the store fails."""
     lease_key, stream = key(profile, "run-lease"), key(profile, "events")
-    started: set[str] = set()
-    ended: set[str] = set()
+    family = run_family(holder)
+    latest: dict[str, str] = {}  # node -> its agent's last state in any round of the run
     front_gone = False  # its front end ran here and its process is gone
     for ev in read_events(client, profile):
-        if ev.run == holder and ev.step == "agent" and ev.node != FRONT_NODE:
-            (ended if ev.state in ENDED else started).add(ev.node)
-        if ev.run and run_family(ev.run) == run_family(holder) and ev.node == FRONT_NODE and ev.step == "run" \
-                and ev.state == "started":
-            front_gone = process_gone(ev.extra.get("host", ""), ev.extra.get("pid", ""))
+        if ev.run and run_family(ev.run) == family:
+            if ev.step == "agent" and ev.node != FRONT_NODE:
+                latest[ev.node] = ev.state
+            if ev.node == FRONT_NODE and ev.step == "run" and ev.state == "started":
+                front_gone = process_gone(ev.extra.get("host", ""), ev.extra.get("pid", ""))
     last: Any = client.xrevrange(stream, count=1)
     last_id = last[0][0] if last else "0-0"
     deadline = time.monotonic() + timeout
     while True:
         now_holder = str(client.get(lease_key) or "")
+        agents_busy = any(state not in ENDED for state in latest.values())
+        front_alive = not front_gone and bool(client.exists(front_key(profile, holder)))
         if now_holder != holder:
             # Taken by another run, or let go by a front end that ended: this one's turn may come.  A lease that
             # merely lapsed (the machine paused, the store was away longer than its TTL) while the run's agents
             # are still at work, or its front end still lives, is no release: starting beside it would put a
             # second run's checks and agents on nodes the first is still bringing up.
-            agents_busy = bool(started) and not started <= ended
-            front_alive = not front_gone and bool(client.exists(front_key(profile, holder)))
             if now_holder or not (agents_busy or front_alive):
                 return "released"
-        if (started and started <= ended and {n.name for n in profile.nodes} <= ended
-                and (front_gone or not client.exists(front_key(profile, holder)))):
+        elif not agents_busy and not front_alive:
             client.eval(RunLease.RELEASE, 1, lease_key, holder)
             return "abandoned"
         if time.monotonic() > deadline:
@@ -237,10 +236,10 @@ def follow_run(client: redis.Redis, profile: Profile, holder: str, *, timeout: f
             for entry_id, fields in entries:
                 last_id = entry_id
                 ev = event_from(entry_id, fields)
-                if not ev.run or run_family(ev.run) != run_family(holder):
+                if not ev.run or run_family(ev.run) != family:
                     continue
-                if ev.run == holder and ev.step == "agent" and ev.node != FRONT_NODE:
-                    (ended if ev.state in ENDED else started).add(ev.node)
+                if ev.step == "agent" and ev.node != FRONT_NODE:
+                    latest[ev.node] = ev.state
                 if on_event is not None:
                     on_event(ev)
 

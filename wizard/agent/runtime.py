@@ -613,7 +613,7 @@ def bootstrap(cfg: Config) -> dict[str, Any]:
             raise Aborted("stopped because %s" % reason)
 
     ABORT_CHECK = check_abort
-    keeper = LeaseKeeper(coord, str(cfg.get("run_id", "")))
+    keeper = LeaseKeeper(coord, str(cfg.get("run_id", "")).split("-", 1)[0])  # the lease names the pipeline run
     keeper.start()
     ev("agent", "started", "agent started (pid %d)" % os.getpid())
     stale = clear_check_listeners()
