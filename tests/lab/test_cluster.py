@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,12 @@ import redis
 from tests.waits import wait_until
 from wizard import lab
 from wizard.checks.names import query_a
-from wizard.coordinator import key, redis_client
+from wizard.coordinator import FRONT_NODE, Event, key, redis_client
 from wizard.nodesql import sql, wsrep_status
-from wizard.pipeline import replay
+from wizard.pipeline import Listener, replay
 from wizard.profile import Profile
 from wizard.remote import Remote
+from wizard.run_history import read_events
 from wizard.secrets import Secrets
 from wizard.status import collect
 
@@ -126,6 +128,63 @@ def test_replay_again_restarts_nothing_and_rewrites_nothing(formed: dict[str, An
     assert pids == {n: lab.host_exec(n, ["pgrep", "-o", "-x", p]).stdout.strip()
                     for n, p in (("studio1", "mariadbd"), ("studio2", "mariadbd"), ("arbiter", "garbd"))}
     assert fencing_token(profile, secrets) == token, "no new bootstrap"
+
+
+def test_a_second_replay_waits_for_the_whole_first_run_before_its_checks(formed: dict[str, Any], profile: Profile,
+                                                                        secrets: Secrets, tmp_path: Path) -> None:
+    """Issue 15, newcomer finding 3: a replay started while another one runs its checks follows that run to its
+    end before it runs a check, writes a file or starts an agent of its own (it used to find no lease outside the
+    bootstrap and run its checks and apply beside the first's)."""
+    client = redis_client(profile, secrets)
+    try:
+        newest: Any = client.xrevrange(key(profile, "events"), count=1)
+        since = newest[0][0] if newest else "0-0"
+
+        def new_events() -> list[Event]:
+            return [e for e in read_events(client, profile, 5000) if stream_id(e.id) > stream_id(since)]
+
+        def front(evs: list[Event], step: str, state: str) -> list[Event]:
+            return [e for e in evs if e.node == FRONT_NODE and e.step == step and e.state == state]
+
+        t0 = time.monotonic()
+        with (tmp_path / "first.out").open("w") as out:
+            first = subprocess.Popen([sys.executable, "-m", "wizard", "replay", "profiles/lab.yaml", "--run-dir",
+                                      str(tmp_path)], cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True)
+        try:
+            checking = wait_until("the first replay to start its checks",
+                                  lambda: front(new_events(), "check", "start"), 30, 0.05)
+            run_a = checking[0].run
+            # the first run holds the cluster's lease from its checks on, under its own id
+            assert str(client.get(key(profile, "run-lease")) or "") == run_a
+            run_b = uuid.uuid4().hex[:12]
+            steps: list[str] = []
+            second = replay(profile, secrets, run_id=run_b,
+                            listener=Listener(on_step=lambda step, state, msg: steps.append(f"{step}:{state} {msg}")))
+            assert first.wait(timeout=120) == 0, (tmp_path / "first.out").read_text()[-3000:]
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        assert second.status is not None and second.status.verdict == "healthy", second.status
+        said = " ".join(steps)
+        assert f"run {run_a} (studio-cluster replay" in said and "is still going: following it" in said, said
+        assert f"run {run_a} let the cluster go" in said, said
+        evs = new_events()
+        ended_a = [i for i, e in enumerate(evs) if e.run == run_a and e.node == FRONT_NODE and e.step == "run"
+                   and e.state in ("done", "fail")]
+        work_b = [i for i, e in enumerate(evs) if e.run and e.run.split("-", 1)[0] == run_b
+                  and e.step in ("check", "apply", "bootstrap", "verify", "agent")]
+        assert ended_a and work_b, [(e.run, e.node, e.step, e.state) for e in evs]
+        assert min(work_b) > ended_a[0], ("the second run worked beside the first:",
+                                          [(e.run, e.node, e.step, e.state) for e in evs])
+        print(f"two replays one after the other: {time.monotonic() - t0:.1f}s")
+    finally:
+        client.close()
+
+
+def stream_id(entry_id: str) -> tuple[int, int]:
+    a, _, b = entry_id.partition("-")
+    return int(a), int(b or 0)
 
 
 def test_stopping_the_primary_moves_the_authoring_name(formed: dict[str, Any], profile: Profile,
