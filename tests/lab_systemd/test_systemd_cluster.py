@@ -208,12 +208,19 @@ def test_changed_config_rolls_through_the_units(sd_profile: Profile, sd_secrets:
 def test_user_without_sudo_rights_fails_the_check_naming_the_rule(sd_profile: Profile, sd_secrets: Secrets) -> None:
     sh("studio2", "mv /etc/sudoers.d/deploy /root/deploy.sudoers")
     try:
-        results = [r for r in run_checks(sd_profile, sd_secrets, only=["ssh"]) if r.node == "studio2"]
+        every = run_checks(sd_profile, sd_secrets, only=["ssh", "network", "disk"])
     finally:
         sh("studio2", "mv /root/deploy.sudoers /etc/sudoers.d/deploy")
+    results = [r for r in every if r.node == "studio2" and r.check == "ssh"]
     assert results and results[0].status is Status.FAIL
     assert "sudo -n does not work for deploy" in results[0].summary
     assert "deploy ALL=(root) NOPASSWD: ALL" in results[0].fix and "/etc/sudoers.d/" in results[0].fix
+    # what follows from it says so, not something else: the other checks on studio2 name the SSH access finding,
+    # and the peers' port checks do not blame a firewall for studio2's missing probe listener
+    disk = next(r for r in every if r.node == "studio2" and r.check == "disk")
+    assert disk.status is Status.SKIP and "SSH access check failed (sudo -n does not work" in disk.summary, disk
+    ports = next(r for r in every if r.node == "studio1" and r.check == "network")
+    assert ports.status is Status.WARN and "not checked to studio2" in ports.summary, ports
 
 
 def test_a_failing_join_is_stopped_not_retried_forever(sd_profile: Profile, sd_secrets: Secrets) -> None:

@@ -14,7 +14,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 
 from wizard.agent.rootcmd import RootScript
-from wizard.checks.base import CheckContext, Outcome, fail, ok, register
+from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
 from wizard.profile import Node, Profile, Role, is_ip
 from wizard.remote import RemoteError
 
@@ -126,10 +126,18 @@ def stop_listeners(ctx: CheckContext) -> None:
 
 @register("network", "Ports to peers", order=30, setup=start_listeners, teardown=stop_listeners)
 def network(ctx: CheckContext, node: Node) -> Outcome:
+    reached = ctx.shared.get("ssh_ok")
+    # a peer whose SSH access check failed has no probe listener: its closed ports would be a false firewall finding
+    unknown = [p.name for p in ctx.profile.peers(node) if reached is not None and p.name not in reached]
+    peers = [p for p in ctx.profile.peers(node) if p.name not in unknown]
     targets = {f"{peer.address}:{port}": (peer, port)
-               for peer in ctx.profile.peers(node) for port in required_ports(ctx.profile, node, peer)}
-    result = ctx.run_json(node, PROBE_PY, 3, *targets)
+               for peer in peers for port in required_ports(ctx.profile, node, peer)}
+    result = ctx.run_json(node, PROBE_PY, 3, *targets) if targets else {}
     bad = {t: r for t, r in result.items() if r != "open"}
+    if unknown and not bad:
+        return warn(f"not checked to {', '.join(unknown)}: its SSH access check failed"
+                    + (f"; {len(targets)} ports open to {', '.join(p.name for p in peers)}" if targets else ""),
+                    f"fix the SSH access finding on {', '.join(unknown)} and check again")
     if not bad:
         return ok(f"{len(targets)} ports open to {', '.join(p.name for p in ctx.profile.peers(node))}")
     parts = []

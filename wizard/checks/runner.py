@@ -61,10 +61,13 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
             ssh_checks = [c for c in {c for c, _ in plan} if not c.needs_ssh and c.scope == "node"]
             first = [pool.submit(_execute, c, ctx, profile.node(n)) for c, n in plan if c in ssh_checks]
             ssh_ok: set[str] = set()
+            ssh_failed: dict[str, str] = {}
             for fut in as_completed(first):
                 r = fut.result()
                 if r.status is not Status.FAIL:
                     ssh_ok.add(r.node)
+                else:
+                    ssh_failed[r.node] = r.summary
                 report(r)
             if not ssh_checks:  # run without the ssh check: treat every node as reachable
                 ssh_ok = {n.name for n in profile.nodes}
@@ -77,8 +80,10 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
                 if name == CLUSTER:
                     futures.append(pool.submit(_execute, check, ctx, None))
                 elif check.needs_ssh and name not in ssh_ok:
-                    report(CheckResult(check.id, check.title, name, Status.SKIP, "not run: SSH failed",
-                                       "fix SSH to this node first"))
+                    why = ssh_failed.get(name, "")
+                    report(CheckResult(check.id, check.title, name, Status.SKIP,
+                                       f"not run: the SSH access check failed ({why[:90]})" if why else
+                                       "not run: SSH failed", "fix the SSH access finding on this node first"))
                 else:
                     futures.append(pool.submit(_execute, check, ctx, profile.node(name)))
             for fut in as_completed(futures):
