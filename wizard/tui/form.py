@@ -26,6 +26,7 @@ class FieldSpec:
     placeholder: str = ""
     kind: str = "text"  # text | bool | choice
     wide: bool = False  # a row of its own: its example (placeholder) is longer than half of 80 columns
+    check: str = ""  # kind bool: the checkbox's own text, short enough for a node column at 80x24
 
 
 def node_fields(i: int) -> list[FieldSpec]:
@@ -37,7 +38,10 @@ def node_fields(i: int) -> list[FieldSpec]:
         FieldSpec(p + "ssh-port", "ssh port", "22"),
         FieldSpec(p + "ssh-key_file", "ssh key file", "empty: ssh agent"),
         FieldSpec(p + "ssh-known_hosts", "known_hosts", "~/.ssh/known_hosts"),
-        FieldSpec(p + "ssh-sudo", "sudo -n for privileged commands", kind="bool"),
+        FieldSpec(p + "ssh-sudo", "sudo -n for privileged commands", kind="bool", check="sudo"),
+        # ssh.sudo_scope: agent (docs/least-privilege.md); off: the default, all.  Meaningful only with sudo on
+        FieldSpec(p + "ssh-sudo_scope", "sudo runs only the agent (sudo_scope: agent)", kind="bool",
+                  check="sudo: agent only"),
     ]
 
 
@@ -114,7 +118,7 @@ LABELS = {f.key: f.label for f in ALL_FIELDS} | {"dns": "DNS", "redis": "Coordin
 CONTAINERS = {"nodes-0", "nodes-1", "nodes-2", "nodes", "dns", "redis", "studio", "backups"}
 GENERAL = "general"
 
-Values = dict[str, Any]  # form key -> str (text inputs), bool (sudo) or int (preferred primary index)
+Values = dict[str, Any]  # form key -> str (text inputs), bool (sudo, sudo_scope agent) or int (preferred primary)
 
 
 def field_label(key: str) -> str:
@@ -174,6 +178,7 @@ def values_from_data(data: dict[str, Any]) -> Values:
         values[p + "ssh-key_file"] = _text(ssh.get("key_file"))
         values[p + "ssh-known_hosts"] = _text(ssh.get("known_hosts"))
         values[p + "ssh-sudo"] = bool(ssh.get("sudo", False))
+        values[p + "ssh-sudo_scope"] = ssh.get("sudo_scope") == "agent"
     primary = data.get("preferred_primary")
     values["preferred_primary"] = 1 if primary and primary == nodes[1].get("name") else 0
     dns: dict[str, Any] = data["dns"] if isinstance(data.get("dns"), dict) else {}
@@ -235,6 +240,12 @@ def build_data(base: dict[str, Any], values: Values) -> dict[str, Any]:
             else:
                 ssh.pop(k, None)
         ssh["sudo"] = bool(values.get(p + "ssh-sudo", False))
+        # checked: agent; unchecked: the default (all), so a profile without sudo_scope saves without it and
+        # one that says `sudo_scope: all` keeps saying so
+        if values.get(p + "ssh-sudo_scope"):
+            ssh["sudo_scope"] = "agent"
+        elif ssh.get("sudo_scope") != "all":
+            ssh.pop("sudo_scope", None)
         node["ssh"] = ssh
     data["nodes"] = nodes
     index = int(values.get("preferred_primary", 0) or 0)

@@ -112,7 +112,9 @@ class NodesScreen(WizardScreen):
                         yield Static("", id=f"e-nodes-{i}", classes="field-error", markup=False)
                         for spec in node_fields(i):
                             if spec.kind == "bool":
-                                yield CheckField(spec.key, "sudo", bool(v[spec.key]))
+                                check = CheckField(spec.key, spec.check or spec.label, bool(v[spec.key]))
+                                check.tooltip = spec.label
+                                yield check
                             else:
                                 yield FormField(spec.key, spec.label, str(v[spec.key]), placeholder=spec.placeholder)
             yield Static("", id="e-nodes", classes="field-error", markup=False)
@@ -189,6 +191,7 @@ class NodesScreen(WizardScreen):
         # a loaded profile shows its problems at once; a new one only where the person typed
         self.show_all = self.source != "new cluster"
         self._show_redis_mode()
+        self._show_sudo_scope()
         focus_first_field(self, "#f-cluster_name")  # now: typing works at once, no Tab first
         self.validate()
 
@@ -198,6 +201,12 @@ class NodesScreen(WizardScreen):
             self.query_one(f"#ff-{key}").display = sentinel
         for key in URL_ONLY:
             self.query_one(f"#ff-{key}").display = not sentinel
+
+    def _show_sudo_scope(self) -> None:
+        """sudo_scope means something only with sudo on: its checkbox is off-limits (its value kept) without."""
+        for i in range(3):
+            box = self.query_one(f"#f-nodes-{i}-ssh-sudo_scope", Checkbox)
+            box.disabled = not self.values.get(f"nodes-{i}-ssh-sudo")
 
     # -- input --------------------------------------------------------------------------------------
     @on(Input.Changed)
@@ -225,6 +234,8 @@ class NodesScreen(WizardScreen):
         if key in self.values:
             self.values[key] = event.value
             self.touched.add(key)
+            if key.endswith("-ssh-sudo"):
+                self._show_sudo_scope()
             self.validate()
 
     @on(Select.Changed, "#f-redis-mode, #f-services-manager")
