@@ -263,6 +263,8 @@ class RunLease:
 
     def release(self) -> None:
         self.stop.set()
+        if self.renewer.is_alive() and self.renewer is not threading.current_thread():
+            self.renewer.join(5)  # before the caller closes the client: a beat on a closed connection raised
         with contextlib.suppress(redis.RedisError):
             self.client.eval(self.RELEASE, 1, self.key, self.run_id)
 

@@ -30,6 +30,7 @@ from wizard.apply import (
     stale_services,
 )
 from wizard.checks import CheckResult, Status, run_checks, worst
+from wizard.checks.names import query_a
 from wizard.coordinator import (
     FRONT_NODE,
     BootstrapError,
@@ -144,6 +145,16 @@ def restart_blocker(profile: Profile, status: ClusterStatus, node: str, service:
     if not any(n.primary_synced for n in data):
         return "no data node is Primary and Synced"
     return ""
+
+
+def pointed_at(profile: Profile) -> str | None:
+    """The Studio node the authoring name points at now (one A record of a Studio node's address), or None."""
+    try:
+        addresses = query_a(profile, profile.dns.authoring_name, 1.0)
+    except OSError:
+        return None
+    by_address = {n.address: n.name for n in profile.studio_nodes}
+    return by_address.get(addresses[0]) if len(addresses) == 1 else None
 
 
 def _agent_scope(node: Node) -> bool:
@@ -407,7 +418,7 @@ def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listen
             raise PipelineError("verify", f"cluster is {result.status.verdict}: {result.status.reason}")
         if profile.studio.nodes and result.status.authoring_node in profile.studio.nodes:
             try:  # the daemons make the node the authoring name points at the primary publisher
-                await_publisher(profile, secrets, result.status.authoring_node)
+                await_publisher(profile, secrets, result.status.authoring_node, pointed=lambda: pointed_at(profile))
             except PublisherError as exc:
                 listener.step("verify", "fail", exc.message)
                 raise PipelineError("verify", exc.message) from None

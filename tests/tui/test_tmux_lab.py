@@ -77,10 +77,13 @@ class Typist:
         self.term.wait_until(lambda screen: screen.count(tail) > shown, f"{tail!r} typed")
         self.steady(f"the screen after typing {text!r}")
 
-    def tab_and_type(self, text: str, tabs: int = 1) -> None:
+    def tab_and_type(self, text: str, tabs: int = 1, clear: bool = False) -> None:
         before = self.term.cursor()
         self.tab(tabs)
         self.term.wait_until(lambda _s: self.term.cursor() != before, f"the focus on the field for {text!r}")
+        if clear:
+            self.term.send("C-u")  # the input's delete-to-start: what the field held goes
+            self.steady("the cleared field")
         self.type_here(text)
 
     def choose(self, tabs: int, moves: list[str], then: str) -> None:
@@ -139,8 +142,8 @@ def test_lab_typed_into_an_empty_wizard_at_80x24_reaches_a_healthy_monitor(
     tabs = 0
     for ref in refs[1:]:
         tabs += 2
-        if ref is not None:
-            t.tab_and_type(ref, tabs=tabs)
+        if ref is not None:  # Tab puts the cursor after the field's "ask" (nothing selected): clear it first
+            t.tab_and_type(ref, tabs=tabs, clear=True)
             tabs = 0
     term.wait_for_screen("Every secret is available.", timeout=20)
     term.send("C-n")

@@ -7,6 +7,7 @@ made it) and ``error`` ("" when Studio's cluster API accepted the call, else the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -87,12 +88,16 @@ class PublisherError(Exception):
         self.message = message
 
 
-def await_publisher(profile: Profile, secrets: Secrets, node: str, timeout: float = 20.0) -> PublisherRecord:
+def await_publisher(profile: Profile, secrets: Secrets, node: str, timeout: float = 20.0,
+                    pointed: Callable[[], str | None] | None = None) -> PublisherRecord:
     """Wait until the record names ``node`` (the node the authoring name points at) with no error; returns the
-    record.  Raises :class:`PublisherError` with the call's error as soon as a call for ``node`` failed, or
-    after ``timeout`` seconds naming what the record said."""
+    record.  ``pointed``: asked about every 2 s, the node the name points at now (None: unknown); the name may
+    move while this waits (a node that was rejoining becomes healthy and takes it back), and the node it points
+    at then is the one to wait for.  Raises :class:`PublisherError` with the call's error as soon as a call for
+    that node failed, or after ``timeout`` seconds naming what the record said."""
     deadline = time.monotonic() + timeout
     record = None
+    asked = time.monotonic()
     while True:
         record = read_publisher(profile, secrets)
         if record is not None and record.node == node:
@@ -106,4 +111,9 @@ def await_publisher(profile: Profile, secrets: Secrets, node: str, timeout: floa
             raise PublisherError(f"timed out after {timeout:.0f} s waiting for {node} to be made the primary "
                                  f"publisher (the record says: {said}); check the node agents' daemons "
                                  f"(studio-cluster status) and Redis")
+        if pointed is not None and time.monotonic() - asked >= 2.0:
+            asked = time.monotonic()
+            now = pointed()
+            if now and now != node:
+                node = now
         time.sleep(0.25)
