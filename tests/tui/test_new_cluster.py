@@ -118,6 +118,7 @@ async def type_secret_refs(pilot: Pilot[Any], data: dict[str, Any]) -> Credentia
     return creds
 
 
+@pytest.mark.drill  # 34 s of typing: make drills (make test's time budget); test_tmux_lab types the same lab in tmux
 async def test_new_cluster_form_takes_every_lab_setting(app: WizardApp, tmp_path: Path) -> None:
     lab = lab_data(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
