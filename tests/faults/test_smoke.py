@@ -1,4 +1,4 @@
-"""Two short seeded fault schedules on the real lab (the full suite is ``make faults``): the product's
+"""One short seeded fault schedule on the real lab (the full suite is ``make faults``): the product's
 ``recover`` alone brings the cluster back after each fault, no acknowledged write is lost, the nodes agree,
 and there is never a second Primary Component.  STUDIO_FAULTS_SEED picks another seed."""
 
@@ -12,12 +12,12 @@ from tests.faults.suite import Suite, findings, summarize, table
 
 
 @pytest.mark.timeout(600)
-def test_two_short_schedules_lose_nothing() -> None:
+def test_a_short_schedule_loses_nothing() -> None:
     if os.geteuid() != 0:
         pytest.skip("the lab needs root (network namespaces)")
     seed = int(os.environ.get("STUDIO_FAULTS_SEED", "7"))
     suite = Suite(seed, short=True, say=print)
-    for index in range(2):  # two, not three: make test's time budget (a third took 38 s); make faults runs 20
+    for index in range(1):  # one (make test's time budget: each takes about 40 s); make faults runs 20
         suite.run_schedule(index)
     summary = summarize(suite.results)
     report = table(summary) + "\n" + "\n".join(findings(suite.results, seed, " --short"))

@@ -294,6 +294,7 @@ def test_a_paused_winner_never_starts_a_second_primary(profile: Profile, secrets
     assert len(conf) == 1
 
 
+@pytest.mark.drill  # 26 s: make drills (make test's time budget)
 def test_status_is_degraded_when_the_coordination_store_is_down(profile: Profile, secrets: Secrets,
                                                                 remote: Remote) -> None:
     """Issue 7 input 7: every Redis down: the cluster serves, but no recovery could run."""

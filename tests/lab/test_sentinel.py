@@ -89,6 +89,7 @@ def test_bootstrap_with_the_masters_redis_stopped(sentinel_healthy: None, profil
     assert labredis.master_host() != master
 
 
+@pytest.mark.drill  # 15 s: make drills (make test's time budget)
 def test_recover_with_a_replicas_redis_stopped(sentinel_healthy: None, profile: Profile, secrets: Secrets,
                                                remote: Remote) -> None:
     """Both data nodes crash; one replica host's Redis and Sentinel are dead; `recover` brings the

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.lab.test_cluster import fresh_lab, kill9
 from wizard import lab
 from wizard.nodesql import sql
@@ -27,6 +29,7 @@ def sst_scripts(node: str) -> list[str]:
     return [line.split()[0] for line in out.splitlines()]
 
 
+@pytest.mark.drill  # 36 s: make drills (make test's time budget)
 def test_first_join_of_a_new_cluster_uses_rsync_and_a_later_join_mariabackup(
         profile: Profile, secrets: Secrets, remote: Remote) -> None:
     fresh_lab()

@@ -48,6 +48,7 @@ def lab_up() -> None:
     lab.up(progress=lambda _msg: None)
 
 
+@pytest.mark.drill  # 16 s: make drills (make test's time budget); test_tmux_lab covers the wizard on the lab
 async def test_wizard_stands_up_the_lab_and_lands_on_a_healthy_monitor(lab_up: None, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
