@@ -47,7 +47,7 @@ from wizard.crafter.publisher import PublisherError, await_publisher
 from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
 from wizard.dnsapi import DnsApiError, RecordChange, push_record
-from wizard.profile import Node, Profile
+from wizard.profile import Profile
 from wizard.remote import PIDS_TEXT, Remote, RemoteError, RunLog
 from wizard.run_history import RunRecorder, follow_run, last_run
 from wizard.secrets import Secrets
@@ -157,13 +157,9 @@ def pointed_at(profile: Profile) -> str | None:
     return by_address.get(addresses[0]) if len(addresses) == 1 else None
 
 
-def _agent_scope(node: Node) -> bool:
-    return node.ssh.sudo and node.ssh.user != "root" and node.ssh.sudo_scope == "agent"
-
-
 def _agent_step(p: Profile) -> str:
-    shipped = [n.name for n in p.nodes if not _agent_scope(n)]
-    installed = [n.name for n in p.nodes if _agent_scope(n)]
+    shipped = [n.name for n in p.nodes if not n.ssh.agent_scope]
+    installed = [n.name for n in p.nodes if n.ssh.agent_scope]
     parts = ([f"ship the node agent to {', '.join(shipped)}"] if shipped else []) + (
         [f"check the version of the agent root installed on {', '.join(installed)} (sudo_scope: agent)"]
         if installed else [])

@@ -134,6 +134,12 @@ class SSHSettings(_Model):
     connect_timeout: float = Field(5.0, gt=0, le=120,
                                    description="seconds to wait for the TCP connect and SSH handshake, e.g. 5")
 
+    @property
+    def agent_scope(self) -> bool:
+        """True when root on the node is reached only through the installed agent: a sudo user (not root) with
+        ``sudo_scope: agent`` (docs/least-privilege.md)."""
+        return self.sudo and self.user != "root" and self.sudo_scope == "agent"
+
     @field_validator("key_file", "known_hosts")
     @classmethod
     def _file_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:

@@ -438,8 +438,7 @@ class NodeConnection:
     @property
     def agent_scope(self) -> bool:
         """True when root is reached only through the installed agent (``ssh.sudo_scope: agent``)."""
-        ssh = self.node.ssh
-        return ssh.sudo and ssh.user != "root" and ssh.sudo_scope == "agent"
+        return self.node.ssh.agent_scope
 
     def sudo_fix(self) -> str:
         """The one line that fixes sudo for this node's SSH user, in its sudo scope."""

@@ -46,7 +46,7 @@ def rules(profile: Profile) -> list[Rule]:
 
 def not_in_agent_scope(profile: Profile) -> list[str]:
     """Nodes reached as a sudo user whose profile does not yet say ``sudo_scope: agent``."""
-    return [n.name for n in profile.nodes if n.ssh.user != "root" and not (n.ssh.sudo and n.ssh.sudo_scope == "agent")]
+    return [n.name for n in profile.nodes if n.ssh.user != "root" and not n.ssh.agent_scope]
 
 
 # Unpacks the bundle into a fresh directory with a MANIFEST of every file's sha256 (the agent's `digest` command

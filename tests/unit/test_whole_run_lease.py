@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
 
-from tests.unit.k8s_example import example_profile
+from tests.unit.test_follow_lapsed_lease import agent, setup  # noqa: F401  (setup: the fixture)
 from tests.unit.test_k8s_handover import redis_port  # noqa: F401  (the fixture)
 from wizard.coordinator import RunLease, front_key, key
 from wizard.pipeline import Listener, PipelineError, take_lease
@@ -20,19 +19,7 @@ from wizard.profile import Profile
 from wizard.run_history import follow_run
 
 
-@pytest.fixture
-def setup(redis_port: int) -> Iterator[tuple[redis.Redis, Profile]]:  # noqa: F811
-    client = redis.Redis(port=redis_port, decode_responses=True)
-    yield client, example_profile()
-    client.close()
-
-
-def agent(client: redis.Redis, profile: Profile, run: str, node: str, state: str) -> None:
-    client.xadd(key(profile, "events"), {"node": node, "step": "agent", "state": state, "message": state,
-                                         "ts": str(time.time()), "run": run})
-
-
-def test_the_runs_bootstrap_rounds_find_the_lease_theirs(setup: tuple[redis.Redis, Profile]) -> None:
+def test_the_runs_bootstrap_rounds_find_the_lease_theirs(setup: tuple[redis.Redis, Profile]) -> None:  # noqa: F811
     client, profile = setup
     lease_key = key(profile, "run-lease")
     whole = RunLease(client, lease_key, "aaaa1111bbbb", front_key(profile, "aaaa1111bbbb"))
@@ -52,7 +39,7 @@ def test_the_runs_bootstrap_rounds_find_the_lease_theirs(setup: tuple[redis.Redi
     other.release()
 
 
-def test_a_second_pipeline_run_waits_for_the_lease_and_names_its_holder(setup: tuple[redis.Redis, Profile]) -> None:
+def test_a_second_pipeline_run_waits_for_the_lease_and_names_its_holder(setup: tuple[redis.Redis, Profile]) -> None:  # noqa: F811
     client, profile = setup
     lease_key = key(profile, "run-lease")
     first = RunLease(client, lease_key, "aaaa1111bbbb")
@@ -71,7 +58,7 @@ def test_a_second_pipeline_run_waits_for_the_lease_and_names_its_holder(setup: t
     second.release()
 
 
-def test_agents_of_a_later_round_keep_the_run_going(setup: tuple[redis.Redis, Profile]) -> None:
+def test_agents_of_a_later_round_keep_the_run_going(setup: tuple[redis.Redis, Profile]) -> None:  # noqa: F811
     """The lease names the run's family: an agent of round ``<run>-2`` at work is the run at work."""
     client, profile = setup
     run = "aaaa1111bbbb"
@@ -92,7 +79,7 @@ def test_agents_of_a_later_round_keep_the_run_going(setup: tuple[redis.Redis, Pr
 
 
 def test_a_run_whose_front_end_is_gone_and_agents_idle_is_abandoned_at_once(
-        setup: tuple[redis.Redis, Profile]) -> None:
+        setup: tuple[redis.Redis, Profile]) -> None:  # noqa: F811
     """Before any agent started (its front end died in its checks or apply) or after all finished."""
     client, profile = setup
     run = "eeee3333ffff"
