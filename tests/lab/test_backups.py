@@ -22,7 +22,7 @@ from wizard.backups.verify import verify
 from wizard.nodesql import sql, wsrep_status
 from wizard.pipeline import replay
 from wizard.profile import Profile
-from wizard.remote import Remote
+from wizard.remote import Remote, RemoteError
 from wizard.secrets import Secrets
 from wizard.status import health_endpoint
 
@@ -168,7 +168,18 @@ def test_take_waits_for_a_donor_still_desynced_instead_of_refusing(cluster: None
     for node in ("studio1", "studio2"):  # the backup before this one may have left its donor Desynced
         wait_until(f"{node} Synced", lambda n=node: wsrep_status(remote[n], profile, secrets).get(
             "wsrep_local_state_comment") == "Synced", 60)
-    sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_desync = ON")
+    def desync() -> bool:
+        # Galera refuses a desync ("ERROR 1396 Operation 'desync' failed") while the group still processes the
+        # end of the donor state the backup before left, even once the node reports Synced: asked again.
+        try:
+            sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_desync = ON")
+        except RemoteError as exc:
+            if "1396" not in str(exc):
+                raise
+            return False
+        return True
+
+    wait_until("studio2 to accept SET GLOBAL wsrep_desync = ON", desync, 60, interval=1.0)
     notes: list[str] = []
     timer = threading.Timer(3.0, lambda: sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_desync = OFF"))
     timer.start()

@@ -94,9 +94,13 @@ def test_token_goes_in_the_query_and_never_in_a_reason() -> None:
     assert redact("GET http://h/s?token=secret failed", "secret") == "GET http://h/s?token=*** failed"
 
 
-def test_agent_settings_only_on_crafter_nodes(profile: Profile) -> None:
+def test_agent_settings_only_on_crafter_nodes(profile: Profile, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the token by an environment reference: the lab's token file exists only once `lab up` has run
+    monkeypatch.setenv("STUDIO_TOKEN_FOR_TEST", "tok-123")
+    profile = profile.model_copy(update={"studio": profile.studio.model_copy(
+        update={"management_token": "env:STUDIO_TOKEN_FOR_TEST"})})
     cfg = crafter_agent_config(profile, profile.node("studio2"))
-    assert cfg["crafter"] is True
+    assert cfg["crafter"] is True and cfg["studio_token"] == "tok-123"
     assert cfg["studio_status_url"] == "http://198.18.0.12:8080/studio/api/2/monitoring/status"
     assert cfg["crafter_nodes"] == ["studio1", "studio2"]
     assert crafter_agent_config(profile, profile.arbiter) == {"crafter": False}
