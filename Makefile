@@ -43,8 +43,10 @@ lint: venv
 unit: venv
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
+# Two pytest-xdist workers: one drives the namespace lab, the other the systemd lab and then the tests that need no
+# lab (tests/conftest.py groups them); the two labs share nothing.
 test: deps lint
-	$(BIN)/pytest -q -m "not drill" --durations=30 $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n 2 --dist loadgroup -m "not drill" --durations=30 $(PYTEST_ARGS)
 
 # Long fault and day-2 drills (issues 8 and 16): the systemd lab's day-2 drills, backup faults mid-stream.
 drills: deps

@@ -18,11 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 LAB_PROFILE = REPO / "profiles" / "lab.yaml"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/lab/" in str(item.fspath):
-            item.add_marker(pytest.mark.lab)
-
 
 @pytest.fixture(scope="session")
 def lab_up() -> Iterator[None]:

@@ -23,11 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "profiles" / "lab-systemd.yaml"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/lab_systemd/" in str(item.fspath):
-            item.add_marker(pytest.mark.lab)
-
 
 @pytest.fixture(scope="session")
 def sd_lab() -> Iterator[None]:
