@@ -484,6 +484,11 @@ def _backup_take(profile: Profile, secrets: Secrets, remote: object, args: argpa
                   f"({human_size(rate)}/s) from {result.donor}, position {pos.get('uuid')}:{pos.get('seqno')}",
                   highlight=False)
     console.print(f"  stored at {profile.arbiter.name}:{result.path}", highlight=False)
+    content = m.get("content")
+    if isinstance(content, dict):
+        console.print(f"  with Crafter's content: {len(content.get('repos') or [])} repositories "
+                      f"({human_size(content.get('size') or 0)}) from {result.donor}'s {content.get('dir')}/",
+                      highlight=False)
     if result.synced_after_s is not None:
         console.print(f"  {result.donor} was Synced again {result.synced_after_s:.1f}s after the backup",
                       highlight=False)
@@ -503,13 +508,14 @@ def _backup_list(profile: Profile, remote: object, args: argparse.Namespace) -> 
         return EXIT_OK
     table = Table(title=f"Backups of {profile.cluster_name} on {profile.arbiter.name}:{profile.backups.root}",
                   title_justify="left")
-    for col in ("id", "state", "age", "size", "donor", "position", "note"):
+    for col in ("id", "state", "age", "size", "donor", "position", "content", "note"):
         table.add_column(col)
     colour = {"verified": "green", "complete": "cyan", "verify failed": "red", "failed": "red",
               "in progress": "yellow"}
     for e in reversed(entries):
+        content = "-" if e.content_repos is None else f"{e.content_repos} repo{'s' if e.content_repos != 1 else ''}"
         table.add_row(e.id, f"[{colour.get(e.state, 'white')}]{e.state}[/]", human_age(e.age_s), human_size(e.size),
-                      e.donor, e.position or "-", e.reason)
+                      e.donor, e.position or "-", content, e.reason)
     console.print(table)
     if not entries:
         console.print("no backups yet: take one with `studio-cluster backup take PROFILE`")

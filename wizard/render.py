@@ -323,11 +323,23 @@ def _studio_files(profile: Profile, node: Node) -> list[RenderedFile]:
     ]
 
 
-def _backup_sst_script(profile: Profile) -> RenderedFile:
+def backup_content_dir(profile: Profile, node: Node) -> PurePosixPath | None:
+    """The directory of Crafter's content repositories a snapshot of ``node`` carries (``studio.data_path``/repos),
+    or None where Crafter does not run (``studio.nodes``)."""
+    if not (node.is_studio and node.name in profile.studio.nodes):
+        return None
+    return PurePosixPath(str(profile.studio.data_path)) / "repos"
+
+
+def _backup_sst_script(profile: Profile, node: Node | None = None) -> RenderedFile:
+    """The donor side of snapshot backups; with ``node`` a Crafter node, it also streams the content repositories
+    (None: the database only, as in the Kubernetes ConfigMap shared by every pod)."""
     db = profile.database
+    content_dir = backup_content_dir(profile, node) if node is not None else None
     content = _template(
         "wsrep_sst_studio_backup.j2", profile=profile, method=BACKUP_SST_METHOD, log_name=BACKUP_DONOR_LOG,
         data_dir=_sq(db.data_dir), socket=_sq(db.socket), mariabackup="mariabackup",
+        content_dir=_sq(content_dir) if content_dir else "",
     )
     return RenderedFile(path=BACKUP_SST_SCRIPT, content=content, mode=0o755)
 
@@ -433,7 +445,7 @@ def render(profile: Profile, secrets: Secrets | None,
     for node in profile.nodes:
         if node.is_studio:
             out[node.name] = [_galera_cnf(profile, node, secrets), *_studio_files(profile, node),
-                              _backup_sst_script(profile)]
+                              _backup_sst_script(profile, node)]
         else:
             out[node.name] = [_garb(profile)]
         if profile.tls.enabled and tls is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import PurePosixPath
 
 import pytest
 
@@ -192,17 +193,37 @@ def test_take_waits_for_a_donor_still_desynced_instead_of_refusing(cluster: None
     assert {e.id: e for e in list_backups(profile, remote)}[result.id].state == "complete"
 
 
+def crafter_git(node: str, *args: str) -> str:
+    """git as the Crafter user in the lab's stand-in content repository on ``node``."""
+    from wizard.lab.studio_standin import CRAFTER_ROOT, CRAFTER_USER, REPO
+
+    return lab.host_exec(node, ["runuser", "-u", CRAFTER_USER, "--", "env", f"HOME={CRAFTER_ROOT}", "git",
+                                "-c", "user.name=t", "-c", "user.email=t@lab.test", "-C", REPO, *args]).stdout.strip()
+
+
+def content_commit(node: str, name: str) -> str:
+    """A commit of a new file ``name`` in ``node``'s content repository; returns the new HEAD."""
+    crafter_git(node, "commit", "-q", "--allow-empty", "-m", name)
+    return crafter_git(node, "rev-parse", "HEAD")
+
+
 def test_restore_rebuilds_a_lost_cluster_from_the_backup_and_keeps_the_old_data(
         cluster: None, profile: Profile, secrets: Secrets, remote: Remote) -> None:
     """Rows 1-5, a backup, rows 6-8, the cluster lost; restore brings back exactly rows 1-5 on both nodes (the
-    restored node bootstraps, the other joins by SST), and every former datadir is kept aside, not deleted."""
+    restored node bootstraps, the other joins by SST), and every former datadir is kept aside, not deleted.
+    Crafter's content repositories travel in the same snapshot: the donor's commit at backup time comes back on
+    both Crafter nodes, owned by the Crafter user, and the later commits stay in the kept-aside directory."""
     from tests.lab.test_cluster import kill9, row_ids, write_rows
     from wizard.backups.restore import restore
+    from wizard.lab.studio_standin import CRAFTER_USER, REPO
 
     sql(remote["studio1"], profile, secrets, "DROP DATABASE IF EXISTS itest")
     write_rows(remote, profile, secrets, "studio1", 1, 5)
+    at_backup = content_commit("studio2", "before the backup")
     taken = take(profile, secrets, remote, donor="studio2")
+    assert taken.manifest["content"]["repos"] == ["repos/global"], taken.manifest.get("content")
     write_rows(remote, profile, secrets, "studio1", 6, 3)
+    later = {node: content_commit(node, "after the backup") for node in ("studio1", "studio2")}
 
     with pytest.raises(BackupError) as err:  # a running cluster is not lost: refused, nothing touched
         restore(profile, secrets, remote, taken.id)
@@ -222,6 +243,16 @@ def test_restore_rebuilds_a_lost_cluster_from_the_backup_and_keeps_the_old_data(
         lab.host_exec(node, ["rm", "-rf", kept], check=False)
     st = wsrep_status(remote["studio1"], profile, secrets)
     assert st["wsrep_cluster_status"] == "Primary" and st["wsrep_cluster_size"] == "3", st
+    repos = str(PurePosixPath(REPO).parent)
+    for node in ("studio1", "studio2"):
+        assert crafter_git(node, "rev-parse", "HEAD") == at_backup, node
+        owner = lab.host_exec(node, ["stat", "-c", "%U", f"{REPO}/.git/HEAD"]).stdout.strip()
+        assert owner == CRAFTER_USER, (node, owner)
+        kept = result.content[node]["kept"]
+        assert kept and kept.startswith(f"{repos}.pre-restore-"), result.content
+        old_head = lab.host_exec(node, ["git", "-c", "safe.directory=*", "-C", f"{kept}/global", "rev-parse",
+                                        "HEAD"]).stdout.strip()
+        assert old_head == later[node], node
 
 
 def _heal(profile: Profile, secrets: Secrets) -> None:

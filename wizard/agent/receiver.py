@@ -3,13 +3,16 @@
 ``studio-cluster backup take`` copies this file to the Arbiter and starts it in the background::
 
     python3 receiver.py --dir BACKUP_DIR --bind ADDRESS --port PORT --token TOKEN --donor NODE
-                        [--accept-timeout S] [--end-timeout S] [--meta JSON]
+                        [--accept-timeout S] [--end-timeout S] [--meta JSON] [--content NAME]
 
-It listens on ADDRESS:PORT for the donor's ``wsrep_sst_studio_backup``, which connects twice:
+It listens on ADDRESS:PORT for the donor's ``wsrep_sst_studio_backup``, which connects two or three times:
 
 1. ``STUDIO-BACKUP-DATA TOKEN\\n`` then the xbstream of ``mariabackup --backup --galera-info``: piped into
    ``mbstream -x -C BACKUP_DIR/data`` (bytes counted for progress);
-2. ``STUDIO-BACKUP-END TOKEN BACKUP_RC NET_RC\\n`` then the tail of the donor's log.
+2. on a Crafter node (``--content NAME``: the donor's content directory, ``repos``),
+   ``STUDIO-BACKUP-CONTENT TOKEN\\n`` then a tar of that directory: extracted into ``BACKUP_DIR/content``;
+3. ``STUDIO-BACKUP-END TOKEN BACKUP_RC NET_RC CONTENT_RC\\n`` then the tail of the donor's log (``CONTENT_RC`` is
+   ``none`` where no content is sent, ``absent`` when the donor has no such directory).
 
 A connection with another token is closed unread.  The state lives in ``BACKUP_DIR/receiver.json``
 (rewritten atomically): ``{"state": "listening"|"receiving"|"finishing"|"complete"|"failed", "bytes": int,
@@ -37,6 +40,7 @@ import time
 MANIFEST = "manifest.json"
 STATE = "receiver.json"
 DATA = "data"
+CONTENT = "content"
 GALERA_INFO = ("mariadb_backup_galera_info", "mariabackup_galera_info", "xtrabackup_galera_info")
 BINLOG_INFO = ("mariadb_backup_binlog_info", "mariabackup_binlog_info", "xtrabackup_binlog_info")
 INFO = ("mariadb_backup_info", "mariabackup_info", "xtrabackup_info")
@@ -97,10 +101,18 @@ def read_line(conn: socket.socket, limit: int = 512) -> tuple[str, bytes]:
 
 def accept(server: socket.socket, token: str, kind: str, deadline: float) -> tuple[socket.socket, list[str], bytes]:
     """The next connection of this backup whose header is ``STUDIO-BACKUP-<kind> <token> ...``."""
+    conn, _kind, words, rest = accept_any(server, token, (kind,), deadline)
+    return conn, words, rest
+
+
+def accept_any(server: socket.socket, token: str, kinds: tuple, deadline: float
+               ) -> tuple[socket.socket, str, list[str], bytes]:
+    """The next connection of this backup whose header is ``STUDIO-BACKUP-<kind> <token> ...`` for one of
+    ``kinds``: (connection, kind, the header's further words, what arrived after the header)."""
     while True:
         left = deadline - time.time()
         if left <= 0:
-            raise TimeoutError(kind)
+            raise TimeoutError("/".join(kinds))
         server.settimeout(left)
         conn, _peer = server.accept()
         conn.settimeout(120)
@@ -110,8 +122,10 @@ def accept(server: socket.socket, token: str, kind: str, deadline: float) -> tup
             conn.close()
             continue
         words = header.split()
-        if len(words) >= 2 and words[0] == "STUDIO-BACKUP-" + kind and words[1] == token:
-            return conn, words[2:], rest
+        if len(words) >= 2 and words[0].startswith("STUDIO-BACKUP-") and words[1] == token:
+            kind = words[0][len("STUDIO-BACKUP-"):]
+            if kind in kinds:
+                return conn, kind, words[2:], rest
         conn.close()
 
 
@@ -150,6 +164,76 @@ def receive_data(conn: socket.socket, first: bytes, directory: str, state: State
             tail = fh.read()[-500:].strip()
         raise Failed("mbstream failed with exit %d after %d bytes: %s" % (rc, total, tail))
     return total
+
+
+def receive_content(conn: socket.socket, first: bytes, directory: str, state: State, base: int) -> int:
+    """Extract the donor's content tar into ``BACKUP_DIR/content``; returns its byte count.  Raises Failed on a
+    broken stream or a tar that does not extract.  ``base``: bytes already received (progress counts on)."""
+    target = os.path.join(directory, CONTENT)
+    os.makedirs(target, exist_ok=True)
+    err_path = os.path.join(directory, "content-tar.log")
+    with open(err_path, "wb") as err:
+        # GNU tar refuses absolute and ``..`` member names and defers dangerous symlinks; owners kept by number
+        proc = subprocess.Popen(["tar", "-x", "--numeric-owner", "-C", target, "-f", "-"], stdin=subprocess.PIPE,
+                                stderr=err)
+    assert proc.stdin is not None
+    total = 0
+    try:
+        if first:
+            proc.stdin.write(first)
+            total += len(first)
+        conn.settimeout(300)
+        while True:
+            chunk = conn.recv(CHUNK)
+            if not chunk:
+                break
+            proc.stdin.write(chunk)
+            total += len(chunk)
+            state.set(force=False, bytes=base + total)
+    except OSError as exc:
+        proc.kill()
+        proc.wait()
+        raise Failed("the content stream broke after %d bytes: %s" % (total, exc)) from None
+    finally:
+        conn.close()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    rc = proc.wait()
+    if rc != 0:
+        with open(err_path, errors="replace") as fh:
+            tail = fh.read()[-500:].strip()
+        raise Failed("the content tar did not extract (exit %d after %d bytes): %s" % (rc, total, tail))
+    return total
+
+
+def content_manifest(directory: str, name: str) -> dict:
+    """``{"dir", "size", "files", "repos"}`` of ``BACKUP_DIR/content``: every regular file's sha256 and size, every
+    symlink's target (never followed), and the git repositories found (a ``.git`` directory, or a bare one)."""
+    base = os.path.join(directory, CONTENT)
+    files: dict = {}
+    repos: list = []
+    size = 0
+    for root, dirs, names in os.walk(base):
+        rel_root = os.path.relpath(root, base)
+        if ".git" in dirs or ("HEAD" in names and "objects" in dirs and "refs" in dirs):
+            repos.append(rel_root[:-5] if rel_root.endswith("/.git") else rel_root)
+        for entry in sorted(names) + sorted(d for d in dirs if os.path.islink(os.path.join(root, d))):
+            path = os.path.join(root, entry)
+            rel = os.path.relpath(path, base)
+            if os.path.islink(path):
+                files[rel] = {"symlink": os.readlink(path)}
+                continue
+            if not os.path.isfile(path):
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(CHUNK), b""):
+                    digest.update(chunk)
+            st = os.stat(path)
+            files[rel] = {"sha256": digest.hexdigest(), "size": st.st_size}
+            size += st.st_size
+    repos = sorted({r for r in repos if not r.endswith("/.git") and r != ".git"})
+    return {"dir": name, "size": size, "files": dict(sorted(files.items())), "repos": repos}
 
 
 def first_file(data: str, names: tuple) -> str | None:
@@ -214,7 +298,8 @@ def tool_version(argv: list) -> str:
     return p.stdout.decode(errors="replace").strip().splitlines()[0] if p.stdout.strip() else ""
 
 
-def build_manifest(directory: str, args: argparse.Namespace, stream_bytes: int, started: float) -> dict:
+def build_manifest(directory: str, args: argparse.Namespace, stream_bytes: int, started: float,
+                   content: dict | None = None) -> dict:
     data = os.path.join(directory, DATA)
     if first_file(data, CHECKPOINTS) is None:
         raise Failed("the stream lacks mariabackup's checkpoints file: the backup did not finish on the donor")
@@ -239,6 +324,7 @@ def build_manifest(directory: str, args: argparse.Namespace, stream_bytes: int, 
         "stream_bytes": stream_bytes,
         "size": size,
         "files": files,
+        "content": content,
         "tools": {
             "mariabackup": info.get("tool_version", ""),
             "server": info.get("server_version", ""),
@@ -272,8 +358,14 @@ def run(args: argparse.Namespace) -> int:
         state.set(state="receiving", bytes=len(rest))
         total = receive_data(conn, rest, directory, state)
         state.set(state="finishing", bytes=total)
+        content_bytes = None
         try:
-            end, words, rest = accept(server, args.token, "END", time.time() + args.end_timeout)
+            end, kind, words, rest = accept_any(server, args.token, ("CONTENT", "END"), time.time() + args.end_timeout)
+            if kind == "CONTENT":
+                state.set(state="receiving")
+                content_bytes = receive_content(end, rest, directory, state, total)
+                state.set(state="finishing", bytes=total + content_bytes)
+                end, words, rest = accept(server, args.token, "END", time.time() + args.end_timeout)
         except TimeoutError:
             raise Failed("the stream ended after %d bytes without the donor's end marker (the donor's server or "
                          "mariabackup died mid-stream)" % total) from None
@@ -293,7 +385,19 @@ def run(args: argparse.Namespace) -> int:
         codes = [*words, "?", "?"][:2]
         if codes != ["0", "0"]:
             raise Failed("the donor reports mariabackup exit %s, transport exit %s" % tuple(codes))
-        manifest = build_manifest(directory, args, total, started)
+        content = None
+        if args.content:
+            content_rc = words[2] if len(words) > 2 else None
+            if content_rc is None:
+                raise Failed("the donor's wsrep_sst_studio_backup sends no content repositories (it predates them): "
+                             "run `studio-cluster replay` to install the current one")
+            if content_rc == "absent":
+                raise Failed("the donor has no content directory %s under studio.data_path" % args.content)
+            if content_rc != "0" or content_bytes is None:
+                raise Failed("the donor's content tar exited %s (1: a file changed while it was read, the content is "
+                             "not a snapshot)" % content_rc)
+            content = dict(content_manifest(directory, args.content), stream_bytes=content_bytes)
+        manifest = build_manifest(directory, args, total, started, content)
         write_json(os.path.join(directory, MANIFEST), manifest)  # LAST: it is what makes the backup complete
         fsync_dir(directory)
         state.set(state="complete", bytes=total, size=manifest["size"])
@@ -318,6 +422,7 @@ def main(argv: list | None = None) -> int:
     p.add_argument("--accept-timeout", type=float, default=120)
     p.add_argument("--end-timeout", type=float, default=60)
     p.add_argument("--meta", default="")
+    p.add_argument("--content", default="", help="the donor's content directory name (repos): expected in the stream")
     return run(p.parse_args(argv))
 
 

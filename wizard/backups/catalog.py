@@ -43,10 +43,12 @@ for name in names:
     m = load(os.path.join(d, "manifest.json"))
     if m is not None:
         m["files"] = len(m.get("files") or {})
+        if isinstance(m.get("content"), dict):
+            m["content"]["files"] = len(m["content"].get("files") or {})
     r = load(os.path.join(d, "receiver.json")) or {}
     size = 0
-    if m is None:
-        for base, _dirs, files in os.walk(os.path.join(d, "data")):
+    for part in ("data", "content") if m is None else ():
+        for base, _dirs, files in os.walk(os.path.join(d, part)):
             for f in files:
                 try:
                     size += os.lstat(os.path.join(base, f)).st_size
@@ -64,7 +66,8 @@ READ_CATALOG_PY = RootScript("backup-read-catalog", READ_CATALOG, kind="py")
 class Entry:
     """One backup directory: ``state`` is complete / verified / verify failed / in progress / failed;
     ``time`` the start (epoch s), ``age_s`` seconds since, ``size`` bytes on disk, ``position``
-    ``uuid:seqno`` (complete only), ``reason`` why it failed or what verify found."""
+    ``uuid:seqno`` (complete only), ``reason`` why it failed or what verify found, ``content_repos`` how many of
+    Crafter's content repositories it carries (None: a database-only backup); ``size`` counts them too."""
 
     id: str
     path: str
@@ -78,6 +81,7 @@ class Entry:
     gtid: str | None
     reason: str
     verified_at: float | None
+    content_repos: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -102,9 +106,12 @@ def classify(raw: dict[str, Any], now: float) -> Entry:
         # verify reads the position the copy really holds (InnoDB's own); mariabackup's recorded one can be ahead
         pos = (v or {}).get("data_position") or m.get("position") or {}
         started = float(m.get("started_epoch") or raw.get("mtime") or now)
-        return Entry(raw["id"], raw["path"], state, started, max(0.0, now - started), int(m.get("size") or 0),
+        content = m.get("content") if isinstance(m.get("content"), dict) else None
+        size = int(m.get("size") or 0) + int((content or {}).get("size") or 0)
+        return Entry(raw["id"], raw["path"], state, started, max(0.0, now - started), size,
                      m.get("donor", ""), f"{pos.get('uuid')}:{pos.get('seqno')}", pos.get("seqno"), m.get("gtid"),
-                     reason, float(v["verified_epoch"]) if v and v.get("verified_epoch") else None)
+                     reason, float(v["verified_epoch"]) if v and v.get("verified_epoch") else None,
+                     len(content.get("repos") or []) if content else None)
     if r.get("state") not in ("complete", "failed") and raw.get("receiver_alive") and failure is None:
         state, reason = "in progress", f"receiving ({r.get('state', 'starting')})"
     else:

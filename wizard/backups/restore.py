@@ -14,7 +14,10 @@ Every data node's data is replaced, none is deleted:
 4. On every data node the current data is kept as ``<datadir>.pre-restore-<UTC time>-<node>`` (the operator deletes
    it once satisfied): renamed, or copied when the datadir is a mount point (after a free-space check);
    the target's staging directory becomes its data, owned by mysql; the others get an empty datadir.
-5. The ordinary pipeline (:func:`wizard.pipeline.replay`) then finds one node holding data (its position
+5. Where the backup carries Crafter's content repositories, every Crafter node (``studio.nodes``) pulls them
+   the same way and they replace ``<studio.data_path>/repos``, the former kept as ``repos.pre-restore-<UTC time>``
+   (not with ``--to``: the repositories are then left as they are, and a note says so).
+6. The ordinary pipeline (:func:`wizard.pipeline.replay`) then finds one node holding data (its position
    recovered from InnoDB) and the others empty: the restored node bootstraps, the others join by SST.
 """
 
@@ -82,7 +85,10 @@ for dirpath, _dirs, names in os.walk(work):
             files += 1
 print(json.dumps({"work": work, "position": position, "recorded": m.get("position"), "size": size,
                   "files": files, "donor": m.get("donor"), "time": m.get("time"), "binlog_pos": binlog_pos,
-                  "gtid": m.get("gtid"), "finished_epoch": m.get("finished_epoch")}))
+                  "gtid": m.get("gtid"), "finished_epoch": m.get("finished_epoch"),
+                  "content": ({"dir": c.get("dir"), "repos": c.get("repos") or [], "size": c.get("size") or 0,
+                               "path": os.path.join(d, "content", c.get("dir") or "")}
+                              if (c := m.get("content")) else None)}))
 """
 PREPARE = RootScript("restore-prepare", PREPARE_SCRIPT, kind="py")
 
@@ -265,6 +271,28 @@ except subprocess.CalledProcessError as exc:
 print(json.dumps(out))
 """
 SWAP = RootScript("restore-swap-datadir", SWAP_SCRIPT, kind="py")
+
+CONTENT_SWAP_SCRIPT = r"""
+import json, os, subprocess, sys
+current, aside, staging, user = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+out = {"kept": None}
+try:
+    if os.path.lexists(current):
+        os.rename(current, aside)  # the content as it was: kept, never deleted
+        out["kept"] = aside
+    os.rename(staging, current)
+    subprocess.run(["chown", "-R", "--no-dereference", user + ":", current], check=True)
+except OSError as exc:
+    print(json.dumps({"error": "%s: %s" % (exc.strerror or exc, exc.filename or current)}))
+    sys.exit(3)
+except subprocess.CalledProcessError as exc:
+    print(json.dumps({"error": "%s exited %s" % (" ".join(exc.cmd), exc.returncode)}))
+    sys.exit(3)
+print(json.dumps(out))
+"""
+CONTENT_SWAP = RootScript("restore-swap-content", CONTENT_SWAP_SCRIPT, kind="py")
+"""Put a received copy of Crafter's content repositories in place: the current directory renamed aside (same
+filesystem), the copy renamed in, owned by Crafter's OS user (``chown USER:``, the user's login group)."""
 RM_STAGING = RootScript("restore-rm-staging", "rm -rf {path}")
 RM_PREPARED = RootScript("restore-rm-prepared", "rm -rf {path}")
 
@@ -273,7 +301,9 @@ RM_PREPARED = RootScript("restore-rm-prepared", "rm -rf {path}")
 class RestoreResult:
     """What ``restore`` did: the backup ``id``, the ``target`` node that holds it now, the ``position``
     {uuid, seqno} its data holds (InnoDB's own), ``kept`` {node: path of its former datadir},
-    ``seconds`` until the cluster was started, ``notes``; with ``--to``, ``pitr``: the plan
+    ``seconds`` until the cluster was started, ``notes``; ``content`` {node: {"repos": count, "kept": former
+    content directory or None}} where the backup's Crafter content repositories were put back; with ``--to``,
+    ``pitr``: the plan
     (:class:`wizard.backups.pitr.Plan` as a dict) and what was replayed {applied, first, last, last_time}."""
 
     id: str
@@ -284,10 +314,12 @@ class RestoreResult:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     pitr: dict[str, Any] | None = None
+    content: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "target": self.target, "position": self.position, "kept": self.kept,
-                "bytes": self.bytes, "seconds": round(self.seconds, 2), "notes": self.notes, "pitr": self.pitr}
+                "bytes": self.bytes, "seconds": round(self.seconds, 2), "notes": self.notes, "pitr": self.pitr,
+                "content": self.content}
 
 
 def _running_servers(profile: Profile, remote: Remote) -> list[str]:
@@ -425,6 +457,12 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
             result.pitr["applied"] = done
             note(f"replayed {done.get('applied')} transactions ({done.get('first')} .. {done.get('last')}, the last "
                  f"of {done.get('last_time')} UTC)")
+        content = prep.get("content")
+        if content and plan is not None:
+            result.notes.append("Crafter's content repositories were left as they are: the backup's are from "
+                                f"{entry.time}, before the moment restored to")
+        elif content:
+            _restore_content(profile, remote, bid, content, stamp, timeout, result, note)
     except RemoteError as exc:
         raise BackupError(f"restore of {bid} stopped on {exc.node}: {exc.message}", exc.hint) from None
     if start:
@@ -436,6 +474,53 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                               "fix what it says, then `studio-cluster recover PROFILE`") from None
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _restore_content(profile: Profile, remote: Remote, bid: str, content: dict[str, Any], stamp: str,
+                     timeout: float, result: RestoreResult, note: Callable[[str], None]) -> None:
+    """Put the backup's Crafter content repositories back on every Crafter node (``studio.nodes``): each pulls
+    the backup's ``content/<dir>`` from the Arbiter into ``<data_path>/<dir>.restore-<id>``, the byte count must
+    match the manifest, then the current directory is renamed ``<dir>.pre-restore-<UTC time>`` and the copy
+    takes its place.  Raises :class:`BackupError` naming the node."""
+    arb = remote[profile.arbiter.name]
+    port = profile.backups.receiver_port
+    base = str(profile.studio.data_path).rstrip("/")
+    name = str(content.get("dir") or "repos")
+    for node_name in profile.studio.nodes:
+        node = remote[node_name]
+        current = f"{base}/{name}"
+        staging = f"{current}.restore-{bid}"
+        node.run(RM_STAGING(path=staging), what="clear an earlier content staging directory")
+        token = pysecrets.token_hex(16)
+        sent: dict[str, Any] = {}
+
+        def send(token: str = token, sent: dict[str, Any] = sent) -> None:
+            r = arb.run(SEND(_bind(profile.arbiter), port, token, str(content["path"]), "120"), timeout=timeout,
+                        check=False, what="send the content repositories")
+            sent.update(_last_json(r.stdout, r.stderr, "send"))
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        r = node.run(RECEIVE(profile.arbiter.address, port, token, staging), timeout=timeout, check=False,
+                     what="receive the content repositories")
+        got = _last_json(r.stdout, r.stderr, "receive")
+        sender.join(timeout)
+        if "error" in sent or "error" in got or sent.get("tar") != 0 or got.get("tar") != 0 \
+                or got.get("size") != content.get("size"):
+            node.run(RM_STAGING(path=staging), check=False)
+            raise BackupError(f"the database of {bid} is restored, but its content repositories did not reach "
+                              f"{node_name}: {sent.get('error') or got.get('error') or ''} ({got.get('size')} of "
+                              f"{content.get('size')} bytes)",
+                              f"{node_name} must reach {profile.arbiter.name} on port {port}; then restore again")
+        r = node.run(CONTENT_SWAP(current, f"{current}.pre-restore-{stamp}", staging, profile.studio.os_user),
+                     check=False, what="put the content repositories in place")
+        swapped = _last_json(r.stdout, r.stderr, "the content swap")
+        if "error" in swapped:
+            raise BackupError(f"the content repositories of {bid} wait in {staging} on {node_name}: "
+                              f"{swapped['error']}", f"fix that on {node_name}, then restore again")
+        result.content[node_name] = {"repos": len(content.get("repos") or []), "kept": swapped.get("kept")}
+        note(f"content repositories of {bid} in place on {node_name}"
+             + (f"; the former ones kept as {swapped['kept']}" if swapped.get("kept") else ""))
 
 
 def _last_json(stdout: str, stderr: str, what: str) -> dict[str, Any]:

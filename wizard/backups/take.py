@@ -11,7 +11,8 @@ keeps serving.
    (garbd exits 0 whatever happened).
 4. Once complete, the donor must return to Synced by itself.
 
-Each backup is a directory ``<backups.root>/<UTC time>-<donor>/`` holding ``data/``, ``receiver.json``,
+Each backup is a directory ``<backups.root>/<UTC time>-<donor>/`` holding ``data/``, ``content/`` (Crafter's
+content repositories, ``studio.data_path``/repos, when the donor is one of ``studio.nodes``), ``receiver.json``,
 ``manifest.json`` (only when complete), ``garbd.log`` and, after a failure seen by this side,
 ``failure.json``.
 """
@@ -34,7 +35,7 @@ from wizard.checks.names import query_a
 from wizard.nodesql import wsrep_status
 from wizard.profile import Node, Profile, is_ip
 from wizard.remote import NodeConnection, Remote, RemoteError
-from wizard.render import BACKUP_DONOR_LOG, BACKUP_SST_METHOD, cluster_address, host_port
+from wizard.render import BACKUP_DONOR_LOG, BACKUP_SST_METHOD, backup_content_dir, cluster_address, host_port
 from wizard.secrets import Secrets
 from wizard.tls.options import galera_options_suffix
 
@@ -138,7 +139,8 @@ RM_PARTIAL = RootScript("backup-rm-partial", "rm -rf {path}")
 WRITE_FAILURE = RootScript("backup-write-failure", "cat > {path}")
 STOP_GARBD = RootScript("backup-stop-garbd", "kill {pid} 2>/dev/null; rm -rf {workdir}; true")
 READ_MANIFEST = RootScript("backup-read-manifest", "import json,sys; m=json.load(open(sys.argv[1])); "
-                           "m['files']=len(m['files']); print(json.dumps(m))", kind="py")
+                           "m['files']=len(m['files']); c=m.get('content'); "
+                           "c and c.update(files=len(c.get('files') or {})); print(json.dumps(m))", kind="py")
 
 
 def _background(argv: list[str], log: str) -> RootCall:
@@ -257,10 +259,12 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     arb.run(MAKE_DIR(root=root, path=path), what="create the backup directory")
     arb.put(receiver_source(), receiver, mode=0o600)
     meta = json.dumps({"cluster": profile.cluster_name, "arbiter": profile.arbiter.name})
+    content_dir = backup_content_dir(profile, profile.node(donor_name))  # Crafter's repositories travel along
     start = time.monotonic()
     rpid = arb.run(_background(["python3", receiver, "--dir", path, "--bind", _bind(profile.arbiter),
                                 "--port", str(b.receiver_port), "--token", token, "--donor", donor_name,
-                                "--accept-timeout", str(b.connect_timeout_s), "--meta", meta],
+                                "--accept-timeout", str(b.connect_timeout_s), "--meta", meta,
+                                *(["--content", content_dir.name] if content_dir else [])],
                                f"{path}/receiver.log"), what="start the backup receiver").stdout.split()[-1]
     gpid = "0"
 
@@ -276,7 +280,8 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
         full = _disk_full(arb, path, reason, log)
         # A partial copy restores nothing and holds disk space (all of it, when the disk filled up): remove it;
         # the directory stays with the reason, listed failed.
-        arb.run(RM_PARTIAL(path=path + "/data"), check=False, what="remove the partial copy")
+        for part in ("data", "content"):
+            arb.run(RM_PARTIAL(path=f"{path}/{part}"), check=False, what="remove the partial copy")
         if full:
             reason, hint = full, (f"free space in {root} on {profile.arbiter.name} (`studio-cluster backup prune`, "
                                   "or a bigger disk), then take the backup again")

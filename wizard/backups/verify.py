@@ -1,6 +1,7 @@
 """``backup verify``: prove a complete backup restores.
 
-On the Arbiter host, in one run (:data:`VERIFY_SCRIPT`): every file's sha256 against the manifest; a copy
+On the Arbiter host, in one run (:data:`VERIFY_SCRIPT`): every file's sha256 against the manifest (the content
+repositories' too, and ``git fsck`` of each when git is installed there); a copy
 of ``data/`` beside it (``<root>/.verify-<id>``); ``mariabackup --prepare`` on the copy; a throwaway
 ``mariadbd`` on the copy with no network (``--skip-networking``, its own socket and pid file, no wsrep,
 ``--no-defaults``, no grant tables, as the mysql user: the root gets o+x); ``CHECK TABLE`` on every
@@ -42,7 +43,38 @@ def differing_files(d, m):
             continue
         if h.hexdigest() != meta.get("sha256"):
             bad.append(rel)
+    content = m.get("content") or {}
+    for rel, meta in sorted((content.get("files") or {}).items()):
+        path = os.path.join(d, "content", rel)
+        if "symlink" in meta:
+            if not os.path.islink(path) or os.readlink(path) != meta["symlink"]:
+                bad.append("content/" + rel + " (symlink)")
+            continue
+        h = hashlib.sha256()
+        try:
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            bad.append("content/" + rel + " (missing)")
+            continue
+        if h.hexdigest() != meta.get("sha256"):
+            bad.append("content/" + rel)
     return bad
+def fsck_content(d, m):
+    # git fsck of every content repository of the backup: (checked, [problems]); None when git is not installed
+    repos = (m.get("content") or {}).get("repos") or []
+    if not repos:
+        return 0, []
+    if shutil.which("git") is None:
+        return None, []
+    problems = []
+    for repo in repos:
+        p = subprocess.run(["git", "-c", "safe.directory=*", "-C", os.path.join(d, "content", repo), "fsck",
+                            "--no-progress", "--no-dangling"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if p.returncode != 0:
+            problems.append("%s: %s" % (repo, " | ".join(p.stdout.decode(errors="replace").splitlines()[-2:])))
+    return len(repos), problems
 def room_for_copy(root, m):
     st = os.statvfs(root)
     return st.f_bavail * st.f_frsize >= int(m.get("size") or 0) * 1.1
@@ -108,6 +140,16 @@ bad = differing_files(d, m)
 step("checksums", s)
 if bad:
     finish("%d file(s) differ from the manifest: %s" % (len(bad), ", ".join(bad[:5])))
+content = m.get("content")
+if content:
+    s = time.time()
+    checked, problems = fsck_content(d, m)
+    step("content fsck", s)
+    out["content"] = {"repos": content.get("repos") or [], "size": content.get("size") or 0,
+                      "fsck": "git not installed on the Arbiter" if checked is None else
+                      ("OK" if not problems else "; ".join(problems[:3]))}
+    if problems:
+        finish("git fsck failed on %d content repositories: %s" % (len(problems), "; ".join(problems[:3])))
 if not room_for_copy(root, m):
     finish("not enough free space in %s for a copy (%d MB needed)" % (root, int(m.get("size") or 0) * 1.1 // 1e6))
 server = None
@@ -172,8 +214,11 @@ try:
     user_tables = [t for t in out["tables"] if t["schema"] not in ("mysql", "sys")]
     if failed:
         finish("CHECK TABLE failed on %d table(s): %s" % (len(failed), "; ".join(failed[:5])))
-    finish("%d tables checked OK (%d of them user tables, %d rows)" % (len(out["tables"]), len(user_tables),
-           sum(t["rows"] for t in user_tables)), ok=True)
+    summary = "%d tables checked OK (%d of them user tables, %d rows)" % (len(out["tables"]), len(user_tables),
+                                                                       sum(t["rows"] for t in user_tables))
+    if out.get("content"):
+        summary += "; content: %d repositories, fsck %s" % (len(out["content"]["repos"]), out["content"]["fsck"])
+    finish(summary, ok=True)
 finally:
     if server is not None and server.poll() is None:
         server.send_signal(signal.SIGTERM)
@@ -192,7 +237,9 @@ class VerifyResult:
     """``ok``; ``summary`` one line; ``tables`` [{schema, table, rows, check, ok}]; ``position`` {uuid, seqno} as
     mariabackup recorded it while copying; ``data_position`` {uuid, seqno} the copy really holds (InnoDB's own
     wsrep checkpoint, read by ``--prepare``; None when the data carries none): restore starts from this one;
-    ``steps`` seconds per step (checksums, "copy and prepare", start, check); ``seconds`` in all."""
+    ``steps`` seconds per step (checksums, "content fsck", "copy and prepare", start, check); ``seconds`` in all;
+    ``content`` {repos [paths], size bytes, fsck "OK" or the problems} for a backup that carries Crafter's content
+    repositories, else None."""
 
     id: str
     ok: bool
@@ -203,10 +250,11 @@ class VerifyResult:
     steps: dict[str, float]
     seconds: float
     data_position: dict[str, Any] | None = None
+    content: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "ok": self.ok, "summary": self.summary, "position": self.position,
-                "data_position": self.data_position, "gtid": self.gtid,
+                "data_position": self.data_position, "gtid": self.gtid, "content": self.content,
                 "seconds": self.seconds, "steps": self.steps, "tables": self.tables}
 
     def rows(self, schema: str, table: str) -> int | None:
@@ -255,5 +303,5 @@ def verify(profile: Profile, remote: Remote, backup: str | None = None, *, timeo
         raise BackupError(out["error"])
     return VerifyResult(bid, bool(out["ok"]), out.get("summary", ""), out.get("tables", []),
                         out.get("position") or {}, out.get("gtid"), out.get("steps", {}),
-                        float(out.get("seconds", 0.0)), out.get("data_position"))
+                        float(out.get("seconds", 0.0)), out.get("data_position"), out.get("content"))
 

@@ -86,12 +86,14 @@ KILL_LISTENER = RootScript("check-stop-listener", "kill {pid}")
 
 
 def required_ports(profile: Profile, src: Node, dst: Node) -> list[int]:
-    """Ports `src` must reach on `dst`: Galera everywhere, IST/SST/SQL between data nodes, SST to the Arbiter."""
+    """Ports `src` must reach on `dst`: Galera everywhere, IST/SST/SQL between data nodes; to the Arbiter, SST and
+    the snapshot backups' two ports (the donor streams to ``backups.receiver_port``, restore pulls from it; the
+    backup's own garbd listens on ``backups.garbd_port``)."""
     db = profile.database
     if src.role is Role.STUDIO and dst.role is Role.STUDIO:
         return [db.port, db.galera_port, db.ist_port, db.sst_port]
     if src.role is Role.STUDIO:  # to the Arbiter: group traffic, and the snapshot stream for backups
-        return [db.galera_port, db.sst_port]
+        return [db.galera_port, db.sst_port, profile.backups.receiver_port, profile.backups.garbd_port]
     return [db.galera_port]  # the Arbiter to a data node
 
 
