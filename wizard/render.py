@@ -340,8 +340,17 @@ def _backup_sst_script(profile: Profile, node: Node | None = None) -> RenderedFi
         "wsrep_sst_studio_backup.j2", profile=profile, method=BACKUP_SST_METHOD, log_name=BACKUP_DONOR_LOG,
         data_dir=_sq(db.data_dir), socket=_sq(db.socket), mariabackup="mariabackup",
         content_dir=_sq(content_dir) if content_dir else "",
+        tls={k: _socat_value(v) for k, v in tls_options.paths(profile).items()} if profile.tls.enabled else None,
     )
     return RenderedFile(path=BACKUP_SST_SCRIPT, content=content, mode=0o755)
+
+
+def _socat_value(value: object) -> str:
+    """Text for a socat address option inside a single-quoted shell string (no comma: it separates options)."""
+    text = _sq(value)
+    if "," in text or "!" in text:
+        raise RenderError(f"{text!r} cannot be a socat option value (a comma or '!'); change tls.remote_dir")
+    return text
 
 
 def _sq(value: object) -> str:

@@ -127,6 +127,39 @@ def test_a_capture_on_the_galera_port_holds_no_sql_text(tls_formed: dict[str, An
     print(f"capture on {link} port {port}: {len(packets)} packets, {len(data)} bytes, canary {canary!r} absent")
 
 
+def test_a_backup_streams_to_the_arbiter_over_tls(tls_formed: dict[str, Any], secrets: Secrets,
+                                                 tls_remote: Remote, tmp_path: Path) -> None:
+    """The snapshot stream (and the Crafter content after it) crosses the link to the Arbiter in TLS: a capture
+    on the receiver port holds TLS records and none of a row's text, and the backup is complete."""
+    from wizard.backups.take import take
+
+    p: Profile = tls_formed["profile"]
+    canary = f"backup-canary-{uuid.uuid4().hex}"
+    sql(tls_remote["studio1"], p, secrets,
+        "CREATE DATABASE IF NOT EXISTS tlstest; CREATE TABLE IF NOT EXISTS tlstest.canary (id INT PRIMARY KEY "
+        f"AUTO_INCREMENT, note VARCHAR(100)) ENGINE=InnoDB; INSERT INTO tlstest.canary (note) VALUES ('{canary}')")
+    pcap = tmp_path / "backup.pcap"
+    port = p.backups.receiver_port
+    link = VETH_PREFIX + "arbiter"
+    dump = subprocess.Popen(["tcpdump", "-Z", "root", "-i", link, "-U", "-s", "0", "-w", str(pcap), "tcp", "port",
+                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert dump.stderr is not None
+        line = dump.stderr.readline()
+        assert "listening on" in line, line
+        result = take(p, secrets, tls_remote)
+    finally:
+        dump.terminate()
+        dump.wait(10)
+    data = pcap.read_bytes()
+    assert result.manifest["complete"] is True and result.manifest["stream_bytes"] > 1_000_000, result.manifest
+    assert len(data) > result.manifest["stream_bytes"], "the capture holds the stream"
+    assert canary.encode() not in data and b"tlstest" not in data
+    assert b"\x17\x03\x03" in data, "TLS application-data records crossed the link"
+    print(f"backup over TLS: {result.manifest['stream_bytes']} bytes in {result.seconds:.1f} s, capture "
+          f"{len(data)} bytes, canary absent")
+
+
 def test_a_node_with_a_certificate_of_another_ca_cannot_join(tls_formed: dict[str, Any], secrets: Secrets,
                                                              tls_remote: Remote) -> None:
     p: Profile = tls_formed["profile"]

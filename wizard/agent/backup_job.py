@@ -135,6 +135,13 @@ def disk_full(path: str, said: str) -> str:
     return full_disk_reason(path, st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, said)
 
 
+def content_args(job: dict[str, Any], donor: str) -> list[str]:
+    """The receiver's ``--content NAME`` when ``donor`` carries Crafter's content repositories (the job's donors
+    say which), else [].  Pure."""
+    name = next((d.get("content") or "" for d in job.get("donors", []) if d.get("name") == donor), "")
+    return ["--content", name] if name else []
+
+
 def take_one(job: dict[str, Any], donor: str, now: float | None = None) -> dict[str, Any]:
     """One backup from ``donor`` into a new directory under ``job["root"]``; returns
     {"id", "path", "state": "complete"|"failed", "reason"}."""
@@ -153,7 +160,8 @@ def take_one(job: dict[str, Any], donor: str, now: float | None = None) -> dict[
         _stop(receiver)
         said = " ".join([reason, *(log or []), *state.get("donor_log", [])])
         reason = disk_full(path, said) or reason
-        shutil.rmtree(os.path.join(path, "data"), ignore_errors=True)
+        for part in ("data", "content"):
+            shutil.rmtree(os.path.join(path, part), ignore_errors=True)
         with contextlib.suppress(OSError):
             write_json(os.path.join(path, "failure.json"),
                        {"reason": reason, "log": log or state.get("donor_log", []), "time": time.time(),
@@ -164,7 +172,7 @@ def take_one(job: dict[str, Any], donor: str, now: float | None = None) -> dict[
         receiver = subprocess.Popen(
             [sys.executable, RECEIVER, "--dir", path, "--bind", job["bind"], "--port", str(job["port"]),
              "--token", token, "--donor", donor, "--accept-timeout", str(job["connect_timeout_s"]),
-             "--meta", json.dumps(job.get("meta", {}))],
+             "--meta", json.dumps(job.get("meta", {})), *content_args(job, donor), *job.get("receiver_tls", [])],
             stdin=subprocess.DEVNULL, stdout=rlog, stderr=rlog, start_new_session=True)
     deadline = time.monotonic() + 30
     while True:

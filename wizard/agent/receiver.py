@@ -4,6 +4,7 @@
 
     python3 receiver.py --dir BACKUP_DIR --bind ADDRESS --port PORT --token TOKEN --donor NODE
                         [--accept-timeout S] [--end-timeout S] [--meta JSON] [--content NAME]
+                        [--tls-cert PEM --tls-key PEM --tls-ca PEM]
 
 It listens on ADDRESS:PORT for the donor's ``wsrep_sst_studio_backup``, which connects two or three times:
 
@@ -14,7 +15,9 @@ It listens on ADDRESS:PORT for the donor's ``wsrep_sst_studio_backup``, which co
 3. ``STUDIO-BACKUP-END TOKEN BACKUP_RC NET_RC CONTENT_RC\\n`` then the tail of the donor's log (``CONTENT_RC`` is
    ``none`` where no content is sent, ``absent`` when the donor has no such directory).
 
-A connection with another token is closed unread.  The state lives in ``BACKUP_DIR/receiver.json``
+With ``--tls-*`` (``tls.enabled``) every connection is TLS: this host shows its certificate, and a donor without
+a certificate signed by the CA bundle is refused in the handshake (the last such refusal is named when no donor
+connects).  A connection with another token is closed unread.  The state lives in ``BACKUP_DIR/receiver.json``
 (rewritten atomically): ``{"state": "listening"|"receiving"|"finishing"|"complete"|"failed", "bytes": int,
 "pid": int, "started": epoch s, "updated": epoch s, "reason": str, "donor_log": [str]}``.
 
@@ -33,6 +36,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -50,6 +54,20 @@ CHUNK = 1 << 20
 
 class Failed(Exception):
     """The backup cannot be complete; the message says why."""
+
+
+REFUSED = {"last": ""}
+"""The last connection refused in its TLS handshake (shown when no donor connects)."""
+
+
+def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
+    """TLS for the receiving end: this host's certificate, peers verified against the CA bundle (mutual TLS)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    ctx.load_verify_locations(ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
 
 
 def write_json(path: str, data: dict) -> None:
@@ -99,23 +117,34 @@ def read_line(conn: socket.socket, limit: int = 512) -> tuple[str, bytes]:
     return line.decode("ascii", "replace").strip(), rest
 
 
-def accept(server: socket.socket, token: str, kind: str, deadline: float) -> tuple[socket.socket, list[str], bytes]:
+def accept(server: socket.socket, token: str, kind: str, deadline: float,
+           tls: ssl.SSLContext | None = None) -> tuple[socket.socket, list[str], bytes]:
     """The next connection of this backup whose header is ``STUDIO-BACKUP-<kind> <token> ...``."""
-    conn, _kind, words, rest = accept_any(server, token, (kind,), deadline)
+    conn, _kind, words, rest = accept_any(server, token, (kind,), deadline, tls)
     return conn, words, rest
 
 
-def accept_any(server: socket.socket, token: str, kinds: tuple, deadline: float
-               ) -> tuple[socket.socket, str, list[str], bytes]:
+def accept_any(server: socket.socket, token: str, kinds: tuple, deadline: float,
+               tls: ssl.SSLContext | None = None) -> tuple[socket.socket, str, list[str], bytes]:
     """The next connection of this backup whose header is ``STUDIO-BACKUP-<kind> <token> ...`` for one of
-    ``kinds``: (connection, kind, the header's further words, what arrived after the header)."""
+    ``kinds``: (connection, kind, the header's further words, what arrived after the header).  With ``tls``, a
+    connection whose handshake fails is closed and noted in :data:`REFUSED`."""
     while True:
         left = deadline - time.time()
         if left <= 0:
             raise TimeoutError("/".join(kinds))
         server.settimeout(left)
-        conn, _peer = server.accept()
+        conn, peer = server.accept()
         conn.settimeout(120)
+        if tls is not None:
+            try:
+                conn.settimeout(30)
+                conn = tls.wrap_socket(conn, server_side=True)
+                conn.settimeout(120)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                REFUSED["last"] = "%s: TLS handshake failed: %s" % (peer[0], exc)
+                conn.close()
+                continue
         try:
             header, rest = read_line(conn)
         except (OSError, Failed):
@@ -348,24 +377,34 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         state.set(state="failed", reason="cannot listen on %s:%d: %s" % (args.bind, args.port, exc))
         return 1
+    tls = None
+    if args.tls_cert:
+        try:
+            tls = server_context(args.tls_cert, args.tls_key, args.tls_ca)
+        except (OSError, ValueError) as exc:
+            state.set(state="failed", reason="cannot load the TLS files %s: %s" % (args.tls_cert, exc))
+            server.close()
+            return 1
     state.set(state="listening")
     try:
         try:
-            conn, _, rest = accept(server, args.token, "DATA", time.time() + args.accept_timeout)
+            conn, _, rest = accept(server, args.token, "DATA", time.time() + args.accept_timeout, tls)
         except TimeoutError:
+            refused = REFUSED["last"]
             raise Failed("no donor connected within %d s (garbd could not join, or the donor refused the "
-                         "request)" % args.accept_timeout) from None
+                         "request)%s" % (args.accept_timeout, "; refused: " + refused if refused else "")) from None
         state.set(state="receiving", bytes=len(rest))
         total = receive_data(conn, rest, directory, state)
         state.set(state="finishing", bytes=total)
         content_bytes = None
         try:
-            end, kind, words, rest = accept_any(server, args.token, ("CONTENT", "END"), time.time() + args.end_timeout)
+            end, kind, words, rest = accept_any(server, args.token, ("CONTENT", "END"), time.time() + args.end_timeout,
+                                                tls)
             if kind == "CONTENT":
                 state.set(state="receiving")
                 content_bytes = receive_content(end, rest, directory, state, total)
                 state.set(state="finishing", bytes=total + content_bytes)
-                end, words, rest = accept(server, args.token, "END", time.time() + args.end_timeout)
+                end, words, rest = accept(server, args.token, "END", time.time() + args.end_timeout, tls)
         except TimeoutError:
             raise Failed("the stream ended after %d bytes without the donor's end marker (the donor's server or "
                          "mariabackup died mid-stream)" % total) from None
@@ -423,6 +462,9 @@ def main(argv: list | None = None) -> int:
     p.add_argument("--end-timeout", type=float, default=60)
     p.add_argument("--meta", default="")
     p.add_argument("--content", default="", help="the donor's content directory name (repos): expected in the stream")
+    p.add_argument("--tls-cert", default="", help="this host's certificate: every connection is TLS")
+    p.add_argument("--tls-key", default="")
+    p.add_argument("--tls-ca", default="", help="the CA bundle donors' certificates must be signed by")
     return run(p.parse_args(argv))
 
 

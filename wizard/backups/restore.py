@@ -9,8 +9,9 @@ Every data node's data is replaced, none is deleted:
    the position InnoDB really holds (its wsrep checkpoint, committed with the data; the recorded one can be
    ahead of the data, docs/backups.md).
 3. The target node pulls the prepared copy over one TCP connection to the Arbiter (``backups.receiver_port``,
-   a one-time token first; tar) into a staging directory on the datadir's filesystem (beside it, or inside it
-   when the datadir is a mount point); the byte count must match.
+   a one-time token first; tar; TLS with both ends verified when ``tls.enabled``) into a staging directory on
+   the datadir's filesystem (beside it, or inside it when the datadir is a mount point); the byte count must
+   match.
 4. On every data node the current data is kept as ``<datadir>.pre-restore-<UTC time>-<node>`` (the operator deletes
    it once satisfied): renamed, or copied when the datadir is a mount point (after a free-space check);
    the target's staging directory becomes its data, owned by mysql; the others get an empty datadir.
@@ -39,6 +40,7 @@ from wizard.backups.verify import COPY_LIB, resolve_id
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError, daemon_pids
 from wizard.secrets import Secrets
+from wizard.tls.options import paths as tls_paths
 
 PREPARE_SCRIPT = COPY_LIB + r"""
 d, timeout, binlog_base = sys.argv[1], float(sys.argv[2]), sys.argv[3]
@@ -93,8 +95,17 @@ print(json.dumps({"work": work, "position": position, "recorded": m.get("positio
 PREPARE = RootScript("restore-prepare", PREPARE_SCRIPT, kind="py")
 
 SEND_SCRIPT = r"""
-import json, socket, subprocess, sys, time
+import json, socket, ssl, subprocess, sys, time
 bind, port, token, src, accept_timeout = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
+cert, key, ca = (sys.argv[6:9] + ["", "", ""])[:3]
+tls = None
+if cert:  # tls.enabled: this (the Arbiter's) certificate; the node must show one signed by the CA bundle
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    tls.load_cert_chain(cert, key)
+    tls.load_verify_locations(ca)
+    tls.verify_mode = ssl.CERT_REQUIRED
+refused = ""
 fam = socket.AF_INET6 if ":" in bind else socket.AF_INET
 srv = socket.socket(fam, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,7 +119,8 @@ deadline = time.monotonic() + accept_timeout
 while True:
     left = deadline - time.monotonic()
     if left <= 0:
-        print(json.dumps({"error": "the data node did not connect within %.0f s" % accept_timeout}))
+        print(json.dumps({"error": "the data node did not connect within %.0f s%s"
+                                   % (accept_timeout, "; refused " + refused if refused else "")}))
         sys.exit(3)
     srv.settimeout(left)
     try:
@@ -116,6 +128,13 @@ while True:
     except socket.timeout:
         continue
     conn.settimeout(30)
+    if tls is not None:
+        try:
+            conn = tls.wrap_socket(conn, server_side=True)
+        except (OSError, ValueError) as exc:
+            refused = "%s: TLS handshake failed: %s" % (peer[0], exc)
+            conn.close()
+            continue
     try:
         line = b""
         while not line.endswith(b"\n") and len(line) < 200:
@@ -139,36 +158,59 @@ while True:
     conn.sendall(chunk)
     sent += len(chunk)
 rc = tar.wait()
-conn.shutdown(socket.SHUT_WR)
+if tls is not None:
+    try:
+        conn.unwrap()  # close_notify: the node reads a clean end of stream, not a truncation
+    except (OSError, ValueError):
+        pass
+else:
+    conn.shutdown(socket.SHUT_WR)
 conn.close()
 print(json.dumps({"sent": sent, "tar": rc, "peer": peer[0]}))
 """
 SEND = RootScript("restore-send", SEND_SCRIPT, kind="py")
 
 RECEIVE_SCRIPT = r"""
-import json, os, socket, subprocess, sys, time
+import json, os, socket, ssl, subprocess, sys, time
 host, port, token, dest = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+cert, key, ca = (sys.argv[5:8] + ["", "", ""])[:3]
+tls = None
+if cert:  # tls.enabled: the Arbiter's certificate verified against the CA bundle and its address; this node's shown
+    tls = ssl.create_default_context(cafile=ca)
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    tls.load_cert_chain(cert, key)
 os.makedirs(dest, mode=0o750)
 deadline = time.monotonic() + 60
 while True:
     try:
         s = socket.create_connection((host, port), timeout=10)
+        if tls is not None:
+            s = tls.wrap_socket(s, server_hostname=host)
         break
+    except ssl.SSLError as exc:
+        print(json.dumps({"error": "TLS with %s:%d failed: %s" % (host, port, exc)}))
+        sys.exit(3)
     except OSError as exc:
         if time.monotonic() > deadline:
             print(json.dumps({"error": "cannot reach %s:%d: %s" % (host, port, exc)}))
             sys.exit(3)
         time.sleep(0.3)
-s.sendall(("STUDIO-RESTORE %s\n" % token).encode())
-s.settimeout(300)
 tar = subprocess.Popen(["tar", "-C", dest, "-xf", "-"], stdin=subprocess.PIPE)
 got = 0
-while True:
-    chunk = s.recv(1 << 20)
-    if not chunk:
-        break
-    tar.stdin.write(chunk)
-    got += len(chunk)
+try:
+    s.sendall(("STUDIO-RESTORE %s\n" % token).encode())
+    s.settimeout(300)
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        tar.stdin.write(chunk)
+        got += len(chunk)
+except OSError as exc:  # a refused certificate (a TLS alert), a reset, a truncated TLS stream
+    tar.kill()
+    tar.wait()
+    print(json.dumps({"error": "the transfer from %s:%d broke after %d bytes: %s" % (host, port, got, exc)}))
+    sys.exit(3)
 tar.stdin.close()
 rc = tar.wait()
 size = 0
@@ -322,6 +364,15 @@ class RestoreResult:
                 "content": self.content}
 
 
+def _tls_argv(profile: Profile) -> list[str]:
+    """CERT KEY CA for :data:`SEND` and :data:`RECEIVE` when ``tls.enabled`` (each host's own files: the copy then
+    crosses the network in TLS, both ends verified against the cluster's CA); [] when TLS is off."""
+    if not profile.tls.enabled:
+        return []
+    p = tls_paths(profile)
+    return [str(p["cert"]), str(p["key"]), str(p["ca"])]
+
+
 def _running_servers(profile: Profile, remote: Remote) -> list[str]:
     running = []
     for node in profile.studio_nodes:
@@ -409,15 +460,15 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
             sent: dict[str, Any] = {}
 
             def send() -> None:
-                r = arb.run(SEND(_bind(profile.arbiter), port, token, work, "120"), timeout=timeout, check=False,
-                            what="send the prepared copy")
+                r = arb.run(SEND(_bind(profile.arbiter), port, token, work, "120", *_tls_argv(profile)),
+                            timeout=timeout, check=False, what="send the prepared copy")
                 sent.update(_last_json(r.stdout, r.stderr, "send"))
 
             sender = threading.Thread(target=send, daemon=True)
             sender.start()
             note(f"{chosen} pulls the copy from {profile.arbiter.name} port {port}")
-            r = node.run(RECEIVE(profile.arbiter.address, port, token, staging), timeout=timeout, check=False,
-                         what="receive the prepared copy")
+            r = node.run(RECEIVE(profile.arbiter.address, port, token, staging, *_tls_argv(profile)),
+                         timeout=timeout, check=False, what="receive the prepared copy")
             got = _last_json(r.stdout, r.stderr, "receive")
             sender.join(timeout)
         finally:
@@ -495,14 +546,15 @@ def _restore_content(profile: Profile, remote: Remote, bid: str, content: dict[s
         sent: dict[str, Any] = {}
 
         def send(token: str = token, sent: dict[str, Any] = sent) -> None:
-            r = arb.run(SEND(_bind(profile.arbiter), port, token, str(content["path"]), "120"), timeout=timeout,
+            r = arb.run(SEND(_bind(profile.arbiter), port, token, str(content["path"]), "120",
+                                 *_tls_argv(profile)), timeout=timeout,
                         check=False, what="send the content repositories")
             sent.update(_last_json(r.stdout, r.stderr, "send"))
 
         sender = threading.Thread(target=send, daemon=True)
         sender.start()
-        r = node.run(RECEIVE(profile.arbiter.address, port, token, staging), timeout=timeout, check=False,
-                     what="receive the content repositories")
+        r = node.run(RECEIVE(profile.arbiter.address, port, token, staging, *_tls_argv(profile)),
+                     timeout=timeout, check=False, what="receive the content repositories")
         got = _last_json(r.stdout, r.stderr, "receive")
         sender.join(timeout)
         if "error" in sent or "error" in got or sent.get("tar") != 0 or got.get("tar") != 0 \

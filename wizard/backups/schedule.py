@@ -28,7 +28,8 @@ def parse_schedule(value: str) -> tuple[str, str]:
 def job_config(profile: Profile) -> dict[str, Any] | None:
     """What the Arbiter's agent needs to take backups by itself, None without a schedule.  The donors are in
     preference order: the Studio node the authoring name does not prefer first (as ``backup take`` does)."""
-    from wizard.backups.take import _bind, garbd_argv
+    from wizard.backups.take import _bind, garbd_argv, receiver_tls_args
+    from wizard.render import backup_content_dir
 
     b = profile.backups
     if not b.schedule:
@@ -40,8 +41,10 @@ def job_config(profile: Profile) -> dict[str, Any] | None:
         "root": str(b.root), "bind": _bind(profile.arbiter), "port": b.receiver_port,
         "connect_timeout_s": b.connect_timeout_s, "timeout_s": b.timeout_s,
         "keep_last": b.keep_last, "keep_days": b.keep_days,
-        "donors": [{"name": n.name, "health": f"http://{_url_host(n.address)}:{profile.dns.health_port}/"}
+        "donors": [{"name": n.name, "health": f"http://{_url_host(n.address)}:{profile.dns.health_port}/",
+                    "content": c.name if (c := backup_content_dir(profile, n)) else ""}
                    for n in studio],
+        "receiver_tls": receiver_tls_args(profile),
         "garbd_argv": garbd_argv(profile, "@DONOR@", "@TOKEN@", "@WORKDIR@", "@LOG@"),
         "meta": {"cluster": profile.cluster_name, "arbiter": profile.arbiter.name, "scheduled": True},
     }

@@ -38,6 +38,7 @@ from wizard.remote import NodeConnection, Remote, RemoteError
 from wizard.render import BACKUP_DONOR_LOG, BACKUP_SST_METHOD, backup_content_dir, cluster_address, host_port
 from wizard.secrets import Secrets
 from wizard.tls.options import galera_options_suffix
+from wizard.tls.options import paths as tls_paths
 
 RECEIVER_FILE = ".studio-cluster-receiver.py"
 TERMINAL = ("complete", "failed")
@@ -102,6 +103,15 @@ def backup_id(donor: str, now: float | None = None) -> str:
 
 def receiver_source() -> bytes:
     return resources.files("wizard.agent").joinpath("receiver.py").read_bytes()
+
+
+def receiver_tls_args(profile: Profile) -> list[str]:
+    """The receiver's ``--tls-cert/--tls-key/--tls-ca`` (the Arbiter's own TLS files) when ``tls.enabled``:
+    the snapshot stream is then TLS, both ends verified against the cluster's CA; [] when TLS is off."""
+    if not profile.tls.enabled:
+        return []
+    p = tls_paths(profile)
+    return ["--tls-cert", str(p["cert"]), "--tls-key", str(p["key"]), "--tls-ca", str(p["ca"])]
 
 
 def _bind(node: Node) -> str:
@@ -264,7 +274,8 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     rpid = arb.run(_background(["python3", receiver, "--dir", path, "--bind", _bind(profile.arbiter),
                                 "--port", str(b.receiver_port), "--token", token, "--donor", donor_name,
                                 "--accept-timeout", str(b.connect_timeout_s), "--meta", meta,
-                                *(["--content", content_dir.name] if content_dir else [])],
+                                *(["--content", content_dir.name] if content_dir else []),
+                                *receiver_tls_args(profile)],
                                f"{path}/receiver.log"), what="start the backup receiver").stdout.split()[-1]
     gpid = "0"
 
