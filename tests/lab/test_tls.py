@@ -141,8 +141,8 @@ def test_a_backup_streams_to_the_arbiter_over_tls(tls_formed: dict[str, Any], se
     pcap = tmp_path / "backup.pcap"
     port = p.backups.receiver_port
     link = VETH_PREFIX + "arbiter"
-    dump = subprocess.Popen(["tcpdump", "-Z", "root", "-i", link, "-U", "-s", "0", "-w", str(pcap), "tcp", "port",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    dump = subprocess.Popen(["tcpdump", "-Z", "root", "-i", link, "-U", "-s", "0", "-B", "16384", "-w", str(pcap),
+                             "tcp", "port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         assert dump.stderr is not None
         line = dump.stderr.readline()
@@ -153,7 +153,9 @@ def test_a_backup_streams_to_the_arbiter_over_tls(tls_formed: dict[str, Any], se
         dump.wait(10)
     data = pcap.read_bytes()
     assert result.manifest["complete"] is True and result.manifest["stream_bytes"] > 1_000_000, result.manifest
-    assert len(data) > result.manifest["stream_bytes"], "the capture holds the stream"
+    # a loaded capture may drop packets; in plain text every xbstream chunk names its file (tlstest/canary.ibd), so
+    # even a part of the stream would show it
+    assert len(data) > result.manifest["stream_bytes"] // 2, (len(data), "the capture holds most of the stream")
     assert canary.encode() not in data and b"tlstest" not in data
     assert b"\x17\x03\x03" in data, "TLS application-data records crossed the link"
     print(f"backup over TLS: {result.manifest['stream_bytes']} bytes in {result.seconds:.1f} s, capture "
