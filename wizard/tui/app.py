@@ -10,15 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.binding import Binding
+from textual.command import Provider
 from textual.screen import Screen
 
 from wizard.assets_files import asset_file
-from wizard.tui.commands import ClusterCommands
 from wizard.tui.session import Session
 from wizard.tui.typeahead import TypeAhead
 
 STYLES = asset_file("styles", "wizard.tcss")
 """The wizard's stylesheet: package data wizard.assets (``assets/styles`` in the source tree)."""
+
+
+def cluster_commands() -> type[Provider]:
+    """The palette's cluster actions, imported when the palette first opens (Textual takes a callable in
+    COMMANDS): their module brings the text view (TextArea) that the first screen does not need."""
+    from wizard.tui.commands import ClusterCommands
+
+    return ClusterCommands
 
 
 class WizardApp(TypeAhead):
@@ -30,7 +38,7 @@ class WizardApp(TypeAhead):
     # Textual's footer key for it stays off (ENABLE_COMMAND_PALETTE): the wizard's screens show their own
     # "Commands" key, and the monitor's footer stays as its owner drew it.
     ENABLE_COMMAND_PALETTE = False
-    COMMANDS = TypeAhead.COMMANDS | {ClusterCommands}
+    COMMANDS = TypeAhead.COMMANDS | {cluster_commands}
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True),
                 Binding("ctrl+p", "command_palette", "Commands", show=False)]
 

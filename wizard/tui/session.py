@@ -12,8 +12,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wizard.tui.form import SECRET_SPECS, refs_to_save, secret_ref, with_secret_refs
-
 if TYPE_CHECKING:
     from wizard.profile import Profile
     from wizard.remote import Remote, RunLog
@@ -77,6 +75,7 @@ class Session:
         with only the changed settings changed, its comments and key order kept
         (:func:`wizard.yaml_merge.merge_into`); raises OSError when the file cannot be written."""
         from wizard.profile import atomic_write, save_profile, validate_profile
+        from wizard.tui.form import SECRET_SPECS, refs_to_save, secret_ref, with_secret_refs
 
         assert self.profile is not None, "no profile to save yet"
         data = self.profile.model_dump(mode="json")

@@ -21,12 +21,12 @@ No value is set into an input after its screen takes keys: values are given when
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from textual import events
 from textual.app import App
 from textual.screen import Screen
-from textual.widgets import TextArea
 
 
 def focus_first_field(screen: Screen[Any], selector: str) -> None:
@@ -78,7 +78,10 @@ class TypeAhead(App[int]):
         """False when the focused widget consumes the key itself (an input its printable characters, a
         text area everything) or a widget is maximized (escape minimizes it): Textual's own order then."""
         focused = self.focused
-        if focused is not None and (isinstance(focused, TextArea)
+        # TextArea's module is not imported for it (it is heavy and the first screen has none): until some
+        # screen has imported it, no widget can be one.
+        text_area = sys.modules.get("textual.widgets._text_area")
+        if focused is not None and ((text_area is not None and isinstance(focused, text_area.TextArea))
                                     or focused.check_consume_key(event.key, event.character)):
             return False
         return self.screen.maximized is None

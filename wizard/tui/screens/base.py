@@ -11,14 +11,14 @@ from textual.screen import Screen
 from textual.widgets import Button
 from textual.worker import Worker, WorkerState
 
-from wizard.secrets import REDACTOR
-
 if TYPE_CHECKING:
     from wizard.tui.session import Session
 
 
 def describe_error(exc: BaseException) -> str:
     """One line a person can act on, secrets redacted (core errors carry message + hint)."""
+    from wizard.secrets import REDACTOR  # here, not at import: it brings pydantic, which the first paint does not need
+
     message = getattr(exc, "message", None)
     hint = getattr(exc, "hint", None)
     problems = getattr(exc, "problems", None)

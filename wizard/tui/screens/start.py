@@ -9,11 +9,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Footer, Header, Label, OptionList, Static
+from textual.widgets import Button, Header, Label, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import Worker
 
 from wizard.tui.screens.base import WizardScreen, describe_error, show_error
+from wizard.tui.widgets.footer import CoalescingFooter
 
 INTRO = (
     "Stand up a highly available Crafter Studio cluster: two Studio nodes with MariaDB Galera and an "
@@ -53,11 +54,11 @@ class StartScreen(WizardScreen):
                 with Vertical(id="start-profiles"):
                     yield Label(f"Saved profiles in {self.session.profiles_dir}/", classes="section-title")
                     yield OptionList(id="profile-list")
-        yield Footer(compact=True)  # every key fits in 80 columns
+        yield CoalescingFooter(compact=True)  # every key fits in 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "start"
-        self.list_profiles()
+        # the profiles are listed by on_screen_resume, which Textual also sends when the screen first shows
         if self.preload is not None:
             self.load_profile(self.preload)
 
@@ -90,7 +91,8 @@ class StartScreen(WizardScreen):
             options.highlighted = paths.index(previous) if previous in paths else 0
         else:
             options.add_option(Option("none yet: n starts a new cluster, o opens a file", disabled=True))
-        self.refresh_bindings()
+        # no refresh_bindings() here or on a highlight: no key of this screen depends on the list (no
+        # check_action; load and monitor say why when nothing is picked), and each refresh rebuilt the footer
 
     def selected_profile(self) -> Path | None:
         options = self.query_one("#profile-list", OptionList)
@@ -98,10 +100,6 @@ class StartScreen(WizardScreen):
             return None
         option = options.get_option_at_index(options.highlighted)
         return Path(option.id) if option.id else None
-
-    @on(OptionList.OptionHighlighted, "#profile-list")
-    def _highlighted(self) -> None:
-        self.refresh_bindings()
 
     @on(OptionList.OptionSelected, "#profile-list")
     def _selected(self) -> None:
