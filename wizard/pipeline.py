@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from wizard.agent.rootcmd import RootScript
+from wizard.agent.runtime import COMPONENT_GONE
 from wizard.apply import (
     FileChange,
     apply_files,
@@ -365,8 +366,19 @@ def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listen
             # Restarts owed: services running with a config older than the file on disk (written now, or
             # by an earlier run that stopped half way).  Rolling, one at a time, each only while it is safe.
             # First every node up (a stopped one starts with the new files and owes nothing), then the restarts.
-            reports: list[BootstrapReport] = [coordinator.bootstrap(force=force, on_event=listener.on_event,
-                                                                    timeouts=timeouts, run_id=run_id)]
+            try:
+                reports: list[BootstrapReport] = [coordinator.bootstrap(force=force, on_event=listener.on_event,
+                                                                        timeouts=timeouts, run_id=run_id)]
+            except BootstrapError as exc:
+                if not any(COMPONENT_GONE in e for e in exc.report.errors):
+                    raise
+                # The Primary Component a node was joining went non-Primary under it (Galera's own membership
+                # round failed, e.g. a donor killed while the backup's garbd left): the positions are judged
+                # again by a fresh election, once, as `recover` would.  Nothing was bootstrapped before.
+                listener.step("bootstrap", "running", "the Primary Component vanished while a node joined it: "
+                              "electing again from the nodes' positions")
+                reports = [coordinator.bootstrap(force=force, on_event=listener.on_event, timeouts=timeouts,
+                                                 run_id=f"{run_id}-again")]
             owed = stale_services(changes, remote)
             for node, services in owed.items():
                 for service in sorted(services):

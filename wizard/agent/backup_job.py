@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -135,6 +136,34 @@ def disk_full(path: str, said: str) -> str:
     return full_disk_reason(path, st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, said)
 
 
+COMPONENT = re.compile(r"New COMPONENT: primary = (yes|no), .*memb_num = (\d+)")
+
+
+def last_component(log_path: str) -> tuple[bool, int] | None:
+    """(primary, members) of the last ``New COMPONENT`` line garbd logged, None before the first.  Pure read."""
+    try:
+        with open(log_path, errors="replace") as fh:
+            found = COMPONENT.findall(fh.read()[-200000:])
+    except OSError:
+        return None
+    return (found[-1][0] == "yes", int(found[-1][1])) if found else None
+
+
+def settle_before_leaving(log_path: str, members: int, timeout: float = 30.0) -> bool:
+    """Before the backup's garbd leaves after a failure, wait (up to ``timeout`` s) until its last view is a
+    Primary Component of at most ``members`` (the cluster without a donor that died mid-stream), so that its
+    leave is not a second membership change on top of the donor's eviction: the two at once were seen to end with
+    every member alone and non-Primary (``wizard.backups.take.settle_before_leaving``, the same rule from the
+    controller's side).  True when settled."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = last_component(log_path)
+        if view is not None and view[0] and view[1] <= members:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def content_args(job: dict[str, Any], donor: str) -> list[str]:
     """The receiver's ``--content NAME`` when ``donor`` carries Crafter's content repositories (the job's donors
     say which), else [].  Pure."""
@@ -156,6 +185,8 @@ def take_one(job: dict[str, Any], donor: str, now: float | None = None) -> dict[
     state: dict[str, Any] = {}
 
     def failed(reason: str, log: list[str] | None = None) -> dict[str, Any]:
+        if garbd is not None and _alive(garbd):
+            settle_before_leaving(os.path.join(path, "garbd.log"), len(job.get("donors", [])) + 1)
         _stop(garbd)
         _stop(receiver)
         said = " ".join([reason, *(log or []), *state.get("donor_log", [])])

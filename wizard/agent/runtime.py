@@ -1054,13 +1054,46 @@ def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], 
         ev("join", "running", "starting mariadbd to join (IST or SST from a donor); %s" % why,
            sst_method=method or "configured")
         node.start_mariadb(new_cluster=False, sst_method=method)
-    wait_for("%s to join and reach Synced" % node.name, lambda: primary_synced(node),
+    wait_for("%s to join and reach Synced" % node.name, component_still_there(cfg, node, coord),
              float(cfg.get("join_timeout", 300)))
     if method:  # later SSTs this server takes part in use the configured method again (a dynamic variable)
         configured = sst_choice.option(sst_choice.server_options(), "wsrep_sst_method") or sst_choice.REPLACEABLE
         node.sql("SET GLOBAL wsrep_sst_method = '%s'" % configured.replace("'", ""))
     hb.beat()
     ev("join", "done", "%s joined and is Synced" % node.name)
+
+
+COMPONENT_GONE = "the Primary Component it was joining is gone"
+"""The words of a join's failure when the component it joined vanished (the pipeline elects again once)."""
+
+
+def component_still_there(cfg: Config, node: Node, coord: Coordination) -> Callable[[], bool]:
+    """The join's wait condition: True once ``node`` is Primary and Synced.  Raises AgentError when the Primary
+    Component it is joining is gone: every other data node's daemon heartbeat says non-Primary (or not running)
+    for longer than Galera's merge window (``merge_timeout``, 30 s) while this node is not Primary either.  A
+    join into nothing would otherwise wait out ``join_timeout`` (300 s); nothing is bootstrapped over the
+    others: the error says to run recover, whose election judges the positions."""
+    grace = float(cfg.get("merge_timeout", 30))
+    others = [n for n in cfg.data_nodes if n != node.name]
+    gone_since: list[float] = []
+
+    def check() -> bool:
+        if primary_synced(node):
+            return True
+        beats = coord.states(others, "heartbeat")  # the daemons' live view, not this run's registrations
+        if beats and not primary_members(beats) and node.wsrep().get("wsrep_cluster_status") != "Primary":
+            if not gone_since:
+                gone_since.append(time.monotonic())
+            elif time.monotonic() - gone_since[0] > grace:
+                said = ", ".join("%s %s" % (n, b.cluster_status or ("running" if b.running else "stopped"))
+                                 for n, b in sorted(beats.items()))
+                raise AgentError("%s: %s (%s for %.0fs): nothing was bootstrapped; run `studio-cluster recover "
+                                 "PROFILE`" % (node.name, COMPONENT_GONE, said, grace))
+        else:
+            gone_since.clear()
+        return False
+
+    return check
 
 
 def choose_sst(cfg: Config, node: Node, coord: Coordination, new_cluster: bool) -> tuple[str | None, str]:

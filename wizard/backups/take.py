@@ -119,7 +119,11 @@ def _bind(node: Node) -> str:
 
 
 def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str) -> list[str]:
-    """The backup garbd's command line: the cluster's group, its own listen port, the SST request."""
+    """The backup garbd's command line: the cluster's group, its own listen port, the SST request, and
+    ``pc.weight=0``: a member of weight 0 counts for nothing in Galera's quorum (MariaDB, "Quorum Control with
+    Weighted Votes"), so the backup's garbd joining, leaving or dying with its donor never costs the cluster its
+    Primary Component.  (Found by the donor-killed drill: with weight 1, the donor killed and this garbd killed
+    after it were 2 of 4 votes gone at once, and the surviving node went non-primary.)"""
     arb = profile.arbiter
     b = profile.backups
     listen = f"tcp://{host_port(_bind(arb), b.garbd_port)}"
@@ -129,7 +133,7 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str)
     members = [m for m in data_nodes if m.split(":")[0].strip("[]") in studio]
     return [str(profile.services.garbd), "--address", "gcomm://" + ",".join(members),
             "--group", profile.cluster_name, "--options",
-            f"gmcast.listen_addr={listen}" + galera_options_suffix(profile),
+            f"gmcast.listen_addr={listen};pc.weight=0" + galera_options_suffix(profile),
             "--donor", donor, "--sst", request, "--workdir", workdir, "--log", log]
 
 
@@ -221,6 +225,29 @@ def _disk_full(conn: NodeConnection, path: str, reason: str, log: list[str]) -> 
     return full_disk_reason(path, int(info.get("free", 0)), int(info.get("total", 0)), said)
 
 
+SETTLE_S = 30.0
+"""How long a failed backup waits for the cluster to drop a dead donor before its garbd leaves (seconds)."""
+
+
+def settle_before_leaving(profile: Profile, secrets: Secrets, remote: Remote, donor: str,
+                          timeout: float = SETTLE_S) -> bool:
+    """Before the backup's garbd leaves after a failure: when the donor's server no longer answers (killed
+    mid-stream), wait until the other data node is Primary in a view without it (cluster size back to the
+    profile's node count).  Two membership changes at once, the dead donor's eviction and garbd's leave, were
+    seen to end in "no install message received" and every member alone in a non-Primary view (the
+    donor-killed drill); one after the other they do not.  Returns True when settled or nothing to wait for."""
+    if wsrep_status(remote[donor], profile, secrets).get("wsrep_cluster_status"):
+        return True  # the donor is alive: its membership does not change
+    others = [n.name for n in profile.studio_nodes if n.name != donor]
+    deadline = time.monotonic() + timeout
+    while others and time.monotonic() < deadline:
+        w = wsrep_status(remote[others[0]], profile, secrets)
+        if w.get("wsrep_cluster_status") == "Primary" and int(w.get("wsrep_cluster_size") or 0) <= len(profile.nodes):
+            return True
+        time.sleep(0.5)
+    return not others
+
+
 def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | None = None,
          on_progress: Callable[[Progress], None] | None = None,
          on_note: Callable[[str], None] | None = None) -> TakeResult:
@@ -285,6 +312,8 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
         return out
 
     def fail(reason: str, hint: str, log: list[str]) -> BackupError:
+        if gpid != "0":
+            settle_before_leaving(profile, secrets, remote, donor_name)
         for pid in (rpid, gpid):
             if pid != "0":
                 arb.run(KILL(pid=pid), check=False, what="stop the backup's processes")
