@@ -265,7 +265,7 @@ class TLSWriter(threading.Thread):
             self.halt.wait(0.02)
 
 
-@pytest.mark.drill
+# Back in `make test` (issue 10's must-show; about 90 s): make test runs the two labs side by side now.
 def test_ca_rotation_keeps_the_cluster_primary_with_a_writer(tls_formed: dict[str, Any], secrets: Secrets,
                                                              tls_remote: Remote) -> None:
     p: Profile = tls_formed["profile"]

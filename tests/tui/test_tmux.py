@@ -37,9 +37,10 @@ PROD = FIXTURES / "profiles" / "prod.yaml"
 class Tmux:
     """One private tmux server running one command in a fixed-size pane."""
 
-    def __init__(self, socket: str, status_file: Path) -> None:
+    def __init__(self, socket: str, status_file: Path, record: Path | None = None) -> None:
         self.socket = socket
         self.status_file = status_file  # the app's exit status, written by the shell around it
+        self.record = record  # every byte the app writes to its terminal goes here too (tmux pipe-pane)
 
     def kill(self) -> None:
         """Kill the private server and remove its socket file (tmux leaves it behind)."""
@@ -64,8 +65,11 @@ class Tmux:
                   + f" {shlex.join(argv)}; echo $? > {shlex.quote(str(self.status_file))}")
         # -f /dev/null: no user config; remain-on-exit is set in the same client command, before the
         # server can process the child's exit, so a crash at start-up still leaves a dead pane to read
+        recording = [";", "pipe-pane", "-o", "-t", SESSION, f"cat >> {shlex.quote(str(self.record))}"] \
+            if self.record is not None else []
         self.tmux("-f", "/dev/null", "new-session", "-d", "-s", SESSION, "-x", str(COLS), "-y", str(ROWS),
-                  "/bin/sh", "-c", script, ";", "set-option", "-w", "-t", SESSION, "remain-on-exit", "on")
+                  "/bin/sh", "-c", script, ";", "set-option", "-w", "-t", SESSION, "remain-on-exit", "on",
+                  *recording)
 
     def send(self, *keys: str, literal: bool = False) -> None:
         self.tmux("send-keys", "-t", SESSION, *(["-l"] if literal else []), *keys)

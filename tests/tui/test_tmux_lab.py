@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(900),
 def term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Tmux]:
     monkeypatch.setattr(test_tmux, "COLS", 80)
     monkeypatch.setattr(test_tmux, "ROWS", 24)
-    tmux = Tmux(f"studio-cluster-lab-test-{os.getpid()}", tmp_path / "exit-status")
+    tmux = Tmux(f"studio-cluster-lab-test-{os.getpid()}", tmp_path / "exit-status", tmp_path / "session.raw")
     try:
         yield tmux
     finally:
@@ -167,3 +167,13 @@ def test_lab_typed_into_an_empty_wizard_at_80x24_reaches_a_healthy_monitor(
     assert saved["nodes"][2]["address"] == nodes[2]["address"]
     term.send("C-q")
     assert term.wait_for_exit() == 0
+    # issue 10: the whole captured session (every byte the wizard wrote to its terminal, from the form to the
+    # monitor) holds none of the secrets the run used: the lab's files behind every reference typed in
+    from wizard.lab.layout import LAB_DIR
+
+    raw = (tmp_path / "session.raw").read_bytes()
+    assert len(raw) > 10_000, "the session was recorded"
+    used = {p.name: p.read_text().strip() for p in (LAB_DIR / "secrets").iterdir() if p.is_file()}
+    assert {"redis_password", "sst_password", "pdns_api_key"} <= set(used), used.keys()
+    leaked = [name for name, value in used.items() if len(value) >= 8 and value.encode() in raw]
+    assert not leaked, f"secrets in the captured TUI session: {leaked}"
