@@ -158,53 +158,13 @@ def accept_any(server: socket.socket, token: str, kinds: tuple, deadline: float,
         conn.close()
 
 
-def receive_data(conn: socket.socket, first: bytes, directory: str, state: State) -> int:
-    """Pipe the stream into mbstream; returns the byte count.  Raises Failed on a broken stream."""
-    target = os.path.join(directory, DATA)
-    os.makedirs(target, exist_ok=True)
-    err_path = os.path.join(directory, "mbstream.log")
+def pipe_into(argv: list, conn: socket.socket, first: bytes, err_path: str, state: State, base: int,
+              what: str) -> int:
+    """Feed a connection's bytes (``first``, then until EOF) to ``argv``'s stdin (its stderr to ``err_path``);
+    returns the byte count, progress going to ``state`` as ``base`` + bytes.  Raises Failed naming ``what`` when
+    the connection breaks or the program exits non-zero (with the tail of its stderr)."""
     with open(err_path, "wb") as err:
-        proc = subprocess.Popen(["mbstream", "-x", "-C", target], stdin=subprocess.PIPE, stderr=err)
-    assert proc.stdin is not None
-    total = 0
-    try:
-        if first:
-            proc.stdin.write(first)
-            total += len(first)
-        conn.settimeout(300)
-        while True:
-            chunk = conn.recv(CHUNK)
-            if not chunk:
-                break
-            proc.stdin.write(chunk)
-            total += len(chunk)
-            state.set(force=False, bytes=total)
-    except OSError as exc:  # socket.timeout is an OSError
-        proc.kill()
-        proc.wait()
-        raise Failed("the stream broke after %d bytes: %s" % (total, exc)) from None
-    finally:
-        conn.close()
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-    rc = proc.wait()
-    if rc != 0:
-        with open(err_path, errors="replace") as fh:
-            tail = fh.read()[-500:].strip()
-        raise Failed("mbstream failed with exit %d after %d bytes: %s" % (rc, total, tail))
-    return total
-
-
-def receive_content(conn: socket.socket, first: bytes, directory: str, state: State, base: int) -> int:
-    """Extract the donor's content tar into ``BACKUP_DIR/content``; returns its byte count.  Raises Failed on a
-    broken stream or a tar that does not extract.  ``base``: bytes already received (progress counts on)."""
-    target = os.path.join(directory, CONTENT)
-    os.makedirs(target, exist_ok=True)
-    err_path = os.path.join(directory, "content-tar.log")
-    with open(err_path, "wb") as err:
-        # GNU tar refuses absolute and ``..`` member names and defers dangerous symlinks; owners kept by number
-        proc = subprocess.Popen(["tar", "-x", "--numeric-owner", "-C", target, "-f", "-"], stdin=subprocess.PIPE,
-                                stderr=err)
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=err)
     assert proc.stdin is not None
     total = 0
     try:
@@ -219,10 +179,10 @@ def receive_content(conn: socket.socket, first: bytes, directory: str, state: St
             proc.stdin.write(chunk)
             total += len(chunk)
             state.set(force=False, bytes=base + total)
-    except OSError as exc:
+    except OSError as exc:  # socket.timeout and ssl.SSLError are OSErrors
         proc.kill()
         proc.wait()
-        raise Failed("the content stream broke after %d bytes: %s" % (total, exc)) from None
+        raise Failed("the %s broke after %d bytes: %s" % (what, total, exc)) from None
     finally:
         conn.close()
         with contextlib.suppress(OSError):
@@ -231,8 +191,26 @@ def receive_content(conn: socket.socket, first: bytes, directory: str, state: St
     if rc != 0:
         with open(err_path, errors="replace") as fh:
             tail = fh.read()[-500:].strip()
-        raise Failed("the content tar did not extract (exit %d after %d bytes): %s" % (rc, total, tail))
+        raise Failed("%s failed with exit %d after %d bytes of the %s: %s" % (argv[0], rc, total, what, tail))
     return total
+
+
+def receive_data(conn: socket.socket, first: bytes, directory: str, state: State) -> int:
+    """Pipe the stream into mbstream; returns the byte count.  Raises Failed on a broken stream."""
+    target = os.path.join(directory, DATA)
+    os.makedirs(target, exist_ok=True)
+    return pipe_into(["mbstream", "-x", "-C", target], conn, first, os.path.join(directory, "mbstream.log"), state,
+                     0, "stream")
+
+
+def receive_content(conn: socket.socket, first: bytes, directory: str, state: State, base: int) -> int:
+    """Extract the donor's content tar into ``BACKUP_DIR/content``; returns its byte count.  Raises Failed on a
+    broken stream or a tar that does not extract.  ``base``: bytes already received (progress counts on)."""
+    target = os.path.join(directory, CONTENT)
+    os.makedirs(target, exist_ok=True)
+    # GNU tar refuses absolute and ``..`` member names and defers dangerous symlinks; owners kept by number
+    return pipe_into(["tar", "-x", "--numeric-owner", "-C", target, "-f", "-"], conn, first,
+                     os.path.join(directory, "content-tar.log"), state, base, "content stream")
 
 
 def content_manifest(directory: str, name: str) -> dict:
