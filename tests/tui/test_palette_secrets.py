@@ -6,8 +6,6 @@ Before, `studio-cluster status` from the palette ran with its stdin closed, so a
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +14,9 @@ from textual.widgets import TextArea
 
 from tests.tui.conftest import profile_data
 from tests.tui.test_snapshots import settle
-from tests.tui.test_wizard_flow import palette_run
+from tests.tui.test_wizard_flow import palette_command_output
 from wizard.tui.app import WizardApp, create_app
-from wizard.tui.commands import CommandOutputScreen, session_secrets
+from wizard.tui.commands import session_secrets
 
 
 @pytest.fixture
@@ -46,12 +44,7 @@ async def test_palette_status_uses_the_secrets_typed_in_the_session(app: WizardA
         await settle(pilot)
         app.session.profile_path = path
         app.session.typed = {"admin_password": "typed-admin-9f3", "redis_password": "typed-redis-9f3"}
-        await palette_run(pilot, "cluster status")
-        view = app.screen
-        assert isinstance(view, CommandOutputScreen)
-        deadline = time.monotonic() + 60
-        while view.exit_code is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        view = await palette_command_output(pilot, "cluster status")
         text = view.query_one("#view-text", TextArea).text
         assert "no terminal to ask on" not in text, text
         assert view.exit_code == 1, text  # it ran: the nodes are unreachable (exit 2 was the missing secrets)

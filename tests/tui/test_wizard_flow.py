@@ -220,6 +220,17 @@ async def palette_run(pilot: Pilot[Any], query: str) -> None:
     await settle(pilot)
 
 
+async def palette_command_output(pilot: Pilot[Any], query: str, timeout: float = 60) -> CommandOutputScreen:
+    """Run a palette command that runs a CLI command (:class:`CommandOutputScreen`) and wait for its exit."""
+    await palette_run(pilot, query)
+    view = pilot.app.screen
+    assert isinstance(view, CommandOutputScreen)
+    deadline = time.monotonic() + timeout
+    while view.exit_code is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return view
+
+
 async def test_palette_offers_the_cluster_actions(app: WizardApp, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -258,12 +269,7 @@ async def test_palette_status_runs_the_command_on_the_saved_profile(app: WizardA
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         app.session.profile_path = path
-        await palette_run(pilot, "cluster status")
-        view = app.screen
-        assert isinstance(view, CommandOutputScreen)
-        deadline = time.monotonic() + 60
-        while view.exit_code is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        view = await palette_command_output(pilot, "cluster status")
         assert view.exit_code == 1, view.text
         text = view.query_one("#view-text", TextArea).text
         assert f"status {path}" in text and "unknown" in text and "unreachable" in text, text
