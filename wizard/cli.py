@@ -486,8 +486,9 @@ def _backup_take(profile: Profile, secrets: Secrets, remote: object, args: argpa
     console.print(f"  stored at {profile.arbiter.name}:{result.path}", highlight=False)
     content = m.get("content")
     if isinstance(content, dict):
-        console.print(f"  with Crafter's content: {len(content.get('repos') or [])} repositories "
-                      f"({human_size(content.get('size') or 0)}) from {result.donor}'s {content.get('dir')}/",
+        repos = content.get("repos") or []
+        console.print(f"  with Crafter's content: {len(repos)} repositor{'y' if len(repos) == 1 else 'ies'} "
+                      f"({', '.join(repos)}; {human_size(content.get('size') or 0)}) from {result.donor}",
                       highlight=False)
     if result.synced_after_s is not None:
         console.print(f"  {result.donor} was Synced again {result.synced_after_s:.1f}s after the backup",
@@ -509,11 +510,11 @@ def _backup_list(profile: Profile, remote: object, args: argparse.Namespace) -> 
     table = Table(title=f"Backups of {profile.cluster_name} on {profile.arbiter.name}:{profile.backups.root}",
                   title_justify="left")
     for col in ("id", "state", "age", "size", "donor", "position", "content", "note"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col == "id", min_width=24 if col == "id" else None)  # --id needs it whole
     colour = {"verified": "green", "complete": "cyan", "verify failed": "red", "failed": "red",
               "in progress": "yellow"}
     for e in reversed(entries):
-        content = "-" if e.content_repos is None else f"{e.content_repos} repo{'s' if e.content_repos != 1 else ''}"
+        content = "-" if e.content_repos is None else f"{e.content_repos} repo{'' if e.content_repos == 1 else 's'}"
         table.add_row(e.id, f"[{colour.get(e.state, 'white')}]{e.state}[/]", human_age(e.age_s), human_size(e.size),
                       e.donor, e.position or "-", content, e.reason)
     console.print(table)
@@ -533,14 +534,16 @@ def _backup_verify(profile: Profile, remote: object, args: argparse.Namespace) -
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK if result.ok else EXIT_FAIL
-    pos = result.position
-    table = Table(title=f"{result.id}: position {pos.get('uuid')}:{pos.get('seqno')}", title_justify="left")
-    for col in ("schema", "table", "rows", "check"):
-        table.add_column(col)
-    for t in result.tables:
-        if t["schema"] not in ("mysql", "sys") or not t["ok"]:
+    pos = result.data_position or result.position
+    console.print(f"{result.id}: position {pos.get('uuid')}:{pos.get('seqno')}", highlight=False)
+    shown = [t for t in result.tables if t["schema"] not in ("mysql", "sys") or not t["ok"]]
+    if shown:  # the user tables, and any system table that failed its check
+        table = Table()
+        for col in ("schema", "table", "rows", "check"):
+            table.add_column(col)
+        for t in shown:
             table.add_row(t["schema"], t["table"], str(t["rows"]), t["check"])
-    console.print(table)
+        console.print(table)
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.steps.items())
     colour = "green" if result.ok else "bold red"
     console.print(f"[{colour}]{'verified' if result.ok else 'verify FAILED'}[/]: {result.summary} "
@@ -662,6 +665,21 @@ def cmd_lab(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from wizard import lab
 
+    if args.action in ("stop-studio", "start-studio"):
+        from wizard.lab import studio_standin
+
+        if args.node not in studio_standin.studio_hosts():
+            err_console.print(f"[red]error:[/] `lab {args.action}` needs a Studio host: one of "
+                              f"{', '.join(studio_standin.studio_hosts())}")
+            return EXIT_USAGE
+        try:
+            (studio_standin.stop_studio if args.action == "stop-studio" else studio_standin.start_studio)(args.node)
+        except lab.LabError as exc:
+            err_console.print(f"[red]error:[/] {exc}")
+            return EXIT_FAIL
+        console.print(f"stand-in Studio on {args.node} {'stopped' if args.action == 'stop-studio' else 'started'}")
+        return EXIT_OK
+
     return lab.main([args.action])
 
 
@@ -702,17 +720,21 @@ def _out_dir(value: str) -> str:
 
 def cmd_tls(args: argparse.Namespace) -> int:
     """``tls rotate-ca PROFILE``: rotate the generated CA without downtime (wizard.tls.rotate)."""
-    from wizard.pipeline import PipelineError
+    from wizard.pipeline import PipelineError, new_runlog
     from wizard.tls.material import TLSError
     from wizard.tls.rotate import rotate_ca
 
     profile, secrets = load(args.profile)
+    runlog = new_runlog(args.run_dir)
     try:
-        rotate_ca(profile, secrets, progress=lambda m: console.print(f"CA rotation {m}", highlight=False))
+        rotate_ca(profile, secrets, progress=lambda m: console.print(f"CA rotation {m}", highlight=False),
+                  runlog=runlog)
     except (TLSError, PipelineError) as exc:
         err_console.print(f"[red]error:[/] {REDACTOR(str(exc))}", markup=True, highlight=False)
+        err_console.print(f"run log: {runlog.path}", highlight=False)
         return EXIT_FAIL
-    console.print("CA rotation done: every node trusts and uses the new CA only", highlight=False)
+    console.print(f"CA rotation done: every node trusts and uses the new CA only; run log: {runlog.path}",
+                  highlight=False)
     return EXIT_OK
 
 
@@ -855,6 +877,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tls", help="TLS between the nodes: rotate-ca rotates the generated CA without downtime")
     p.add_argument("action", choices=["rotate-ca"])
     p.add_argument("profile")
+    p.add_argument("--run-dir", default="runs", help="where the run log goes (default: runs/)")
     p = sub.add_parser("sudoers", help="the sudoers rule that allows the SSH user only the agent, and its installer",
                        description="Print the one sudoers rule per SSH user that lets it run only the studio-cluster "
                                    "agent as root (ssh.sudo_scope: agent); --installer writes the script root runs "
@@ -862,7 +885,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("profile")
     p.add_argument("--installer", metavar="FILE", help="write the agent's installer (a shell script) to FILE")
     p = sub.add_parser("lab", help="the local three-host lab")
-    p.add_argument("action", choices=["up", "down", "status", "base"])
+    p.add_argument("action", choices=["up", "down", "status", "base", "stop-studio", "start-studio"],
+                   help="stop-studio/start-studio NODE: the stand-in Crafter Studio on a Studio host (its health "
+                        "endpoint then answers 503, and the authoring name moves)")
+    p.add_argument("node", nargs="?", help="with stop-studio/start-studio: the Studio host, e.g. studio1")
     p.add_argument("--kind", choices=["namespace", "systemd"], default="namespace",
                    help="namespace hosts (default, fast) or systemd-nspawn hosts that boot systemd")
     for name in CONNECTING:

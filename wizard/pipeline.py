@@ -93,7 +93,7 @@ class PipelineResult:
 
 
 def new_runlog(directory: Path | str = "runs") -> RunLog:
-    return RunLog(Path(directory) / f"run-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
+    return RunLog(Path(directory).absolute() / f"run-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
 
 
 def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) -> None:

@@ -188,6 +188,22 @@ def authoring_problem(profile: Profile, nodes: list[NodeStatus], addresses: list
     return f"the authoring name {name} points at a DOWN node: {where}; authors cannot work now; {moved}"
 
 
+def tls_problems(expiry: dict[str, Any] | None) -> str:
+    """With ``tls.enabled``: the nodes that hold no readable certificate (the profile says TLS, the node was never
+    given it: its traffic may be in the clear) or an expired one, as a reason that degrades the verdict; "" when
+    every node holds a valid one or TLS is off.  Pure."""
+    missing = sorted(n for n, e in (expiry or {}).items() if e.get("error"))
+    expired = sorted(n for n, e in (expiry or {}).items() if not e.get("error") and float(e.get("days", 1)) <= 0)
+    parts = []
+    if missing:
+        parts.append(f"TLS is on in the profile but {', '.join(missing)} hold{'s' if len(missing) == 1 else ''} no "
+                     "readable certificate (the cluster may run without TLS there): run replay")
+    if expired:
+        parts.append(f"the TLS certificate or CA of {', '.join(expired)} has expired: run replay (it renews generated "
+                     "certificates) or install new ones")
+    return "; ".join(parts)
+
+
 def verdict_of(profile: Profile, nodes: list[NodeStatus], coordination: str = "",
                authoring: str = "") -> tuple[Verdict, str, list[str], bool, bool]:
     """``(verdict, reason, Primary members, uuids agree, garbd member)``.  ``coordination`` is "" when
@@ -278,13 +294,17 @@ def heartbeat_ages(profile: Profile, secrets: Secrets) -> tuple[dict[str, float]
 
 
 def health_endpoint(node: Node, port: int, timeout: float) -> str:
-    """GET the node's health endpoint (what the authoring name's DNS record checks): "200", "503"...,
-    or why it gave no answer."""
+    """GET the node's health endpoint (what the authoring name's DNS record checks): "200", "503 (the body's first
+    line: which part failed)"..., or why it gave no answer."""
     try:
         with urllib.request.urlopen(f"http://{node.address}:{port}/", timeout=timeout) as resp:
             return str(resp.status)
     except urllib.error.HTTPError as exc:
-        return str(exc.code)
+        try:  # the agent's body says which part failed ("... Studio does not answer ..."): shown after the code
+            body = exc.read(300).decode(errors="replace").strip().splitlines()
+        except OSError:
+            body = []
+        return f"{exc.code} ({body[0]})" if body and body[0] else str(exc.code)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         return f"no answer ({reason})"
@@ -324,10 +344,15 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
     if record is not None and record.error and verdict in ("healthy", "degraded"):
         verdict, reason = "degraded", "; ".join(x for x in (reason if verdict == "degraded" else "",
                                                             f"primary publisher {record.describe()}") if x)
+    tls_expiry = expiry.result() if expiry is not None else None
+    tls_problem = tls_problems(tls_expiry)
+    if tls_problem and verdict in ("healthy", "degraded"):
+        verdict, reason = "degraded", "; ".join(x for x in (reason if verdict == "degraded" else "", tls_problem)
+                                                if x)
     by_addr = {n.address: n.name for n in profile.studio_nodes}
     authoring_node = by_addr.get(addresses[0]) if len(addresses) == 1 else None
     return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb,
                          coordination or "ok", misrouted,
                          backups=catalog.result().to_dict() if catalog is not None else None,
                          publisher=record.to_dict() if record is not None else None,
-                         tls_expiry=expiry.result() if expiry is not None else None)
+                         tls_expiry=tls_expiry)

@@ -217,7 +217,8 @@ try:
     summary = "%d tables checked OK (%d of them user tables, %d rows)" % (len(out["tables"]), len(user_tables),
                                                                        sum(t["rows"] for t in user_tables))
     if out.get("content"):
-        summary += "; content: %d repositories, fsck %s" % (len(out["content"]["repos"]), out["content"]["fsck"])
+        n = len(out["content"]["repos"])
+        summary += "; content: %d repositor%s, fsck %s" % (n, "y" if n == 1 else "ies", out["content"]["fsck"])
     finish(summary, ok=True)
 finally:
     if server is not None and server.poll() is None:

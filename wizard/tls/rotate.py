@@ -21,6 +21,7 @@ from pathlib import Path
 
 from wizard.pipeline import Listener, PipelineResult, replay
 from wizard.profile import TLS_GENERATE, Profile
+from wizard.remote import RunLog
 from wizard.secrets import Secrets
 from wizard.tls import certs
 from wizard.tls.material import NEXT_CA, OLD_CA, TLSError, _write, store_dir
@@ -29,10 +30,10 @@ Progress = Callable[[str], None]
 
 
 def _roll(profile: Profile, secrets: Secrets, phase: str, progress: Progress, listener: Listener | None,
-          attempts: int) -> PipelineResult:
+          attempts: int, runlog: RunLog | None = None) -> PipelineResult:
     for attempt in range(1, attempts + 1):
-        progress(f"{phase}: rolling restart (replay {attempt})")
-        result = replay(profile, secrets, skip_checks=True, listener=listener)
+        progress(f"{phase}: rolling restart, one node at a time (a replay; attempt {attempt} of {attempts})")
+        result = replay(profile, secrets, skip_checks=True, listener=listener, runlog=runlog)
         if not result.pending_restarts:
             return result
         progress(f"{phase}: restarts pending: {result.pending_restarts}")
@@ -47,8 +48,10 @@ def _move(d: Path, src: str, dst: str) -> None:
 
 
 def rotate_ca(profile: Profile, secrets: Secrets, *, progress: Progress = lambda _m: None,
-              listener: Listener | None = None, attempts: int = 3) -> list[PipelineResult]:
-    """Run the three phases (module doc); returns each phase's last replay result.
+              listener: Listener | None = None, attempts: int = 3, runlog: RunLog | None = None
+              ) -> list[PipelineResult]:
+    """Run the three phases (module doc); returns each phase's last replay result.  ``runlog``: every remote
+    command of the three phases' replays goes there (as a replay's own does).
 
     Raises :class:`TLSError` (TLS off, the operator's own files, a restart that stays pending) and whatever
     :func:`wizard.pipeline.replay` raises (:class:`wizard.pipeline.PipelineError`)."""
@@ -67,11 +70,11 @@ def rotate_ca(profile: Profile, secrets: Secrets, *, progress: Progress = lambda
         _write(d / f"{NEXT_CA}.key", new.key, 0o600)
         _write(d / f"{NEXT_CA}.pem", new.cert, 0o644)
     if (d / f"{NEXT_CA}.pem").exists():
-        results.append(_roll(profile, secrets, "1/3 trust the new CA", progress, listener, attempts))
+        results.append(_roll(profile, secrets, "1/3 trust the new CA", progress, listener, attempts, runlog))
         _move(d, "ca", OLD_CA)
         _move(d, NEXT_CA, "ca")
-    results.append(_roll(profile, secrets, "2/3 certificates from the new CA", progress, listener, attempts))
+    results.append(_roll(profile, secrets, "2/3 certificates from the new CA", progress, listener, attempts, runlog))
     for ext in ("key", "pem"):
         (d / f"{OLD_CA}.{ext}").unlink(missing_ok=True)
-    results.append(_roll(profile, secrets, "3/3 drop the old CA", progress, listener, attempts))
+    results.append(_roll(profile, secrets, "3/3 drop the old CA", progress, listener, attempts, runlog))
     return results
