@@ -528,9 +528,12 @@ def _backup_verify(profile: Profile, remote: object, args: argparse.Namespace) -
     from wizard.remote import Remote
 
     assert isinstance(remote, Remote)
-    if not args.json:
-        console.print("  preparing a copy and checking every table on a throwaway server (no network)...")
-    result = verify(profile, remote, args.id)
+    def started(bid: str) -> None:
+        if not args.json:
+            console.print(f"  {bid}: preparing a copy and checking every table on a throwaway server (no network)...",
+                          highlight=False)
+
+    result = verify(profile, remote, args.id, on_start=started)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return EXIT_OK if result.ok else EXIT_FAIL

@@ -13,6 +13,7 @@ directory and returned.  Needs ``mariabackup`` and ``mariadbd`` on the Arbiter h
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,13 +282,17 @@ def resolve_id(ids: list[str], wanted: str | None) -> str:
                       "use one of: " + ", ".join(sorted(matches or ids)[-10:]))
 
 
-def verify(profile: Profile, remote: Remote, backup: str | None = None, *, timeout: float = 3600) -> VerifyResult:
-    """Verify one complete backup (``backup``: id or unique prefix; default the newest complete one)."""
+def verify(profile: Profile, remote: Remote, backup: str | None = None, *, timeout: float = 3600,
+           on_start: Callable[[str], None] | None = None) -> VerifyResult:
+    """Verify one complete backup (``backup``: id or unique prefix; default the newest complete one);
+    ``on_start`` gets the backup's id once it is known to exist, before the long part."""
     from wizard.backups.catalog import list_backups
 
     entries = [e for e in list_backups(profile, remote) if e.complete]
     bid = resolve_id([e.id for e in entries], backup)
     path = next(e.path for e in entries if e.id == bid)
+    if on_start is not None:
+        on_start(bid)
     try:
         res = remote[profile.arbiter.name].run(
             VERIFY(path, profile.services.mariadbd, timeout),

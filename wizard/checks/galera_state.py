@@ -20,7 +20,8 @@ def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
     conn = ctx.remote[node.name]
     if node.role is Role.ARBITER:
         if conn.run(daemon_pids("garbd"), timeout=10).stdout.strip():
-            return warn("garbd is already running", "it will be reconfigured only if its settings change")
+            # a running cluster is not a problem: re-running on it is the day-2 path (newcomer finding)
+            return ok("garbd is already running; it is reconfigured only if its settings change")
         return ok("no garbd running")
     grastate = ctx.profile.database.data_dir / "grastate.dat"
     res = conn.run(GRASTATE_AND_PIDS(grastate=str(grastate), proc="mariadbd"), timeout=10)
@@ -33,6 +34,9 @@ def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
     if pids.strip():
         status = wsrep_status(ctx.remote[node.name], ctx.profile, ctx.secrets)
         cs = status.get("wsrep_cluster_status")
+        if cs == "Primary" and status.get("wsrep_local_state_comment") == "Synced":
+            return ok(f"mariadbd runs in a Primary component of size {status.get('wsrep_cluster_size')} (Synced): "
+                      "nodes join it; nothing bootstraps over it")
         if cs and (cs != "Disconnected" or status.get("wsrep_connected") == "ON"):
             return warn(
                 f"mariadbd runs in a {cs} component of size {status.get('wsrep_cluster_size')} "
