@@ -169,6 +169,7 @@ def test_both_running_but_non_primary_is_reformed_without_a_restart(knob: Knob) 
     pids = {n: mariadbd_pid(n) for n in ("studio1", "studio2")}
     out = subprocess.run([sys.executable, "-m", "wizard", "recover", str(knob.path), "--skip-checks"], cwd=REPO,
                          capture_output=True, text=True, timeout=400)
+    print(out.stdout)  # the agents' events: what a failure below needs to be understood
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Galera already listens" not in out.stdout
     assert {n: mariadbd_pid(n) for n in pids} == pids, "no data node was restarted"
