@@ -141,17 +141,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"verdict": verdict.value, "results": [r.to_dict() for r in results]}, indent=2))
         return EXIT_FAIL if verdict.value == "fail" else EXIT_OK
-    checks = list(dict.fromkeys((r.check, r.check) for r in results))  # ids: short enough for 80 columns
-    rows = [n.name for n in profile.nodes] + [CLUSTER]
-    table = Table(title=f"Prerequisites of {profile.cluster_name}", title_justify="left")
-    table.add_column("node")
-    for _, title in checks:
-        table.add_column(title, justify="center")
+    # one row per check and one column per node: as many columns as nodes, so it fits 80 columns whatever the
+    # number of checks (a column per check cut its headers at 120; newcomer finding)
+    checks = list(dict.fromkeys(r.check for r in results))
     by_key = {(r.node, r.check): r for r in results}
-    for row in rows:
-        cells = [STATUS_STYLE[by_key[(row, c)].status.value] if (row, c) in by_key else "" for c, _ in checks]
-        if any(cells):
-            table.add_row(row, *cells)
+    nodes = [n for n in [*(n.name for n in profile.nodes), CLUSTER] if any((n, c) in by_key for c in checks)]
+    table = Table(title=f"Prerequisites of {profile.cluster_name}", title_justify="left")
+    table.add_column("check")
+    for node in nodes:
+        table.add_column(node, justify="center")
+    for check in checks:
+        table.add_row(check, *(STATUS_STYLE[by_key[(n, check)].status.value] if (n, check) in by_key else ""
+                               for n in nodes))
     console.print(table)
     for r in results:
         if r.status.value in ("fail", "warn"):
@@ -514,7 +515,9 @@ def _backup_list(profile: Profile, remote: object, args: argparse.Namespace) -> 
     colour = {"verified": "green", "complete": "cyan", "verify failed": "red", "failed": "red",
               "in progress": "yellow"}
     for e in reversed(entries):
-        content = "-" if e.content_repos is None else f"{e.content_repos} repo{'' if e.content_repos == 1 else 's'}"
+        names = [n.rsplit("/", 1)[-1] for n in e.content_names or []]
+        content = ("-" if e.content_repos is None else ", ".join(names) if names and len(names) <= 3
+                   else f"{e.content_repos} repo{'' if e.content_repos == 1 else 's'}")
         table.add_row(e.id, f"[{colour.get(e.state, 'white')}]{e.state}[/]", human_age(e.age_s), human_size(e.size),
                       e.donor, e.position or "-", content, e.reason)
     console.print(table)

@@ -100,6 +100,16 @@ def test_only_a_manifest_makes_a_backup_complete() -> None:
     assert e.reason == "mbstream failed" and e.donor == "s2"
 
 
+def test_a_backup_with_crafter_content_counts_and_names_its_repositories_and_their_size() -> None:
+    manifest = {"complete": True, "started_epoch": 1000.0, "size": 5, "donor": "s2",
+                "position": {"uuid": "u", "seqno": 7}, "gtid": None,
+                "content": {"dir": "repos", "size": 3, "files": 2, "repos": ["repos/global", "repos/sites/a"]}}
+    e = classify(raw("a-s2", manifest=manifest), 1100)
+    assert (e.content_repos, e.content_names, e.size) == (2, ["repos/global", "repos/sites/a"], 8)
+    plain = classify(raw("a-s2", manifest={**manifest, "content": None}), 1100)
+    assert (plain.content_repos, plain.content_names, plain.size) == (None, None, 5)
+
+
 def entry(bid: str, age_days: float, state: str = "complete", now: float = 100 * DAY) -> Entry:
     return Entry(bid, f"/b/{bid}", state, now - age_days * DAY, age_days * DAY, 1, "s2", "u:1", 1, None, "", None)
 

@@ -67,7 +67,8 @@ class Entry:
     """One backup directory: ``state`` is complete / verified / verify failed / in progress / failed;
     ``time`` the start (epoch s), ``age_s`` seconds since, ``size`` bytes on disk, ``position``
     ``uuid:seqno`` (complete only), ``reason`` why it failed or what verify found, ``content_repos`` how many of
-    Crafter's content repositories it carries (None: a database-only backup); ``size`` counts them too."""
+    Crafter's content repositories it carries (None: a database-only backup) and ``content_names`` their paths
+    under the content directory (``repos/global``); ``size`` counts them too."""
 
     id: str
     path: str
@@ -82,6 +83,7 @@ class Entry:
     reason: str
     verified_at: float | None
     content_repos: int | None = None
+    content_names: list[str] | None = None
 
     @property
     def complete(self) -> bool:
@@ -111,7 +113,8 @@ def classify(raw: dict[str, Any], now: float) -> Entry:
         return Entry(raw["id"], raw["path"], state, started, max(0.0, now - started), size,
                      m.get("donor", ""), f"{pos.get('uuid')}:{pos.get('seqno')}", pos.get("seqno"), m.get("gtid"),
                      reason, float(v["verified_epoch"]) if v and v.get("verified_epoch") else None,
-                     len(content.get("repos") or []) if content else None)
+                     len(content.get("repos") or []) if content else None,
+                     list(content.get("repos") or []) if content else None)
     if r.get("state") not in ("complete", "failed") and raw.get("receiver_alive") and failure is None:
         state, reason = "in progress", f"receiving ({r.get('state', 'starting')})"
     else:
