@@ -52,7 +52,7 @@ from wizard.profile import Profile
 from wizard.remote import PIDS_TEXT, Remote, RemoteError, RunLog
 from wizard.run_history import RunRecorder, follow_run, last_run
 from wizard.secrets import Secrets
-from wizard.status import ClusterStatus, collect
+from wizard.status import ClusterStatus, collect, studio_node_at
 
 STEPS = ("check", "apply", "bootstrap", "verify")
 VERIFY_TIMEOUT = 20.0  # seconds verify waits for a healthy verdict before it fails
@@ -151,11 +151,9 @@ def restart_blocker(profile: Profile, status: ClusterStatus, node: str, service:
 def pointed_at(profile: Profile) -> str | None:
     """The Studio node the authoring name points at now (one A record of a Studio node's address), or None."""
     try:
-        addresses = query_a(profile, profile.dns.authoring_name, 1.0)
+        return studio_node_at(profile, query_a(profile, profile.dns.authoring_name, 1.0))
     except OSError:
         return None
-    by_address = {n.address: n.name for n in profile.studio_nodes}
-    return by_address.get(addresses[0]) if len(addresses) == 1 else None
 
 
 def _agent_step(p: Profile) -> str:

@@ -188,6 +188,13 @@ def authoring_problem(profile: Profile, nodes: list[NodeStatus], addresses: list
     return f"the authoring name {name} points at a DOWN node: {where}; authors cannot work now; {moved}"
 
 
+def studio_node_at(profile: Profile, addresses: list[str]) -> str | None:
+    """The Studio node whose address is the one A record ``addresses`` holds, or None (none, several, or an
+    address of no Studio node).  Pure."""
+    by_address = {n.address: n.name for n in profile.studio_nodes}
+    return by_address.get(addresses[0]) if len(addresses) == 1 else None
+
+
 def tls_problems(expiry: dict[str, Any] | None) -> str:
     """With ``tls.enabled``: the nodes that hold no readable certificate (the profile says TLS, the node was never
     given it: its traffic may be in the clear) or an expired one, as a reason that degrades the verdict; "" when
@@ -341,16 +348,14 @@ def collect(profile: Profile, secrets: Secrets, remote: Remote, *, timeout: floa
     misrouted = authoring_problem(profile, nodes, addresses if dns else None, dns_error)
     verdict, reason, members, agree, arb = verdict_of(profile, nodes, coordination, misrouted)
     record = publisher.result()
-    if record is not None and record.error and verdict in ("healthy", "degraded"):
-        verdict, reason = "degraded", "; ".join(x for x in (reason if verdict == "degraded" else "",
-                                                            f"primary publisher {record.describe()}") if x)
     tls_expiry = expiry.result() if expiry is not None else None
-    tls_problem = tls_problems(tls_expiry)
-    if tls_problem and verdict in ("healthy", "degraded"):
-        verdict, reason = "degraded", "; ".join(x for x in (reason if verdict == "degraded" else "", tls_problem)
-                                                if x)
-    by_addr = {n.address: n.name for n in profile.studio_nodes}
-    authoring_node = by_addr.get(addresses[0]) if len(addresses) == 1 else None
+    # problems that do not stop the database but do stop an operator: a failed publisher call, TLS not in place
+    for problem in (f"primary publisher {record.describe()}" if record is not None and record.error else "",
+                    tls_problems(tls_expiry)):
+        if problem and verdict in ("healthy", "degraded"):
+            verdict, reason = "degraded", "; ".join(x for x in (reason if verdict == "degraded" else "", problem)
+                                                    if x)
+    authoring_node = studio_node_at(profile, addresses)
     return ClusterStatus(profile.cluster_name, nodes, verdict, reason, members, agree, addresses, authoring_node, arb,
                          coordination or "ok", misrouted,
                          backups=catalog.result().to_dict() if catalog is not None else None,

@@ -232,12 +232,8 @@ def content_manifest(directory: str, name: str) -> dict:
                 continue
             if not os.path.isfile(path):
                 continue
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(CHUNK), b""):
-                    digest.update(chunk)
             st = os.stat(path)
-            files[rel] = {"sha256": digest.hexdigest(), "size": st.st_size}
+            files[rel] = {"sha256": sha256_file(path), "size": st.st_size}
             size += st.st_size
     repos = sorted({r for r in repos if not r.endswith("/.git") and r != ".git"})
     return {"dir": name, "size": size, "files": dict(sorted(files.items())), "repos": repos}
@@ -282,17 +278,21 @@ def parse_info(text: str) -> dict:
     return out
 
 
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_hashes(data: str) -> tuple[dict, int]:
     files, size = {}, 0
     for root, _dirs, names in os.walk(data):
         for name in sorted(names):
             path = os.path.join(root, name)
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(CHUNK), b""):
-                    digest.update(chunk)
             st = os.stat(path)
-            files[os.path.relpath(path, data)] = {"sha256": digest.hexdigest(), "size": st.st_size}
+            files[os.path.relpath(path, data)] = {"sha256": sha256_file(path), "size": st.st_size}
             size += st.st_size
     return dict(sorted(files.items())), size
 

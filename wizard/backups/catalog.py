@@ -82,15 +82,18 @@ class Entry:
     gtid: str | None
     reason: str
     verified_at: float | None
-    content_repos: int | None = None
     content_names: list[str] | None = None
 
     @property
     def complete(self) -> bool:
         return self.state in ("complete", "verified", "verify failed")
 
+    @property
+    def content_repos(self) -> int | None:
+        return None if self.content_names is None else len(self.content_names)
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"complete": self.complete}
+        return asdict(self) | {"complete": self.complete, "content_repos": self.content_repos}
 
 
 def classify(raw: dict[str, Any], now: float) -> Entry:
@@ -113,7 +116,6 @@ def classify(raw: dict[str, Any], now: float) -> Entry:
         return Entry(raw["id"], raw["path"], state, started, max(0.0, now - started), size,
                      m.get("donor", ""), f"{pos.get('uuid')}:{pos.get('seqno')}", pos.get("seqno"), m.get("gtid"),
                      reason, float(v["verified_epoch"]) if v and v.get("verified_epoch") else None,
-                     len(content.get("repos") or []) if content else None,
                      list(content.get("repos") or []) if content else None)
     if r.get("state") not in ("complete", "failed") and raw.get("receiver_alive") and failure is None:
         state, reason = "in progress", f"receiving ({r.get('state', 'starting')})"

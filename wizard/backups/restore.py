@@ -40,7 +40,7 @@ from wizard.backups.verify import COPY_LIB, resolve_id
 from wizard.profile import Profile
 from wizard.remote import Remote, RemoteError, daemon_pids
 from wizard.secrets import Secrets
-from wizard.tls.options import paths as tls_paths
+from wizard.tls.options import files as tls_files
 
 PREPARE_SCRIPT = COPY_LIB + r"""
 d, timeout, binlog_base = sys.argv[1], float(sys.argv[2]), sys.argv[3]
@@ -364,13 +364,28 @@ class RestoreResult:
                 "content": self.content}
 
 
-def _tls_argv(profile: Profile) -> list[str]:
-    """CERT KEY CA for :data:`SEND` and :data:`RECEIVE` when ``tls.enabled`` (each host's own files: the copy then
-    crosses the network in TLS, both ends verified against the cluster's CA); [] when TLS is off."""
-    if not profile.tls.enabled:
-        return []
-    p = tls_paths(profile)
-    return [str(p["cert"]), str(p["key"]), str(p["ca"])]
+def _pull(profile: Profile, remote: Remote, node: str, src: str, staging: str, timeout: float,
+          what: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``node`` pulls the directory ``src`` on the Arbiter into ``staging`` (:data:`SEND` there, :data:`RECEIVE` on
+    the node: one TCP connection to ``backups.receiver_port``, a one-time token first, TLS when ``tls.enabled``).
+    Returns what each side said (``error`` on failure; ``tar`` exit codes, bytes, the received ``size``)."""
+    arb = remote[profile.arbiter.name]
+    port = profile.backups.receiver_port
+    token = pysecrets.token_hex(16)
+    sent: dict[str, Any] = {}
+
+    def send() -> None:
+        r = arb.run(SEND(_bind(profile.arbiter), port, token, src, "120", *tls_files(profile)), timeout=timeout,
+                    check=False, what=f"send {what}")
+        sent.update(_last_json(r.stdout, r.stderr, "send"))
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    r = remote[node].run(RECEIVE(profile.arbiter.address, port, token, staging, *tls_files(profile)),
+                         timeout=timeout, check=False, what=f"receive {what}")
+    got = _last_json(r.stdout, r.stderr, "receive")
+    sender.join(timeout)
+    return sent, got
 
 
 def _running_servers(profile: Profile, remote: Remote) -> list[str]:
@@ -455,22 +470,9 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
             staging = (f"{data_dir}/.studio-restore-{bid}" if kinds[chosen] == "mount"
                        else f"{data_dir}.restore-{bid}")
             node.run(RM_STAGING(path=staging), what="clear an earlier staging directory")
-            token = pysecrets.token_hex(16)
             port = profile.backups.receiver_port
-            sent: dict[str, Any] = {}
-
-            def send() -> None:
-                r = arb.run(SEND(_bind(profile.arbiter), port, token, work, "120", *_tls_argv(profile)),
-                            timeout=timeout, check=False, what="send the prepared copy")
-                sent.update(_last_json(r.stdout, r.stderr, "send"))
-
-            sender = threading.Thread(target=send, daemon=True)
-            sender.start()
             note(f"{chosen} pulls the copy from {profile.arbiter.name} port {port}")
-            r = node.run(RECEIVE(profile.arbiter.address, port, token, staging, *_tls_argv(profile)),
-                         timeout=timeout, check=False, what="receive the prepared copy")
-            got = _last_json(r.stdout, r.stderr, "receive")
-            sender.join(timeout)
+            sent, got = _pull(profile, remote, chosen, work, staging, timeout, "the prepared copy")
         finally:
             arb.run(RM_PREPARED(path=work), check=False, what="remove the prepared copy")
         if "error" in sent or "error" in got:
@@ -533,7 +535,6 @@ def _restore_content(profile: Profile, remote: Remote, bid: str, content: dict[s
     the backup's ``content/<dir>`` from the Arbiter into ``<data_path>/<dir>.restore-<id>``, the byte count must
     match the manifest, then the current directory is renamed ``<dir>.pre-restore-<UTC time>`` and the copy
     takes its place.  Raises :class:`BackupError` naming the node."""
-    arb = remote[profile.arbiter.name]
     port = profile.backups.receiver_port
     base = str(profile.studio.data_path).rstrip("/")
     name = str(content.get("dir") or "repos")
@@ -542,21 +543,8 @@ def _restore_content(profile: Profile, remote: Remote, bid: str, content: dict[s
         current = f"{base}/{name}"
         staging = f"{current}.restore-{bid}"
         node.run(RM_STAGING(path=staging), what="clear an earlier content staging directory")
-        token = pysecrets.token_hex(16)
-        sent: dict[str, Any] = {}
-
-        def send(token: str = token, sent: dict[str, Any] = sent) -> None:
-            r = arb.run(SEND(_bind(profile.arbiter), port, token, str(content["path"]), "120",
-                                 *_tls_argv(profile)), timeout=timeout,
-                        check=False, what="send the content repositories")
-            sent.update(_last_json(r.stdout, r.stderr, "send"))
-
-        sender = threading.Thread(target=send, daemon=True)
-        sender.start()
-        r = node.run(RECEIVE(profile.arbiter.address, port, token, staging, *_tls_argv(profile)),
-                     timeout=timeout, check=False, what="receive the content repositories")
-        got = _last_json(r.stdout, r.stderr, "receive")
-        sender.join(timeout)
+        sent, got = _pull(profile, remote, node_name, str(content["path"]), staging, timeout,
+                          "the content repositories")
         if "error" in sent or "error" in got or sent.get("tar") != 0 or got.get("tar") != 0 \
                 or got.get("size") != content.get("size"):
             node.run(RM_STAGING(path=staging), check=False)

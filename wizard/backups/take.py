@@ -37,8 +37,8 @@ from wizard.profile import Node, Profile, is_ip
 from wizard.remote import NodeConnection, Remote, RemoteError
 from wizard.render import BACKUP_DONOR_LOG, BACKUP_SST_METHOD, backup_content_dir, cluster_address, host_port
 from wizard.secrets import Secrets
+from wizard.tls.options import files as tls_files
 from wizard.tls.options import galera_options_suffix
-from wizard.tls.options import paths as tls_paths
 
 RECEIVER_FILE = ".studio-cluster-receiver.py"
 TERMINAL = ("complete", "failed")
@@ -108,10 +108,8 @@ def receiver_source() -> bytes:
 def receiver_tls_args(profile: Profile) -> list[str]:
     """The receiver's ``--tls-cert/--tls-key/--tls-ca`` (the Arbiter's own TLS files) when ``tls.enabled``:
     the snapshot stream is then TLS, both ends verified against the cluster's CA; [] when TLS is off."""
-    if not profile.tls.enabled:
-        return []
-    p = tls_paths(profile)
-    return ["--tls-cert", str(p["cert"]), "--tls-key", str(p["key"]), "--tls-ca", str(p["ca"])]
+    return [arg for flag, path in zip(("--tls-cert", "--tls-key", "--tls-ca"), tls_files(profile), strict=False)
+            for arg in (flag, path)]
 
 
 def _bind(node: Node) -> str:
@@ -121,9 +119,9 @@ def _bind(node: Node) -> str:
 def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str) -> list[str]:
     """The backup garbd's command line: the cluster's group, its own listen port, the SST request, and
     ``pc.weight=0``: a member of weight 0 counts for nothing in Galera's quorum (MariaDB, "Quorum Control with
-    Weighted Votes"), so the backup's garbd joining, leaving or dying with its donor never costs the cluster its
-    Primary Component.  (Found by the donor-killed drill: with weight 1, the donor killed and this garbd killed
-    after it were 2 of 4 votes gone at once, and the surviving node went non-primary.)"""
+    Weighted Votes"), so the backup's garbd joining or leaving never decides whether the cluster keeps its Primary
+    Component.  (The donor-killed drill's non-Primary survivor came from a stalled membership round, not from the
+    votes: it happened with weight 0 too; docs/backups.md.)"""
     arb = profile.arbiter
     b = profile.backups
     listen = f"tcp://{host_port(_bind(arb), b.garbd_port)}"

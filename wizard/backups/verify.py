@@ -32,35 +32,27 @@ def load_manifest(d):
     except (OSError, ValueError):
         return None
 def differing_files(d, m):
+    # every file the manifest lists, data/ then the content repositories' (named content/...), against its
+    # sha256; a symlink of the content against its recorded target (never followed)
     bad = []
-    for rel, meta in sorted(m.get("files", {}).items()):
-        h = hashlib.sha256()
-        try:
-            with open(os.path.join(d, "data", rel), "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError:
-            bad.append(rel + " (missing)")
-            continue
-        if h.hexdigest() != meta.get("sha256"):
-            bad.append(rel)
-    content = m.get("content") or {}
-    for rel, meta in sorted((content.get("files") or {}).items()):
-        path = os.path.join(d, "content", rel)
-        if "symlink" in meta:
-            if not os.path.islink(path) or os.readlink(path) != meta["symlink"]:
-                bad.append("content/" + rel + " (symlink)")
-            continue
-        h = hashlib.sha256()
-        try:
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError:
-            bad.append("content/" + rel + " (missing)")
-            continue
-        if h.hexdigest() != meta.get("sha256"):
-            bad.append("content/" + rel)
+    content = (m.get("content") or {}).get("files") or {}
+    for part, label, files in (("data", "", m.get("files") or {}), ("content", "content/", content)):
+        for rel, meta in sorted(files.items()):
+            path = os.path.join(d, part, rel)
+            if "symlink" in meta:
+                if not os.path.islink(path) or os.readlink(path) != meta["symlink"]:
+                    bad.append(label + rel + " (symlink)")
+                continue
+            h = hashlib.sha256()
+            try:
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+            except OSError:
+                bad.append(label + rel + " (missing)")
+                continue
+            if h.hexdigest() != meta.get("sha256"):
+                bad.append(label + rel)
     return bad
 def fsck_content(d, m):
     # git fsck of every content repository of the backup: (checked, [problems]); None when git is not installed

@@ -35,6 +35,15 @@ def paths(profile: Profile) -> dict[str, PurePosixPath]:
     return {"ca": base / CA_FILE, "cert": base / CERT_FILE, "key": base / KEY_FILE}
 
 
+def files(profile: Profile) -> list[str]:
+    """``[cert, key, ca]`` paths on every node when ``tls.enabled`` (what the backup streams' two ends are given),
+    [] when TLS is off."""
+    if not profile.tls.enabled:
+        return []
+    p = paths(profile)
+    return [str(p["cert"]), str(p["key"]), str(p["ca"])]
+
+
 def key_group(node: Node) -> str:
     """The group that may read the node's private key (the user its Galera process runs as)."""
     return DATA_KEY_GROUP if node.is_studio else ARBITER_KEY_GROUP
