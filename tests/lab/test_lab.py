@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import wait_until
 from wizard import lab
 
 pytestmark = [
@@ -395,6 +396,10 @@ def test_down_up_cycle_and_leftovers(lab_up):
     subprocess.run(["ip", "link", "add", "scv-arbiter", "type", "veth", "peer", "name", "sctest0"], check=True)
     stray = subprocess.Popen(["ip", "netns", "exec", "sc-studio1", "sleep", "600"], start_new_session=True)
     try:
+        # a leftover is a process already inside the namespace: on a loaded machine `ip netns exec` can still be
+        # entering it when lab up looks (the full rehearsal once found it outside, and it outlived the teardown)
+        wait_until("the stray process inside the stray namespace", lambda: subprocess.run(
+            ["ip", "netns", "pids", "sc-studio1"], capture_output=True, text=True).stdout.split(), 10)
         assert lab.up(progress=_quiet).all_up
         assert stray.wait(timeout=5) != 0
         assert lab.up(progress=_quiet).all_up
