@@ -726,11 +726,11 @@ def bootstrap_data(cfg: Config, node: Node, coord: Coordination, ev: Callable[..
             return {"node": node.name, "action": "none"}
         decision = elect(cfg, node, coord, ev)
         if decision.kind == election.BOOTSTRAP and decision.node == node.name:
-            token = try_bootstrap(cfg, node, coord, ev, hb, me)
+            token = try_bootstrap(cfg, node, coord, ev, hb, me, new_cluster=decision.new_cluster)
             if token is not None:
                 wait_cluster_complete(cfg, node, ev)
                 return {"node": node.name, "action": "bootstrap", "token": token}
-        join(cfg, node, coord, ev, hb, new_cluster=decision.new_cluster)
+        join(cfg, node, coord, ev, hb, new_cluster=decision.new_cluster or formed_new_cluster(cfg, coord))
         wait_cluster_complete(cfg, node, ev)
         return {"node": node.name, "action": "join"}
     finally:
@@ -860,9 +860,10 @@ class Fence:
 
 
 def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None],
-                  hb: Heartbeat, me: election.NodeState) -> int | None:
+                  hb: Heartbeat, me: election.NodeState, new_cluster: bool = False) -> int | None:
     """Fence, then start a new Primary Component (or, on a running non-Primary node, re-form one with
-    pc.bootstrap).  None = someone else won."""
+    pc.bootstrap).  None = someone else won.  ``new_cluster``: the election called it a brand-new cluster (every
+    data node fresh); recorded with the decision for the joiners (``formed_new_cluster``)."""
     fence = Fence(cfg, node, coord)
     if not fence.acquire():
         ev("bootstrap", "skipped", "bootstrap lock held by %s: joining instead" % fence.holder())
@@ -897,7 +898,8 @@ def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[...
             raise AgentError("refusing to bootstrap: Galera already listens on %s; a Primary Component may exist"
                              % ", ".join(busy))
         coord.r.hset(coord.key("decision"), mapping={"node": node.name, "token": token, "ts": "%.3f" % time.time(),
-                                                     "run": cfg.get("run_id", "")})
+                                                     "run": cfg.get("run_id", ""),
+                                                     "new_cluster": "1" if new_cluster else "0"})
         hb.extra["cluster_status"] = "bootstrapping"  # peers must not see this Primary before the SST user exists
         if me.running:
             fence.check("re-forming a Primary Component")
@@ -1021,6 +1023,23 @@ def primary_synced(node: Node) -> bool:
     return w.get("wsrep_cluster_status") == "Primary" and w.get("wsrep_local_state_comment") == "Synced"
 
 
+def formed_new_cluster(cfg: Config, coord: Coordination) -> bool:
+    """This run's bootstrap formed a brand-new cluster: the decision its bootstrapping agent recorded names this
+    run and says so (``recorded_new_cluster``).  A joiner whose own election came after that bootstrap (it saw
+    the Primary and was told to join) learns it here; the cluster served nobody before this run either way."""
+    try:
+        decision: dict[str, str] = coord.r.hgetall(coord.key("decision"))  # type: ignore[assignment]
+        return recorded_new_cluster(decision, str(cfg.get("run_id", "")))
+    except Exception:  # unknown: keep the configured method
+        return False
+
+
+def recorded_new_cluster(decision: dict[str, str], run_id: str) -> bool:
+    """``decision``: the Redis hash a bootstrapping agent writes (node, token, ts, run, new_cluster "1"/"0").
+    True only when it is this run's (``run_id`` non-empty and equal) and says a brand-new cluster."""
+    return bool(run_id) and decision.get("run") == run_id and decision.get("new_cluster") == "1"
+
+
 def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], hb: Heartbeat,
          new_cluster: bool = False) -> None:
     """Join the Primary Component; ``new_cluster``: this run's election formed a brand-new cluster (the first
@@ -1142,7 +1161,9 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
         if garbd_running and primary_members(states) and all_synced(cfg, states) and garbd_member(cfg, node, states):
             ev("done", "done", "garbd runs and the cluster is complete: nothing to do", action="none")
             return {"node": node.name, "action": "none"}
-        ev("garbd", "waiting", "waiting for both data nodes to be Primary and Synced")
+        survivor = garbd_running
+        ev("garbd", "waiting", "waiting for both data nodes to be Primary and Synced" if survivor else
+           "waiting for both data nodes to be in the Primary Component")
 
         def data_ready() -> bool:
             nonlocal garbd_running
@@ -1160,9 +1181,12 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
                        "it cannot hold a Primary Component of its own" % decision.node)
                     node.stop_garbd()
                     garbd_running = False
+            if not garbd_running and component_holds_data_nodes(coord.states(cfg.data_nodes), cfg.data_nodes):
+                return True  # garbd joins beside a joiner's state transfer (issue 12)
             return all_synced(cfg, coord.live_states(cfg.data_nodes))
 
-        wait_for("both data nodes Primary and Synced", data_ready,  # Redis reads only: cheap to poll often
+        wait_for("both data nodes in the Primary Component" if not survivor else "both data nodes Primary and Synced",
+                 data_ready,  # Redis reads only: cheap to poll often
                  float(cfg.get("wait_timeout", 60)) + float(cfg.get("join_timeout", 300)), max_interval=0.1)
         if garbd_running:
             # A garbd that survived is kept only if it is (or soon becomes) a member by its identity; one
@@ -1189,6 +1213,27 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
     finally:
         hb.stop.set()
         hb.join(timeout=2)
+
+
+def component_holds_data_nodes(registrations: dict[str, election.NodeState], data_nodes: list[str]) -> bool:
+    """Some data node's registration in this run says it runs in a Primary Component whose members
+    (``mysql.wsrep_cluster_members`` names) include every data node, whatever their local state (a joiner in
+    its state transfer counts).
+
+    ``registrations``: this run's registrations (``Coordination.states``), which each data agent refreshes every
+    second while it runs; never the daemons' heartbeats, which can say Primary for seconds after a server died.
+    A garbd that is not running may start then (issue 12): a fresh garbd (its gvwstate.dat removed) can only join
+    a Primary Component, never form one, and its join overlaps the joiner's state transfer instead of following
+    it; Galera serves garbd's trivial state transfer once a donor is Synced again.  Not earlier: a garbd joining
+    in the same moment as a data node delayed that node's Primary view by about 6 s on the lab (both entering
+    one membership round), more than garbd's whole join costs."""
+    want = set(data_nodes)
+    for st in registrations.values():
+        if st.running and st.cluster_status == "Primary":
+            names = {m.split("=", 1)[1] for m in st.members.split(",") if "=" in m}
+            if want <= names:
+                return True
+    return False
 
 
 def garbd_member(cfg: Config, node: Node, states: dict[str, election.NodeState]) -> bool:
