@@ -230,6 +230,29 @@ def _recover_and_check(profile: Profile, secrets: Secrets, remote: Remote, expec
     assert collect(profile, secrets, remote).verdict == "healthy"
 
 
+def test_a_killed_node_rejoins_once_galera_has_evicted_its_former_server(profile: Profile, secrets: Secrets,
+                                                                        remote: Remote) -> None:
+    """kill -9 and recover at once: the survivor's Primary Component still lists the killed server (Galera drops a
+    silent member after evs.suspect_timeout), so the joiner waits for that before it starts mariadbd (issue 12:
+    a server started beside its former incarnation costs the group a timed-out membership round)."""
+    if collect(profile, secrets, remote, dns=False).verdict != "healthy":
+        replay(profile, secrets, skip_checks=True)
+    sql(remote["studio1"], profile, secrets, "DROP DATABASE IF EXISTS itest")
+    write_rows(remote, profile, secrets, "studio1", 10, 3)
+    kill9("studio2")
+    write_rows(remote, profile, secrets, "studio1", 20, 3)  # while studio2 is down: it must come back by IST
+    events: list[Event] = []
+    replay(profile, secrets, skip_checks=True, listener=Listener(on_event=events.append))
+    joins = [(e.state, e.message) for e in events if e.node == "studio2" and e.step == "join"]
+    waited = [i for i, (_s, m) in enumerate(joins) if "still lists studio2's former server" in m]
+    started = [i for i, (_s, m) in enumerate(joins) if "starting mariadbd to join" in m]
+    assert waited and started and waited[0] < started[0], joins
+    assert not any("starting anyway" in m for _s, m in joins), joins  # evicted within the wait
+    for node in ("studio1", "studio2"):
+        assert row_ids(remote, profile, secrets, node) == {10, 11, 12, 20, 21, 22}, node
+    assert collect(profile, secrets, remote, dns=False).verdict == "healthy"
+
+
 def test_crash_of_both_nodes_recovers_from_the_most_advanced(profile: Profile, secrets: Secrets,
                                                              remote: Remote) -> None:
     if collect(profile, secrets, remote, dns=False).verdict != "healthy":

@@ -49,3 +49,17 @@ def test_only_this_runs_brand_new_decision_counts() -> None:
     assert not recorded_new_cluster({"run": "r1"}, "r1")  # an older agent wrote it
     assert not recorded_new_cluster({}, "r1")
     assert not recorded_new_cluster({"run": "", "new_cluster": "1"}, "")
+
+
+def test_a_killed_servers_former_incarnation_is_seen_in_the_others_heartbeat() -> None:
+    from wizard.agent.runtime import listing_former_incarnation
+
+    survivor = reg("studio1", members="u1=studio1,old2=studio2,g=garb")
+    assert listing_former_incarnation({"studio1": survivor}, "studio2") == ["studio1"]
+    evicted = reg("studio1", members="u1=studio1,g=garb")
+    assert listing_former_incarnation({"studio1": evicted}, "studio2") == []
+    # a non-Primary or stopped peer holds no component to join; a node's own heartbeat never counts
+    assert listing_former_incarnation({"studio1": reg("studio1", status="non-Primary",
+                                                      members="u1=studio1,old2=studio2")}, "studio2") == []
+    assert listing_former_incarnation({"studio2": reg("studio2", members="x=studio2")}, "studio2") == []
+    assert listing_former_incarnation({}, "studio2") == []

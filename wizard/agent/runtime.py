@@ -1070,6 +1070,7 @@ def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], 
     if st.running and st.cluster_status == "Primary":
         ev("join", "running", "a member of the Primary Component; waiting for Synced")
     else:
+        wait_former_incarnation_gone(cfg, node, coord, ev)
         method, why = choose_sst(cfg, node, coord, new_cluster)
         ev("join", "running", "starting mariadbd to join (IST or SST from a donor); %s" % why,
            sst_method=method or "configured")
@@ -1081,6 +1082,53 @@ def join(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None], 
         node.sql("SET GLOBAL wsrep_sst_method = '%s'" % configured.replace("'", ""))
     hb.beat()
     ev("join", "done", "%s joined and is Synced" % node.name)
+
+
+EVICT_WAIT_S = 20.0
+"""How long a joiner waits for the Primary Component to drop its own former (killed) server before starting
+anyway: Galera declares a silent member inactive after evs.suspect_timeout (5 s by default)."""
+
+
+def listing_former_incarnation(heartbeats: dict[str, election.NodeState], me: str) -> list[str]:
+    """The other data nodes whose heartbeat (``heartbeats``: the daemons', each at most HEARTBEAT_TTL_MS old)
+    shows a Primary Component that still lists a member named ``me``.  Called only while ``me``'s own mariadbd
+    is not running, so that member is a former incarnation: killed, not yet evicted."""
+    out = []
+    for name, st in heartbeats.items():
+        if name == me or not st.is_primary:
+            continue
+        if me in {m.split("=", 1)[1] for m in st.members.split(",") if "=" in m}:
+            out.append(name)
+    return out
+
+
+def wait_former_incarnation_gone(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> None:
+    """Before a stopped server starts to join: wait (at most ``evict_wait`` s, default EVICT_WAIT_S) until no
+    Primary Component still lists this node's former server.
+
+    A server started while its killed predecessor is still a member is taken for a new node beside a suspected
+    one: the group runs a membership round that times out (evs.install_timeout, 7.5 s) and then another.  On the
+    lab a kill -9 and an immediate restart took 12-15 s to a Primary view; the eviction alone takes about 5 s
+    (evs.suspect_timeout).  Nothing is lost by waiting: the node is down either way.  Judged by the other data
+    nodes' daemon heartbeats (refreshed every ``heartbeat_interval`` s); with none, there is no wait."""
+    others = [n for n in cfg.data_nodes if n != node.name]
+
+    def holders() -> list[str]:
+        return listing_former_incarnation(coord.states(others, "heartbeat"), node.name)
+
+    first = holders()
+    if not first:
+        return
+    limit = float(cfg.get("evict_wait", EVICT_WAIT_S))
+    ev("join", "waiting", "the Primary Component on %s still lists %s's former server (stopped without leaving, "
+       "not yet evicted by Galera): waiting up to %.0fs for it to go, so the new server joins in one membership "
+       "round" % (", ".join(first), node.name, limit))
+    try:
+        wait_for("Galera to evict %s's former server" % node.name, lambda: not holders(), limit, max_interval=0.2)
+    except Aborted:
+        raise
+    except AgentError:
+        ev("join", "running", "%s's former server is still listed after %.0fs: starting anyway" % (node.name, limit))
 
 
 MERGE_WINDOW_S = 45.0
