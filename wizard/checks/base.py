@@ -100,6 +100,9 @@ class Check:
     setup: SetupFunc | None = None
     teardown: SetupFunc | None = None
     order: int = 50
+    uses: Callable[[Profile], list[str]] | None = None
+    """A cluster check that reaches only some nodes: their names (it starts once their SSH checks are in, without
+    waiting for the other nodes or the setups); None: every node."""
 
     def applies_to(self, node: Node) -> bool:
         return node.role in self.roles
@@ -110,14 +113,15 @@ REGISTRY: dict[str, Check] = {}
 
 def register(id: str, title: str, *, roles: tuple[Role, ...] = (Role.STUDIO, Role.ARBITER),
              scope: Literal["node", "cluster"] = "node", needs_ssh: bool = True,
-             setup: SetupFunc | None = None, teardown: SetupFunc | None = None,
-             order: int = 50) -> Callable[[Callable[..., Outcome]], Callable[..., Outcome]]:
+             setup: SetupFunc | None = None, teardown: SetupFunc | None = None, order: int = 50,
+             uses: Callable[[Profile], list[str]] | None = None,
+             ) -> Callable[[Callable[..., Outcome]], Callable[..., Outcome]]:
     """Decorator: add a check to the registry (ids are unique; re-registering is a bug)."""
 
     def deco(func: Callable[..., Outcome]) -> Callable[..., Outcome]:
         if id in REGISTRY:
             raise RuntimeError(f"check {id!r} registered twice")
-        REGISTRY[id] = Check(id, title, func, frozenset(roles), scope, needs_ssh, setup, teardown, order)
+        REGISTRY[id] = Check(id, title, func, frozenset(roles), scope, needs_ssh, setup, teardown, order, uses)
         return func
 
     return deco

@@ -7,7 +7,8 @@ from wizard.crafter.sync_trust import crafter_pair, ls_remote_both_ways
 from wizard.remote import RemoteError
 
 
-@register("crafter-sync", "Content sync (git over SSH)", scope="cluster", order=75)
+@register("crafter-sync", "Content sync (git over SSH)", scope="cluster", order=75,
+          uses=lambda profile: [n.name for n in crafter_pair(profile)])
 def content_sync(ctx: CheckContext) -> Outcome:
     pair = crafter_pair(ctx.profile)
     if not pair:

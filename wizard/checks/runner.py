@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
 
 from wizard.checks.base import CLUSTER, Check, CheckContext, CheckResult, Outcome, Status, all_checks, fail
 from wizard.profile import Node, Profile
@@ -43,7 +44,16 @@ def _execute(check: Check, ctx: CheckContext, node: Node | None) -> CheckResult:
 
 def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = None,
                only: Iterable[str] | None = None, on_result: OnResult | None = None,
-               workers: int = 16) -> list[CheckResult]:
+               workers: int | None = None) -> list[CheckResult]:
+    """Run the planned checks; `on_result` gets each result as it finishes (from this thread).  Returns the
+    results in display order.
+
+    Nothing runs on a node before its SSH access check has passed.  A node's own checks start the moment it has
+    (nodes do not wait for each other); cluster checks that use no node start at once, and a cluster check that
+    uses some nodes (``Check.uses``) once their SSH checks are in.  Checks with a setup step, and the other
+    cluster checks, start once every SSH check is in and the setups have run.  ``ctx.shared["ssh_ok"]``: the
+    nodes whose SSH check passed so far (complete for the checks that wait for every node).  `workers`: threads,
+    by default one per planned check (a node's commands share its connection)."""
     own_remote = remote is None
     remote = remote or Remote(profile, key_passphrases=secrets.key_passphrases)
     ctx = CheckContext(profile, secrets, remote)
@@ -55,46 +65,101 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
             on_result(r)
 
     plan = planned(profile, only)
+    stages = _Stages(profile, plan)
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="check") as pool:
-            # Phase 1: SSH on every node; nothing else can run on a node we cannot reach.
-            ssh_checks = [c for c in {c for c, _ in plan} if not c.needs_ssh and c.scope == "node"]
-            first = [pool.submit(_execute, c, ctx, profile.node(n)) for c, n in plan if c in ssh_checks]
+        with ThreadPoolExecutor(max_workers=workers or len(plan) + 1, thread_name_prefix="check") as pool:
+            pending: dict[Future[CheckResult], str | None] = {}  # -> the node an SSH check reached, else None
             ssh_ok: set[str] = set()
             ssh_failed: dict[str, str] = {}
-            for fut in as_completed(first):
-                r = fut.result()
-                if r.status is not Status.FAIL:
-                    ssh_ok.add(r.node)
-                else:
-                    ssh_failed[r.node] = r.summary
-                report(r)
-            if not ssh_checks:  # run without the ssh check: treat every node as reachable
-                ssh_ok = {n.name for n in profile.nodes}
-            ctx.shared["ssh_ok"] = ssh_ok
-            rest = [(c, n) for c, n in plan if c not in ssh_checks]
-            for setup in dict.fromkeys(c.setup for c, _ in rest if c.setup is not None):
-                setup(ctx)
-            futures = []
-            for check, name in rest:
-                if name == CLUSTER:
-                    futures.append(pool.submit(_execute, check, ctx, None))
-                elif check.needs_ssh and name not in ssh_ok:
-                    why = ssh_failed.get(name, "")
-                    report(CheckResult(check.id, check.title, name, Status.SKIP,
-                                       f"not run: the SSH access check failed ({why[:90]})" if why else
-                                       "not run: SSH failed", "fix the SSH access finding on this node first"))
-                else:
-                    futures.append(pool.submit(_execute, check, ctx, profile.node(name)))
-            for fut in as_completed(futures):
-                report(fut.result())
-            for teardown in dict.fromkeys(c.teardown for c, _ in rest if c.teardown is not None):
+
+            def start(checks: Iterable[tuple[Check, str]]) -> None:
+                for check, name in checks:
+                    if name == CLUSTER:
+                        pending[pool.submit(_execute, check, ctx, None)] = None
+                    elif check.needs_ssh and name not in ssh_ok:
+                        why = ssh_failed.get(name, "")
+                        report(CheckResult(check.id, check.title, name, Status.SKIP,
+                                           f"not run: the SSH access check failed ({why[:90]})" if why else
+                                           "not run: SSH failed", "fix the SSH access finding on this node first"))
+                    else:
+                        pending[pool.submit(_execute, check, ctx, profile.node(name))] = (
+                            name if check in stages.ssh_checks else None)
+
+            def answered(names: Iterable[str]) -> Future[None] | None:
+                """Some nodes' SSH checks are in: start what waited for them; the setups once all are in."""
+                ctx.shared["ssh_ok"] = frozenset(ssh_ok)  # a snapshot: running checks may be reading it
+                start(stages.answered(names))
+                if not stages.all_answered:
+                    return None
+                return pool.submit(stages.run_setups, ctx)  # beside the nodes' own checks, not before them
+
+            start(stages.first)
+            if not stages.first:  # run without the SSH check: treat every node as reachable
+                ssh_ok.update(n.name for n in profile.nodes)
+            gate = answered(ssh_ok if not stages.first else ())
+            while pending or gate is not None:
+                waiting: set[Future[Any]] = set(pending) | ({gate} if gate is not None else set())
+                done, _ = wait(waiting, return_when=FIRST_COMPLETED)
+                if gate is not None and gate in done:
+                    gate.result()  # a setup's exception ends the run, as it always did
+                    gate = None
+                    start(stages.gated)
+                for fut in done:
+                    if fut not in pending:
+                        continue
+                    reached = pending.pop(fut)
+                    r = fut.result()
+                    report(r)
+                    if reached is not None:
+                        if r.status is not Status.FAIL:
+                            ssh_ok.add(reached)
+                        else:
+                            ssh_failed[reached] = r.summary
+                        gate = answered([reached]) or gate
+            for teardown in dict.fromkeys(c.teardown for c, _ in stages.gated if c.teardown is not None):
                 teardown(ctx)
     finally:
         if own_remote:
             remote.close()
     order = {(c.id, n): i for i, (c, n) in enumerate(plan)}
     return sorted(results, key=lambda r: order.get((r.check, r.node), 0))
+
+
+class _Stages:
+    """When each planned check may start: `first` (the SSH checks) and cluster checks that use no node at once;
+    the rest as :meth:`answered` releases them; `gated` after every SSH check and the setups."""
+
+    def __init__(self, profile: Profile, plan: list[tuple[Check, str]]) -> None:
+        self.ssh_checks = {c for c, _ in plan if not c.needs_ssh and c.scope == "node"}
+        self.first = [(c, n) for c, n in plan if c in self.ssh_checks]
+        self._expected = {n for _, n in self.first}  # nodes whose SSH check will answer
+        self._answered: set[str] = set()
+        self.gated: list[tuple[Check, str]] = []
+        self._waiting: list[tuple[tuple[Check, str], set[str]]] = []  # a check and the nodes it waits for
+        for c, n in plan:
+            if c in self.ssh_checks:
+                continue
+            if c.setup is not None or (n == CLUSTER and c.needs_ssh and c.uses is None):
+                self.gated.append((c, n))
+            elif n == CLUSTER:
+                self._waiting.append(((c, n), set(c.uses(profile)) if c.uses is not None and c.needs_ssh else set()))
+            else:
+                self._waiting.append(((c, n), {n}))
+        self.all_answered = False
+
+    def answered(self, names: Iterable[str]) -> list[tuple[Check, str]]:
+        """The checks that may start now that these nodes' SSH checks are in (every node once all are)."""
+        self._answered.update(names)
+        if not self.all_answered and self._expected <= self._answered:
+            self.all_answered = True
+            self._answered.update(n for _, needs in self._waiting for n in needs)  # no SSH check planned there
+        ready = [key for key, needs in self._waiting if needs <= self._answered]
+        self._waiting = [(key, needs) for key, needs in self._waiting if not needs <= self._answered]
+        return ready
+
+    def run_setups(self, ctx: CheckContext) -> None:
+        for setup in dict.fromkeys(c.setup for c, _ in self.gated if c.setup is not None):
+            setup(ctx)
 
 
 def worst(results: Iterable[CheckResult]) -> Status:
