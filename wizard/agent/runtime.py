@@ -322,12 +322,23 @@ class Node:
                 os.kill(pid, signal.SIGTERM)
         wait_for("mariadbd on %s to stop" % self.name, lambda: not self.mariadb_running(), 300)
 
-    def stop_garbd(self) -> None:
+    def stop_garbd(self, leave: bool = True) -> None:
+        """Stop the cluster's garbd (never a backup's).  ``leave`` False when no data node is Primary (one is
+        about to bootstrap): garbd asked to stop says goodbye first and, with its peers dead, waits
+        evs.suspect_timeout (5 s on the lab) for answers nobody sends.  It holds no data and its gvwstate.dat is
+        removed at every start, so it is killed (SIGKILL) instead."""
         if self.cfg.manager == "systemd":
-            systemctl_stop(unit_name(self.cfg.garbd_unit), self.name, 60)
+            unit = unit_name(self.cfg.garbd_unit)
+            if not leave:
+                with contextlib.suppress(AgentError, subprocess.TimeoutExpired):
+                    systemctl("kill", "--signal=SIGKILL", unit, timeout=30)
+            systemctl_stop(unit, self.name, 60)
+            if not leave:  # killed: the unit is "failed"; it was stopped on purpose
+                with contextlib.suppress(AgentError, subprocess.TimeoutExpired):
+                    systemctl("reset-failed", unit, timeout=30)
         for pid in self.pids("garbd"):
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGTERM if leave else signal.SIGKILL)
         wait_for("garbd to stop", lambda: not self.pids("garbd"), 20)
 
     def unit_waiting_for_primary(self, coord: Coordination) -> str:
@@ -1227,7 +1238,7 @@ def bootstrap_arbiter(cfg: Config, node: Node, coord: Coordination, ev: Callable
                 if decision.kind == election.BOOTSTRAP:
                     ev("garbd", "running", "a data node is about to bootstrap (%s): stopping garbd first, so that "
                        "it cannot hold a Primary Component of its own" % decision.node)
-                    node.stop_garbd()
+                    node.stop_garbd(leave=False)
                     garbd_running = False
             if not garbd_running and component_holds_data_nodes(coord.states(cfg.data_nodes), cfg.data_nodes):
                 return True  # garbd joins beside a joiner's state transfer (issue 12)
