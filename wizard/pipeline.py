@@ -175,7 +175,8 @@ def bootstrap_steps(profile: Profile) -> list[str]:
         f"else, once {data} have registered: the most advanced node wins (ties: {p.preferred_primary})",
         "the winner takes the Redis lock (SET NX PX) and a fencing token (INCR), starts --wsrep-new-cluster",
         "the winner creates the SST user; the other data node joins (IST or SST by mariabackup)",
-        f"garbd joins last on {p.arbiter.name}; health endpoints start on :{p.dns.health_port}",
+        f"garbd joins on {p.arbiter.name} once both data nodes are in the Primary Component; health endpoints "
+        f"start on :{p.dns.health_port}",
         f"verify: both data nodes Primary + Synced, cluster size 3, {p.dns.authoring_name} resolves to a Studio node",
     ]
 
