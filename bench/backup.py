@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -120,19 +121,24 @@ def product(remote: Remote, profile: Profile, secrets: Secrets) -> dict[str, flo
         if p.state in ("finishing", "complete") and "stream_end_s" not in marks:
             marks["stream_end_s"] = p.seconds
 
-    def on_note(message: str) -> None:
-        if message.startswith("garbd"):
-            marks["garbd_started_s"] = time.monotonic() - start
-
     start = time.monotonic()
-    res = take(profile, secrets, remote, donor=DONOR, on_progress=on_progress, on_note=on_note)
+    res = take(profile, secrets, remote, donor=DONOR, on_progress=on_progress)
     seconds = time.monotonic() - start
     m = res.manifest
     arb = remote[profile.arbiter.name]
-    # the receiver's own clock: from its start to the manifest's finish
+    # take's own timeline (seconds from the call) and the receiver's (seconds from its start, its clock)
+    tl = res.timeline
+    rt = m.get("timings") or {}
+    from_stream = (m.get("sha256_from") or {}).get("stream", 0)
     out = {"seconds": seconds, "bytes": float(m["size"]), "stream_bytes": float(m["stream_bytes"]),
-           "to_manifest_s": res.seconds, "synced_after_s": float(res.synced_after_s or 0.0),
-           "receiver_s": float(m["finished_epoch"]) - float(m["started_epoch"]), **marks}
+           "to_manifest_s": tl.get("donor_checked", 0.0) + res.seconds,  # take's seconds count from there
+           "synced_after_s": float(res.synced_after_s or 0.0),
+           "receiver_s": float(m["finished_epoch"]) - float(m["started_epoch"]),
+           "donor_checked_s": tl.get("donor_checked", 0.0), "garbd_started_s": tl.get("garbd_started", 0.0),
+           "complete_seen_s": tl.get("complete_seen", 0.0), "returned_s": tl.get("returned", 0.0),
+           "r_connected_s": rt.get("connected", 0.0), "r_stream_end_s": rt.get("stream_end", 0.0),
+           "r_end_marker_s": rt.get("end_marker", 0.0), "r_hashed_s": rt.get("hashed", 0.0),
+           "sha256_from_stream": float(from_stream), **marks}
     # untimed: the manifest's sha256 (computed while the stream passed, or from disk) must match the copy
     bad = arb.run(["python3", "-c", CHECK, res.path], timeout=600).stdout.strip()
     if bad != "0":
@@ -221,7 +227,9 @@ def main() -> int:
                 for name, fn, sink in (("raw", lambda: raw(remote, profile, root), raws),
                                        ("take", lambda: product(remote, profile, secrets), takes)):
                     wait_until(f"{DONOR} Synced", lambda: synced(remote, profile, secrets, DONOR), 120)
+                    load = os.getloadavg()[0]
                     r = fn()
+                    r["load1"] = load
                     sink.append(r)
                     print(f"round {i + 1}: {name:4} {r['seconds']:6.2f} s  {r['bytes'] / MB:7.0f} MB  "
                           f"{r['bytes'] / MB / r['seconds']:6.1f} MB/s  "
@@ -240,7 +248,10 @@ def main() -> int:
     size = statistics.median(t["bytes"] for t in takes)
     ratio = rs / ts
     med = {k: statistics.median(t.get(k, 0.0) for t in takes)
-           for k in ("garbd_started_s", "first_byte_s", "stream_end_s", "to_manifest_s", "synced_after_s")}
+           for k in ("donor_checked_s", "garbd_started_s", "first_byte_s", "stream_end_s", "to_manifest_s",
+                     "complete_seen_s", "returned_s", "synced_after_s", "r_connected_s", "r_stream_end_s",
+                     "r_end_marker_s", "r_hashed_s", "receiver_s", "sha256_from_stream")}
+    loads = [r["load1"] for pair in zip(raws, takes, strict=False) for r in pair]
     report = (
         "# Backup benchmark\n\n"
         "`bench/backup.py`: `backup take` against the raw floor (`mariabackup --backup --stream=xbstream | socat`\n"
@@ -251,10 +262,18 @@ def main() -> int:
         f"| raw | {len(raws)} | {rs:.2f}s | {size / MB / rs:.1f} | {fmt([r['seconds'] for r in raws])} |\n"
         f"| take | {len(takes)} | {ts:.2f}s | {size / MB / ts:.1f} | {fmt([t['seconds'] for t in takes])} |\n\n"
         f"**throughput ratio take / raw = {ratio:.3f}** (goal >= 0.9)\n\n"
-        f"take, medians from the call's start: garbd started {med['garbd_started_s']:.1f} s, first byte at the "
-        f"receiver {med['first_byte_s']:.1f} s, stream ended "
-        f"{med['stream_end_s']:.1f} s, manifest {med['to_manifest_s']:.1f} s; donor Synced "
-        f"{med['synced_after_s']:.2f} s after the manifest (progress is polled every ~0.5 s).\n"
+        "take, medians from the call's start: donor checked (and the receiver uploaded) "
+        f"{med['donor_checked_s']:.2f} s, "
+        f"receiver listening and garbd started {med['garbd_started_s']:.2f} s, first byte seen "
+        f"{med['first_byte_s']:.1f} s, stream end seen {med['stream_end_s']:.1f} s, complete seen "
+        f"{med['complete_seen_s']:.2f} s, returned {med['returned_s']:.2f} s (donor Synced "
+        f"{med['synced_after_s']:.2f} s after the manifest; the follow-up call returns at each change of the "
+        "receiver's state, else every 1 s).\n"
+        f"The receiver, medians from its own start: donor connected {med['r_connected_s']:.2f} s (garbd's join and "
+        f"the donor's start), stream ended {med['r_stream_end_s']:.2f} s, end marker {med['r_end_marker_s']:.2f} s, "
+        f"files hashed {med['r_hashed_s']:.2f} s, manifest {med['receiver_s']:.2f} s; files whose sha256 came from "
+        f"the stream as it passed: {med['sha256_from_stream']:.0f} (the rest read back from disk).\n"
+        f"1-minute load average before each run (raw, take alternating): {fmt(loads)}.\n"
         f"sha256 of a copy on the Arbiter (the receiver's manifest pass): {extra['hash']['bytes'] / MB:.0f} MB in "
         f"{extra['hash']['seconds']:.2f} s.\n"
         f"Whole run (lab, replay, data set, rounds, clean-up): {wall:.0f} s.\n"

@@ -25,6 +25,11 @@ The backup is complete only when the stream ended cleanly, mbstream exited 0, th
 exit codes are 0, and mariabackup's own end files are there; then ``BACKUP_DIR/manifest.json`` is
 written LAST (temp file, fsync, rename): time, donor, Galera position, GTID, size, sha256 of every
 file, tool versions.  A backup directory without ``manifest.json`` is never complete.
+
+The sha256 of a file is taken from the bytes handed to mbstream as they pass (:class:`XbstreamHashes`, in a
+thread beside the copy) when the stream gave that file whole and in order and the extracted file has exactly
+that size; every other file (and every content file) is read back from disk, several at a time.  The manifest's
+``sha256_from`` counts both, ``timings`` says when each step ended (seconds after the receiver started).
 """
 
 from __future__ import annotations
@@ -34,12 +39,17 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 MANIFEST = "manifest.json"
 STATE = "receiver.json"
@@ -70,12 +80,14 @@ def server_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
     return ctx
 
 
-def write_json(path: str, data: dict) -> None:
+def write_json(path: str, data: dict, sync: bool = True) -> None:
+    """Replace ``path`` atomically (temp file, rename); with ``sync``, the content is on disk first (fsync)."""
     tmp = "%s.tmp.%d" % (path, os.getpid())
     with open(tmp, "w") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
         fh.flush()
-        os.fsync(fh.fileno())
+        if sync:
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -95,11 +107,14 @@ class State:
         self.last = 0.0
 
     def set(self, force: bool = True, **fields: object) -> None:
+        """Update the state file: at once with ``force``, else at most every 0.5 s.  Only the verdicts
+        (complete, failed) are fsynced: progress need not survive a crash (the manifest is what counts), and an
+        fsync while the copy is being written waits for the disk."""
         self.data.update(fields)
         now = time.time()
         if force or now - self.last >= 0.5:
             self.data["updated"] = now
-            write_json(self.path, self.data)
+            write_json(self.path, self.data, sync=self.data.get("state") in ("complete", "failed"))
             self.last = now
 
 
@@ -159,10 +174,11 @@ def accept_any(server: socket.socket, token: str, kinds: tuple, deadline: float,
 
 
 def pipe_into(argv: list, conn: socket.socket, first: bytes, err_path: str, state: State, base: int,
-              what: str) -> int:
-    """Feed a connection's bytes (``first``, then until EOF) to ``argv``'s stdin (its stderr to ``err_path``);
-    returns the byte count, progress going to ``state`` as ``base`` + bytes.  Raises Failed naming ``what`` when
-    the connection breaks or the program exits non-zero (with the tail of its stderr)."""
+              what: str, tap: "Callable[[bytes], None] | None" = None) -> int:
+    """Feed a connection's bytes (``first``, then until EOF) to ``argv``'s stdin (its stderr to ``err_path``),
+    and each piece to ``tap`` too when given; returns the byte count, progress going to ``state`` as ``base`` +
+    bytes.  Raises Failed naming ``what`` when the connection breaks or the program exits non-zero (with the
+    tail of its stderr)."""
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=err)
     assert proc.stdin is not None
@@ -171,6 +187,8 @@ def pipe_into(argv: list, conn: socket.socket, first: bytes, err_path: str, stat
         if first:
             proc.stdin.write(first)
             total += len(first)
+            if tap is not None:
+                tap(first)
         conn.settimeout(300)
         while True:
             chunk = conn.recv(CHUNK)
@@ -178,6 +196,8 @@ def pipe_into(argv: list, conn: socket.socket, first: bytes, err_path: str, stat
                 break
             proc.stdin.write(chunk)
             total += len(chunk)
+            if tap is not None:
+                tap(chunk)
             state.set(force=False, bytes=base + total)
     except OSError as exc:  # socket.timeout and ssl.SSLError are OSErrors
         proc.kill()
@@ -195,12 +215,14 @@ def pipe_into(argv: list, conn: socket.socket, first: bytes, err_path: str, stat
     return total
 
 
-def receive_data(conn: socket.socket, first: bytes, directory: str, state: State) -> int:
-    """Pipe the stream into mbstream; returns the byte count.  Raises Failed on a broken stream."""
+def receive_data(conn: socket.socket, first: bytes, directory: str, state: State,
+                 hashes: "StreamHasher | None" = None) -> int:
+    """Pipe the stream into mbstream (and into ``hashes``); returns the byte count.  Raises Failed on a broken
+    stream."""
     target = os.path.join(directory, DATA)
     os.makedirs(target, exist_ok=True)
     return pipe_into(["mbstream", "-x", "-C", target], conn, first, os.path.join(directory, "mbstream.log"), state,
-                     0, "stream")
+                     0, "stream", hashes.feed if hashes is not None else None)
 
 
 def receive_content(conn: socket.socket, first: bytes, directory: str, state: State, base: int) -> int:
@@ -233,8 +255,12 @@ def content_manifest(directory: str, name: str) -> dict:
             if not os.path.isfile(path):
                 continue
             st = os.stat(path)
-            files[rel] = {"sha256": sha256_file(path), "size": st.st_size}
+            files[rel] = {"sha256": path, "size": st.st_size}  # the path until hashed below
             size += st.st_size
+    digests = sha256_files([f["sha256"] for f in files.values() if "sha256" in f])
+    for f in files.values():
+        if "sha256" in f:
+            f["sha256"] = digests[f["sha256"]]
     repos = sorted({r for r in repos if not r.endswith("/.git") and r != ".git"})
     return {"dir": name, "size": size, "files": dict(sorted(files.items())), "repos": repos}
 
@@ -286,15 +312,178 @@ def sha256_file(path: str) -> str:
     return digest.hexdigest()
 
 
-def file_hashes(data: str) -> tuple[dict, int]:
-    files, size = {}, 0
+HASH_THREADS = max(2, min(4, os.cpu_count() or 1))
+"""Files read back and hashed at once (hashlib releases the GIL on large buffers)."""
+
+
+def sha256_files(paths: list) -> dict:
+    """``{path: sha256 hex}`` of every file in ``paths``, read back from disk by :data:`HASH_THREADS` threads.
+    Raises OSError when one cannot be read."""
+    if len(paths) <= 1:
+        return {p: sha256_file(p) for p in paths}
+    with ThreadPoolExecutor(max_workers=HASH_THREADS) as pool:
+        return dict(zip(paths, pool.map(sha256_file, paths)))
+
+
+XB_MAGIC = b"XBSTCK01"
+XB_HEAD = 14  # magic, flags (1), type (1), path length (4, little-endian)
+XB_PAYLOAD_HEAD = 20  # payload length (8), offset (8), checksum (4)
+
+
+class XbstreamHashes:
+    """The sha256 and size of every file of an xbstream, from its bytes as they pass (fed in pieces of any
+    size, in order).  The format: chunks of ``XBSTCK01``, flags, type (``P`` payload, ``E`` end of file), the
+    path, and for ``P`` the payload's length, offset and CRC, then the payload.
+
+    :meth:`result` gives only files whose payloads came from offset 0 without gap or overlap and then their end
+    chunk, once; a file seen again after its end is left out; any other chunk type or a broken header stops the
+    parse and leaves every file out.  A file left out is hashed from disk instead (:func:`file_hashes`)."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.payload_left = 0
+        self.current: list | None = None  # [hash, bytes so far] of the file whose payload is passing
+        self.open: dict = {}
+        self.done: dict = {}
+        self.bad: set = set()
+        self.stopped = ""
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while not self.stopped:
+            if self.payload_left:
+                if not view:
+                    return
+                n = min(self.payload_left, len(view))
+                if self.current is not None:
+                    self.current[0].update(view[:n])
+                    self.current[1] += n
+                self.payload_left -= n
+                view = view[n:]
+                continue
+            need = XB_HEAD
+            if len(self.head) >= XB_HEAD:
+                if bytes(self.head[:8]) != XB_MAGIC:
+                    self.stopped = "no chunk magic"
+                    return
+                kind = chr(self.head[9])
+                if kind not in "PE":
+                    self.stopped = "chunk type %r" % kind
+                    return
+                plen = struct.unpack_from("<I", self.head, 10)[0]
+                if plen > 65536:
+                    self.stopped = "path length %d" % plen
+                    return
+                need = XB_HEAD + plen + (XB_PAYLOAD_HEAD if kind == "P" else 0)
+            if len(self.head) < need:
+                if not view:
+                    return
+                take = need - len(self.head)
+                self.head += view[:take]
+                view = view[take:]
+                continue
+            self.chunk()
+
+    def chunk(self) -> None:
+        """One whole chunk header is in ``self.head``: account for it."""
+        kind = chr(self.head[9])
+        plen = struct.unpack_from("<I", self.head, 10)[0]
+        path = os.path.normpath(bytes(self.head[XB_HEAD:XB_HEAD + plen]).decode("utf-8", "surrogateescape"))
+        if kind == "P":
+            length, offset = struct.unpack_from("<QQ", self.head, XB_HEAD + plen)
+            self.payload_left = length
+            self.current = None
+            if path in self.done or path in self.bad:
+                self.bad.add(path)
+            else:
+                entry = self.open.setdefault(path, [hashlib.sha256(), 0])
+                if offset == entry[1]:
+                    self.current = entry
+                else:
+                    self.bad.add(path)
+                    del self.open[path]
+        else:
+            entry = self.open.pop(path, None)
+            if path in self.done or path in self.bad:
+                self.bad.add(path)
+            elif entry is None:
+                self.done[path] = (hashlib.sha256().hexdigest(), 0)  # an empty file: its end chunk alone
+            else:
+                self.done[path] = (entry[0].hexdigest(), entry[1])
+        self.head.clear()
+
+    def result(self) -> dict:
+        """``{normalised relative path: (sha256 hex, size)}`` of the files hashed whole; {} after a stop or mid
+        chunk."""
+        if self.stopped or self.head or self.payload_left:
+            return {}
+        return {p: v for p, v in self.done.items() if p not in self.bad}
+
+
+class StreamHasher:
+    """:class:`XbstreamHashes` in a thread of its own, fed through a bounded queue (the copy waits when the
+    hashing is 64 pieces behind).  :meth:`result` waits for the thread; any error in it leaves every file to be
+    hashed from disk."""
+
+    def __init__(self) -> None:
+        self.parser = XbstreamHashes()
+        self.queue: queue.Queue = queue.Queue(maxsize=64)
+        self.error = ""
+        self.thread = threading.Thread(target=self.run, name="stream-sha256", daemon=True)
+        self.thread.start()
+
+    def feed(self, data: bytes) -> None:
+        self.queue.put(data)
+
+    def run(self) -> None:
+        while True:
+            data = self.queue.get()
+            if data is None:
+                return
+            if not self.error:
+                try:
+                    self.parser.feed(data)
+                except Exception as exc:  # any surprise: every file is hashed from disk
+                    self.error = "%s: %s" % (type(exc).__name__, exc)
+
+    def result(self) -> dict:
+        self.queue.put(None)
+        self.thread.join()
+        return {} if self.error else self.parser.result()
+
+
+def file_hashes(data: str, streamed: dict | None = None) -> tuple[dict, int, int]:
+    """``({relative path: {"sha256", "size"}}, total size, files hashed from the stream)`` of every file under
+    ``data``.  A file in ``streamed`` (:meth:`XbstreamHashes.result`) whose size on disk is the size that passed
+    keeps the stream's sha256; the others are read back (:func:`sha256_files`)."""
+    streamed = streamed or {}
+    files, size, todo, from_stream = {}, 0, [], 0
     for root, _dirs, names in os.walk(data):
         for name in sorted(names):
             path = os.path.join(root, name)
+            rel = os.path.relpath(path, data)
             st = os.stat(path)
-            files[os.path.relpath(path, data)] = {"sha256": sha256_file(path), "size": st.st_size}
             size += st.st_size
-    return dict(sorted(files.items())), size
+            known = streamed.get(os.path.normpath(rel))
+            if known is not None and known[1] == st.st_size:
+                files[rel] = {"sha256": known[0], "size": st.st_size}
+                from_stream += 1
+            else:
+                files[rel] = {"sha256": "", "size": st.st_size}
+                todo.append(path)
+    for path, digest in sha256_files(todo).items():
+        files[os.path.relpath(path, data)]["sha256"] = digest
+    return dict(sorted(files.items())), size, from_stream
+
+
+TOOLS: dict = {}
+"""The versions of mbstream and garbd on this host, read once (:func:`tool_versions`)."""
+
+
+def tool_versions() -> None:
+    """Fill :data:`TOOLS` with ``mbstream --version`` and ``garbd --version``'s first lines."""
+    TOOLS.setdefault("mbstream", tool_version(["mbstream", "--version"]))
+    TOOLS.setdefault("garbd", tool_version(["garbd", "--version"]))
 
 
 def tool_version(argv: list) -> str:
@@ -306,7 +495,7 @@ def tool_version(argv: list) -> str:
 
 
 def build_manifest(directory: str, args: argparse.Namespace, stream_bytes: int, started: float,
-                   content: dict | None = None) -> dict:
+                   content: dict | None = None, streamed: dict | None = None, timings: dict | None = None) -> dict:
     data = os.path.join(directory, DATA)
     if first_file(data, CHECKPOINTS) is None:
         raise Failed("the stream lacks mariabackup's checkpoints file: the backup did not finish on the donor")
@@ -314,7 +503,8 @@ def build_manifest(directory: str, args: argparse.Namespace, stream_bytes: int, 
     if not galera:
         raise Failed("the stream lacks a readable Galera position (mariabackup --galera-info)")
     info = parse_info(read_text(first_file(data, INFO)))
-    files, size = file_hashes(data)
+    files, size, from_stream = file_hashes(data, streamed)
+    timings = dict(timings or {}, hashed=round(time.time() - started, 3))
     meta = json.loads(args.meta) if args.meta else {}
     return {
         "format": 1,
@@ -332,11 +522,13 @@ def build_manifest(directory: str, args: argparse.Namespace, stream_bytes: int, 
         "size": size,
         "files": files,
         "content": content,
+        "sha256_from": {"stream": from_stream, "disk": len(files) - from_stream},
+        "timings": timings,
         "tools": {
             "mariabackup": info.get("tool_version", ""),
             "server": info.get("server_version", ""),
-            "mbstream": tool_version(["mbstream", "--version"]),
-            "garbd": tool_version(["garbd", "--version"]),
+            "mbstream": TOOLS.get("mbstream") or tool_version(["mbstream", "--version"]),
+            "garbd": TOOLS.get("garbd") or tool_version(["garbd", "--version"]),
         },
         **meta,
     }
@@ -364,6 +556,8 @@ def run(args: argparse.Namespace) -> int:
             server.close()
             return 1
     state.set(state="listening")
+    versions = threading.Thread(target=tool_versions, name="tool-versions", daemon=True)
+    versions.start()  # two subprocesses, read while the donor streams
     try:
         try:
             conn, _, rest = accept(server, args.token, "DATA", time.time() + args.accept_timeout, tls)
@@ -371,8 +565,14 @@ def run(args: argparse.Namespace) -> int:
             refused = REFUSED["last"]
             raise Failed("no donor connected within %d s (garbd could not join, or the donor refused the "
                          "request)%s" % (args.accept_timeout, "; refused: " + refused if refused else "")) from None
+        timings = {"connected": round(time.time() - started, 3)}
         state.set(state="receiving", bytes=len(rest))
-        total = receive_data(conn, rest, directory, state)
+        hasher = StreamHasher()
+        try:
+            total = receive_data(conn, rest, directory, state, hasher)
+        finally:
+            streamed = hasher.result()
+        timings["stream_end"] = round(time.time() - started, 3)
         state.set(state="finishing", bytes=total)
         content_bytes = None
         try:
@@ -414,7 +614,9 @@ def run(args: argparse.Namespace) -> int:
                 raise Failed("the donor's content tar exited %s (1: a file changed while it was read, the content is "
                              "not a snapshot)" % content_rc)
             content = dict(content_manifest(directory, args.content), stream_bytes=content_bytes)
-        manifest = build_manifest(directory, args, total, started, content)
+        timings["end_marker"] = round(time.time() - started, 3)
+        versions.join()
+        manifest = build_manifest(directory, args, total, started, content, streamed, timings)
         write_json(os.path.join(directory, MANIFEST), manifest)  # LAST: it is what makes the backup complete
         fsync_dir(directory)
         state.set(state="complete", bytes=total, size=manifest["size"])

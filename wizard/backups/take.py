@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import secrets as pysecrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from wizard.agent.backup_job import full_disk_reason
-from wizard.agent.rootcmd import RootCall, RootScript
+from wizard.agent.rootcmd import RootScript
 from wizard.backups import BackupError
 from wizard.checks.names import query_a
 from wizard.nodesql import wsrep_status
@@ -58,7 +59,9 @@ class Progress:
 @dataclass
 class TakeResult:
     """A complete backup: its ``id`` and ``path`` on the Arbiter, the ``manifest`` (without the per-file list),
-    ``seconds`` from request to manifest, ``synced_after_s`` the donor's return to Synced after that."""
+    ``seconds`` from request to manifest, ``synced_after_s`` the donor's return to Synced after that (seconds),
+    ``timeline`` the seconds from the call to each step (``donor_checked``, ``garbd_started``, ``first_byte_seen``,
+    ``finishing_seen``, ``complete_seen``, ``returned``)."""
 
     id: str
     path: str
@@ -68,11 +71,12 @@ class TakeResult:
     seconds: float
     synced_after_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    timeline: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "path": self.path, "donor": self.donor, "donor_reason": self.donor_reason,
                 "seconds": round(self.seconds, 2), "synced_after_s": self.synced_after_s, "notes": self.notes,
-                "manifest": self.manifest}
+                "timeline": self.timeline, "manifest": self.manifest}
 
 
 def choose_donor(profile: Profile, override: str | None, authoring_addresses: list[str]) -> tuple[str, str]:
@@ -116,12 +120,22 @@ def _bind(node: Node) -> str:
     return node.address if is_ip(node.address) else "0.0.0.0"  # noqa: S104 (a host name: listen on all)
 
 
+GARBD_KEEPALIVE = "evs.keepalive_period=PT0.1S"
+
+
 def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str) -> list[str]:
     """The backup garbd's command line: the cluster's group, its own listen port, the SST request, and
     ``pc.weight=0``: a member of weight 0 counts for nothing in Galera's quorum (MariaDB, "Quorum Control with
     Weighted Votes"), so the backup's garbd joining or leaving never decides whether the cluster keeps its Primary
     Component.  (The donor-killed drill's non-Primary survivor came from a stalled membership round, not from the
-    votes: it happened with weight 0 too; docs/backups.md.)"""
+    votes: it happened with weight 0 too; docs/backups.md.)
+
+    ``evs.keepalive_period=PT0.1S`` (Galera's default is 1 s): this garbd is a member for well under a second
+    (it leaves once it has sent its request), and with the default its first views waited for the next
+    keepalive: on the lab, 1.0 s from the stable membership to the Primary view and 0.5 s more to
+    ``gcomm: connected``; with 0.1 s, 0.5 s and 0.1 s.  Only this garbd's keepalives change: the suspect and
+    inactive timeouts, and the join retransmission (lowered to 0.1-0.2 s it made garbd form a view alone and
+    fail to join), stay Galera's."""
     arb = profile.arbiter
     b = profile.backups
     listen = f"tcp://{host_port(_bind(arb), b.garbd_port)}"
@@ -131,17 +145,10 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str)
     members = [m for m in data_nodes if m.split(":")[0].strip("[]") in studio]
     return [str(profile.services.garbd), "--address", "gcomm://" + ",".join(members),
             "--group", profile.cluster_name, "--options",
-            f"gmcast.listen_addr={listen};pc.weight=0" + galera_options_suffix(profile),
+            f"gmcast.listen_addr={listen};pc.weight=0;{GARBD_KEEPALIVE}" + galera_options_suffix(profile),
             "--donor", donor, "--sst", request, "--workdir", workdir, "--log", log]
 
 
-# Start argv detached (own session, no terminal, output to log) and print its pid.  Grouped, so that after
-# ``a && `` only argv goes to the background: an ungrouped ``a && b & echo $!`` backgrounds the whole list, ``$!``
-# is that subshell, and the SSH call waits as long as ``b`` runs (garbd: the whole backup).
-_BACKGROUND_TEXT = "{{ setsid {argv} </dev/null >{log} 2>&1 & echo $!; }}"
-START_RECEIVER = RootScript("backup-start-receiver", _BACKGROUND_TEXT)
-START_GARBD = RootScript("backup-start-garbd", "mkdir -p {workdir} && " + _BACKGROUND_TEXT)
-MAKE_DIR = RootScript("backup-make-dir", "mkdir -p {root} && chmod 0751 {root} && mkdir -m 0750 {path}")
 TAIL_DONOR_LOG = RootScript("backup-tail-donor-log", "tail -n {lines} {path} 2>/dev/null")
 TAIL_RECEIVER_LOG = RootScript("backup-tail-receiver-log", "tail -n {lines} {path}")
 GARBD_ERRORS = RootScript("backup-garbd-errors",
@@ -149,34 +156,89 @@ GARBD_ERRORS = RootScript("backup-garbd-errors",
 KILL = RootScript("backup-kill", "kill {pid} 2>/dev/null; true")
 RM_PARTIAL = RootScript("backup-rm-partial", "rm -rf {path}")
 WRITE_FAILURE = RootScript("backup-write-failure", "cat > {path}")
-STOP_GARBD = RootScript("backup-stop-garbd", "kill {pid} 2>/dev/null; rm -rf {workdir}; true")
-READ_MANIFEST = RootScript("backup-read-manifest", "import json,sys; m=json.load(open(sys.argv[1])); "
-                           "m['files']=len(m['files']); c=m.get('content'); "
-                           "c and c.update(files=len(c.get('files') or {})); print(json.dumps(m))", kind="py")
 
+# One round trip starts a backup on the Arbiter: the backup directory (root 0751: others may traverse, verify's
+# throwaway server runs as mysql, but not list; the backup 0750), the receiver detached (own session, output to
+# its log), a wait of up to WAIT seconds for its state file to say listening (or failed, or for it to exit), and
+# only then, when it listens, the backup's garbd detached: the donor connects only after garbd's request, so the
+# receiver always listens first.  Prints {"rpid", "gpid" (0: not started), "state", "reason"}.
+START = r"""
+import json, os, subprocess, sys, time
+root, path, rargv, rlog, gargv, gwork, glog, wait = sys.argv[1:9]
+os.makedirs(root, exist_ok=True)
+os.chmod(root, 0o751)
+os.mkdir(path, 0o750)
+os.chmod(path, 0o750)
+def start(argv, log):
+    with open(log, "ab") as out, open(os.devnull, "rb") as null:
+        return subprocess.Popen(argv, stdin=null, stdout=out, stderr=out, start_new_session=True)
+receiver = start(json.loads(rargv), rlog)
+deadline = time.monotonic() + float(wait)
+st = {}
+while time.monotonic() < deadline:
+    try:
+        with open(os.path.join(path, "receiver.json")) as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        st = {}
+    if st.get("state") in ("listening", "failed") or receiver.poll() is not None:
+        break
+    time.sleep(0.01)
+gpid = 0
+if st.get("state") == "listening":
+    os.makedirs(gwork, exist_ok=True)
+    gpid = start(json.loads(gargv), glog).pid
+print(json.dumps({"rpid": receiver.pid, "gpid": gpid, "state": st.get("state", ""), "reason": st.get("reason", "")}))
+"""
+START_PY = RootScript("backup-start", START, kind="py")
 
-def _background(argv: list[str], log: str) -> RootCall:
-    """Start argv detached as root and print its pid (:data:`START_RECEIVER`)."""
-    return START_RECEIVER(argv=argv, log=log)
-
-
-POLL = r"""
-import json, os, sys
-d, rp, gp = sys.argv[1], sys.argv[2], sys.argv[3]
+# Follow a backup without a fixed poll interval: waits up to WAIT seconds on the Arbiter, reading the receiver's
+# state file every 20 ms, and returns as soon as its state differs from SINCE or either process is gone (else
+# at WAIT, with the bytes so far).  Prints {"state": the state file, "receiver": alive, "garbd": alive}.
+WAIT = r"""
+import json, os, sys, time
+d, rp, gp, since, wait = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5])
 def alive(pid):
     try:
         with open("/proc/%s/stat" % pid) as fh:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return False
-try:
-    with open(os.path.join(d, "receiver.json")) as fh:
-        st = json.load(fh)
-except (OSError, ValueError):
-    st = {}
-print(json.dumps({"state": st, "receiver": alive(rp), "garbd": alive(gp)}))
+deadline = time.monotonic() + wait
+while True:
+    try:
+        with open(os.path.join(d, "receiver.json")) as fh:
+            st = json.load(fh)
+    except (OSError, ValueError):
+        st = {}
+    out = {"state": st, "receiver": alive(rp), "garbd": alive(gp)}
+    if st.get("state") != since or not out["receiver"] or time.monotonic() >= deadline:
+        break
+    time.sleep(0.02)
+print(json.dumps(out))
 """
-POLL_PY = RootScript("backup-poll", POLL, kind="py")
+WAIT_PY = RootScript("backup-wait", WAIT, kind="py")
+WAIT_S = 1.0
+"""How long one follow-up call waits on the Arbiter for a change of state (seconds): the progress interval."""
+
+# After the receiver said complete: the backup's garbd stopped (it has left the group by then) and its work dir
+# removed, then the manifest read back without its per-file lists.  One round trip.
+FINISH = r"""
+import json, os, shutil, signal, sys
+pid, work, manifest = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+if pid > 0:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        pass
+shutil.rmtree(work, ignore_errors=True)
+m = json.load(open(manifest))
+m["files"] = len(m["files"])
+c = m.get("content")
+c and c.update(files=len(c.get("files") or {}))
+print(json.dumps(m))
+"""
+FINISH_PY = RootScript("backup-finish", FINISH, kind="py")
 
 
 def _tail_donor_log(profile: Profile, conn: NodeConnection, lines: int = 15) -> list[str]:
@@ -246,6 +308,51 @@ def settle_before_leaving(profile: Profile, secrets: Secrets, remote: Remote, do
     return not others
 
 
+def _donor_ready(st: dict[str, str]) -> bool:
+    return st.get("wsrep_cluster_status") == "Primary" and st.get("wsrep_local_state_comment") == "Synced"
+
+
+def _check_donor(profile: Profile, secrets: Secrets, conn: NodeConnection, donor_name: str,
+                 note: Callable[[str], None]) -> None:
+    """Return when the donor is Primary and Synced; a Primary donor that is not Synced yet (Joined, or
+    Donor/Desynced after the backup before this one) is waited for up to DONOR_SYNC_WAIT_S.  Raises
+    :class:`BackupError` otherwise."""
+    st = wsrep_status(conn, profile, secrets)
+    if not _donor_ready(st) and st.get("wsrep_cluster_status") == "Primary":
+        note(f"waiting up to {DONOR_SYNC_WAIT_S:.0f} s for {donor_name} to be Synced "
+             f"(it is {st.get('wsrep_local_state_comment') or '?'})")
+        deadline = time.monotonic() + DONOR_SYNC_WAIT_S
+        while not _donor_ready(st) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            st = wsrep_status(conn, profile, secrets)
+    if not _donor_ready(st):
+        raise BackupError(
+            f"the donor {donor_name} is not Primary and Synced (status {st.get('wsrep_cluster_status') or 'no answer'}"
+            f", state {st.get('wsrep_local_state_comment') or '-'})",
+            "run `studio-cluster status`, or pick the other node with --donor")
+
+
+def _concurrently(first: Callable[[], Any], second: Callable[[], Any]) -> None:
+    """Run both (each on its own node connection), the first in a thread; re-raise the first error seen, the
+    first call's before the second's."""
+    errors: list[BaseException] = []
+
+    def run_first() -> None:
+        try:
+            first()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors.append(exc)
+
+    t = threading.Thread(target=run_first, name="backup-take-setup", daemon=True)
+    t.start()
+    try:
+        second()
+    finally:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | None = None,
          on_progress: Callable[[Progress], None] | None = None,
          on_note: Callable[[str], None] | None = None) -> TakeResult:
@@ -254,35 +361,25 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     Raises :class:`BackupError` naming the reason (the receiver's verdict, the donor's log lines, garbd's
     errors) when it is not; the partial directory stays, marked failed, and is never listed complete.
     Waits: up to DONOR_SYNC_WAIT_S for a Primary donor to be Synced, 30 s for the receiver to listen,
-    ``backups.connect_timeout_s`` for the donor to start streaming, ``backups.timeout_s`` in all."""
+    ``backups.connect_timeout_s`` for the donor to start streaming, ``backups.timeout_s`` in all.
+    ``on_progress`` is called at each change of the receiver's state and about every :data:`WAIT_S` seconds
+    while it receives; the result's ``timeline`` says when each step ended (seconds from the call)."""
+    t0 = time.monotonic()
+    timeline: dict[str, float] = {}
+
+    def mark(step: str) -> None:
+        timeline[step] = round(time.monotonic() - t0, 3)
+
     note = on_note or (lambda _m: None)
-    try:
-        addresses = query_a(profile, profile.dns.authoring_name, 2.0)
-    except OSError:
-        addresses = []
+    addresses: list[str] = []
+    if donor is None:  # --donor needs no answer from DNS
+        try:
+            addresses = query_a(profile, profile.dns.authoring_name, 2.0)
+        except OSError:
+            addresses = []
     donor_name, why = choose_donor(profile, donor, addresses)
     note(f"donor {donor_name}: {why}")
     donor_conn = remote[donor_name]
-
-    def donor_ready(st: dict[str, str]) -> bool:
-        return st.get("wsrep_cluster_status") == "Primary" and st.get("wsrep_local_state_comment") == "Synced"
-
-    st = wsrep_status(donor_conn, profile, secrets)
-    if not donor_ready(st) and st.get("wsrep_cluster_status") == "Primary":
-        # A donor still catching up (Joined, or Donor/Desynced after the backup before this one) is about to
-        # be Synced again: wait for it a while rather than refuse.
-        note(f"waiting up to {DONOR_SYNC_WAIT_S:.0f} s for {donor_name} to be Synced "
-             f"(it is {st.get('wsrep_local_state_comment') or '?'})")
-        deadline = time.monotonic() + DONOR_SYNC_WAIT_S
-        while not donor_ready(st) and time.monotonic() < deadline:
-            time.sleep(0.5)
-            st = wsrep_status(donor_conn, profile, secrets)
-    if not donor_ready(st):
-        raise BackupError(
-            f"the donor {donor_name} is not Primary and Synced (status {st.get('wsrep_cluster_status') or 'no answer'}"
-            f", state {st.get('wsrep_local_state_comment') or '-'})",
-            "run `studio-cluster status`, or pick the other node with --donor")
-
     b = profile.backups
     arb = remote[profile.arbiter.name]
     root = str(b.root)
@@ -290,22 +387,29 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     path = f"{root}/{bid}"
     token = pysecrets.token_hex(12)
     receiver = f"{root}/{RECEIVER_FILE}"
-    # root 0751: others may traverse (verify's throwaway server runs as mysql) but not list; each backup 0750
-    arb.run(MAKE_DIR(root=root, path=path), what="create the backup directory")
-    arb.put(receiver_source(), receiver, mode=0o600)
+    # The donor's state and the receiver's upload at once (the upload leaves no backup behind if the donor
+    # refuses); the backup directory, the receiver and garbd only after the donor was found ready.
+    _concurrently(lambda: _check_donor(profile, secrets, donor_conn, donor_name, note),
+                  lambda: arb.put(receiver_source(), receiver, mode=0o600))
+    mark("donor_checked")
     meta = json.dumps({"cluster": profile.cluster_name, "arbiter": profile.arbiter.name})
     content_dir = backup_content_dir(profile, profile.node(donor_name))  # Crafter's repositories travel along
     start = time.monotonic()
-    rpid = arb.run(_background(["python3", receiver, "--dir", path, "--bind", _bind(profile.arbiter),
-                                "--port", str(b.receiver_port), "--token", token, "--donor", donor_name,
-                                "--accept-timeout", str(b.connect_timeout_s), "--meta", meta,
-                                *(["--content", content_dir.name] if content_dir else []),
-                                *receiver_tls_args(profile)],
-                               f"{path}/receiver.log"), what="start the backup receiver").stdout.split()[-1]
-    gpid = "0"
+    rargv = ["python3", receiver, "--dir", path, "--bind", _bind(profile.arbiter), "--port", str(b.receiver_port),
+             "--token", token, "--donor", donor_name, "--accept-timeout", str(b.connect_timeout_s), "--meta", meta,
+             *(["--content", content_dir.name] if content_dir else []), *receiver_tls_args(profile)]
+    glog = f"{path}/garbd.log"
+    gargv = garbd_argv(profile, donor_name, token, f"{path}/garbd", glog)
+    listen_wait = 30  # a python3 start on a loaded host: seconds, not tens of them
+    started = json.loads(arb.run(START_PY(root, path, json.dumps(rargv), f"{path}/receiver.log", json.dumps(gargv),
+                                          f"{path}/garbd", f"{path}/garbd.out", listen_wait),
+                                 timeout=listen_wait + 30,
+                                 what="start the backup receiver and garbd").stdout.strip().splitlines()[-1])
+    rpid, gpid = str(started["rpid"]), str(started["gpid"])
+    mark("garbd_started")
 
-    def poll() -> dict[str, Any]:
-        res = arb.run(POLL_PY(path, rpid, gpid), what="follow the backup")
+    def wait(since: str) -> dict[str, Any]:
+        res = arb.run(WAIT_PY(path, rpid, gpid, since, WAIT_S), timeout=WAIT_S + 60, what="follow the backup")
         out: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
         return out
 
@@ -328,27 +432,13 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
         return BackupError(reason, hint, log)
 
     try:
-        deadline = time.monotonic() + 30  # a python3 start on a loaded host: seconds, not tens of them
-        while True:
-            p = poll()
-            state = p["state"].get("state")
-            if state == "listening":
-                break
-            if state == "failed":
-                raise fail(f"the receiver could not start: {p['state'].get('reason')}",
-                           f"free port {b.receiver_port} on {profile.arbiter.name} or change backups.receiver_port",
-                           [])
-            if not p["receiver"] or time.monotonic() > deadline:
-                log = arb.run(TAIL_RECEIVER_LOG(lines=5, path=path + "/receiver.log"), check=False).stdout.splitlines()
-                raise fail("the receiver on the Arbiter did not start listening",
-                           "python3 must be installed on the Arbiter host", log)
-            time.sleep(0.2)
-
-        glog = f"{path}/garbd.log"
-        gpid = arb.run(START_GARBD(workdir=f"{path}/garbd",
-                                   argv=garbd_argv(profile, donor_name, token, f"{path}/garbd", glog),
-                                   log=f"{path}/garbd.out"),
-                       what="start the backup's garbd").stdout.split()[-1]
+        if started["state"] == "failed":
+            raise fail(f"the receiver could not start: {started.get('reason')}",
+                       f"free port {b.receiver_port} on {profile.arbiter.name} or change backups.receiver_port", [])
+        if started["state"] != "listening":
+            log = arb.run(TAIL_RECEIVER_LOG(lines=5, path=path + "/receiver.log"), check=False).stdout.splitlines()
+            raise fail("the receiver on the Arbiter did not start listening",
+                       "python3 must be installed on the Arbiter host", log)
         note(f"garbd (port {b.garbd_port}) asked {donor_name} for a snapshot; receiver on "
              f"{host_port(profile.arbiter.address, b.receiver_port)}")
         reach_hint = (f"{profile.arbiter.name} and the data nodes must reach each other (garbd: the data nodes' "
@@ -359,18 +449,23 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
         deadline = time.monotonic() + b.timeout_s
         garbd_gone_at: float | None = None
         first_byte: tuple[float, int] | None = None
+        state = "listening"
         while True:
-            p = poll()
+            p = wait(state)
             s = p["state"]
             state = s.get("state", "?")
             nbytes = int(s.get("bytes") or 0)
             now = time.monotonic()
             if nbytes and first_byte is None:
                 first_byte = (now, nbytes)
+                mark("first_byte_seen")
             rate = (nbytes - first_byte[1]) / (now - first_byte[0]) if first_byte and now > first_byte[0] else 0.0
+            if state in ("finishing", "complete") and "finishing_seen" not in timeline:
+                mark("finishing_seen")
             if on_progress is not None:
                 on_progress(Progress(state, nbytes, now - start, rate))
             if state == "complete":
+                mark("complete_seen")
                 break
             if state == "failed" and "no donor connected" in str(s.get("reason")):
                 log = _garbd_errors(arb, glog) + _tail_donor_log(profile, donor_conn, 8)
@@ -392,25 +487,34 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
             if now > deadline:
                 raise fail(f"the backup took longer than backups.timeout_s ({b.timeout_s} s)",
                            "raise backups.timeout_s", _tail_donor_log(profile, donor_conn))
-            time.sleep(0.5)
     except RemoteError as exc:
         raise BackupError(f"lost the Arbiter while taking a backup: {exc.message}", exc.hint) from None
     seconds = time.monotonic() - start
-    arb.run(STOP_GARBD(pid=gpid, workdir=path + "/garbd"), check=False,
-            what="clean up the backup's garbd")
-    manifest = json.loads(arb.run(READ_MANIFEST(f"{path}/manifest.json"),
-                                  what="read the manifest").stdout.strip().splitlines()[-1])
-    result = TakeResult(bid, path, donor_name, why, manifest, seconds)
-    synced_from = time.monotonic()
-    deadline = synced_from + 120
-    while True:
-        st = wsrep_status(donor_conn, profile, secrets)
-        if st.get("wsrep_local_state_comment") == "Synced":
-            result.synced_after_s = round(time.monotonic() - synced_from, 2)
-            break
-        if time.monotonic() > deadline:
-            result.notes.append(f"{donor_name} is still {st.get('wsrep_local_state_comment') or 'not answering'} "
-                                "120 s after the backup; the backup itself is complete")
-            break
-        time.sleep(0.3)
+    manifest: dict[str, Any] = {}
+
+    def finish() -> None:
+        out = arb.run(FINISH_PY(gpid, path + "/garbd", f"{path}/manifest.json"), what="read the manifest")
+        manifest.update(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    synced: dict[str, Any] = {}
+
+    def donor_synced() -> None:
+        synced_from = time.monotonic()
+        deadline = synced_from + 120
+        while True:
+            st = wsrep_status(donor_conn, profile, secrets)
+            if st.get("wsrep_local_state_comment") == "Synced":
+                synced["after"] = round(time.monotonic() - synced_from, 2)
+                return
+            if time.monotonic() > deadline:
+                synced["note"] = (f"{donor_name} is still {st.get('wsrep_local_state_comment') or 'not answering'} "
+                                  "120 s after the backup; the backup itself is complete")
+                return
+            time.sleep(0.1)
+
+    _concurrently(donor_synced, finish)  # garbd's clean-up and the manifest while the donor resyncs
+    mark("returned")
+    result = TakeResult(bid, path, donor_name, why, manifest, seconds, synced.get("after"), timeline=timeline)
+    if "note" in synced:
+        result.notes.append(synced["note"])
     return result
