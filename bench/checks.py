@@ -44,12 +44,24 @@ def node_checks(profile: Profile, only: Iterable[str] | None = None) -> list[tup
 PLANS = {"one": only_one, "three": ALL_PLANNED, "three-nodes-only": node_checks}
 
 
-def sample(profile: Profile, secrets: Secrets, plan: str) -> tuple[float, list[CheckResult]]:
+def busy_cpu() -> float:
+    """CPU seconds the whole machine has spent busy (every core, every process: the lab's nodes, this client and
+    anything else running), from /proc/stat; 0.0 where there is none."""
+    try:
+        with open("/proc/stat") as fh:
+            ticks = [int(x) for x in fh.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def sample(profile: Profile, secrets: Secrets, plan: str) -> tuple[float, list[CheckResult], float, float]:
+    """(wall seconds, results, machine busy CPU seconds, this process's CPU seconds) of one run of `plan`."""
     runner.planned = PLANS[plan]
     try:
-        start = time.monotonic()
+        busy, own, start = busy_cpu(), time.process_time(), time.monotonic()
         results = runner.run_checks(profile, secrets)
-        return time.monotonic() - start, results
+        return time.monotonic() - start, results, busy_cpu() - busy, time.process_time() - own
     finally:
         runner.planned = ALL_PLANNED
 
@@ -68,6 +80,7 @@ def main() -> int:
     secrets = Secrets.resolve_for(profile)
     sample(profile, secrets, "one")  # warm: the agent-free checks' imports, DNS, the page cache (untimed)
     times: dict[str, list[float]] = {k: [] for k in PLANS}
+    cpu: dict[str, list[tuple[float, float]]] = {k: [] for k in PLANS}
     loads: list[float] = []
     counts: dict[str, int] = {}
     slowest: Counter[str] = Counter()
@@ -76,20 +89,27 @@ def main() -> int:
         for plan in (list(PLANS) if i % 2 == 0 else list(reversed(PLANS))):
             one = plan == "one"
             loads.append(os.getloadavg()[0])
-            t, results = sample(profile, secrets, plan)
+            t, results, busy, own = sample(profile, secrets, plan)
             bad = [r for r in results if r.status in (Status.FAIL, Status.SKIP) and not (one and r.check == "network")]
             if bad:
                 raise SystemExit(f"bench: checks failed on the lab: {[(r.node, r.check, r.summary) for r in bad]}")
             times[plan].append(t)
+            cpu[plan].append((busy, own))
             counts[plan] = len(results)
             if plan == "three":
                 for r in results:
                     slowest[f"{r.check} ({r.node})"] = max(slowest[f"{r.check} ({r.node})"], int(r.duration * 1000))
-            print(f"round {i + 1}: {plan:16} {t:6.2f}s load {loads[-1]:.2f}", flush=True)
+            print(f"round {i + 1}: {plan:16} {t:6.2f}s load {loads[-1]:.2f} cpu {busy:.2f}s (client {own:.2f}s)",
+                  flush=True)
     ones, threes, nodes_only = times["one"], times["three"], times["three-nodes-only"]
     o, t3, tn = statistics.median(ones), statistics.median(threes), statistics.median(nodes_only)
     ratio = t3 / o
     top = ", ".join(f"{name} {ms} ms" for name, ms in slowest.most_common(5))
+
+    def used(plan: str) -> str:
+        busy, own = statistics.median(b for b, _ in cpu[plan]), statistics.median(o for _, o in cpu[plan])
+        return f"{busy:.2f} s ({own:.2f} s of it this client)"
+
     report = (
         "# Checks benchmark\n\n"
         "`bench/checks.py`: `check` (the runner's call, a fresh SSH connection per node, every check family) on\n"
@@ -104,7 +124,11 @@ def main() -> int:
         f"| three nodes, node checks only ({counts.get('three-nodes-only')} results) | {len(nodes_only)} | {tn:.2f}s | "
         f"{', '.join(f'{x:.2f}' for x in nodes_only)} |\n\n"
         f"**ratio three nodes / one node = {ratio:.2f}** (goal <= 1.3); node checks only: {tn / o:.2f}. "
-        f"Slowest single checks on three nodes (max over rounds): {top}.\n"
+        f"Slowest single checks on three nodes (max over rounds): {top}.\n\n"
+        f"Busy CPU of the whole machine during a run (median; the nodes' sshd and probes, this client, and whatever "
+        f"else ran): one node {used('one')}, three nodes {used('three')}, three nodes' node checks only "
+        f"{used('three-nodes-only')}.  The three lab nodes share this machine's cores with the client, so the "
+        "three-node run cannot be shorter than that CPU divided by the cores.\n"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report)

@@ -24,6 +24,7 @@ MODULES = (
     "wizard.checks.coordination",
     "wizard.checks.datadir",
     "wizard.checks.disk",
+    "wizard.checks.facts",
     "wizard.checks.galera_state",
     "wizard.checks.names",
     "wizard.checks.network",

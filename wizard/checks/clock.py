@@ -27,7 +27,7 @@ def node_offset(ctx: CheckContext, node: Node) -> tuple[float, float]:
     return best
 
 
-@register("clock", "Clock skew", scope="cluster", order=70)
+@register("clock", "Clock skew", scope="cluster", order=70, uses=lambda profile: [n.name for n in profile.nodes])
 def clock_skew(ctx: CheckContext) -> Outcome:
     offsets: dict[str, float] = {}
     nodes = [n for n in ctx.profile.nodes if n.name in ctx.shared.get("ssh_ok", set())]

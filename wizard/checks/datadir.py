@@ -4,7 +4,8 @@ system tables (never touched: the person decides).  See :mod:`wizard.datadir`.""
 from __future__ import annotations
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
-from wizard.datadir import fix_command, probe
+from wizard.checks.facts import node_fact
+from wizard.datadir import DatadirState, fix_command
 from wizard.profile import Node, Role
 from wizard.remote import daemon_pids
 
@@ -12,8 +13,9 @@ from wizard.remote import daemon_pids
 @register("datadir", "Data directory", roles=(Role.STUDIO,), order=25)
 def data_directory(ctx: CheckContext, node: Node) -> Outcome:
     conn = ctx.remote[node.name]
-    state = probe(conn, ctx.profile)
-    path = state.path
+    path = str(ctx.profile.database.data_dir)
+    info = node_fact(ctx, node, "datadir")  # wizard.datadir.PROBE, in the node's facts probe
+    state = DatadirState(node.name, path, info["state"], info["exists"], info["innodb"], info["dirs"])
     if state.state == "initialised":
         return ok(f"{path} is initialised (system tables present)")
     if conn.run(daemon_pids("mariadbd"), timeout=10).stdout.strip():

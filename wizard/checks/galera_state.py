@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, ok, register, warn
+from wizard.checks.facts import node_fact
 from wizard.nodesql import sql, wsrep_status
 from wizard.profile import Node, Role
-from wizard.remote import PIDS_TEXT, daemon_pids
+from wizard.remote import daemon_pids
 
 OWN_SCHEMAS = ("SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN "
                "('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY schema_name")
-
-
-GRASTATE_AND_PIDS = RootScript("check-grastate", "cat {grastate} 2>/dev/null; echo ---; " + PIDS_TEXT)
 
 
 @register("galera-state", "Existing cluster", order=80)
 def existing_cluster(ctx: CheckContext, node: Node) -> Outcome:
     conn = ctx.remote[node.name]
     if node.role is Role.ARBITER:
-        if conn.run(daemon_pids("garbd"), timeout=10).stdout.strip():
+        if node_fact(ctx, node, "daemon")["pids"].strip():  # the probe: wizard.checks.facts.DAEMON
             # a running cluster is not a problem: re-running on it is the day-2 path (newcomer finding)
             return ok("garbd is already running; it is reconfigured only if its settings change")
         return ok("no garbd running")
-    grastate = ctx.profile.database.data_dir / "grastate.dat"
-    res = conn.run(GRASTATE_AND_PIDS(grastate=str(grastate), proc="mariadbd"), timeout=10)
-    state_text, _, pids = res.stdout.partition("---")
+    daemon = node_fact(ctx, node, "daemon")  # grastate.dat's text and mariadbd's pids
+    state_text, pids = daemon["grastate"], daemon["pids"]
     fields = dict(
         line.split(":", 1) for line in state_text.splitlines() if ":" in line and not line.startswith("#")
     )

@@ -10,21 +10,9 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
+from wizard.checks.facts import node_fact, resolve_targets
 from wizard.profile import Node, Profile, is_ip
-
-RESOLVE = r"""
-import json, socket, sys
-out = {}
-for name in sys.argv[1:]:
-    try:
-        out[name] = sorted({ai[4][0] for ai in socket.getaddrinfo(name, None, socket.AF_INET)})
-    except socket.gaierror as e:
-        out[name] = "error: " + str(e)
-print(json.dumps(out))
-"""
-RESOLVE_PY = RootScript("check-resolve", RESOLVE, kind="py")
 
 
 def query_a(profile: Profile, name: str, timeout: float = 2.0) -> list[str]:
@@ -85,13 +73,8 @@ def authoring_dns(ctx: CheckContext) -> Outcome:
 
 @register("names", "Node names", order=50)
 def node_names(ctx: CheckContext, node: Node) -> Outcome:
-    peers = ctx.profile.peers(node)
-    wanted: dict[str, Node] = {}
-    for peer in peers:
-        wanted[peer.name] = peer
-        if not is_ip(peer.address):
-            wanted[peer.address] = peer
-    res = ctx.run_json(node, RESOLVE_PY, *wanted)
+    wanted = resolve_targets(ctx, node)
+    res = node_fact(ctx, node, "resolve")  # the probe: wizard.checks.facts.RESOLVE
     wrong, missing = [], []
     for name, got in res.items():
         peer = wanted[name]

@@ -7,7 +7,17 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
-from wizard.checks.base import CLUSTER, Check, CheckContext, CheckResult, Outcome, Status, all_checks, fail
+from wizard.checks.base import (
+    CLUSTER,
+    Check,
+    CheckContext,
+    CheckResult,
+    Outcome,
+    SetupFunc,
+    Status,
+    all_checks,
+    fail,
+)
 from wizard.profile import Node, Profile
 from wizard.remote import Remote, RemoteError
 from wizard.secrets import REDACTOR, Secrets
@@ -65,12 +75,27 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
             on_result(r)
 
     plan = planned(profile, only)
+    ctx.shared["planned"] = {(c.id, n) for c, n in plan}  # which node facts to gather (wizard.checks.facts)
     stages = _Stages(profile, plan)
     try:
         with ThreadPoolExecutor(max_workers=workers or len(plan) + 1, thread_name_prefix="check") as pool:
             pending: dict[Future[CheckResult], str | None] = {}  # -> the node an SSH check reached, else None
             ssh_ok: set[str] = set()
             ssh_failed: dict[str, str] = {}
+            # a teardown runs once every result of its checks is in, beside the checks still running
+            teardowns: dict[SetupFunc, int] = {}
+            for c, _ in stages.gated:
+                if c.teardown is not None:
+                    teardowns[c.teardown] = teardowns.get(c.teardown, 0) + 1
+            tearing: list[Future[None]] = []
+
+            def finished(r: CheckResult) -> None:
+                report(r)
+                teardown = stages.teardown_of.get(r.check)
+                if teardown is not None:
+                    teardowns[teardown] -= 1
+                    if teardowns[teardown] == 0:
+                        tearing.append(pool.submit(teardown, ctx))
 
             def start(checks: Iterable[tuple[Check, str]]) -> None:
                 for check, name in checks:
@@ -78,9 +103,9 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
                         pending[pool.submit(_execute, check, ctx, None)] = None
                     elif check.needs_ssh and name not in ssh_ok:
                         why = ssh_failed.get(name, "")
-                        report(CheckResult(check.id, check.title, name, Status.SKIP,
-                                           f"not run: the SSH access check failed ({why[:90]})" if why else
-                                           "not run: SSH failed", "fix the SSH access finding on this node first"))
+                        finished(CheckResult(check.id, check.title, name, Status.SKIP,
+                                             f"not run: the SSH access check failed ({why[:90]})" if why else
+                                             "not run: SSH failed", "fix the SSH access finding on this node first"))
                     else:
                         pending[pool.submit(_execute, check, ctx, profile.node(name))] = (
                             name if check in stages.ssh_checks else None)
@@ -109,15 +134,15 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
                         continue
                     reached = pending.pop(fut)
                     r = fut.result()
-                    report(r)
+                    finished(r)
                     if reached is not None:
                         if r.status is not Status.FAIL:
                             ssh_ok.add(reached)
                         else:
                             ssh_failed[reached] = r.summary
                         gate = answered([reached]) or gate
-            for teardown in dict.fromkeys(c.teardown for c, _ in stages.gated if c.teardown is not None):
-                teardown(ctx)
+            for fut in tearing:
+                fut.result()  # a teardown's exception ends the run, as it always did
     finally:
         if own_remote:
             remote.close()
@@ -145,6 +170,7 @@ class _Stages:
                 self._waiting.append(((c, n), set(c.uses(profile)) if c.uses is not None and c.needs_ssh else set()))
             else:
                 self._waiting.append(((c, n), {n}))
+        self.teardown_of = {c.id: c.teardown for c, _ in self.gated if c.teardown is not None}
         self.all_answered = False
 
     def answered(self, names: Iterable[str]) -> list[tuple[Check, str]]:

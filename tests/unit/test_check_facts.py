@@ -1,0 +1,154 @@
+"""The node facts probe (wizard.checks.facts), run here with this machine's python3 as a node runs it, and the
+runner's staging of checks (pure logic)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wizard import datadir
+from wizard.checks import planned
+from wizard.checks.base import CLUSTER, Check, Outcome, Status
+from wizard.checks.facts import FACTS, PARTS
+from wizard.checks.runner import _Stages
+from wizard.profile import load_profile
+
+PROFILE = Path(__file__).resolve().parents[2] / "profiles" / "example.yaml"
+
+
+def facts(request: dict[str, object], secrets: dict[str, object] | None = None) -> dict[str, object]:
+    res = subprocess.run([sys.executable, "-I", "-S", "-c", FACTS, json.dumps(request)],
+                         input=json.dumps(secrets or {}), capture_output=True, text=True, timeout=60, check=True)
+    out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_every_part_has_its_function() -> None:
+    for name in PARTS:
+        assert f"def probe_{name}(arg" in FACTS or f"def probe_{name}(args" in FACTS or \
+            f"def probe_{name}(names" in FACTS, name
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "initialised", "incomplete"])
+def test_datadir_part_answers_as_wizard_datadir_probe(tmp_path: Path, layout: str) -> None:
+    d = tmp_path / "data"
+    if layout != "missing":
+        d.mkdir()
+    if layout == "initialised":
+        (d / "mysql").mkdir()
+        (d / "mysql" / "db.frm").write_text("")
+    if layout == "incomplete":
+        (d / "ibdata1").write_text("")
+        (d / "shop").mkdir()
+        (d / "shop" / "orders.ibd").write_text("")
+    alone = subprocess.run([sys.executable, "-I", "-S", "-c", datadir.PROBE, str(d)], capture_output=True,
+                           text=True, check=True)
+    assert facts({"datadir": str(d)})["datadir"] == json.loads(alone.stdout)
+
+
+def test_daemon_part_reads_grastate_and_skips_short_lived_runs(tmp_path: Path) -> None:
+    grastate = tmp_path / "grastate.dat"
+    grastate.write_text("# GALERA saved state\nuuid: 1234\nseqno: 7\n")
+    # a sleeping process named like a daemon, and one of the same name that only asks for --version
+    sleeper = subprocess.Popen(["sleep", "30"])
+    version = subprocess.Popen(["sh", "-c", "exec -a sleep sleep 30 --version"])
+    try:
+        out = facts({"daemon": [str(grastate), "sleep"]})["daemon"]
+    finally:
+        for p in (sleeper, version):
+            p.kill()
+            p.wait()
+    assert isinstance(out, dict)
+    assert out["grastate"] == grastate.read_text()
+    pids = out["pids"].split()
+    assert str(sleeper.pid) in pids
+    assert str(version.pid) not in pids
+    assert facts({"daemon": [str(tmp_path / "none"), "no-such-daemon"]})["daemon"] == {"grastate": "", "pids": ""}
+
+
+def test_software_part_on_a_node_without_mariadb(tmp_path: Path) -> None:
+    out = facts({"software": ["studio", str(tmp_path / "mariadbd"), str(tmp_path / "libgalera_smm.so")]})
+    software = out["software"]
+    assert isinstance(software, dict)
+    assert software["python"] == list(sys.version_info[:3])
+    assert software["mariadbd"] is None and software["provider"] is False
+    arbiter = facts({"software": ["arbiter", "/nowhere", "/nowhere"]})["software"]
+    assert isinstance(arbiter, dict) and "garbd" in arbiter and "mariadbd" not in arbiter
+
+
+def test_software_part_finds_the_galera_version_after_a_literal_search(tmp_path: Path) -> None:
+    lib = tmp_path / "libgalera_smm.so"
+    lib.write_bytes(b"\x00(rnot-a-version)\x00 1.2 (r99) 26.4.23(rabc123)\x00 9.9(rdef)")
+    out = facts({"software": ["studio", str(tmp_path / "mariadbd"), str(lib)]})["software"]
+    assert isinstance(out, dict)
+    assert out["provider_version"] == "26.4.23"
+
+
+def test_resolve_part_and_a_crashed_part_stay_apart() -> None:
+    out = facts({"resolve": ["localhost", "no-such-host.invalid"], "redis": ["127.0.0.1", "not-a-port"]})
+    resolve = out["resolve"]
+    assert isinstance(resolve, dict)
+    assert resolve["localhost"] == ["127.0.0.1"]
+    assert str(resolve["no-such-host.invalid"]).startswith("error: ")
+    assert out["redis"] == {"crashed": "ValueError: invalid literal for int() with base 10: 'not-a-port'"}
+
+
+def test_redis_part_reports_a_refused_port() -> None:
+    out = facts({"redis": ["127.0.0.1", "1"]}, {"redis": "secret"})["redis"]
+    assert isinstance(out, dict)
+    assert out["ok"] is False and out["error"]
+
+
+def _check(id: str, scope: str = "node", needs_ssh: bool = True, setup: bool = False,
+           uses: list[str] | None = None) -> Check:
+    def nothing(*_a: object) -> Outcome:
+        return Outcome(Status.OK, "")
+    return Check(id, id, nothing, scope=scope, needs_ssh=needs_ssh,  # type: ignore[arg-type]
+                 setup=nothing if setup else None, teardown=nothing if setup else None,
+                 uses=(lambda _p: list(uses)) if uses is not None else None)
+
+
+def test_stages_release_a_node_when_its_ssh_check_is_in() -> None:
+    profile = load_profile(PROFILE, check_files=False)
+    names = [n.name for n in profile.nodes]
+    ssh, soft = _check("ssh", needs_ssh=False), _check("software")
+    net = _check("network", setup=True)
+    dns = _check("authoring-dns", scope="cluster", needs_ssh=False)
+    pair = _check("crafter-sync", scope="cluster", uses=names[:2])
+    clock = _check("clock", scope="cluster")
+    plan = [(ssh, n) for n in names] + [(soft, n) for n in names] + [(net, n) for n in names] + [
+        (dns, CLUSTER), (pair, CLUSTER), (clock, CLUSTER)]
+    stages = _Stages(profile, plan)
+    assert stages.first == [(ssh, n) for n in names]
+    assert stages.answered([]) == [(dns, CLUSTER)]
+    assert stages.answered([names[0]]) == [(soft, names[0])]
+    assert stages.answered([names[1]]) == [(soft, names[1]), (pair, CLUSTER)]
+    assert not stages.all_answered
+    assert stages.answered([names[2]]) == [(soft, names[2])]
+    assert stages.all_answered
+    assert stages.gated == [(net, n) for n in names] + [(clock, CLUSTER)]
+    assert set(stages.teardown_of) == {"network"}
+
+
+def test_stages_without_ssh_checks_release_everything_at_once() -> None:
+    profile = load_profile(PROFILE, check_files=False)
+    soft = _check("software")
+    plan = [(soft, n.name) for n in profile.nodes]
+    stages = _Stages(profile, plan)
+    assert stages.answered([]) == plan
+    assert stages.all_answered
+
+
+def test_the_registered_plan_stages_every_check_once() -> None:
+    profile = load_profile(PROFILE, check_files=False)
+    plan = planned(profile)
+    stages = _Stages(profile, plan)
+    released = stages.answered([])
+    for n in profile.nodes:
+        released += stages.answered([n.name])
+    assert sorted(map(repr, stages.first + released + stages.gated)) == sorted(map(repr, plan))
+    assert {c.id for c, _ in stages.gated} == {"network"}

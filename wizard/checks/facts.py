@@ -1,0 +1,381 @@
+"""One probe per node for the facts several checks read, run once and shared by them.
+
+The software, names, redis, datadir and galera-state checks each used to start a python3 probe of their own on
+every node: five interpreters, their imports and five SSH channels per node, which on a small machine cost more
+than the work itself.  :data:`FACTS_PY` gathers all of them in one python3 process (each part in a thread, so one
+part's subprocess or socket wait overlaps the others) and prints one JSON object, part name -> that part's result.
+The price: a node's checks that read it report together, when its slowest part is done (the Sentinel part waits
+up to ``redis.failover_wait_s`` for a failover under way).
+
+:func:`node_fact` is what a check calls: the first check of a node to ask runs the probe for every part whose
+check the run has planned on that node (``ctx.shared["planned"]``, set by the runner; without it, only the part
+asked for), the others wait for that same probe.  A part that raised on the node comes back as
+``{"crashed": "Type: message"}`` and :func:`node_fact` raises :class:`FactError` for it (the runner reports it as
+a crashed check); a probe that failed as a whole raises its :class:`~wizard.remote.RemoteError` in every check
+that reads it.
+
+Parts and their results (each the JSON object the check's own probe used to print):
+
+* ``software`` ``[role, mariadbd, provider]``: python version, ``mariadbd --version`` (data nodes), wsrep support,
+  the Galera library and its version, the SST tools' paths; ``garbd --version`` on the Arbiter.
+* ``resolve`` ``[name, ...]``: name -> sorted IPv4 addresses, or ``"error: ..."``.
+* ``redis`` ``[host, port]`` (secret: the password): PING after AUTH, in plain RESP.
+* ``sentinel`` ``{"sentinels", "name", "wait"}`` (secret: ``{"password", "sentinel_password"}``): each Sentinel's
+  master and quorum, then the master's PING and ROLE; waits up to ``wait`` s for a failover to settle.
+* ``datadir`` ``path``: :data:`wizard.datadir.PROBE`'s classification of the data directory.
+* ``daemon`` ``[grastate_path or null, proc]``: the grastate file's text ("" when unreadable) and the pids of a
+  running ``proc`` daemon, one a line (as :func:`wizard.remote.daemon_pids` lists them).
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from concurrent.futures import Future
+from typing import Any
+
+from wizard import datadir as datadir_probe
+from wizard.agent.rootcmd import RootScript
+from wizard.checks.base import CheckContext
+from wizard.profile import Node, Role
+
+SOFTWARE = r'''
+def probe_software(arg, secret):
+    role, mariadbd, provider = arg
+    def found(name):
+        for d in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"):
+            p = os.path.join(d, name)
+            if os.path.isfile(p) and os.access(p, os.X_OK):
+                return p
+        import shutil
+        return shutil.which(name)
+    def start(*argv):
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        except Exception as e:
+            return str(e)
+    def finish(p):
+        if isinstance(p, str):
+            return 127, p
+        try:
+            out = p.communicate(timeout=20)[0]
+            return p.returncode, out.strip()
+        except Exception as e:
+            p.kill()
+            return 127, str(e)
+    out = {"python": list(sys.version_info[:3])}
+    if role == "arbiter":  # the Arbiter runs garbd only: its version is the one thing executed
+        p = found("garbd")
+        if p:
+            rc, text = finish(start(p, "--version"))
+            m = re.search(r"(\d+\.\d+(\.\d+)?)", text) if rc == 0 else None
+            out["garbd"] = m.group(1) if m else ""
+        else:
+            out["garbd"] = None  # missing or not executable
+        return out
+    # a data node: `mariadbd --version` (its output depends on the server's config, e.g. "-log": asked, not
+    # read from the binary) runs while the files are searched; the SST tools only need to be there, executable
+    server = start(mariadbd, "--version") if os.access(mariadbd, os.X_OK) else None
+    import mmap
+    def mapped(path):
+        with open(path, "rb") as fh:
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+    def galera_version(mm):
+        # the first VERSION(rREVISION), e.g. 4.23(rXXXX): a literal search for "(r", then the digits before it
+        # (a regex that starts with \d tries every byte of the library: ~20x slower)
+        tail, at = re.compile(rb"\(r\w+\)"), mm.find(b"(r")
+        while at != -1:
+            if tail.match(mm, at):
+                m = re.search(rb"(\d+\.\d+(?:\.\d+)?)\Z", mm[max(0, at - 256):at])
+                if m:
+                    return m.group(1).decode()
+            at = mm.find(b"(r", at + 1)
+        return None
+    if server is not None:
+        with mapped(mariadbd) as mm:
+            out["wsrep"] = mm.find(b"wsrep_provider_options") != -1  # ~20x faster than `--verbose --help`
+    out["provider"] = os.path.isfile(provider)
+    if out["provider"]:
+        with mapped(provider) as mm:
+            out["provider_version"] = galera_version(mm)
+    for tool in ("mariabackup", "socat", "rsync"):
+        out[tool] = found(tool)  # its path, or None: missing or not executable
+    if server is None:
+        out["mariadbd"] = None
+    else:
+        rc, text = finish(server)
+        out["mariadbd"] = text if rc == 0 else None
+    return out
+'''
+
+RESOLVE = r'''
+def probe_resolve(names, secret):
+    out = {}
+    for name in names:
+        try:
+            out[name] = sorted({ai[4][0] for ai in socket.getaddrinfo(name, None, socket.AF_INET)})
+        except socket.gaierror as e:
+            out[name] = "error: " + str(e)
+    return out
+'''
+
+# Speaks just enough RESP to AUTH and PING with the node's bare python3 (no redis-py there yet).
+REDIS = r'''
+def probe_redis(arg, password):
+    host, port = arg[0], int(arg[1]); password = password or ""
+    def cmd(*parts):
+        out = b"*%d\r\n" % len(parts)
+        for p in parts:
+            b = p.encode(); out += b"$%d\r\n%s\r\n" % (len(b), b)
+        return out
+    try:
+        s = socket.create_connection((host, port), timeout=3); s.settimeout(3)
+        try:
+            payload = (cmd("AUTH", password) if password else b"") + cmd("PING")
+            s.sendall(payload); data = b""
+            want = 2 if password else 1
+            while data.count(b"\r\n") < want:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        lines = data.decode(errors="replace").split("\r\n")
+        return {"ok": lines[-2] == "+PONG" if len(lines) >= 2 else False, "reply": lines[:want]}
+    except socket.timeout:
+        return {"ok": False, "error": "timeout"}
+    except OSError as e:
+        return {"ok": False, "error": e.strerror or str(e)}
+'''
+
+# Asks each Sentinel for the master and for its quorum, then AUTHs and asks the master its ROLE, in plain RESP.
+SENTINEL = r'''
+def probe_sentinel(args, secrets):
+    secrets = secrets or {}
+    def enc(*parts):
+        out = b"*%d\r\n" % len(parts)
+        for p in parts:
+            b = str(p).encode(); out += b"$%d\r\n%s\r\n" % (len(b), b)
+        return out
+    def read(f):
+        line = f.readline()
+        if not line.endswith(b"\r\n"):
+            raise OSError("connection closed")
+        t, rest = line[:1], line[1:-2].decode(errors="replace")
+        if t == b"+": return rest
+        if t == b"-": return {"err": rest}
+        if t == b":": return int(rest)
+        if t == b"$":
+            n = int(rest)
+            return None if n < 0 else f.read(n + 2)[:-2].decode(errors="replace")
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [read(f) for _ in range(n)]
+        raise OSError("not RESP: %r" % line[:40])
+    def session(host, port, password, *commands):
+        s = socket.create_connection((host, int(port)), timeout=2); s.settimeout(2)
+        try:
+            cmds = ([("AUTH", password)] if password else []) + list(commands)
+            s.sendall(b"".join(enc(*c) for c in cmds)); f = s.makefile("rb")
+            replies = [read(f) for _ in cmds]
+        finally:
+            s.close()
+        if password and isinstance(replies[0], dict):
+            raise OSError(replies[0]["err"])  # AUTH refused
+        return replies[1:] if password else replies
+    def error(e):
+        return "timeout" if isinstance(e, socket.timeout) else (e.strerror or str(e))
+    def probe():
+        out = {"sentinels": {}, "master": None}
+        for host, port in args["sentinels"]:
+            where = "%s:%s" % (host, port)
+            try:
+                addr, quorum = session(host, port, secrets.get("sentinel_password"),
+                                       ("SENTINEL", "get-master-addr-by-name", args["name"]),
+                                       ("SENTINEL", "ckquorum", args["name"]))
+                out["sentinels"][where] = {"master": addr, "quorum": quorum}
+            except (OSError, ValueError) as e:
+                out["sentinels"][where] = {"error": error(e)}
+        masters = [v["master"] for v in out["sentinels"].values() if isinstance(v.get("master"), list)]
+        if masters:
+            host, port = max(masters, key=masters.count)
+            try:
+                ping, role = session(host, port, secrets.get("password"), ("PING",), ("ROLE",))
+                out["master"] = {"address": "%s:%s" % (host, port), "ping": ping, "role": role}
+            except (OSError, ValueError) as e:
+                out["master"] = {"address": "%s:%s" % (host, port), "error": error(e)}
+        return out
+    def settled(out):
+        if "WRONGPASS" in str(out) or "NOAUTH" in str(out):
+            return True  # waiting will not help
+        answers = [v["master"] for v in out["sentinels"].values() if isinstance(v.get("master"), list)]
+        if len(answers) <= len(args["sentinels"]) // 2:
+            return True  # no majority of Sentinels knows a master: nobody will fail over
+        m = out["master"] or {}
+        return (len({tuple(a) for a in answers}) == 1 and isinstance(m.get("role"), list)
+                and m["role"][:1] == ["master"])
+    # a master that just died, or Sentinels still disagreeing, is a failover under way: give it its time
+    start = time.monotonic()
+    out = probe()
+    while not settled(out) and time.monotonic() - start < float(args.get("wait", 0)):
+        time.sleep(0.25)
+        out = probe()
+    out["waited"] = round(time.monotonic() - start, 1)
+    return out
+'''
+
+# The pids as wizard.remote.PIDS_TEXT lists them (pgrep -x, then skip short-lived runs of the same binary and
+# processes gone or zombies), read from /proc without a process per pid.
+DAEMON = r'''
+def probe_daemon(arg, secret):
+    grastate, proc = arg
+    text = ""
+    if grastate:
+        try:
+            with open(grastate, errors="replace") as fh:
+                text = fh.read()
+        except OSError:
+            pass
+    pids = []
+    for p in sorted((int(d) for d in os.listdir("/proc") if d.isdigit())):
+        try:
+            with open("/proc/%d/comm" % p, "rb") as fh:
+                comm = fh.read().rstrip(b"\n").decode(errors="replace")
+            if comm != proc[:15]:
+                continue
+            with open("/proc/%d/cmdline" % p, "rb") as fh:
+                c = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if c and not re.search(r"--(version|help|wsrep-recover|donor)", c):
+            pids.append(str(p))
+    return {"grastate": text, "pids": "\n".join(pids)}
+'''
+
+
+
+def _datadir_part() -> str:
+    """wizard.datadir's probe (the one the data directory's initialisation re-checks with), as a part: its argv[1]
+    becomes the argument and its printed JSON the return value.  Raises RuntimeError if its text no longer has
+    that shape (then this must follow it)."""
+    text = datadir_probe.PROBE
+    if text.count("d = sys.argv[1]\n") != 1 or text.count("print(json.dumps(out))") != 1:
+        raise RuntimeError("wizard.datadir.PROBE changed shape: update wizard.checks.facts._datadir_part")
+    body = text.replace("d = sys.argv[1]\n", "d = arg\n").replace("print(json.dumps(out))", "return out")
+    return "\ndef probe_datadir(arg, secret):\n" + textwrap.indent(body.strip("\n"), "    ") + "\n"
+
+
+DATADIR = _datadir_part()
+
+PARTS = {"software": SOFTWARE, "resolve": RESOLVE, "redis": REDIS, "sentinel": SENTINEL, "daemon": DAEMON,
+         "datadir": DATADIR}
+CHECK_OF = {"software": "software", "resolve": "names", "redis": "redis", "sentinel": "redis",
+            "daemon": "galera-state", "datadir": "datadir"}
+"""The check each part serves: a part runs when its check is planned on the node."""
+
+FACTS = ("import json, os, re, socket, subprocess, sys, threading, time\n"
+         + "".join(PARTS.values()) + r'''
+request = json.loads(sys.argv[1]); secrets = json.loads(sys.stdin.read() or "{}")
+out = {}
+def run(name):
+    try:
+        out[name] = globals()["probe_" + name](request[name], secrets.get(name))
+    except Exception as e:
+        out[name] = {"crashed": "%s: %s" % (type(e).__name__, e)}
+threads = [threading.Thread(target=run, args=(name,)) for name in request]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(json.dumps(out))
+''')
+FACTS_PY = RootScript("check-node-facts", FACTS, kind="py")
+
+
+class FactError(Exception):
+    """A part of the node facts probe raised on the node."""
+
+
+def _part(ctx: CheckContext, node: Node, part: str) -> tuple[Any, Any]:
+    """(argument, secret) of `part` on `node`, from the profile."""
+    p, s = ctx.profile, ctx.secrets
+    if part == "software":
+        role = "arbiter" if node.role is Role.ARBITER else "studio"
+        return [role, str(p.services.mariadbd), str(p.database.provider)], None
+    if part == "resolve":
+        return list(resolve_targets(ctx, node)), None
+    if part == "redis":
+        return [p.redis.host, p.redis.port], s.redis_password or ""
+    if part == "sentinel":
+        r = p.redis
+        return ({"sentinels": [list(a) for a in r.sentinel_addresses], "name": r.master_name,
+                 "wait": r.failover_wait_s},
+                {"password": s.redis_password, "sentinel_password": s.sentinel_password})
+    if part == "datadir":
+        return str(p.database.data_dir), None
+    if part == "daemon":
+        if node.role is Role.ARBITER:
+            return [None, "garbd"], None
+        return [str(p.database.data_dir / "grastate.dat"), "mariadbd"], None
+    raise ValueError(f"no node fact named {part!r}")
+
+
+def resolve_targets(ctx: CheckContext, node: Node) -> dict[str, Node]:
+    """The names `node` must resolve: each peer's name, and its address when that is a name; -> the peer."""
+    from wizard.profile import is_ip
+
+    wanted: dict[str, Node] = {}
+    for peer in ctx.profile.peers(node):
+        wanted[peer.name] = peer
+        if not is_ip(peer.address):
+            wanted[peer.address] = peer
+    return wanted
+
+
+def _redis_part(ctx: CheckContext) -> str:
+    return "sentinel" if ctx.profile.redis.uses_sentinel else "redis"
+
+
+def _wanted(ctx: CheckContext, node: Node, part: str) -> list[str]:
+    """The parts to gather on `node`: those of the checks the run has planned there (always `part`)."""
+    planned: set[tuple[str, str]] | None = ctx.shared.get("planned")
+    if planned is None:
+        return [part]
+    names = [n for n in ("software", "resolve", _redis_part(ctx), "daemon", "datadir")
+             if (CHECK_OF[n], node.name) in planned]
+    return names if part in names else [*names, part]
+
+
+def node_fact(ctx: CheckContext, node: Node, part: str) -> Any:
+    """`part`'s result on `node` (see the module's docstring), from the one probe the node's checks share.
+    Raises RemoteError (the probe failed), FactError (the part raised on the node)."""
+    key = f"facts:{node.name}"
+    mine: Future[dict[str, Any]] = Future()
+    shared: Future[dict[str, Any]] = ctx.shared.setdefault(key, mine)  # atomic: one probe per node
+    if shared is mine:
+        try:
+            mine.set_result(_gather(ctx, node, _wanted(ctx, node, part)))
+        except BaseException as exc:
+            mine.set_exception(exc)
+    facts = shared.result()
+    if part not in facts:  # a part no planned check asked for: its own probe (a direct call of a check)
+        facts = _gather(ctx, node, [part])
+    value = facts[part]
+    if isinstance(value, dict) and set(value) == {"crashed"}:
+        raise FactError(f"the {part} probe on {node.name} crashed: {value['crashed']}")
+    return value
+
+
+def _gather(ctx: CheckContext, node: Node, parts: list[str]) -> dict[str, Any]:
+    request: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    for part in parts:
+        request[part], secret = _part(ctx, node, part)
+        if secret is not None:
+            secrets[part] = secret
+    timeout = 30 + (ctx.profile.redis.failover_wait_s if "sentinel" in parts else 0)
+    facts: dict[str, Any] = ctx.run_json(node, FACTS_PY, json.dumps(request), stdin=json.dumps(secrets),
+                                         timeout=timeout)
+    return facts
