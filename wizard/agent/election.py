@@ -199,6 +199,11 @@ class NodeState:
         counts as a member of its own)."""
         return [m.split("=", 1)[0] for m in self.members.split(",") if m]
 
+    def member_names(self) -> set[str]:
+        """The names (wsrep_node_name) of the component's members; a dead incarnation not yet evicted still
+        lists its node's name."""
+        return {m.split("=", 1)[1] for m in self.members.split(",") if "=" in m}
+
     def position(self) -> str:
         """``seqno 42``, ``recovered seqno 42``, ``last committed 42`` or ``position unknown``."""
         if self.seqno >= 0:

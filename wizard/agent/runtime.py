@@ -1104,13 +1104,7 @@ def listing_former_incarnation(heartbeats: dict[str, election.NodeState], me: st
     """The other data nodes whose heartbeat (``heartbeats``: the daemons', each at most HEARTBEAT_TTL_MS old)
     shows a Primary Component that still lists a member named ``me``.  Called only while ``me``'s own mariadbd
     is not running, so that member is a former incarnation: killed, not yet evicted."""
-    out = []
-    for name, st in heartbeats.items():
-        if name == me or not st.is_primary:
-            continue
-        if me in {m.split("=", 1)[1] for m in st.members.split(",") if "=" in m}:
-            out.append(name)
-    return out
+    return [name for name, st in heartbeats.items() if name != me and st.is_primary and me in st.member_names()]
 
 
 def wait_former_incarnation_gone(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> None:
@@ -1287,12 +1281,7 @@ def component_holds_data_nodes(registrations: dict[str, election.NodeState], dat
     in the same moment as a data node delayed that node's Primary view by about 6 s on the lab (both entering
     one membership round), more than garbd's whole join costs."""
     want = set(data_nodes)
-    for st in registrations.values():
-        if st.running and st.cluster_status == "Primary":
-            names = {m.split("=", 1)[1] for m in st.members.split(",") if "=" in m}
-            if want <= names:
-                return True
-    return False
+    return any(st.is_primary and want <= st.member_names() for st in registrations.values())
 
 
 def garbd_member(cfg: Config, node: Node, states: dict[str, election.NodeState]) -> bool:
