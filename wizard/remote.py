@@ -17,6 +17,7 @@ while no other is open is an error that names MaxSessions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import select
@@ -54,6 +55,17 @@ def q(value: object) -> str:
 def sh(*argv: object) -> str:
     """Join argv into one shell command line, every part quoted."""
     return " ".join(q(a) for a in argv)
+
+
+def _no_delay(conn: Connection) -> None:
+    """Send each SSH packet at once (TCP_NODELAY), as OpenSSH does for interactive sessions.  Without it a
+    command's first packet (the channel open) waited for the ACK of the previous command's last one, which the
+    node delays up to 40 ms: every command in a row took ~44 ms on the lab instead of ~4."""
+    transport = conn.client.get_transport()
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 CONNECT_ATTEMPTS = 3  # connections tried while sshd drops them unanswered (starting, or over MaxStartups)
@@ -425,6 +437,7 @@ class NodeConnection:
                 reason = exc.strerror or str(exc)
                 raise UnreachableError(name, f"cannot connect to {addr}:{port}: {reason}",
                                        f"start sshd on {name} or fix ssh.port / address") from None
+            _no_delay(conn)
             self._conn = conn
             return conn
 

@@ -103,12 +103,14 @@ def test_redis_part_reports_a_refused_port() -> None:
     assert out["ok"] is False and out["error"]
 
 
+def nothing(*_a: object) -> Outcome:
+    return Outcome(Status.OK, "")
+
+
 def _check(id: str, scope: str = "node", needs_ssh: bool = True, setup: bool = False,
            uses: list[str] | None = None) -> Check:
-    def nothing(*_a: object) -> Outcome:
-        return Outcome(Status.OK, "")
     return Check(id, id, nothing, scope=scope, needs_ssh=needs_ssh,  # type: ignore[arg-type]
-                 setup=nothing if setup else None, teardown=nothing if setup else None,
+                 node_setup=nothing if setup else None, teardown=nothing if setup else None,
                  uses=(lambda _p: list(uses)) if uses is not None else None)
 
 
@@ -132,6 +134,7 @@ def test_stages_release_a_node_when_its_ssh_check_is_in() -> None:
     assert stages.all_answered
     assert stages.gated == [(net, n) for n in names] + [(clock, CLUSTER)]
     assert set(stages.teardown_of) == {"network"}
+    assert stages.node_setups == [nothing]
 
 
 def test_stages_without_ssh_checks_release_everything_at_once() -> None:

@@ -87,6 +87,7 @@ class CheckContext:
 
 CheckFunc = Callable[[CheckContext, Node], Outcome]
 SetupFunc = Callable[[CheckContext], None]
+NodeSetupFunc = Callable[[CheckContext, Node], None]
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class Check:
     uses: Callable[[Profile], list[str]] | None = None
     """A cluster check that reaches only some nodes: their names (it starts once their SSH checks are in, without
     waiting for the other nodes or the setups); None: every node."""
+    node_setup: NodeSetupFunc | None = None
+    """Prepares one node, on each node the moment its SSH check passes; the check starts once every node has had
+    its SSH check and its node setup (and every `setup` has run)."""
 
     def applies_to(self, node: Node) -> bool:
         return node.role in self.roles
@@ -114,14 +118,15 @@ REGISTRY: dict[str, Check] = {}
 def register(id: str, title: str, *, roles: tuple[Role, ...] = (Role.STUDIO, Role.ARBITER),
              scope: Literal["node", "cluster"] = "node", needs_ssh: bool = True,
              setup: SetupFunc | None = None, teardown: SetupFunc | None = None, order: int = 50,
-             uses: Callable[[Profile], list[str]] | None = None,
+             uses: Callable[[Profile], list[str]] | None = None, node_setup: NodeSetupFunc | None = None,
              ) -> Callable[[Callable[..., Outcome]], Callable[..., Outcome]]:
     """Decorator: add a check to the registry (ids are unique; re-registering is a bug)."""
 
     def deco(func: Callable[..., Outcome]) -> Callable[..., Outcome]:
         if id in REGISTRY:
             raise RuntimeError(f"check {id!r} registered twice")
-        REGISTRY[id] = Check(id, title, func, frozenset(roles), scope, needs_ssh, setup, teardown, order, uses)
+        REGISTRY[id] = Check(id, title, func, frozenset(roles), scope, needs_ssh, setup, teardown, order, uses,
+                             node_setup)
         return func
 
     return deco

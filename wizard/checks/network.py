@@ -1,8 +1,9 @@
 """Network: TCP between the nodes that need it, tested from each node to each peer.
 
 Before the cluster exists nothing listens on 4567 or 4444, and "connection refused" cannot tell a
-closed port from a firewall REJECT.  So a setup step starts a short-lived listener on every free
-required port of every node; each node then connects out to its peers.  A port that already has a
+closed port from a firewall REJECT.  So a node setup step starts a short-lived listener on every free
+required port of each node as soon as SSH reaches it; once every node has one, each node connects out to its
+peers.  A port that already has a
 listener (a running mariadbd) is tested as it is.  Listeners bind the node's own address, so a
 standalone server bound to 127.0.0.1 only does not hide the port (it is rebound by the cluster config).
 """
@@ -104,29 +105,32 @@ def listen_ports(profile: Profile, node: Node) -> list[int]:
     return sorted(ports)
 
 
-def start_listeners(ctx: CheckContext) -> None:
-    def one(node: Node) -> tuple[str, int | None]:
-        try:
-            # On the node's own address, not the wildcard: a server already bound to 127.0.0.1 only (what
-            # Debian's standalone MariaDB does) must not make the port look closed to the peers.
-            bind = node.address if is_ip(node.address) and ":" not in node.address else "0.0.0.0"  # noqa: S104
-            info = ctx.run_json(node, LISTENER_PY, LISTEN_SECONDS, bind, *listen_ports(ctx.profile, node))
-        except (RemoteError, json.JSONDecodeError, IndexError):
-            return node.name, None  # the probe itself will report the node as unreachable
-        return node.name, int(info["pid"]) if info.get("pid") else None
-
-    nodes = [n for n in ctx.profile.nodes if n.name in ctx.shared.get("ssh_ok", set())]
-    with ThreadPoolExecutor(max(1, len(nodes))) as pool:
-        ctx.shared["listeners"] = {name: pid for name, pid in pool.map(one, nodes) if pid}
+def start_listener(ctx: CheckContext, node: Node) -> None:
+    """The listener on `node`'s free required ports (its pid in ``ctx.shared["listeners"]``), started as soon as
+    the node's SSH check passes; a node where it cannot start is left to the probe, which reports it."""
+    try:
+        # On the node's own address, not the wildcard: a server already bound to 127.0.0.1 only (what
+        # Debian's standalone MariaDB does) must not make the port look closed to the peers.
+        bind = node.address if is_ip(node.address) and ":" not in node.address else "0.0.0.0"  # noqa: S104
+        info = ctx.run_json(node, LISTENER_PY, LISTEN_SECONDS, bind, *listen_ports(ctx.profile, node))
+    except (RemoteError, json.JSONDecodeError, IndexError):
+        return
+    if info.get("pid"):
+        ctx.shared.setdefault("listeners", {})[node.name] = int(info["pid"])
 
 
 def stop_listeners(ctx: CheckContext) -> None:
-    for name, pid in ctx.shared.get("listeners", {}).items():
+    """Stop every listener :func:`start_listener` started, the nodes at once."""
+    def one(name: str, pid: int) -> None:
         with contextlib.suppress(RemoteError):
             ctx.remote[name].run(KILL_LISTENER(pid=int(pid)), check=False, timeout=10)
 
+    listeners = dict(ctx.shared.get("listeners", {}))
+    with ThreadPoolExecutor(max(1, len(listeners))) as pool:
+        list(pool.map(one, listeners, listeners.values()))
 
-@register("network", "Ports to peers", order=30, setup=start_listeners, teardown=stop_listeners)
+
+@register("network", "Ports to peers", order=30, node_setup=start_listener, teardown=stop_listeners)
 def network(ctx: CheckContext, node: Node) -> Outcome:
     reached = ctx.shared.get("ssh_ok")
     # a peer whose SSH access check failed has no probe listener: its closed ports would be a false firewall finding

@@ -60,10 +60,11 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
 
     Nothing runs on a node before its SSH access check has passed.  A node's own checks start the moment it has
     (nodes do not wait for each other); cluster checks that use no node start at once, and a cluster check that
-    uses some nodes (``Check.uses``) once their SSH checks are in.  Checks with a setup step, and the other
-    cluster checks, start once every SSH check is in and the setups have run.  ``ctx.shared["ssh_ok"]``: the
-    nodes whose SSH check passed so far (complete for the checks that wait for every node).  `workers`: threads,
-    by default one per planned check (a node's commands share its connection)."""
+    uses some nodes (``Check.uses``) once their SSH checks are in.  A node setup (``Check.node_setup``) runs on a
+    node as soon as its SSH check passes.  Checks with a setup step, and the other cluster checks, start once
+    every SSH check is in and the setups have run.  ``ctx.shared["ssh_ok"]``: the nodes whose SSH check passed so
+    far (complete for the checks that wait for every node).  `workers`: threads, by default one per planned check
+    and node setup (a node's commands share its connection).  A teardown runs once its checks' results are in."""
     own_remote = remote is None
     remote = remote or Remote(profile, key_passphrases=secrets.key_passphrases)
     ctx = CheckContext(profile, secrets, remote)
@@ -78,7 +79,8 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
     ctx.shared["planned"] = {(c.id, n) for c, n in plan}  # which node facts to gather (wizard.checks.facts)
     stages = _Stages(profile, plan)
     try:
-        with ThreadPoolExecutor(max_workers=workers or len(plan) + 1, thread_name_prefix="check") as pool:
+        threads = workers or len(plan) + len(profile.nodes) * len(stages.node_setups) + 2  # + setups, teardowns
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="check") as pool:
             pending: dict[Future[CheckResult], str | None] = {}  # -> the node an SSH check reached, else None
             ssh_ok: set[str] = set()
             ssh_failed: dict[str, str] = {}
@@ -110,13 +112,20 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
                         pending[pool.submit(_execute, check, ctx, profile.node(name))] = (
                             name if check in stages.ssh_checks else None)
 
+            node_setups: list[Future[None]] = []
+
             def answered(names: Iterable[str]) -> Future[None] | None:
-                """Some nodes' SSH checks are in: start what waited for them; the setups once all are in."""
+                """Some nodes' SSH checks are in: start what waited for them, and the node setups where SSH passed;
+                the setups once all are in (beside the nodes' own checks, not before them)."""
+                names = list(names)
                 ctx.shared["ssh_ok"] = frozenset(ssh_ok)  # a snapshot: running checks may be reading it
+                for name in names:
+                    if name in ssh_ok:
+                        node_setups.extend(pool.submit(s, ctx, profile.node(name)) for s in stages.node_setups)
                 start(stages.answered(names))
                 if not stages.all_answered:
                     return None
-                return pool.submit(stages.run_setups, ctx)  # beside the nodes' own checks, not before them
+                return pool.submit(stages.run_setups, ctx, list(node_setups))
 
             start(stages.first)
             if not stages.first:  # run without the SSH check: treat every node as reachable
@@ -164,13 +173,14 @@ class _Stages:
         for c, n in plan:
             if c in self.ssh_checks:
                 continue
-            if c.setup is not None or (n == CLUSTER and c.needs_ssh and c.uses is None):
+            if c.setup is not None or c.node_setup is not None or (n == CLUSTER and c.needs_ssh and c.uses is None):
                 self.gated.append((c, n))
             elif n == CLUSTER:
                 self._waiting.append(((c, n), set(c.uses(profile)) if c.uses is not None and c.needs_ssh else set()))
             else:
                 self._waiting.append(((c, n), {n}))
         self.teardown_of = {c.id: c.teardown for c, _ in self.gated if c.teardown is not None}
+        self.node_setups = list(dict.fromkeys(c.node_setup for c, _ in self.gated if c.node_setup is not None))
         self.all_answered = False
 
     def answered(self, names: Iterable[str]) -> list[tuple[Check, str]]:
@@ -183,7 +193,10 @@ class _Stages:
         self._waiting = [(key, needs) for key, needs in self._waiting if not needs <= self._answered]
         return ready
 
-    def run_setups(self, ctx: CheckContext) -> None:
+    def run_setups(self, ctx: CheckContext, node_setups: list[Future[None]]) -> None:
+        """After the nodes' own setups (`node_setups`, running), every setup once."""
+        for fut in node_setups:
+            fut.result()
         for setup in dict.fromkeys(c.setup for c, _ in self.gated if c.setup is not None):
             setup(ctx)
 
