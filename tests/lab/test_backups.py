@@ -284,7 +284,7 @@ def test_fault_arbiter_backup_disk_full_is_a_clear_failure(cluster: None, profil
     assert wsrep_status(remote["studio1"], profile, secrets)["wsrep_cluster_status"] == "Primary"
 
 
-@pytest.mark.drill  # the survivor went non-Primary in 2 of 4 runs: Galera's membership round (docs/backups.md)
+@pytest.mark.drill  # 7 of 7 since the donor waits for garbd's leave (was 2 of 4 non-Primary; docs/backups.md)
 def test_fault_donor_killed_mid_stream_is_a_clear_failure(cluster: None, profile: Profile, secrets: Secrets,
                                                           remote: Remote) -> None:
     """Issue 8 fault: the donor's mariadbd is killed while mariabackup streams (mariabackup held with SIGSTOP

@@ -46,7 +46,7 @@ def test_the_backup_garbd_has_its_own_port_work_dir_and_request() -> None:
     assert argv[argv.index("--address") + 1] == "gcomm://10.0.0.1,10.0.0.2"
     assert argv[argv.index("--options") + 1] == ("gmcast.listen_addr=tcp://10.0.0.3:4570;pc.weight=0;"
                                                  "evs.keepalive_period=PT0.1S")
-    assert argv[argv.index("--sst") + 1] == "studio_backup:10.0.0.3:4450/tok"
+    assert argv[argv.index("--sst") + 1] == "studio_backup:10.0.0.3:4450/tok/3"
     assert argv[argv.index("--donor") + 1] == "s2"
     assert argv[argv.index("--workdir") + 1] == "/b/x/garbd"
 

@@ -191,7 +191,7 @@ def test_a_backup_schedule_adds_the_arbiters_job_as_a_cronjob(tmp_path: Path) ->
     assert cron["schedule"] == "30 2 * * *" and cron["concurrencyPolicy"] == "Forbid"
     job = json.loads(by(objs, "ConfigMap", "galera-backup")["data"]["backup-job.json"])
     assert job == json.loads(json.dumps(job_config(backup.backup_view(pod_profile(profile)))))
-    assert "studio_backup:backup.galera-backup.studio-cluster.svc.cluster.local:4450/@TOKEN@" in job["garbd_argv"]
+    assert "studio_backup:backup.galera-backup.studio-cluster.svc.cluster.local:4450/@TOKEN@/3" in job["garbd_argv"]
     assert job["donors"][0]["health"] == "http://galera-1.galera.studio-cluster.svc.cluster.local:9200/"
     pod = cron["jobTemplate"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["command"][4:] == ["python3", backup.UNPACKED, "backup-scheduled"]

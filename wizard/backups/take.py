@@ -135,11 +135,18 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str)
     keepalive: on the lab, 1.0 s from the stable membership to the Primary view and 0.5 s more to
     ``gcomm: connected``; with 0.1 s, 0.5 s and 0.1 s.  Only this garbd's keepalives change: the suspect and
     inactive timeouts, and the join retransmission (lowered to 0.1-0.2 s it made garbd form a view alone and
-    fail to join), stay Galera's."""
+    fail to join), stay Galera's.
+
+    The request ends in the profile's member count (``/SIZE``): garbd leaves the group the moment it has asked,
+    and the donor's script waits (at most 5 s) for that leave to be installed before it streams, so that a donor
+    dying mid-stream never falls into the same membership round as that leave (the drill's non-Primary
+    survivor, docs/backups.md)."""
     arb = profile.arbiter
     b = profile.backups
     listen = f"tcp://{host_port(_bind(arb), b.garbd_port)}"
-    request = f"{BACKUP_SST_METHOD}:{host_port(arb.address, b.receiver_port)}/{token}"
+    # HOST:PORT/TOKEN/SIZE: the donor's script starts streaming once the cluster is back to SIZE members (this
+    # garbd's leave installed), so that the donor failing mid-stream never shares a membership round with it.
+    request = f"{BACKUP_SST_METHOD}:{host_port(arb.address, b.receiver_port)}/{token}/{len(profile.nodes)}"
     data_nodes = cluster_address(profile).removeprefix("gcomm://").split(",")
     studio = {n.address for n in profile.studio_nodes}
     members = [m for m in data_nodes if m.split(":")[0].strip("[]") in studio]
