@@ -129,3 +129,14 @@ def test_a_database_only_donor_needs_no_content(tmp_path: Path) -> None:
     ])
     assert rc == 0, state(d)
     assert json.loads((d / receiver.MANIFEST).read_text())["content"] is None
+
+
+def test_a_donor_script_from_before_the_member_count_still_delivers(tmp_path: Path) -> None:
+    """A node whose script predates ``HOST:PORT/TOKEN/SIZE`` takes ``TOKEN/SIZE`` for its token: still this
+    backup's; another token with a count is not."""
+    rc, d = run_receiver(tmp_path, "", [
+        f"STUDIO-BACKUP-DATA {TOKEN}x/3\n".encode() + b"not ours",
+        f"STUDIO-BACKUP-DATA {TOKEN}/3\n".encode() + xbstream(tmp_path),
+        f"STUDIO-BACKUP-END {TOKEN}/3 0 0 none\n".encode(),
+    ])
+    assert rc == 0, state(d)

@@ -166,7 +166,9 @@ def accept_any(server: socket.socket, token: str, kinds: tuple, deadline: float,
             conn.close()
             continue
         words = header.split()
-        if len(words) >= 2 and words[0].startswith("STUDIO-BACKUP-") and words[1] == token:
+        # "TOKEN/SIZE": a donor script rendered before requests carried the member count takes the rest of
+        # the address for its token; the token is what it sends before the slash.
+        if len(words) >= 2 and words[0].startswith("STUDIO-BACKUP-") and words[1].split("/", 1)[0] == token:
             kind = words[0][len("STUDIO-BACKUP-"):]
             if kind in kinds:
                 return conn, kind, words[2:], rest

@@ -873,8 +873,9 @@ class Fence:
 def try_bootstrap(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None],
                   hb: Heartbeat, me: election.NodeState, new_cluster: bool = False) -> int | None:
     """Fence, then start a new Primary Component (or, on a running non-Primary node, re-form one with
-    pc.bootstrap).  None = someone else won.  ``new_cluster``: the election called it a brand-new cluster (every
-    data node fresh); recorded with the decision for the joiners (``formed_new_cluster``)."""
+    pc.bootstrap).  None = someone else won.  ``new_cluster``: the election's ``Decision.new_cluster`` (every data
+    node fresh, or the only node with data keeps it as a new cluster); recorded with the decision for the joiners
+    (``formed_new_cluster``)."""
     fence = Fence(cfg, node, coord)
     if not fence.acquire():
         ev("bootstrap", "skipped", "bootstrap lock held by %s: joining instead" % fence.holder())

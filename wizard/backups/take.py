@@ -5,7 +5,7 @@ keeps serving.
    Primary and Synced.
 2. On the Arbiter: the receiver (:mod:`wizard.agent.receiver`) starts listening on
    ``backups.receiver_port``, then a second garbd (its own ``backups.garbd_port`` and work dir, beside the
-   cluster's garbd) joins and requests ``--sst studio_backup:ARBITER:PORT/TOKEN --donor DONOR``.
+   cluster's garbd) joins and requests ``--sst studio_backup:ARBITER:PORT/TOKEN/SIZE --donor DONOR``.
 3. The donor desyncs and runs ``wsrep_sst_studio_backup``; the receiver stores the stream and writes the
    manifest last.  The outcome is read from the receiver's state file, never from garbd's exit code
    (garbd exits 0 whatever happened).
@@ -123,7 +123,8 @@ def _bind(node: Node) -> str:
 GARBD_KEEPALIVE = "evs.keepalive_period=PT0.1S"
 
 
-def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str) -> list[str]:
+def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str,
+               size: int | None = None) -> list[str]:
     """The backup garbd's command line: the cluster's group, its own listen port, the SST request, and
     ``pc.weight=0``: a member of weight 0 counts for nothing in Galera's quorum (MariaDB, "Quorum Control with
     Weighted Votes"), so the backup's garbd joining or leaving never decides whether the cluster keeps its Primary
@@ -137,16 +138,17 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str)
     inactive timeouts, and the join retransmission (lowered to 0.1-0.2 s it made garbd form a view alone and
     fail to join), stay Galera's.
 
-    The request ends in the profile's member count (``/SIZE``): garbd leaves the group the moment it has asked,
-    and the donor's script waits (at most 5 s) for that leave to be installed before it streams, so that a donor
-    dying mid-stream never falls into the same membership round as that leave (the drill's non-Primary
-    survivor, docs/backups.md)."""
+    The request ends in ``/SIZE``: the cluster's size before this garbd joins (``size``: the donor's
+    ``wsrep_cluster_size`` as ``take`` saw it; else the profile's member count, as in the scheduled job).  garbd
+    leaves the group the moment it has asked, and the donor's script waits (50 polls, about 5 s at most) for the
+    size to be back to SIZE before it streams, so that a donor dying mid-stream never falls into the same
+    membership round as that leave (the drill's non-Primary survivor, docs/backups.md)."""
     arb = profile.arbiter
     b = profile.backups
     listen = f"tcp://{host_port(_bind(arb), b.garbd_port)}"
     # HOST:PORT/TOKEN/SIZE: the donor's script starts streaming once the cluster is back to SIZE members (this
     # garbd's leave installed), so that the donor failing mid-stream never shares a membership round with it.
-    request = f"{BACKUP_SST_METHOD}:{host_port(arb.address, b.receiver_port)}/{token}/{len(profile.nodes)}"
+    request = f"{BACKUP_SST_METHOD}:{host_port(arb.address, b.receiver_port)}/{token}/{size or len(profile.nodes)}"
     data_nodes = cluster_address(profile).removeprefix("gcomm://").split(",")
     studio = {n.address for n in profile.studio_nodes}
     members = [m for m in data_nodes if m.split(":")[0].strip("[]") in studio]
@@ -320,9 +322,9 @@ def _donor_ready(st: dict[str, str]) -> bool:
 
 
 def _check_donor(profile: Profile, secrets: Secrets, conn: NodeConnection, donor_name: str,
-                 note: Callable[[str], None]) -> None:
-    """Return when the donor is Primary and Synced; a Primary donor that is not Synced yet (Joined, or
-    Donor/Desynced after the backup before this one) is waited for up to DONOR_SYNC_WAIT_S.  Raises
+                 note: Callable[[str], None]) -> int:
+    """Return the cluster's size once the donor is Primary and Synced; a Primary donor that is not Synced yet
+    (Joined, or Donor/Desynced after the backup before this one) is waited for up to DONOR_SYNC_WAIT_S.  Raises
     :class:`BackupError` otherwise."""
     st = wsrep_status(conn, profile, secrets)
     if not _donor_ready(st) and st.get("wsrep_cluster_status") == "Primary":
@@ -337,6 +339,7 @@ def _check_donor(profile: Profile, secrets: Secrets, conn: NodeConnection, donor
             f"the donor {donor_name} is not Primary and Synced (status {st.get('wsrep_cluster_status') or 'no answer'}"
             f", state {st.get('wsrep_local_state_comment') or '-'})",
             "run `studio-cluster status`, or pick the other node with --donor")
+    return int(st.get("wsrep_cluster_size") or 0)
 
 
 def _concurrently(first: Callable[[], Any], second: Callable[[], Any]) -> None:
@@ -396,7 +399,8 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     receiver = f"{root}/{RECEIVER_FILE}"
     # The donor's state and the receiver's upload at once (the upload leaves no backup behind if the donor
     # refuses); the backup directory, the receiver and garbd only after the donor was found ready.
-    _concurrently(lambda: _check_donor(profile, secrets, donor_conn, donor_name, note),
+    seen: dict[str, int] = {}
+    _concurrently(lambda: seen.update(size=_check_donor(profile, secrets, donor_conn, donor_name, note)),
                   lambda: arb.put(receiver_source(), receiver, mode=0o600))
     mark("donor_checked")
     meta = json.dumps({"cluster": profile.cluster_name, "arbiter": profile.arbiter.name})
@@ -406,7 +410,7 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
              "--token", token, "--donor", donor_name, "--accept-timeout", str(b.connect_timeout_s), "--meta", meta,
              *(["--content", content_dir.name] if content_dir else []), *receiver_tls_args(profile)]
     glog = f"{path}/garbd.log"
-    gargv = garbd_argv(profile, donor_name, token, f"{path}/garbd", glog)
+    gargv = garbd_argv(profile, donor_name, token, f"{path}/garbd", glog, size=seen.get("size") or None)
     listen_wait = 30  # a python3 start on a loaded host: seconds, not tens of them
     started = json.loads(arb.run(START_PY(root, path, json.dumps(rargv), f"{path}/receiver.log", json.dumps(gargv),
                                           f"{path}/garbd", f"{path}/garbd.out", listen_wait),
