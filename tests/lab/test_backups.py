@@ -18,7 +18,7 @@ from tests.lab.test_cluster import wait_until
 from wizard import lab
 from wizard.backups import BackupError
 from wizard.backups.catalog import list_backups
-from wizard.backups.take import Progress, take
+from wizard.backups.take import Progress, backup_id, take
 from wizard.backups.verify import verify
 from wizard.nodesql import sql, wsrep_status
 from wizard.pipeline import replay
@@ -160,6 +160,23 @@ def test_a_killed_receiver_is_a_failed_backup_never_listed_complete(cluster: Non
                    lambda n=node: wsrep_status(remote[n], profile, secrets).get("wsrep_local_state_comment")
                    == "Synced", 60)
     assert wsrep_status(remote["studio1"], profile, secrets)["wsrep_cluster_status"] == "Primary"
+
+
+def test_a_backup_of_the_same_donor_in_the_same_second_takes_the_next_id(cluster: None, profile: Profile,
+                                                                         secrets: Secrets, remote: Remote) -> None:
+    """Backup ids have whole seconds: two takes of one donor within a second (seen in a full run once take's
+    set-up got fast) must not collide on the Arbiter; the second takes the next free second."""
+    root = str(profile.backups.root)
+    now = time.time()
+    taken = [backup_id("studio2", now + t) for t in range(3)]
+    for bid in taken:
+        lab.host_exec("arbiter", ["mkdir", "-p", f"{root}/{bid}"])
+    try:
+        result = take(profile, secrets, remote, donor="studio2")
+        assert result.id not in taken and result.id.endswith("-studio2"), (result.id, taken)
+        assert result.manifest, result.id
+    finally:
+        lab.host_exec("arbiter", ["rm", "-rf", *(f"{root}/{bid}" for bid in taken)], check=False)
 
 
 def test_take_waits_for_a_donor_still_desynced_instead_of_refusing(cluster: None, profile: Profile,

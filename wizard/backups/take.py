@@ -100,6 +100,10 @@ def choose_donor(profile: Profile, override: str | None, authoring_addresses: li
                                     f"({', '.join(authoring_addresses) or 'no answer'}); the secondary donates")
 
 
+ID_TRIES = 5
+"""How many ids (consecutive seconds) ``take`` tries when a backup of the same donor already has one."""
+
+
 def backup_id(donor: str, now: float | None = None) -> str:
     """``20261130T155904Z-studio2``: sortable by time, names the donor."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time())) + "-" + donor
@@ -176,7 +180,11 @@ import json, os, subprocess, sys, time
 root, path, rargv, rlog, gargv, gwork, glog, wait = sys.argv[1:9]
 os.makedirs(root, exist_ok=True)
 os.chmod(root, 0o751)
-os.mkdir(path, 0o750)
+try:
+    os.mkdir(path, 0o750)
+except FileExistsError:  # a backup of this donor started in the same second: the caller takes the next id
+    print(json.dumps({"rpid": 0, "gpid": 0, "state": "exists", "reason": path}))
+    sys.exit(0)
 os.chmod(path, 0o750)
 def start(argv, log):
     with open(log, "ab") as out, open(os.devnull, "rb") as null:
@@ -393,8 +401,7 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     b = profile.backups
     arb = remote[profile.arbiter.name]
     root = str(b.root)
-    bid = backup_id(donor_name)
-    path = f"{root}/{bid}"
+    first_id_at = time.time()
     token = pysecrets.token_hex(12)
     receiver = f"{root}/{RECEIVER_FILE}"
     # The donor's state and the receiver's upload at once (the upload leaves no backup behind if the donor
@@ -406,16 +413,25 @@ def take(profile: Profile, secrets: Secrets, remote: Remote, *, donor: str | Non
     meta = json.dumps({"cluster": profile.cluster_name, "arbiter": profile.arbiter.name})
     content_dir = backup_content_dir(profile, profile.node(donor_name))  # Crafter's repositories travel along
     start = time.monotonic()
-    rargv = ["python3", receiver, "--dir", path, "--bind", _bind(profile.arbiter), "--port", str(b.receiver_port),
-             "--token", token, "--donor", donor_name, "--accept-timeout", str(b.connect_timeout_s), "--meta", meta,
-             *(["--content", content_dir.name] if content_dir else []), *receiver_tls_args(profile)]
-    glog = f"{path}/garbd.log"
-    gargv = garbd_argv(profile, donor_name, token, f"{path}/garbd", glog, size=seen.get("size") or None)
     listen_wait = 30  # a python3 start on a loaded host: seconds, not tens of them
-    started = json.loads(arb.run(START_PY(root, path, json.dumps(rargv), f"{path}/receiver.log", json.dumps(gargv),
-                                          f"{path}/garbd", f"{path}/garbd.out", listen_wait),
-                                 timeout=listen_wait + 30,
-                                 what="start the backup receiver and garbd").stdout.strip().splitlines()[-1])
+    for later in range(ID_TRIES):  # ids have whole seconds: a backup of this donor in the same second has it
+        bid = backup_id(donor_name, first_id_at + later)
+        path = f"{root}/{bid}"
+        rargv = ["python3", receiver, "--dir", path, "--bind", _bind(profile.arbiter), "--port",
+                 str(b.receiver_port), "--token", token, "--donor", donor_name, "--accept-timeout",
+                 str(b.connect_timeout_s), "--meta", meta, *(["--content", content_dir.name] if content_dir else []),
+                 *receiver_tls_args(profile)]
+        glog = f"{path}/garbd.log"
+        gargv = garbd_argv(profile, donor_name, token, f"{path}/garbd", glog, size=seen.get("size") or None)
+        started = json.loads(arb.run(START_PY(root, path, json.dumps(rargv), f"{path}/receiver.log",
+                                              json.dumps(gargv), f"{path}/garbd", f"{path}/garbd.out", listen_wait),
+                                     timeout=listen_wait + 30,
+                                     what="start the backup receiver and garbd").stdout.strip().splitlines()[-1])
+        if started["state"] != "exists":
+            break
+    else:
+        raise BackupError(f"backups of {donor_name} named for the next {ID_TRIES} seconds already exist in {root}",
+                          "wait a few seconds and take the backup again")
     rpid, gpid = str(started["rpid"]), str(started["gpid"])
     mark("garbd_started")
 
