@@ -175,11 +175,19 @@ def take_one(job: dict[str, Any], donor: str, now: float | None = None) -> dict[
     """One backup from ``donor`` into a new directory under ``job["root"]``; returns
     {"id", "path", "state": "complete"|"failed", "reason"}."""
     root = job["root"]
-    bid = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time())) + "-" + donor
-    path = os.path.join(root, bid)
+    at = now if now is not None else time.time()
     os.makedirs(root, exist_ok=True)
     os.chmod(root, 0o751)  # noqa: S103 (others traverse, never list: verify runs its server as mysql)
-    os.mkdir(path, 0o750)
+    for later in range(5):  # ids have whole seconds: a backup of this donor in the same second has it (take too)
+        bid = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(at + later)) + "-" + donor
+        path = os.path.join(root, bid)
+        try:
+            os.mkdir(path, 0o750)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise OSError("backups of %s named for the next 5 seconds already exist in %s" % (donor, root))
     token = secrets.token_hex(12)
     receiver = garbd = None
     state: dict[str, Any] = {}
