@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import time
 from pathlib import Path
 
@@ -213,6 +214,17 @@ def _load_zone(zone_file: Path) -> None:
     _run(["pdnsutil", f"--config-dir={infra_dir() / 'pdns'}", "load-zone", ZONE, str(zone_file)], timeout=30)
 
 
+def _zone_loaded(db: Path) -> bool:
+    """The zone's SOA record is in PowerDNS's sqlite database (``pdnsutil load-zone`` finished)."""
+    try:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            row = conn.execute("SELECT 1 FROM records r JOIN domains d ON r.domain_id = d.id "
+                               "WHERE d.name = ? AND r.type = 'SOA' LIMIT 1", (ZONE,)).fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None
+
+
 def _start_pdns_now() -> None:
     d = infra_dir()
     (d / "pdns").mkdir(parents=True, exist_ok=True)
@@ -221,13 +233,12 @@ def _start_pdns_now() -> None:
         write_zone()
     db = d / "pdns" / "pdns.sqlite3"
     if not db.exists():  # a restarted PowerDNS keeps its database (and what the API wrote into it)
-        import sqlite3
-
         tmp = db.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
         with contextlib.closing(sqlite3.connect(tmp)) as conn:
             conn.executescript(PDNS_SCHEMA.read_text())
         tmp.rename(db)
+    if not _zone_loaded(db):  # new, or a `lab up` killed between the schema and the zone (seen in a full run)
         _load_zone(d / f"{ZONE}.zone")
     _spawn_root(_in_netns(INFRA[0], ["pdns_server", f"--config-dir={d / 'pdns'}"]), d / "pdns.pid",
                 d / "pdns.log")
