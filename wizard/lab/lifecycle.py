@@ -106,6 +106,7 @@ def _repair(st: LabStatus, progress: Progress) -> None:
     for name, hs in st.hosts.items():
         if not hs.sshd:
             progress(f"starting sshd on {name}")
+            _await_host(name)  # an interrupted `lab up` may have left it still mounting its private dirs (/run)
             _start_sshd_now(name)
     if not st.redis:
         progress("restarting Redis")
