@@ -1127,14 +1127,13 @@ def wait_former_incarnation_gone(cfg: Config, node: Node, coord: Coordination, e
     one: the group runs a membership round that times out (evs.install_timeout, 7.5 s) and then another.  On the
     lab a kill -9 and an immediate restart took 12-15 s to a Primary view; the eviction alone takes about 5 s
     (evs.suspect_timeout).  Nothing is lost by waiting: the node is down either way.  Judged by the other data
-    nodes' freshest view: this run's registration (its agent's, refreshed every second while it runs) or the
-    daemon's heartbeat (every ``heartbeat_interval`` s), whichever was taken last; with neither, there is no
-    wait."""
+    nodes' daemon heartbeats (refreshed every ``heartbeat_interval`` s); with none, there is no wait.  (Reading
+    this run's registrations too, through ``freshest``, was tried and reverted: the full suite then failed two
+    recovery tests, not yet understood.)"""
     others = [n for n in cfg.data_nodes if n != node.name]
 
     def holders() -> list[str]:
-        return listing_former_incarnation(freshest(coord.states(others), coord.states(others, "heartbeat")),
-                                          node.name)
+        return listing_former_incarnation(coord.states(others, "heartbeat"), node.name)
 
     first = holders()
     if not first:
