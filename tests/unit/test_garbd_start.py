@@ -64,13 +64,3 @@ def test_a_killed_servers_former_incarnation_is_seen_in_the_others_heartbeat() -
     assert listing_former_incarnation({"studio2": reg("studio2", members="x=studio2")}, "studio2") == []
     assert listing_former_incarnation({}, "studio2") == []
 
-
-def test_the_freshest_view_of_each_node_wins() -> None:
-    from wizard.agent.runtime import freshest
-
-    old = NodeState(name="studio1", heartbeat=100.0, members="u1=studio1")
-    new = NodeState(name="studio1", heartbeat=105.0, members="u1=studio1,old2=studio2")
-    other = NodeState(name="studio3", heartbeat=1.0)
-    assert freshest({"studio1": old}, {"studio1": new, "studio3": other}) == {"studio1": new, "studio3": other}
-    assert freshest({"studio1": new}, {"studio1": old}) == {"studio1": new}
-    assert freshest({}, {}) == {}

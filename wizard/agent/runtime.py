@@ -1108,17 +1108,6 @@ def listing_former_incarnation(heartbeats: dict[str, election.NodeState], me: st
     return [name for name, st in heartbeats.items() if name != me and st.is_primary and me in st.member_names()]
 
 
-def freshest(*views: dict[str, election.NodeState]) -> dict[str, election.NodeState]:
-    """Per node, the state taken last (``NodeState.heartbeat``, the publishing host's clock: both views of a node
-    come from that node) among ``views``."""
-    out: dict[str, election.NodeState] = {}
-    for view in views:
-        for name, st in view.items():
-            if name not in out or st.heartbeat > out[name].heartbeat:
-                out[name] = st
-    return out
-
-
 def wait_former_incarnation_gone(cfg: Config, node: Node, coord: Coordination, ev: Callable[..., None]) -> None:
     """Before a stopped server starts to join: wait (at most ``evict_wait`` s, default EVICT_WAIT_S) until no
     Primary Component still lists this node's former server.
@@ -1128,8 +1117,8 @@ def wait_former_incarnation_gone(cfg: Config, node: Node, coord: Coordination, e
     lab a kill -9 and an immediate restart took 12-15 s to a Primary view; the eviction alone takes about 5 s
     (evs.suspect_timeout).  Nothing is lost by waiting: the node is down either way.  Judged by the other data
     nodes' daemon heartbeats (refreshed every ``heartbeat_interval`` s); with none, there is no wait.  (Reading
-    this run's registrations too, through ``freshest``, was tried and reverted: the full suite then failed two
-    recovery tests, not yet understood.)"""
+    this run's registrations too, the fresher of the two per node, was tried and reverted: the full suite then
+    failed two recovery tests, not yet understood.)"""
     others = [n for n in cfg.data_nodes if n != node.name]
 
     def holders() -> list[str]:
