@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import paramiko
 from fabric import Config, Connection
@@ -181,6 +181,9 @@ class RunLog:
 
 def _tail(text: str, limit: int = 2000) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+_T = TypeVar("_T")
 
 
 class _ChannelRefused(Exception):
@@ -497,6 +500,26 @@ class NodeConnection:
         :class:`~wizard.agent.rootcmd.RootCall` (a named root script) runs as root in either sudo scope: in
         agent scope through ``ENTRY root NAME``, its values on stdin's first line."""
         payload = stdin_bytes if stdin_bytes is not None else (stdin.encode() if stdin is not None else None)
+        command, full, payload = self._command(argv, privileged, payload)
+        conn = self.open()
+        start = time.monotonic()
+        try:
+            code, out, err = self._with_slot(lambda: self._exec(conn, full, payload, timeout), full, timeout)
+        except TimeoutError:
+            self._log(command, -1, "", "timed out", time.monotonic() - start)
+            raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
+                              f"{self.node.name} may be overloaded or hung", command=command) from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise UnreachableError(self.node.name, f"connection lost: {exc}", "check the node and retry",
+                                   command=command) from None
+        duration = time.monotonic() - start
+        self._log(command, code, out, err, duration)
+        return self._result(command, full, code, out, err, duration, check, what)
+
+    def _command(self, argv: Sequence[object] | str | RootCall, privileged: bool,
+                 payload: bytes | None) -> tuple[str, str, bytes | None]:
+        """(the command, the command line sent, stdin) of :meth:`run`'s ``argv``."""
         if isinstance(argv, RootCall):
             if privileged and self.agent_scope:
                 command = sh(ENTRY, "root", argv.name)
@@ -509,21 +532,10 @@ class NodeConnection:
         full = self._wrap(command, privileged)
         if full != command and self.agent_scope:  # through the installed agent: it must be this version
             self.require_installed_agent()
-        conn = self.open()
-        start = time.monotonic()
-        try:
-            code, out, err = self._exec_with_slot(conn, full, payload, timeout)
-        except TimeoutError:
-            self._log(command, -1, "", "timed out", time.monotonic() - start)
-            raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
-                              f"{self.node.name} may be overloaded or hung", command=command) from None
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            self.close()
-            raise UnreachableError(self.node.name, f"connection lost: {exc}", "check the node and retry",
-                                   command=command) from None
-        duration = time.monotonic() - start
-        self._log(command, code, out, err, duration)
-        result = Result(self.node.name, REDACTOR(command), code, out, err, duration)
+        return command, full, payload
+
+    def _result(self, command: str, full: str, code: int, out: str, err: str, duration: float, check: bool,
+                what: str) -> Result:
         if full != command and code == 1 and err.startswith("sudo: "):  # sudo said no: nothing of ours ran
             raise RemoteError(self.node.name, f"sudo refused on {self.node.name}: {_tail(err.strip(), 200)}",
                               self.sudo_fix(), command=command, exit_code=code, stderr=err)
@@ -533,12 +545,37 @@ class NodeConnection:
                 f"{what or 'command'} failed with exit code {code}: {_tail(err.strip() or out.strip(), 300)}",
                 command=command, exit_code=code, stderr=err,
             )
-        return result
+        return Result(self.node.name, REDACTOR(command), code, out, err, duration)
 
-    def _exec_with_slot(self, conn: Connection, command: str, stdin: bytes | None,
-                        timeout: float) -> tuple[int, str, str]:
-        """Run on one channel, within the node's channel limit; a refused channel lowers the limit to the
-        channels still open and waits for one of them to close (back-pressure, not a failure)."""
+    def stream(self, argv: Sequence[object] | str | RootCall, *, stdin: str = "", timeout: float = 60,
+               privileged: bool = True, what: str = "") -> Stream:
+        """Start a command that keeps running while the caller talks to it: lines to its stdin
+        (:meth:`Stream.send`), lines from its stdout (:meth:`Stream.readline`), until :meth:`Stream.close`.  It
+        holds one of the node's channels until then.  ``stdin``: sent first (its stdin stays open); ``timeout``:
+        for opening its channel.  Raises RemoteError as :meth:`run` does."""
+        command, full, payload = self._command(argv, privileged, stdin.encode())
+        conn = self.open()
+        try:
+            chan = self._with_slot(lambda: self._open_channel(conn, full, payload, timeout, keep_stdin=True), full,
+                                   timeout, keep=True)
+        except TimeoutError:
+            raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
+                              f"{self.node.name} may be overloaded or hung", command=command) from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.close()
+            raise UnreachableError(self.node.name, f"connection lost: {exc}", "check the node and retry",
+                                   command=command) from None
+        return Stream(self, chan, command, full, what)
+
+    def _release_slot(self) -> None:
+        with self._channels:
+            self._open_channels -= 1
+            self._channels.notify()
+
+    def _with_slot(self, call: Callable[[], _T], command: str, timeout: float, keep: bool = False) -> _T:
+        """``call`` (which opens one channel) within the node's channel limit; a refused channel lowers the limit
+        to the channels still open and waits for one of them to close (back-pressure, not a failure).  ``keep``:
+        a successful call keeps its slot (:meth:`_release_slot` gives it back)."""
         deadline = time.monotonic() + timeout
         refused_alone = 0
         while True:
@@ -549,8 +586,11 @@ class NodeConnection:
                         raise TimeoutError(command)
                     self._channels.wait(left)
                 self._open_channels += 1
+            kept = False
             try:
-                return self._exec(conn, command, stdin, timeout)
+                result = call()
+                kept = keep
+                return result
             except _ChannelRefused as exc:
                 with self._channels:
                     others = self._open_channels - 1
@@ -576,16 +616,14 @@ class NodeConnection:
                 if others == 0:
                     time.sleep(0.05 * refused_alone)  # a channel we just closed may not be freed yet
             finally:
-                with self._channels:
-                    self._open_channels -= 1
-                    self._channels.notify()
+                if not kept:
+                    self._release_slot()
 
     @staticmethod
-    def _exec(conn: Connection, command: str, stdin: bytes | None, timeout: float) -> tuple[int, str, str]:
-        """One exec channel on the shared transport.  Invoke's runner feeds stdin a byte at a time with a
-        sleep between bytes (seconds for a 1 kB config), so stdin goes in one write here.
-
-        Raises _ChannelRefused when sshd refuses the channel (MaxSessions)."""
+    def _open_channel(conn: Connection, command: str, stdin: bytes | None, timeout: float,
+                      keep_stdin: bool = False) -> paramiko.Channel:
+        """An exec channel on the shared transport running ``command``, ``stdin`` sent (then closed unless
+        ``keep_stdin``).  Raises _ChannelRefused when sshd refuses the channel (MaxSessions)."""
         transport = conn.client.get_transport()
         if transport is None or not transport.is_active():
             raise EOFError("SSH transport is closed")
@@ -608,7 +646,21 @@ class NodeConnection:
             if stdin is not None:
                 if stdin:
                     chan.sendall(stdin)
-                chan.shutdown_write()
+                if not keep_stdin:
+                    chan.shutdown_write()
+        except BaseException:
+            chan.close()
+            raise
+        return chan
+
+    @classmethod
+    def _exec(cls, conn: Connection, command: str, stdin: bytes | None, timeout: float) -> tuple[int, str, str]:
+        """One exec channel on the shared transport.  Invoke's runner feeds stdin a byte at a time with a
+        sleep between bytes (seconds for a 1 kB config), so stdin goes in one write here.
+
+        Raises _ChannelRefused when sshd refuses the channel (MaxSessions)."""
+        chan = cls._open_channel(conn, command, stdin, timeout)
+        try:
             out, err = bytearray(), bytearray()
             deadline = time.monotonic() + timeout
             while True:
@@ -659,6 +711,94 @@ _PUT_STEPS = ("(umask 077 && cat > {staged}) && [ \"$(wc -c < {staged})\" -eq {s
 PUT = RootScript("put", "mkdir -p {dir} && " + _PUT_STEPS)
 PUT_BACKUP = RootScript("put-backup", "mkdir -p {dir} && if [ -e {path} ]; then mkdir -p {backup_dir} && "
                         "cp -p {path} {backup}; fi && " + _PUT_STEPS)
+
+
+class Stream:
+    """A command that keeps running while its caller talks to it (:meth:`NodeConnection.stream`): lines to its
+    stdin, lines from its stdout.  One thread reads (:meth:`readline`); any thread may :meth:`send`."""
+
+    def __init__(self, conn: NodeConnection, chan: paramiko.Channel, command: str, full: str, what: str) -> None:
+        self._conn, self._chan, self._command, self._full, self._what = conn, chan, command, full, what
+        self._out, self._err, self._seen = bytearray(), bytearray(), bytearray()
+        self._send = threading.Lock()
+        self._closed = False
+        self._start = time.monotonic()
+
+    @property
+    def node(self) -> str:
+        return self._conn.node.name
+
+    def send(self, line: str) -> None:
+        """One line to the command's stdin.  Raises UnreachableError when the channel is gone."""
+        try:
+            with self._send:
+                self._chan.sendall(line.encode() + b"\n")
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise UnreachableError(self.node, f"{self._what or 'command'}: cannot write to it: {exc}",
+                                   "check the node and retry", command=self._command) from None
+
+    def end_input(self) -> None:
+        """Close the command's stdin (it sees EOF); its output goes on to :meth:`readline`."""
+        with self._send, contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            self._chan.shutdown_write()
+
+    def _pump(self, wait: float) -> bool:
+        """Take what has arrived (waiting up to ``wait`` s for something); False once stdout has ended."""
+        chan = self._chan
+        if not chan.recv_ready() and not chan.recv_stderr_ready() and not (chan.eof_received or chan.closed):
+            select.select([chan], [], [], wait)
+        while chan.recv_stderr_ready():
+            self._err += chan.recv_stderr(65536)
+        if chan.recv_ready():
+            data = chan.recv(65536)
+            self._out += data
+            self._seen += data
+            return True
+        return not (chan.eof_received or chan.closed)
+
+    def readline(self, timeout: float) -> str | None:
+        """The next line of stdout (without its newline); None at the end of stdout.  Raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._out:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(self._command)
+            if not self._pump(min(left, 0.5)) and not self._chan.recv_ready():
+                if not self._out:
+                    return None
+                rest = bytes(self._out)
+                self._out.clear()
+                return rest.decode(errors="replace")
+        line, _, rest = bytes(self._out).partition(b"\n")
+        self._out[:] = rest
+        return line.decode(errors="replace")
+
+    def close(self, timeout: float = 10, check: bool = False) -> Result:
+        """Close its stdin and wait (up to ``timeout``) for it to exit; logged as :meth:`NodeConnection.run` logs a
+        command.  Raises RemoteError as ``run`` does (``check``: also for a non-zero exit)."""
+        if self._closed:
+            raise RuntimeError("stream closed twice")
+        self._closed = True
+        chan, code = self._chan, -1
+        try:
+            self.end_input()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                # the end of the output (EOF) and the exit status, as run() waits for them
+                if not self._pump(0.05) and not chan.recv_ready():
+                    if chan.exit_status_ready():
+                        code = chan.recv_exit_status()
+                        break
+                    if chan.closed:
+                        break
+                    time.sleep(0.002)
+        finally:
+            chan.close()
+            self._conn._release_slot()
+        out, err = self._seen.decode(errors="replace"), self._err.decode(errors="replace")
+        duration = time.monotonic() - self._start
+        self._conn._log(self._command, code, out, err, duration)
+        return self._conn._result(self._command, self._full, code, out, err, duration, check, self._what)
 
 
 class _VerifyHostKey(paramiko.MissingHostKeyPolicy):

@@ -13,7 +13,7 @@ import pytest
 from wizard import datadir
 from wizard.checks import planned
 from wizard.checks.base import CLUSTER, Check, Outcome, Status
-from wizard.checks.facts import FACTS, PARTS
+from wizard.checks.facts import PARTS, SESSION
 from wizard.checks.runner import _Stages
 from wizard.profile import load_profile
 
@@ -21,16 +21,20 @@ PROFILE = Path(__file__).resolve().parents[2] / "profiles" / "example.yaml"
 
 
 def facts(request: dict[str, object], secrets: dict[str, object] | None = None) -> dict[str, object]:
-    res = subprocess.run([sys.executable, "-I", "-S", "-c", FACTS, json.dumps(request)],
-                         input=json.dumps(secrets or {}), capture_output=True, text=True, timeout=60, check=True)
-    out: dict[str, object] = json.loads(res.stdout.strip().splitlines()[-1])
+    """The facts a session without requests (as a direct call of a check starts) prints, then it ends."""
+    res = subprocess.run([sys.executable, "-I", "-S", "-c", SESSION, json.dumps({"facts": request, "serve": False})],
+                         input=json.dumps(secrets or {}) + "\n", capture_output=True, text=True, timeout=60,
+                         check=True)
+    lines = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [list(line) for line in lines] == [["facts"]], res.stdout
+    out: dict[str, object] = lines[0]["facts"]
     return out
 
 
 def test_every_part_has_its_function() -> None:
     for name in PARTS:
-        assert f"def probe_{name}(arg" in FACTS or f"def probe_{name}(args" in FACTS or \
-            f"def probe_{name}(names" in FACTS, name
+        assert f"def probe_{name}(arg" in SESSION or f"def probe_{name}(args" in SESSION or \
+            f"def probe_{name}(names" in SESSION, name
 
 
 @pytest.mark.parametrize("layout", ["missing", "empty", "initialised", "incomplete"])

@@ -72,6 +72,16 @@ class CheckContext:
     secrets: Secrets
     remote: Remote
     shared: dict[str, Any] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Have :meth:`close` call `closer` (e.g. end a process a node kept for the run)."""
+        self.closers.append(closer)
+
+    def close(self) -> None:
+        """Call every closer (the runner does, once every result is in), the last registered first."""
+        while self.closers:
+            self.closers.pop()()
 
     def run_json(self, node: Node, script: RootScript, *args: object, stdin: str | None = None,
                  timeout: float = 30) -> Any:

@@ -2,10 +2,16 @@
 
 The software, names, redis, datadir and galera-state checks each used to start a python3 probe of their own on
 every node: five interpreters, their imports and five SSH channels per node, which on a small machine cost more
-than the work itself.  :data:`FACTS_PY` gathers all of them in one python3 process (each part in a thread, so one
-part's subprocess or socket wait overlaps the others) and prints one JSON object, part name -> that part's result.
+than the work itself.  :data:`SESSION_PY` gathers all of them in one python3 process (each part in a thread, so one
+part's subprocess or socket wait overlaps the others) and prints one JSON line, part name -> that part's result.
 The price: a node's checks that read it report together, when its slowest part is done (the Sentinel part waits
 up to ``redis.failover_wait_s`` for a failover under way).
+
+The same process is the node's whole check session (:class:`NodeSession`): when the run checks the network it
+first binds the listener on the node's free required ports (and says so), and it stays up for requests over its
+stdin: the port probe to the peers once every node listens, stopping the listener, its clock for the clock check.
+One interpreter per node instead of three (facts, listener, port probe), and no process for ``date``; it ends
+when its stdin closes (the runner's :meth:`~wizard.checks.base.CheckContext.close`, or the SSH channel gone).
 
 :func:`node_fact` is what a check calls: the first check of a node to ask runs the probe for every part whose
 check the run has planned on that node (``ctx.shared["planned"]``, set by the runner; without it, only the part
@@ -29,15 +35,19 @@ Parts and their results (each the JSON object the check's own probe used to prin
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
+import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from wizard import datadir as datadir_probe
 from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext
 from wizard.profile import Node, Role
+from wizard.remote import RemoteError, Stream
 
 SOFTWARE = r'''
 def probe_software(arg, secret):
@@ -275,23 +285,133 @@ CHECK_OF = {"software": "software", "resolve": "names", "redis": "redis", "senti
             "daemon": "galera-state", "datadir": "datadir"}
 """The check each part serves: a part runs when its check is planned on the node."""
 
-FACTS = ("import json, os, re, socket, subprocess, sys, threading, time\n"
-         + "".join(PARTS.values()) + r'''
-request = json.loads(sys.argv[1]); secrets = json.loads(sys.stdin.read() or "{}")
+# The session's first line marks its command line: a run whose front end died and left it behind holds the
+# cluster's ports (its listener) until its stdin closes or LISTEN_SECONDS pass; the node agent clears such
+# processes before mariadbd needs the ports (wizard.agent.runtime.clear_check_listeners).
+LISTENER_MARK = "# studio-cluster check listener"
+
+LISTEN = r"""
+def listen(addr, ports, duration):
+    import errno, select
+    socks, bound, busy = [], [], []
+    for port in ports:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            try:
+                s.bind((addr, port))
+            except OSError as e:
+                if e.errno != errno.EADDRNOTAVAIL:  # the node knows itself by another address (NAT): any
+                    raise
+                s.bind(("0.0.0.0", port))
+            s.listen(16); socks.append(s); bound.append(port)
+        except OSError:
+            s.close(); busy.append(port)
+    wake_r, wake_w = os.pipe()
+    def serve():
+        end = time.time() + duration
+        try:
+            while time.time() < end:
+                r, _, _ = select.select(socks + [wake_r], [], [], max(0.0, end - time.time()))
+                if wake_r in r:
+                    break
+                for s in r:
+                    try:
+                        c, _ = s.accept(); c.close()
+                    except OSError:
+                        pass
+        finally:
+            for s in socks:
+                s.close()
+    t = threading.Thread(target=serve, daemon=True)
+    if socks:
+        t.start()
+    def stop():
+        if socks:
+            os.write(wake_w, b"x"); t.join()
+        return True
+    return {"pid": os.getpid() if socks else None, "bound": bound, "busy": busy}, stop
+"""
+
+PORTS = r"""
+def probe_ports(timeout, targets):
+    out = {}
+    def one(t):
+        host, port = t.rsplit(":", 1)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.settimeout(timeout)
+        try:
+            s.connect((host, int(port))); out[t] = "open"
+        except socket.timeout:
+            out[t] = "timeout"
+        except ConnectionRefusedError:
+            out[t] = "refused"
+        except OSError as e:
+            out[t] = "error: " + (e.strerror or str(e))
+        finally:
+            s.close()
+    ts = [threading.Thread(target=one, args=(t,)) for t in targets]
+    [t.start() for t in ts]; [t.join() for t in ts]
+    return out
+"""
+
+SESSION = (LISTENER_MARK + "\nimport json, os, re, socket, subprocess, sys, threading, time\n"
+           + "".join(PARTS.values()) + LISTEN + PORTS + r'''
+request = json.loads(sys.argv[1]); secrets = json.loads(sys.stdin.readline() or "{}")
+lock = threading.Lock()
+def say(obj):
+    line = json.dumps(obj) + "\n"
+    with lock:
+        sys.stdout.write(line); sys.stdout.flush()
+stop = lambda: True
+if request.get("listen"):
+    addr, ports, duration = request["listen"]
+    info, stop = listen(addr, ports, float(duration))
+    say({"listener": info})
 out = {}
 def run(name):
     try:
-        out[name] = globals()["probe_" + name](request[name], secrets.get(name))
+        out[name] = globals()["probe_" + name](request["facts"][name], secrets.get(name))
     except Exception as e:
         out[name] = {"crashed": "%s: %s" % (type(e).__name__, e)}
-threads = [threading.Thread(target=run, args=(name,)) for name in request]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print(json.dumps(out))
+def gather():
+    threads = [threading.Thread(target=run, args=(name,)) for name in request.get("facts", {})]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    say({"facts": out})
+    if not request.get("serve"):
+        os._exit(0)
+gathering = threading.Thread(target=gather, daemon=True)
+gathering.start()
+def answer(req):
+    try:
+        if req["do"] == "ports":
+            result = probe_ports(*req["arg"])
+        elif req["do"] == "unlisten":
+            result = stop()
+        else:
+            raise ValueError("no request named %r" % req["do"])
+        say({"id": req["id"], "result": result})
+    except Exception as e:
+        say({"id": req["id"], "crashed": "%s: %s" % (type(e).__name__, e)})
+while True:
+    line = sys.stdin.readline()
+    if not line:
+        break  # the controller is done (or gone): so is the listener
+    if not request.get("serve"):
+        continue  # takes no requests: prints the facts and ends
+    req = json.loads(line)
+    if req["do"] == "time":
+        say({"id": req["id"], "result": time.time()})
+    else:
+        threading.Thread(target=answer, args=(req,), daemon=True).start()
+if not request.get("serve"):
+    gathering.join()
+sys.stdout.flush()
+os._exit(0)
 ''')
-FACTS_PY = RootScript("check-node-facts", FACTS, kind="py")
+SESSION_PY = RootScript("check-node-session", SESSION, kind="py")
 
 
 class FactError(Exception):
@@ -338,30 +458,181 @@ def _redis_part(ctx: CheckContext) -> str:
     return "sentinel" if ctx.profile.redis.uses_sentinel else "redis"
 
 
-def _wanted(ctx: CheckContext, node: Node, part: str) -> list[str]:
+def _wanted(ctx: CheckContext, node: Node, part: str | None) -> list[str]:
     """The parts to gather on `node`: those of the checks the run has planned there (always `part`)."""
     planned: set[tuple[str, str]] | None = ctx.shared.get("planned")
     if planned is None:
-        return [part]
+        return [part] if part else []
     names = [n for n in ("software", "resolve", _redis_part(ctx), "daemon", "datadir")
              if (CHECK_OF[n], node.name) in planned]
-    return names if part in names else [*names, part]
+    return names if part is None or part in names else [*names, part]
+
+
+class SessionEnded(RemoteError):
+    """The node's session ended before it answered (its own error, if any, is this error's message)."""
+
+
+class NodeSession:
+    """One python3 process on a node for a whole check run (:data:`SESSION_PY`): the facts (each part in a thread),
+    and, when the run checks the network from this node, the listener on its free required ports first, then
+    requests over its stdin (``ports``: probe the peers; ``unlisten``; ``time``: its clock) until its stdin closes.
+    A reader thread takes its lines; requests and the facts are futures."""
+
+    def __init__(self, ctx: CheckContext, node: Node, parts: list[str], listen: list[Any] | None,
+                 serve: bool) -> None:
+        self.node = node
+        self.parts = parts
+        self.serves = serve
+        self.facts: Future[dict[str, Any]] = Future()
+        self.listener: Future[dict[str, Any] | None] = Future()
+        self._replies: dict[int, Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._ended: RemoteError | None = None
+        request: dict[str, Any] = {"facts": {}, "listen": listen, "serve": serve}
+        secrets: dict[str, Any] = {}
+        for part in parts:
+            request["facts"][part], secret = _part(ctx, node, part)
+            if secret is not None:
+                secrets[part] = secret
+        self.timeout = 30 + (ctx.profile.redis.failover_wait_s if "sentinel" in parts else 0)
+        self.what = f"probe on {node.name}"
+        if listen is None:
+            self.listener.set_result(None)
+        self.stream: Stream = ctx.remote[node.name].stream(SESSION_PY(json.dumps(request)),
+                                                           stdin=json.dumps(secrets) + "\n", timeout=30,
+                                                           what=self.what)
+        self._reader = threading.Thread(target=self._read, name=f"session-{node.name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        error: RemoteError | None = None
+        try:
+            while True:
+                line = self.stream.readline(timeout=24 * 3600)
+                if line is None:
+                    break
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(msg, dict):
+                    continue
+                if "listener" in msg:
+                    self.listener.set_result(msg["listener"])
+                elif "facts" in msg:
+                    self.facts.set_result(msg["facts"])
+                elif "id" in msg:
+                    with self._lock:
+                        reply = self._replies.pop(msg["id"], None)
+                    if reply is not None:
+                        reply.set_result(msg)
+        except Exception as exc:  # the channel broke
+            error = exc if isinstance(exc, RemoteError) else RemoteError(self.node.name, f"{self.what}: {exc}")
+        try:
+            self.stream.close(check=True)
+        except RemoteError as exc:
+            error = error or exc
+        ended = SessionEnded(self.node.name, error.message if error else f"{self.what} ended without an answer",
+                             error.hint if error else "see the run log for the failing command",
+                             command=error.command if error else "", exit_code=error.exit_code if error else None,
+                             stderr=error.stderr if error else "")
+        with self._lock:
+            self._ended = ended
+            pending: list[Future[Any]] = [*self._replies.values(), self.facts, self.listener]
+            self._replies.clear()
+        for fut in pending:
+            if not fut.done():
+                fut.set_exception(ended)
+
+    def _wait(self, fut: Future[Any], timeout: float, what: str) -> Any:
+        try:
+            return fut.result(timeout)
+        except FutureTimeout:
+            raise RemoteError(self.node.name, f"{what} timed out after {timeout:.0f}s",
+                              f"{self.node.name} may be overloaded or hung") from None
+
+    def result(self) -> dict[str, Any]:
+        """The facts (raises RemoteError: the probe failed or timed out)."""
+        facts: dict[str, Any] = self._wait(self.facts, self.timeout, self.what)
+        return facts
+
+    def listening(self, timeout: float = 30) -> dict[str, Any] | None:
+        """The listener's report: {"pid", "bound", "busy"}; None when this session has none."""
+        info: dict[str, Any] | None = self._wait(self.listener, timeout, f"the listener on {self.node.name}")
+        return info
+
+    def ask(self, do: str, arg: Any = None, timeout: float = 30) -> Any:
+        """A request's result.  Raises SessionEnded (the session is gone), RemoteError (no answer in time),
+        FactError (the request raised on the node)."""
+        if not self.serves:
+            raise SessionEnded(self.node.name, f"{self.what} takes no requests")
+        fut: Future[dict[str, Any]] = Future()
+        with self._lock:
+            if self._ended is not None:
+                raise self._ended
+            n = next(self._ids)
+            self._replies[n] = fut
+        try:
+            self.stream.send(json.dumps({"id": n, "do": do, "arg": arg}))
+        except RemoteError as exc:
+            with self._lock:
+                self._replies.pop(n, None)
+            raise SessionEnded(exc.node, exc.message, exc.hint) from None
+        msg: dict[str, Any] = self._wait(fut, timeout, f"{do} on {self.node.name}")
+        if "crashed" in msg:
+            raise FactError(f"{do} on {self.node.name} crashed: {msg['crashed']}")
+        return msg.get("result")
+
+    def close(self, timeout: float = 10) -> None:
+        """Close its stdin (the process ends, and its listener) and wait for it to end."""
+        self.stream.end_input()
+        self._reader.join(timeout)
+
+
+def node_session(ctx: CheckContext, node: Node, part: str | None = None) -> NodeSession:
+    """The node's session for this run, started by the first caller: the facts of every planned part (and
+    `part`), the listener when the run checks the network from it, serving requests when the run checks the
+    network or the clocks (closed by :meth:`CheckContext.close`).  Raises RemoteError."""
+    key = f"session:{node.name}"
+    mine: Future[NodeSession] = Future()
+    shared: Future[NodeSession] = ctx.shared.setdefault(key, mine)  # atomic: one session per node
+    if shared is mine:
+        try:
+            planned: set[tuple[str, str]] = ctx.shared.get("planned") or set()
+            listen: list[Any] | None = None
+            if ("network", node.name) in planned:
+                from wizard.checks.network import LISTEN_SECONDS, listen_ports
+                from wizard.profile import is_ip
+
+                # On the node's own address, not the wildcard: a server already bound to 127.0.0.1 only (what
+                # Debian's standalone MariaDB does) must not make the port look closed to the peers.
+                bind = node.address if is_ip(node.address) and ":" not in node.address else "0.0.0.0"  # noqa: S104
+                listen = [bind, listen_ports(ctx.profile, node), LISTEN_SECONDS]
+            serve = listen is not None or ("clock", "cluster") in planned
+            session = NodeSession(ctx, node, _wanted(ctx, node, part), listen, serve)
+            if serve:
+                ctx.on_close(session.close)
+            mine.set_result(session)
+        except BaseException as exc:
+            mine.set_exception(exc)
+    return shared.result()
+
+
+def serving_session(ctx: CheckContext, node: Node) -> NodeSession | None:
+    """The node's session when one was started and takes requests, else None."""
+    fut: Future[NodeSession] | None = ctx.shared.get(f"session:{node.name}")
+    if fut is None or not fut.done() or fut.exception() is not None:
+        return None
+    session = fut.result()
+    return session if session.serves else None
 
 
 def node_fact(ctx: CheckContext, node: Node, part: str) -> Any:
-    """`part`'s result on `node` (see the module's docstring), from the one probe the node's checks share.
+    """`part`'s result on `node` (see the module's docstring), from the one session the node's checks share.
     Raises RemoteError (the probe failed), FactError (the part raised on the node)."""
-    key = f"facts:{node.name}"
-    mine: Future[dict[str, Any]] = Future()
-    shared: Future[dict[str, Any]] = ctx.shared.setdefault(key, mine)  # atomic: one probe per node
-    if shared is mine:
-        try:
-            mine.set_result(_gather(ctx, node, _wanted(ctx, node, part)))
-        except BaseException as exc:
-            mine.set_exception(exc)
-    facts = shared.result()
-    if part not in facts:  # a part no planned check asked for: its own probe (a direct call of a check)
-        facts = _gather(ctx, node, [part])
+    session = node_session(ctx, node, part)
+    facts = session.result() if part in session.parts else _gather(ctx, node, [part])
     value = facts[part]
     if isinstance(value, dict) and set(value) == {"crashed"}:
         raise FactError(f"the {part} probe on {node.name} crashed: {value['crashed']}")
@@ -369,13 +640,5 @@ def node_fact(ctx: CheckContext, node: Node, part: str) -> Any:
 
 
 def _gather(ctx: CheckContext, node: Node, parts: list[str]) -> dict[str, Any]:
-    request: dict[str, Any] = {}
-    secrets: dict[str, Any] = {}
-    for part in parts:
-        request[part], secret = _part(ctx, node, part)
-        if secret is not None:
-            secrets[part] = secret
-    timeout = 30 + (ctx.profile.redis.failover_wait_s if "sentinel" in parts else 0)
-    facts: dict[str, Any] = ctx.run_json(node, FACTS_PY, json.dumps(request), stdin=json.dumps(secrets),
-                                         timeout=timeout)
-    return facts
+    """`parts` in a session of their own (a part no planned check asked for: a direct call of a check)."""
+    return NodeSession(ctx, node, parts, None, serve=False).result()

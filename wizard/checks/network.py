@@ -11,20 +11,20 @@ standalone server bound to 127.0.0.1 only does not hide the port (it is rebound 
 from __future__ import annotations
 
 import contextlib
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
-from wizard.profile import Node, Profile, Role, is_ip
+from wizard.checks.facts import LISTENER_MARK, FactError, NodeSession, SessionEnded, node_session, serving_session
+from wizard.profile import Node, Profile, Role
 from wizard.remote import RemoteError
 
 LISTEN_SECONDS = 60
 
-# The first line marks the listener's command line: a run whose front end died leaves it holding the cluster's
-# ports for up to LISTEN_SECONDS, and the node agent clears such listeners before mariadbd needs the ports
-# (wizard.agent.runtime.clear_check_listeners).
-LISTENER_MARK = "# studio-cluster check listener"
+# The listener of earlier versions, a process of its own (forked off, setsid): a run whose front end died left it
+# holding the cluster's ports for up to LISTEN_SECONDS; the node agent clears processes with LISTENER_MARK before
+# mariadbd needs the ports (wizard.agent.runtime.clear_check_listeners).  The listener now lives in the node's
+# check session (wizard.checks.facts.SESSION, marked alike), which ends when its SSH channel closes.
 LISTENER = LISTENER_MARK + r"""
 import errno, json, os, select, socket, sys, time
 duration, addr, ports = float(sys.argv[1]), sys.argv[2], [int(p) for p in sys.argv[3:]]
@@ -60,7 +60,6 @@ while time.time() < end:
         except OSError:
             pass
 """
-LISTENER_PY = RootScript("check-listener", LISTENER, kind="py")
 
 PROBE = r"""
 import json, socket, sys, threading
@@ -83,7 +82,6 @@ ts = [threading.Thread(target=one, args=(t,)) for t in targets]
 print(json.dumps(out))
 """
 PROBE_PY = RootScript("check-ports", PROBE, kind="py")
-KILL_LISTENER = RootScript("check-stop-listener", "kill {pid}")
 
 
 def required_ports(profile: Profile, src: Node, dst: Node) -> list[int]:
@@ -106,28 +104,39 @@ def listen_ports(profile: Profile, node: Node) -> list[int]:
 
 
 def start_listener(ctx: CheckContext, node: Node) -> None:
-    """The listener on `node`'s free required ports (its pid in ``ctx.shared["listeners"]``), started as soon as
-    the node's SSH check passes; a node where it cannot start is left to the probe, which reports it."""
+    """The listener on `node`'s free required ports, started as soon as the node's SSH check passes: the first
+    thing its check session does (:func:`wizard.checks.facts.node_session`, ``ctx.shared["listeners"]``); a node
+    where it cannot start is left to the probe, which reports it."""
     try:
-        # On the node's own address, not the wildcard: a server already bound to 127.0.0.1 only (what
-        # Debian's standalone MariaDB does) must not make the port look closed to the peers.
-        bind = node.address if is_ip(node.address) and ":" not in node.address else "0.0.0.0"  # noqa: S104
-        info = ctx.run_json(node, LISTENER_PY, LISTEN_SECONDS, bind, *listen_ports(ctx.profile, node))
-    except (RemoteError, json.JSONDecodeError, IndexError):
+        session = node_session(ctx, node)
+        info = session.listening()
+    except (RemoteError, FactError):
         return
-    if info.get("pid"):
-        ctx.shared.setdefault("listeners", {})[node.name] = int(info["pid"])
+    if info and info.get("pid"):
+        ctx.shared.setdefault("listeners", {})[node.name] = session
 
 
 def stop_listeners(ctx: CheckContext) -> None:
-    """Stop every listener :func:`start_listener` started, the nodes at once."""
-    def one(name: str, pid: int) -> None:
-        with contextlib.suppress(RemoteError):
-            ctx.remote[name].run(KILL_LISTENER(pid=int(pid)), check=False, timeout=10)
+    """Stop every listener :func:`start_listener` started, the nodes at once (their sessions go on)."""
+    def one(session: NodeSession) -> None:
+        with contextlib.suppress(RemoteError, FactError):
+            session.ask("unlisten", timeout=10)
 
-    listeners = dict(ctx.shared.get("listeners", {}))
+    listeners = list(ctx.shared.get("listeners", {}).values())
     with ThreadPoolExecutor(max(1, len(listeners))) as pool:
-        list(pool.map(one, listeners, listeners.values()))
+        list(pool.map(one, listeners))
+
+
+def probe_ports(ctx: CheckContext, node: Node, targets: list[str]) -> dict[str, str]:
+    """Target (``address:port``) -> open, refused, timeout or ``error: ...``, tried from `node`: in its check
+    session, else (no session takes requests there) in a probe of its own."""
+    session = serving_session(ctx, node)
+    if session is not None:
+        with contextlib.suppress(SessionEnded):
+            result: dict[str, str] = session.ask("ports", [3, targets], timeout=30)
+            return result
+    answer: dict[str, str] = ctx.run_json(node, PROBE_PY, 3, *targets)
+    return answer
 
 
 @register("network", "Ports to peers", order=30, node_setup=start_listener, teardown=stop_listeners)
@@ -138,7 +147,7 @@ def network(ctx: CheckContext, node: Node) -> Outcome:
     peers = [p for p in ctx.profile.peers(node) if p.name not in unknown]
     targets = {f"{peer.address}:{port}": (peer, port)
                for peer in peers for port in required_ports(ctx.profile, node, peer)}
-    result = ctx.run_json(node, PROBE_PY, 3, *targets) if targets else {}
+    result = probe_ports(ctx, node, list(targets)) if targets else {}
     bad = {t: r for t, r in result.items() if r != "open"}
     if unknown and not bad:
         return warn(f"not checked to {', '.join(unknown)}: its SSH access check failed"

@@ -153,8 +153,11 @@ def run_checks(profile: Profile, secrets: Secrets, *, remote: Remote | None = No
             for fut in tearing:
                 fut.result()  # a teardown's exception ends the run, as it always did
     finally:
-        if own_remote:
-            remote.close()
+        try:
+            ctx.close()
+        finally:
+            if own_remote:
+                remote.close()
     order = {(c.id, n): i for i, (c, n) in enumerate(plan)}
     return sorted(results, key=lambda r: order.get((r.check, r.node), 0))
 
