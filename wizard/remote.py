@@ -781,7 +781,10 @@ class Stream:
         self._closed = True
         chan, code = self._chan, -1
         try:
-            self.end_input()
+            if not (chan.eof_received or chan.closed or chan.exit_status_ready()):
+                # never an EOF after the command ended by itself: paramiko answers the server's CLOSE at once,
+                # and an EOF of ours after that CLOSE makes sshd drop the whole connection (see _exec)
+                self.end_input()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 # the end of the output (EOF) and the exit status, as run() waits for them

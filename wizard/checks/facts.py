@@ -45,13 +45,73 @@ from typing import Any
 
 from wizard import datadir as datadir_probe
 from wizard.agent.rootcmd import RootScript
+from wizard.checks import version_cache
 from wizard.checks.base import CheckContext
 from wizard.profile import Node, Role
 from wizard.remote import RemoteError, Stream
 
 SOFTWARE = r'''
 def probe_software(arg, secret):
-    role, mariadbd, provider = arg
+    role, mariadbd, provider = arg[:3]
+    known = arg[3] if len(arg) > 3 else {}  # binary path -> [fingerprint, version text]: the controller's cache
+    def fingerprint(path, options):
+        # the binary's stat; with options, also every option file mariadbd reads (--version says "-log" when
+        # they enable a log), following !include and !includedir as it does
+        def stat(p):
+            st = os.stat(p)
+            return [p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        try:
+            key = [stat(path)]
+        except OSError:
+            return None
+        if not options:
+            return key
+        seen = set()
+        def visit(p, depth):
+            if p in seen or depth > 10:
+                return
+            seen.add(p)
+            try:
+                key.append(stat(p))
+                with open(p, "rb") as fh:
+                    text = fh.read().decode(errors="replace")
+            except OSError:
+                key.append([p, None])
+                return
+            for line in text.splitlines():
+                line = line.strip()
+                if line.startswith("!includedir"):
+                    d = line[len("!includedir"):].strip()
+                    try:
+                        names = sorted(n for n in os.listdir(d) if n.endswith(".cnf"))
+                    except OSError:
+                        names = None
+                    key.append([d, names])
+                    for n in names or ():
+                        visit(os.path.join(d, n), depth + 1)
+                elif line.startswith("!include"):
+                    visit(line[len("!include"):].strip(), depth + 1)
+        home = os.environ.get("MARIADB_HOME") or os.environ.get("MYSQL_HOME")
+        for p in ["/etc/my.cnf", "/etc/mysql/my.cnf"] + ([os.path.join(home, "my.cnf")] if home else []) + \
+                [os.path.expanduser("~/.my.cnf")]:
+            visit(p, 0)
+        return key
+    versions = {}
+    def asked(path, options):
+        # (the cached answer, None) when the fingerprint is the cached one, else (None, `path --version` started)
+        key = fingerprint(path, options)
+        hit = known.get(path)
+        if key is not None and hit and hit[0] == key:
+            return hit[1], None, key
+        return None, start(path, "--version"), key
+    def answer(text, proc, key):
+        if proc is None:
+            return 0, text
+        rc, text = finish(proc)
+        if rc == 0 and key is not None:
+            versions[path_of[id(proc)]] = [key, text]
+        return rc, text
+    path_of = {}
     def found(name):
         for d in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"):
             p = os.path.join(d, name)
@@ -60,11 +120,14 @@ def probe_software(arg, secret):
         import shutil
         return shutil.which(name)
     def start(*argv):
+        import subprocess  # only when a binary is asked: ~5 ms of imports
         try:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
         except Exception as e:
-            return str(e)
+            p = str(e)
+        path_of[id(p)] = argv[0]
+        return p
     def finish(p):
         if isinstance(p, str):
             return 127, p
@@ -78,15 +141,16 @@ def probe_software(arg, secret):
     if role == "arbiter":  # the Arbiter runs garbd only: its version is the one thing executed
         p = found("garbd")
         if p:
-            rc, text = finish(start(p, "--version"))
+            rc, text = answer(*asked(p, False))
             m = re.search(r"(\d+\.\d+(\.\d+)?)", text) if rc == 0 else None
             out["garbd"] = m.group(1) if m else ""
         else:
             out["garbd"] = None  # missing or not executable
+        out["versions"] = versions
         return out
     # a data node: `mariadbd --version` (its output depends on the server's config, e.g. "-log": asked, not
     # read from the binary) runs while the files are searched; the SST tools only need to be there, executable
-    server = start(mariadbd, "--version") if os.access(mariadbd, os.X_OK) else None
+    server = asked(mariadbd, True) if os.access(mariadbd, os.X_OK) else None
     import mmap
     def mapped(path):
         with open(path, "rb") as fh:
@@ -114,8 +178,9 @@ def probe_software(arg, secret):
     if server is None:
         out["mariadbd"] = None
     else:
-        rc, text = finish(server)
+        rc, text = answer(*server)
         out["mariadbd"] = text if rc == 0 else None
+    out["versions"] = versions
     return out
 '''
 
@@ -354,7 +419,7 @@ def probe_ports(timeout, targets):
     return out
 """
 
-SESSION = (LISTENER_MARK + "\nimport json, os, re, socket, subprocess, sys, threading, time\n"
+SESSION = (LISTENER_MARK + "\nimport json, os, re, socket, sys, threading, time\n"
            + "".join(PARTS.values()) + LISTEN + PORTS + r'''
 request = json.loads(sys.argv[1]); secrets = json.loads(sys.stdin.readline() or "{}")
 lock = threading.Lock()
@@ -423,7 +488,7 @@ def _part(ctx: CheckContext, node: Node, part: str) -> tuple[Any, Any]:
     p, s = ctx.profile, ctx.secrets
     if part == "software":
         role = "arbiter" if node.role is Role.ARBITER else "studio"
-        return [role, str(p.services.mariadbd), str(p.database.provider)], None
+        return [role, str(p.services.mariadbd), str(p.database.provider), version_cache.known(node.address)], None
     if part == "resolve":
         return list(resolve_targets(ctx, node)), None
     if part == "redis":
@@ -521,6 +586,9 @@ class NodeSession:
                 if "listener" in msg:
                     self.listener.set_result(msg["listener"])
                 elif "facts" in msg:
+                    software = msg["facts"].get("software")
+                    if isinstance(software, dict) and isinstance(software.get("versions"), dict):
+                        version_cache.remember(self.node.address, software.pop("versions"))
                     self.facts.set_result(msg["facts"])
                 elif "id" in msg:
                     with self._lock:
