@@ -159,3 +159,76 @@ def test_the_registered_plan_stages_every_check_once() -> None:
         released += stages.answered([n.name])
     assert sorted(map(repr, stages.first + released + stages.gated)) == sorted(map(repr, plan))
     assert {c.id for c, _ in stages.gated} == {"network"}
+
+
+def test_services_part_says_what_the_shell_probe_says() -> None:
+    from wizard.checks.services import PROBE
+    from wizard.remote import q
+
+    for unit, socket in (("mariadb.service", "mariadb.socket"), ("no-such-unit.service", "no-such-unit.socket")):
+        shell = subprocess.run(["sh", "-c", PROBE.format(unit=q(unit), socket=q(socket))], capture_output=True,
+                               text=True, check=True).stdout
+        assert facts({"services": [unit, socket]})["services"] == shell
+
+
+@pytest.mark.parametrize("where", ["existing", "missing/below"])
+def test_disk_part_says_what_df_says(tmp_path: Path, where: str) -> None:
+    from wizard.checks.disk import DF
+
+    d = tmp_path / where
+    if where == "existing":
+        d.mkdir()
+    shell = subprocess.run(["sh", "-c", DF.text.format(data_dir=str(d))], capture_output=True, text=True,
+                           check=True).stdout
+    assert facts({"disk": str(d)})["disk"] == shell
+
+
+def test_repo_part_finds_what_find_repo_finds(tmp_path: Path) -> None:
+    from wizard.crafter.sync_trust import FIND_REPO
+
+    (tmp_path / "repos" / "sites" / "one" / ".git").mkdir(parents=True)
+    (tmp_path / "repos" / "sites" / "two" / ".git").mkdir(parents=True)
+    for data in (tmp_path, tmp_path / "none"):
+        alone = subprocess.run([sys.executable, "-I", "-S", "-c", FIND_REPO, str(data)], capture_output=True,
+                               text=True, check=True).stdout
+        assert facts({"repo": str(data)})["repo"] == alone.strip()
+    assert facts({"repo": str(tmp_path)})["repo"] == str(tmp_path / "repos" / "sites" / "one")
+
+
+def test_a_session_serves_requests_until_its_stdin_closes() -> None:
+    import socket as sk
+    import time
+
+    request = {"facts": {"resolve": ["localhost"]}, "listen": ["127.0.0.1", [0], 30], "serve": True}
+    proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", SESSION, json.dumps(request)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write("{}\n")
+        proc.stdin.flush()
+        first = json.loads(proc.stdout.readline())
+        assert first["listener"]["pid"] == proc.pid and first["listener"]["bound"] == [0]
+        lines = [json.loads(proc.stdout.readline())]
+        assert "facts" in lines[0] and lines[0]["facts"]["resolve"]["localhost"] == ["127.0.0.1"]
+        with sk.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed = s.getsockname()[1]  # bound, not listening: refused
+        for n, (do, arg) in enumerate([("ports", [3, [f"127.0.0.1:{closed}"]]), ("time", None),
+                                       ("unlisten", None), ("nonsense", None)], 1):
+            proc.stdin.write(json.dumps({"id": n, "do": do, "arg": arg}) + "\n")
+            proc.stdin.flush()
+            reply = json.loads(proc.stdout.readline())
+            assert reply["id"] == n
+            if do == "ports":
+                assert reply["result"] == {f"127.0.0.1:{closed}": "refused"}
+            elif do == "time":
+                assert abs(reply["result"] - time.time()) < 60
+            elif do == "unlisten":
+                assert reply["result"] is True
+            else:
+                assert "crashed" in reply
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register
-from wizard.crafter.sync_trust import crafter_pair, ls_remote_both_ways
+from wizard.checks.facts import FactError, node_fact
+from wizard.crafter.sync_trust import FIND_REPO_PY, crafter_pair, ls_remote_both_ways
+from wizard.profile import Node
 from wizard.remote import RemoteError
+
+
+def _find_repo(ctx: CheckContext, node: Node) -> str:
+    """FIND_REPO's answer on `node`: from its check session, else (the session failed) from the probe itself."""
+    try:
+        found: str = node_fact(ctx, node, "repo")
+        return found
+    except (RemoteError, FactError):
+        st = ctx.profile.studio
+        return ctx.remote[node.name].run(FIND_REPO_PY(str(st.data_path)), timeout=30,
+                                         what="find a content repository").stdout
 
 
 @register("crafter-sync", "Content sync (git over SSH)", scope="cluster", order=75,
@@ -18,7 +31,7 @@ def content_sync(ctx: CheckContext) -> Outcome:
         return fail(f"cannot reach {', '.join(down)} by SSH", "fix SSH to the nodes first")
     user = ctx.profile.studio.os_user
     try:
-        results = ls_remote_both_ways(ctx.profile, ctx.remote)
+        results = ls_remote_both_ways(ctx.profile, ctx.remote, find_repo=lambda n: _find_repo(ctx, n))
     except RemoteError as exc:
         return fail(f"{exc.node}: {exc.message}", "fix SSH to the nodes first")
     if not all(r.set_up for r in results):

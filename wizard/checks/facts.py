@@ -46,7 +46,8 @@ from typing import Any
 from wizard import datadir as datadir_probe
 from wizard.agent.rootcmd import RootScript
 from wizard.checks import version_cache
-from wizard.checks.base import CheckContext
+from wizard.checks.base import CLUSTER, CheckContext
+from wizard.crafter.sync_trust import FIND_REPO, crafter_pair
 from wizard.profile import Node, Role
 from wizard.remote import RemoteError, Stream
 
@@ -344,10 +345,92 @@ def _datadir_part() -> str:
 
 DATADIR = _datadir_part()
 
+def _script_part(name: str, text: str, arg_line: str, result: str, owner: str) -> str:
+    """A probe script of its own, as a part: its ``arg_line`` (which reads sys.argv) becomes ``<var> = arg`` and its
+    last line (which prints `result`) the return value.  Raises RuntimeError if its text no longer has that shape
+    (then this must follow it)."""
+    last = text.strip("\n").splitlines()[-1]
+    if text.count(arg_line + "\n") != 1 or last != f"print({result})":
+        raise RuntimeError(f"{owner} changed shape: update wizard.checks.facts._script_part")
+    var = arg_line.split("=", 1)[0].strip()
+    body = text.strip("\n")[: -len(last)].replace(arg_line + "\n", f"{var} = arg\n") + f"return {result}"
+    return f"\ndef probe_{name}(arg, secret):\n" + textwrap.indent(body, "    ") + "\n"
+
+
+# wizard.crafter.sync_trust's search for the content repository, for crafter-sync's `git ls-remote`
+REPO = _script_part("repo", FIND_REPO, 'root = os.path.join(sys.argv[1], "repos")', "found",
+                    "wizard.crafter.sync_trust.FIND_REPO")
+
+# A command's output without a shell, a pipe or the subprocess module (its imports cost ~5 ms): for the parts
+# that stand in for the services check's and the disk check's shell probes.
+COMMAND = r"""
+def command(argv, timeout):
+    # -> stdout (bytes); stdin and stderr /dev/null; raises OSError (it could not start), TimeoutError
+    import select
+    r, w = os.pipe()
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, w, 1), (os.POSIX_SPAWN_DUP2, null, 2),
+                (os.POSIX_SPAWN_CLOSE, r)])
+        finally:
+            os.close(null); os.close(w)
+        out, end = b"", time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not select.select([r], [], [], left)[0]:
+                os.kill(pid, 9); os.waitpid(pid, 0)
+                raise TimeoutError("%s did not answer within %s s" % (argv[0], timeout))
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            out += chunk
+        os.waitpid(pid, 0)
+        return out
+    finally:
+        os.close(r)
+"""
+
+# What wizard.checks.services.PROBE prints (its `$(...)` without trailing newlines; a command that is missing or
+# fails says nothing), read and asked without a shell.
+SERVICES = r"""
+def probe_services(arg, secret):
+    unit, socket_unit = arg
+    def said(*argv):
+        try:
+            return command(list(argv), 15).decode(errors="replace").rstrip("\n")
+        except FileNotFoundError:
+            return ""
+    booted = os.path.isdir("/run/systemd/system")
+    try:
+        with open("/proc/1/comm", "rb") as fh:
+            pid1 = fh.read().decode(errors="replace").rstrip("\n")
+    except OSError:
+        pid1 = ""
+    lines = ["booted=systemd" if booted else "booted=none", "pid1=" + pid1]
+    if booted:
+        lines.append("unit=" + said("systemctl", "show", "-p", "LoadState", "--value", unit))
+        lines.append("socket=" + said("systemctl", "is-enabled", socket_unit) + "/"
+                     + said("systemctl", "is-active", socket_unit))
+    return "\n".join(lines) + "\n"
+"""
+
+# What wizard.checks.disk.DF prints: df's last line for the nearest existing ancestor of the data directory.
+DISK = r"""
+def probe_disk(arg, secret):
+    d = arg
+    while not os.path.exists(d):
+        d = os.path.dirname(d) or "."
+    lines = command(["df", "-Pk", d], 15).decode(errors="replace").splitlines(True)
+    return lines[-1] if lines else ""
+"""
+
 PARTS = {"software": SOFTWARE, "resolve": RESOLVE, "redis": REDIS, "sentinel": SENTINEL, "daemon": DAEMON,
-         "datadir": DATADIR}
+         "datadir": DATADIR, "repo": REPO, "services": SERVICES, "disk": DISK}
 CHECK_OF = {"software": "software", "resolve": "names", "redis": "redis", "sentinel": "redis",
-            "daemon": "galera-state", "datadir": "datadir"}
+            "daemon": "galera-state", "datadir": "datadir", "repo": "crafter-sync", "services": "services",
+            "disk": "disk"}
 """The check each part serves: a part runs when its check is planned on the node."""
 
 # The session's first line marks its command line: a run whose front end died and left it behind holds the
@@ -420,7 +503,7 @@ def probe_ports(timeout, targets):
 """
 
 SESSION = (LISTENER_MARK + "\nimport json, os, re, socket, sys, threading, time\n"
-           + "".join(PARTS.values()) + LISTEN + PORTS + r'''
+           + COMMAND + "".join(PARTS.values()) + LISTEN + PORTS + r'''
 request = json.loads(sys.argv[1]); secrets = json.loads(sys.stdin.readline() or "{}")
 lock = threading.Lock()
 def say(obj):
@@ -500,6 +583,14 @@ def _part(ctx: CheckContext, node: Node, part: str) -> tuple[Any, Any]:
                 {"password": s.redis_password, "sentinel_password": s.sentinel_password})
     if part == "datadir":
         return str(p.database.data_dir), None
+    if part == "repo":
+        return str(p.studio.data_path), None
+    if part == "services":
+        from wizard.checks.services import probed_units
+
+        return list(probed_units(ctx, node)), None
+    if part == "disk":
+        return str(p.database.data_dir), None
     if part == "daemon":
         if node.role is Role.ARBITER:
             return [None, "garbd"], None
@@ -528,8 +619,10 @@ def _wanted(ctx: CheckContext, node: Node, part: str | None) -> list[str]:
     planned: set[tuple[str, str]] | None = ctx.shared.get("planned")
     if planned is None:
         return [part] if part else []
-    names = [n for n in ("software", "resolve", _redis_part(ctx), "daemon", "datadir")
+    names = [n for n in ("services", "software", "disk", "resolve", _redis_part(ctx), "daemon", "datadir")
              if (CHECK_OF[n], node.name) in planned]
+    if ("crafter-sync", CLUSTER) in planned and node.name in {n.name for n in crafter_pair(ctx.profile)}:
+        names.append("repo")
     return names if part is None or part in names else [*names, part]
 
 
@@ -677,7 +770,7 @@ def node_session(ctx: CheckContext, node: Node, part: str | None = None) -> Node
                 # Debian's standalone MariaDB does) must not make the port look closed to the peers.
                 bind = node.address if is_ip(node.address) and ":" not in node.address else "0.0.0.0"  # noqa: S104
                 listen = [bind, listen_ports(ctx.profile, node), LISTEN_SECONDS]
-            serve = listen is not None or ("clock", "cluster") in planned
+            serve = listen is not None or ("clock", CLUSTER) in planned
             session = NodeSession(ctx, node, _wanted(ctx, node, part), listen, serve)
             if serve:
                 ctx.on_close(session.close)
@@ -688,11 +781,15 @@ def node_session(ctx: CheckContext, node: Node, part: str | None = None) -> Node
 
 
 def serving_session(ctx: CheckContext, node: Node) -> NodeSession | None:
-    """The node's session when one was started and takes requests, else None."""
-    fut: Future[NodeSession] | None = ctx.shared.get(f"session:{node.name}")
-    if fut is None or not fut.done() or fut.exception() is not None:
+    """The node's session when it takes requests in this run (started now if it is not yet), else None (also when
+    it could not start)."""
+    planned: set[tuple[str, str]] = ctx.shared.get("planned") or set()
+    if ("network", node.name) not in planned and ("clock", CLUSTER) not in planned:
         return None
-    session = fut.result()
+    try:
+        session = node_session(ctx, node)
+    except RemoteError:
+        return None
     return session if session.serves else None
 
 

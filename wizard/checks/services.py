@@ -10,8 +10,9 @@ coordinated bootstrap: a warning, since apply turns it off.
 from __future__ import annotations
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
+from wizard.checks.facts import FactError, node_fact
 from wizard.profile import Node
-from wizard.remote import q
+from wizard.remote import RemoteError, q
 
 PROBE = r"""
 if [ -d /run/systemd/system ]; then echo "booted=systemd"; else echo "booted=none"; fi
@@ -27,14 +28,30 @@ def _unit(name: str, kind: str = "service") -> str:
     return name if "." in name else f"{name}.{kind}"
 
 
+def probed_units(ctx: CheckContext, node: Node) -> tuple[str, str]:
+    """The unit the node needs (MariaDB's on a data node, garbd's on the Arbiter) and its socket unit."""
+    svc = ctx.profile.services
+    unit = _unit(svc.mariadb_unit if node.is_studio else svc.garbd_unit)
+    return unit, unit.rsplit(".", 1)[0] + ".socket"
+
+
+def _probe(ctx: CheckContext, node: Node, unit: str, socket: str) -> str:
+    """What :data:`PROBE` prints on the node: from the node's check session (its ``services`` part says the same),
+    else (the session failed) from the shell probe itself."""
+    try:
+        said: str = node_fact(ctx, node, "services")
+        return said
+    except (RemoteError, FactError):
+        res = ctx.remote[node.name].run(PROBE.format(unit=q(unit), socket=q(socket)), privileged=False, timeout=15,
+                                        what="probe the service manager")
+        return res.stdout
+
+
 @register("services", "Service manager", order=5)
 def services(ctx: CheckContext, node: Node) -> Outcome:
     svc = ctx.profile.services
-    unit = _unit(svc.mariadb_unit if node.is_studio else svc.garbd_unit)
-    socket = unit.rsplit(".", 1)[0] + ".socket"
-    res = ctx.remote[node.name].run(PROBE.format(unit=q(unit), socket=q(socket)), privileged=False, timeout=15,
-                                    what="probe the service manager")
-    facts = dict(line.split("=", 1) for line in res.stdout.splitlines() if "=" in line)
+    unit, socket = probed_units(ctx, node)
+    facts = dict(line.split("=", 1) for line in _probe(ctx, node, unit, socket).splitlines() if "=" in line)
     booted = facts.get("booted") == "systemd"
     pid1 = facts.get("pid1") or "?"
     if svc.manager == "systemd" and not booted:

@@ -16,6 +16,7 @@ user from each node to the other, against a repository under ``studio.data_path`
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -182,12 +183,17 @@ class LsRemote:
     set_up: bool = True  # False: the user's known_hosts does not pin the peer yet (apply has not run)
 
 
-def ls_remote(profile: Profile, remote: Remote, source: Node, target: Node, timeout: float = 30) -> LsRemote:
+def ls_remote(profile: Profile, remote: Remote, source: Node, target: Node, timeout: float = 30,
+              find_repo: Callable[[Node], str] | None = None) -> LsRemote:
     """``git ls-remote`` over SSH as the Crafter user, from ``source`` to a repository under the data path on
-    ``target``, with strict host-key checking."""
+    ``target``, with strict host-key checking.  ``find_repo``: what :data:`FIND_REPO` prints on a node, when the
+    caller has it (the checks' node session); else it runs."""
     st = profile.studio
-    repo = remote[target.name].run(FIND_REPO_PY(str(st.data_path)), timeout=timeout,
-                                   what="find a content repository").stdout.strip()
+    if find_repo is not None:
+        repo = find_repo(target).strip()
+    else:
+        repo = remote[target.name].run(FIND_REPO_PY(str(st.data_path)), timeout=timeout,
+                                       what="find a content repository").stdout.strip()
     if not repo:
         return LsRemote(source.name, target.name, "", False,
                         f"no git repository under {st.data_path}/repos on {target.name}")
@@ -206,10 +212,12 @@ def ls_remote(profile: Profile, remote: Remote, source: Node, target: Node, time
     return LsRemote(source.name, target.name, url, True, f"{len(refs)} ref(s)")
 
 
-def ls_remote_both_ways(profile: Profile, remote: Remote) -> list[LsRemote]:
+def ls_remote_both_ways(profile: Profile, remote: Remote,
+                        find_repo: Callable[[Node], str] | None = None) -> list[LsRemote]:
     """:func:`ls_remote` from each Crafter node to the other ([] without two Crafter nodes)."""
     pair = crafter_pair(profile)
     if not pair:
         return []
     with ThreadPoolExecutor(2) as pool:
-        return list(pool.map(lambda n: ls_remote(profile, remote, n, next(p for p in pair if p is not n)), pair))
+        return list(pool.map(lambda n: ls_remote(profile, remote, n, next(p for p in pair if p is not n),
+                                                 find_repo=find_repo), pair))
