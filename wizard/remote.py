@@ -60,12 +60,32 @@ def sh(*argv: object) -> str:
 def _no_delay(conn: Connection) -> None:
     """Send each SSH packet at once (TCP_NODELAY), as OpenSSH does for interactive sessions.  Without it a
     command's first packet (the channel open) waited for the ACK of the previous command's last one, which the
-    node delays up to 40 ms: every command in a row took ~44 ms on the lab instead of ~4."""
-    transport = conn.client.get_transport()
-    sock = getattr(transport, "sock", None)
+    node delays up to 40 ms: every command in a row took ~44 ms on the lab instead of ~4.  (Set when the socket is
+    connected, by the transport factory; again here for a transport made otherwise.)"""
+    _sock_no_delay(getattr(conn.client.get_transport(), "sock", None))
+
+
+def _sock_no_delay(sock: object) -> None:
     if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Transport(paramiko.Transport):
+    """paramiko's client transport, answering the server's notices with an SSH_MSG_IGNORE.  OpenSSH's sshd sends
+    ``hostkeys-00@openssh.com`` (no reply wanted) right after authentication and, without TCP_NODELAY on a session
+    without a terminal, holds the first channel's confirmation until that packet is ACKed, which this machine's
+    kernel delayed ~40 ms: the first command of every connection took ~45 ms on the lab instead of ~4.  The
+    IGNORE carries the ACK at once."""
+
+    def _parse_global_request(self, m: paramiko.Message) -> None:
+        super()._parse_global_request(m)  # type: ignore[misc]
+        if not self.server_mode and self.is_active():
+            ignore = paramiko.Message()
+            ignore.add_byte(bytes([paramiko.common.MSG_IGNORE]))
+            ignore.add_string(b"")
+            with contextlib.suppress(Exception):
+                self._send_message(ignore)  # type: ignore[attr-defined]
 
 
 CONNECT_ATTEMPTS = 3  # connections tried while sshd drops them unanswered (starting, or over MaxStartups)
@@ -249,13 +269,17 @@ class NodeConnection:
         }
         kh = self._known_hosts()
         known_types = kh.key_types(self.node.address, ssh.port)
-        if known_types:
-            def factory(sock: Any, disabled_algorithms: Any = None) -> paramiko.Transport:
-                transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
+
+        def factory(sock: Any, disabled_algorithms: Any = None) -> paramiko.Transport:
+            # TCP_NODELAY before the handshake, not after: with Nagle's algorithm the key exchange's NEWKEYS and
+            # the next message waited for the node's delayed ACK (~40 ms of every connection on the lab)
+            _sock_no_delay(sock)
+            transport = _Transport(sock, disabled_algorithms=disabled_algorithms)
+            if known_types:
                 opts = transport.get_security_options()
                 opts.key_types = known_hosts.preferred_key_types(list(opts.key_types), known_types)
-                return transport
-            connect_kwargs["transport_factory"] = factory
+            return transport
+        connect_kwargs["transport_factory"] = factory
         conn = Connection(
             self.node.address,
             user=ssh.user,
