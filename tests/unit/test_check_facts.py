@@ -26,8 +26,9 @@ def facts(request: dict[str, object], secrets: dict[str, object] | None = None) 
                          input=json.dumps(secrets or {}) + "\n", capture_output=True, text=True, timeout=60,
                          check=True)
     lines = [json.loads(line) for line in res.stdout.splitlines()]
-    assert [list(line) for line in lines] == [["facts"]], res.stdout
-    out: dict[str, object] = lines[0]["facts"]
+    assert lines and lines[-1] == {"done": sorted(request)}, res.stdout  # each part on a line of its own, then done
+    out: dict[str, object] = {line["part"]: line["value"] for line in lines[:-1]}
+    assert sorted(out) == sorted(request) and len(lines) == len(request) + 1, res.stdout
     return out
 
 
@@ -208,8 +209,9 @@ def test_a_session_serves_requests_until_its_stdin_closes() -> None:
         proc.stdin.flush()
         first = json.loads(proc.stdout.readline())
         assert first["listener"]["pid"] == proc.pid and first["listener"]["bound"] == [0]
-        lines = [json.loads(proc.stdout.readline())]
-        assert "facts" in lines[0] and lines[0]["facts"]["resolve"]["localhost"] == ["127.0.0.1"]
+        part, done = json.loads(proc.stdout.readline()), json.loads(proc.stdout.readline())
+        assert part["part"] == "resolve" and part["value"]["localhost"] == ["127.0.0.1"]
+        assert done == {"done": ["resolve"]}
         with sk.socket() as s:
             s.bind(("127.0.0.1", 0))
             closed = s.getsockname()[1]  # bound, not listening: refused

@@ -70,7 +70,7 @@ def software(mariadbd: Path, known: dict[str, object], env: dict[str, str]) -> d
     request = {"facts": {"software": ["studio", str(mariadbd), "/nowhere/libgalera_smm.so", known]}, "serve": False}
     res = subprocess.run([sys.executable, "-I", "-S", "-c", SESSION, json.dumps(request)], input="{}\n",
                          capture_output=True, text=True, timeout=60, check=True, env=env)
-    out: dict[str, object] = json.loads(res.stdout.splitlines()[-1])["facts"]["software"]  # type: ignore[assignment]
+    out: dict[str, object] = json.loads(res.stdout.splitlines()[0])["value"]
     return out
 
 

@@ -3,9 +3,9 @@
 The software, names, redis, datadir and galera-state checks each used to start a python3 probe of their own on
 every node: five interpreters, their imports and five SSH channels per node, which on a small machine cost more
 than the work itself.  :data:`SESSION_PY` gathers all of them in one python3 process (each part in a thread, so one
-part's subprocess or socket wait overlaps the others) and prints one JSON line, part name -> that part's result.
-The price: a node's checks that read it report together, when its slowest part is done (the Sentinel part waits
-up to ``redis.failover_wait_s`` for a failover under way).
+part's subprocess or socket wait overlaps the others) and prints one JSON line per part as soon as it is done
+(``{"part": name, "value": result}``), then ``{"done": [names]}``: a check waits for its own part only (the Sentinel
+part waits up to ``redis.failover_wait_s`` for a failover under way).
 
 The same process is the node's whole check session (:class:`NodeSession`): when the run checks the network it
 first binds the listener on the node's free required ports (and says so), and it stays up for requests over its
@@ -515,19 +515,19 @@ if request.get("listen"):
     addr, ports, duration = request["listen"]
     info, stop = listen(addr, ports, float(duration))
     say({"listener": info})
-out = {}
 def run(name):
     try:
-        out[name] = globals()["probe_" + name](request["facts"][name], secrets.get(name))
+        value = globals()["probe_" + name](request["facts"][name], secrets.get(name))
     except Exception as e:
-        out[name] = {"crashed": "%s: %s" % (type(e).__name__, e)}
+        value = {"crashed": "%s: %s" % (type(e).__name__, e)}
+    say({"part": name, "value": value})  # each part as soon as it is in: its check need not wait for the others
 def gather():
     threads = [threading.Thread(target=run, args=(name,)) for name in request.get("facts", {})]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    say({"facts": out})
+    say({"done": sorted(request.get("facts", {}))})
     if not request.get("serve"):
         os._exit(0)
 gathering = threading.Thread(target=gather, daemon=True)
@@ -641,7 +641,9 @@ class NodeSession:
         self.node = node
         self.parts = parts
         self.serves = serve
-        self.facts: Future[dict[str, Any]] = Future()
+        self.facts: Future[dict[str, Any]] = Future()  # every part's value, once all are in
+        self._facts: dict[str, Any] = {}
+        self._parts: dict[str, Future[Any]] = {part: Future() for part in parts}
         self.listener: Future[dict[str, Any] | None] = Future()
         self._replies: dict[int, Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
@@ -678,11 +680,15 @@ class NodeSession:
                     continue
                 if "listener" in msg:
                     self.listener.set_result(msg["listener"])
-                elif "facts" in msg:
-                    software = msg["facts"].get("software")
-                    if isinstance(software, dict) and isinstance(software.get("versions"), dict):
-                        version_cache.remember(self.node.address, software.pop("versions"))
-                    self.facts.set_result(msg["facts"])
+                elif "part" in msg and msg["part"] in self._parts:
+                    value = msg.get("value")
+                    if msg["part"] == "software" and isinstance(value, dict) and isinstance(value.get("versions"),
+                                                                                             dict):
+                        version_cache.remember(self.node.address, value.pop("versions"))
+                    self._facts[msg["part"]] = value
+                    self._parts[msg["part"]].set_result(value)
+                elif "done" in msg:
+                    self.facts.set_result(dict(self._facts))
                 elif "id" in msg:
                     with self._lock:
                         reply = self._replies.pop(msg["id"], None)
@@ -700,7 +706,7 @@ class NodeSession:
                              stderr=error.stderr if error else "")
         with self._lock:
             self._ended = ended
-            pending: list[Future[Any]] = [*self._replies.values(), self.facts, self.listener]
+            pending: list[Future[Any]] = [*self._replies.values(), *self._parts.values(), self.facts, self.listener]
             self._replies.clear()
         for fut in pending:
             if not fut.done():
@@ -717,6 +723,10 @@ class NodeSession:
         """The facts (raises RemoteError: the probe failed or timed out)."""
         facts: dict[str, Any] = self._wait(self.facts, self.timeout, self.what)
         return facts
+
+    def part(self, name: str) -> Any:
+        """One part's value, as soon as it is in (raises RemoteError: the probe failed or timed out)."""
+        return self._wait(self._parts[name], self.timeout, self.what)
 
     def listening(self, timeout: float = 30) -> dict[str, Any] | None:
         """The listener's report: {"pid", "bound", "busy"}; None when this session has none."""
@@ -797,8 +807,7 @@ def node_fact(ctx: CheckContext, node: Node, part: str) -> Any:
     """`part`'s result on `node` (see the module's docstring), from the one session the node's checks share.
     Raises RemoteError (the probe failed), FactError (the part raised on the node)."""
     session = node_session(ctx, node, part)
-    facts = session.result() if part in session.parts else _gather(ctx, node, [part])
-    value = facts[part]
+    value = session.part(part) if part in session.parts else _gather(ctx, node, [part])[part]
     if isinstance(value, dict) and set(value) == {"crashed"}:
         raise FactError(f"the {part} probe on {node.name} crashed: {value['crashed']}")
     return value
