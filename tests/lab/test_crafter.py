@@ -20,6 +20,7 @@ from tests.waits import wait_until
 from wizard import lab
 from wizard.checks.base import CheckContext, Status
 from wizard.checks.crafter import content_sync
+from wizard.checks.runner import run_checks
 from wizard.coordinator import key, redis_client
 from wizard.crafter.publisher import PublisherError, await_publisher, read_publisher
 from wizard.crafter.sync_trust import ls_remote_both_ways
@@ -118,7 +119,7 @@ def test_studio_down_moves_the_name_and_the_publisher(formed: None, profile: Pro
 
 
 def test_git_over_ssh_both_ways_as_the_crafter_user(formed: None, profile: Profile, secrets: Secrets,
-                                                    remote: Remote) -> None:
+                                                    remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
     results = ls_remote_both_ways(profile, remote)
     assert [(r.source, r.target, r.ok) for r in results] == [("studio1", "studio2", True),
                                                              ("studio2", "studio1", True)], results
@@ -134,6 +135,23 @@ def test_git_over_ssh_both_ways_as_the_crafter_user(formed: None, profile: Profi
     ctx = CheckContext(profile, secrets, remote, shared={"ssh_ok": {"studio1", "studio2", "arbiter"}})
     outcome = content_sync(ctx)
     assert outcome.status is Status.OK, outcome
+    # the check as `check` runs it: the repository search in each node's check session (wizard.checks.facts), which
+    # finds what the probe of its own finds
+    from wizard.remote import NodeConnection
+
+    ran: list[str] = []
+    real_run = NodeConnection.run
+
+    def run(self: NodeConnection, argv: Any, **kw: Any) -> Any:
+        ran.append(getattr(argv, "name", str(argv)))
+        return real_run(self, argv, **kw)
+
+    monkeypatch.setattr(NodeConnection, "run", run)
+    in_session = {r.check: r for r in run_checks(profile, secrets, only=["crafter-sync", "clock"])}
+    assert "crafter-find-repo" not in ran and "crafter-ls-remote" in ran, ran
+    assert in_session["crafter-sync"].status is Status.OK, in_session
+    assert in_session["crafter-sync"].summary == outcome.summary
+    assert all(f"as crafter: {r.detail}" in outcome.summary for r in results)
     # a re-run of the trust changes nothing
     from wizard.crafter.sync_trust import ensure_sync_trust
 
