@@ -239,3 +239,30 @@ def test_a_session_serves_requests_until_its_stdin_closes() -> None:
         proc.kill()
         proc.wait()
 
+
+
+def test_a_session_streams_through_the_agent_in_agent_scope() -> None:
+    """In sudo_scope agent the session runs as `ENTRY root check-node-session`: the agent passes stdin on as it comes
+    (requests answered before stdin closes) and the script's stdout straight through."""
+    from wizard.agent.rootcmd import SCRIPTS, RootCall, catalogue_of
+    from wizard.checks.facts import SESSION_PY
+
+    call: RootCall = SESSION_PY(json.dumps({"facts": {}, "serve": True}))
+    agent = ("import json, sys; from wizard.agent import rootcmd; "
+             f"rootcmd.local_catalogue = lambda: json.loads({json.dumps(json.dumps(catalogue_of(SCRIPTS)))}); "
+             "sys.exit(rootcmd.main_root([sys.argv[1]]))")
+    proc = subprocess.Popen([sys.executable, "-c", agent, call.name], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write(json.dumps(call.to_json()) + "\n{}\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline()) == {"done": []}
+        proc.stdin.write(json.dumps({"id": 7, "do": "time", "arg": None}) + "\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 7  # answered while stdin is still open
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+        proc.wait()
