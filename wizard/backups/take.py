@@ -129,7 +129,9 @@ GARBD_KEEPALIVE = "evs.keepalive_period=PT0.1S"
 
 def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str,
                size: int | None = None) -> list[str]:
-    """The backup garbd's command line: the cluster's group, its own listen port, the SST request, and
+    """The backup garbd's command line: the cluster's group and every member's address (the Arbiter's own garbd
+    too: told only the data nodes, it learnt that one from them and connected to it 0.5 s later, a connection its
+    first membership round waited for), its own listen port, the SST request, and
     ``pc.weight=0``: a member of weight 0 counts for nothing in Galera's quorum (MariaDB, "Quorum Control with
     Weighted Votes"), so the backup's garbd joining or leaving never decides whether the cluster keeps its Primary
     Component.  (The donor-killed drill's non-Primary survivor came from a stalled membership round, not from the
@@ -153,10 +155,7 @@ def garbd_argv(profile: Profile, donor: str, token: str, workdir: str, log: str,
     # HOST:PORT/TOKEN/SIZE: the donor's script starts streaming once the cluster is back to SIZE members (this
     # garbd's leave installed), so that the donor failing mid-stream never shares a membership round with it.
     request = f"{BACKUP_SST_METHOD}:{host_port(arb.address, b.receiver_port)}/{token}/{size or len(profile.nodes)}"
-    data_nodes = cluster_address(profile).removeprefix("gcomm://").split(",")
-    studio = {n.address for n in profile.studio_nodes}
-    members = [m for m in data_nodes if m.split(":")[0].strip("[]") in studio]
-    return [str(profile.services.garbd), "--address", "gcomm://" + ",".join(members),
+    return [str(profile.services.garbd), "--address", cluster_address(profile),
             "--group", profile.cluster_name, "--options",
             f"gmcast.listen_addr={listen};pc.weight=0;{GARBD_KEEPALIVE}" + galera_options_suffix(profile),
             "--donor", donor, "--sst", request, "--workdir", workdir, "--log", log]
