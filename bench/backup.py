@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -204,6 +205,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "bench-backup.md")
     parser.add_argument("--json", type=Path, default=None, help="also write every measurement here")
     args = parser.parse_args()
+    # Each data node holds the table and its binary log (about 2 x 1000 bytes a row), the Arbiter one copy at a time.
+    need = args.rows * 1000 * 5
+    free = shutil.disk_usage(lab.LAB_DIR if lab.LAB_DIR.exists() else "/").free
+    if free < need:
+        print(f"bench/backup.py: {args.rows:,} rows need about {need / 1e9:.0f} GB free under {lab.LAB_DIR}, "
+              f"{free / 1e9:.0f} GB are: free some disk or pass a smaller --rows", file=sys.stderr)
+        return 2
     quiet: Callable[[str], None] = lambda _m: None  # noqa: E731
     t0 = time.monotonic()
     lab.down(progress=quiet)
