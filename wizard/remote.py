@@ -533,12 +533,9 @@ class NodeConnection:
             code, out, err = self._with_slot(lambda: self._exec(conn, full, payload, timeout), full, timeout)
         except TimeoutError:
             self._log(command, -1, "", "timed out", time.monotonic() - start)
-            raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
-                              f"{self.node.name} may be overloaded or hung", command=command) from None
+            raise self._timed_out(command, what, timeout) from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            self.close()
-            raise UnreachableError(self.node.name, f"connection lost: {exc}", "check the node and retry",
-                                   command=command) from None
+            raise self._lost(command, exc) from None
         duration = time.monotonic() - start
         self._log(command, code, out, err, duration)
         return self._result(command, full, code, out, err, duration, check, what)
@@ -585,13 +582,21 @@ class NodeConnection:
             chan = self._with_slot(lambda: self._open_channel(conn, full, payload, timeout, keep_stdin=True), full,
                                    timeout, keep=True)
         except TimeoutError:
-            raise RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
-                              f"{self.node.name} may be overloaded or hung", command=command) from None
+            raise self._timed_out(command, what, timeout) from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            self.close()
-            raise UnreachableError(self.node.name, f"connection lost: {exc}", "check the node and retry",
-                                   command=command) from None
+            raise self._lost(command, exc) from None
         return Stream(self, chan, command, full, what)
+
+    def _timed_out(self, command: str, what: str | None, timeout: float) -> RemoteError:
+        """The error of a command that did not end within ``timeout`` seconds."""
+        return RemoteError(self.node.name, f"{what or 'command'} timed out after {timeout:.0f}s",
+                           f"{self.node.name} may be overloaded or hung", command=command)
+
+    def _lost(self, command: str, exc: BaseException) -> UnreachableError:
+        """Close the broken connection; the error naming why it broke."""
+        self.close()
+        return UnreachableError(self.node.name, f"connection lost: {exc}", "check the node and retry",
+                                command=command)
 
     def _release_slot(self) -> None:
         with self._channels:

@@ -15,7 +15,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
-from wizard.checks.facts import LISTENER_MARK, FactError, NodeSession, SessionEnded, node_session, serving_session
+from wizard.checks.facts import (
+    LISTENER_MARK,
+    PORTS,
+    FactError,
+    NodeSession,
+    SessionEnded,
+    node_session,
+    serving_session,
+)
 from wizard.profile import Node, Profile, Role
 from wizard.remote import RemoteError
 
@@ -61,26 +69,9 @@ while time.time() < end:
             pass
 """
 
-PROBE = r"""
-import json, socket, sys, threading
-timeout = float(sys.argv[1]); targets = sys.argv[2:]; out = {}
-def one(t):
-    host, port = t.rsplit(":", 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.settimeout(timeout)
-    try:
-        s.connect((host, int(port))); out[t] = "open"
-    except socket.timeout:
-        out[t] = "timeout"
-    except ConnectionRefusedError:
-        out[t] = "refused"
-    except OSError as e:
-        out[t] = "error: " + (e.strerror or str(e))
-    finally:
-        s.close()
-ts = [threading.Thread(target=one, args=(t,)) for t in targets]
-[t.start() for t in ts]; [t.join() for t in ts]
-print(json.dumps(out))
-"""
+# The standalone port probe (a node whose check session failed): the session's own function, then its answer.
+PROBE = ("import json, socket, sys, threading\n" + PORTS
+         + "print(json.dumps(probe_ports(float(sys.argv[1]), sys.argv[2:])))\n")
 PROBE_PY = RootScript("check-ports", PROBE, kind="py")
 
 
