@@ -438,9 +438,9 @@ CHECK_OF = {"software": "software", "resolve": "names", "redis": "redis", "senti
 # processes before mariadbd needs the ports (wizard.agent.runtime.clear_check_listeners).
 LISTENER_MARK = "# studio-cluster check listener"
 
-LISTEN = r"""
-def listen(addr, ports, duration):
-    import errno, select
+BIND = r"""
+def bind_ports(addr, ports):
+    import errno
     socks, bound, busy = [], [], []
     for port in ports:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -455,6 +455,15 @@ def listen(addr, ports, duration):
             s.listen(16); socks.append(s); bound.append(port)
         except OSError:
             s.close(); busy.append(port)
+    return socks, bound, busy
+"""
+"""Bind the check's ports (the session's listener and the standalone one, wizard.checks.network.LISTENER):
+``(listening sockets, ports bound, ports busy)``."""
+
+LISTEN = BIND + r"""
+def listen(addr, ports, duration):
+    import select
+    socks, bound, busy = bind_ports(addr, ports)
     wake_r, wake_w = os.pipe()
     def serve():
         end = time.time() + duration

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
 from wizard.checks.facts import (
+    BIND,
     LISTENER_MARK,
     PORTS,
     FactError,
@@ -33,23 +34,9 @@ LISTEN_SECONDS = 60
 # holding the cluster's ports for up to LISTEN_SECONDS; the node agent clears processes with LISTENER_MARK before
 # mariadbd needs the ports (wizard.agent.runtime.clear_check_listeners).  The listener now lives in the node's
 # check session (wizard.checks.facts.SESSION, marked alike), which ends when its SSH channel closes.
-LISTENER = LISTENER_MARK + r"""
-import errno, json, os, select, socket, sys, time
+LISTENER = LISTENER_MARK + "\nimport json, os, select, socket, sys, time\n" + BIND + r"""
 duration, addr, ports = float(sys.argv[1]), sys.argv[2], [int(p) for p in sys.argv[3:]]
-socks, bound, busy = [], [], []
-for port in ports:
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        try:
-            s.bind((addr, port))
-        except OSError as e:
-            if e.errno != errno.EADDRNOTAVAIL:  # the node knows itself by another address (NAT): any
-                raise
-            s.bind(("0.0.0.0", port))
-        s.listen(16); socks.append(s); bound.append(port)
-    except OSError:
-        s.close(); busy.append(port)
+socks, bound, busy = bind_ports(addr, ports)
 pid = os.fork() if socks else 0
 if pid:
     print(json.dumps({"pid": pid, "bound": bound, "busy": busy})); sys.stdout.flush(); os._exit(0)
