@@ -52,7 +52,7 @@ def test_the_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     def broken(*_args: object, **_kw: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(version_cache.json, "dump", broken)
+    monkeypatch.setattr(os, "fsync", broken)  # the temporary file written, not yet renamed over the cache
     version_cache.remember("a", {"b": [[["b", 2]], "v2"]}, f)  # best effort: no exception, the old file stays
     assert f.read_text() == before
     assert sorted(p.name for p in f.parent.iterdir()) == ["versions.json"]  # no temporary file left

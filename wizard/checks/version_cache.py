@@ -19,10 +19,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
+
+from wizard.profile import atomic_write
 
 MAX_ENTRIES = 256  # the oldest go first (a controller that checked many clusters)
 _LOCK = threading.Lock()  # the nodes of one run remember at once
@@ -71,13 +72,4 @@ def remember(address: str, answers: dict[str, Any], path: Path | None = None) ->
         while len(entries) > MAX_ENTRIES:
             entries.pop(next(iter(entries)))
         with contextlib.suppress(OSError):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".versions.", suffix=".tmp", dir=target.parent)
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump({"entries": entries}, fh, indent=0, sort_keys=False)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            atomic_write(target, json.dumps({"entries": entries}, indent=0), mode=0o600)
