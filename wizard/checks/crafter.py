@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register
-from wizard.checks.facts import FactError, node_fact
+from wizard.checks.facts import node_fact_or
 from wizard.crafter.sync_trust import FIND_REPO_PY, crafter_pair, ls_remote_both_ways
 from wizard.profile import Node
 from wizard.remote import RemoteError
@@ -11,13 +11,9 @@ from wizard.remote import RemoteError
 
 def _find_repo(ctx: CheckContext, node: Node) -> str:
     """FIND_REPO's answer on `node`: from its check session, else (the session failed) from the probe itself."""
-    try:
-        found: str = node_fact(ctx, node, "repo")
-        return found
-    except (RemoteError, FactError):
-        st = ctx.profile.studio
-        return ctx.remote[node.name].run(FIND_REPO_PY(str(st.data_path)), timeout=30,
-                                         what="find a content repository").stdout
+    found: str = node_fact_or(ctx, node, "repo", lambda: ctx.remote[node.name].run(
+        FIND_REPO_PY(str(ctx.profile.studio.data_path)), timeout=30, what="find a content repository").stdout)
+    return found
 
 
 @register("crafter-sync", "Content sync (git over SSH)", scope="cluster", order=75,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from wizard.agent.rootcmd import RootScript
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
-from wizard.checks.facts import FactError, node_fact
+from wizard.checks.facts import node_fact_or
 from wizard.profile import Node, Role
-from wizard.remote import RemoteError
 
 # df on the nearest existing ancestor, so a data dir that does not exist yet is still measured
 DF = RootScript("check-df", 'd={data_dir}; while [ ! -e "$d" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -1')
@@ -16,10 +15,8 @@ DF = RootScript("check-df", 'd={data_dir}; while [ ! -e "$d" ]; do d=$(dirname "
 def free_disk(ctx: CheckContext, node: Node) -> Outcome:
     data_dir = ctx.profile.database.data_dir
     need = ctx.profile.database.min_free_mb
-    try:
-        said: str = node_fact(ctx, node, "disk")  # the same line, from the node's check session
-    except (RemoteError, FactError):
-        said = ctx.remote[node.name].run(DF(data_dir=str(data_dir)), timeout=15, what="df").stdout
+    said: str = node_fact_or(ctx, node, "disk", lambda: ctx.remote[node.name].run(  # the node's check session's
+        DF(data_dir=str(data_dir)), timeout=15, what="df").stdout)                    # line, else df's own
     fields = said.split()
     free_mb = int(fields[3]) // 1024
     if free_mb < need:

@@ -39,6 +39,7 @@ import itertools
 import json
 import textwrap
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
@@ -99,20 +100,20 @@ def probe_software(arg, secret):
         return key
     versions = {}
     def asked(path, options):
-        # (the cached answer, None) when the fingerprint is the cached one, else (None, `path --version` started)
+        # (path, the cached answer, None, fingerprint) when the fingerprint is the cached one, else
+        # (path, None, `path --version` started, fingerprint)
         key = fingerprint(path, options)
         hit = known.get(path)
         if key is not None and hit and hit[0] == key:
-            return hit[1], None, key
-        return None, start(path, "--version"), key
-    def answer(text, proc, key):
+            return path, hit[1], None, key
+        return path, None, start(path, "--version"), key
+    def answer(path, text, proc, key):
         if proc is None:
             return 0, text
         rc, text = finish(proc)
         if rc == 0 and key is not None:
-            versions[path_of[id(proc)]] = [key, text]
+            versions[path] = [key, text]
         return rc, text
-    path_of = {}
     def found(name):
         for d in ("/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"):
             p = os.path.join(d, name)
@@ -123,12 +124,10 @@ def probe_software(arg, secret):
     def start(*argv):
         import subprocess  # only when a binary is asked: ~5 ms of imports
         try:
-            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, text=True)
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
         except Exception as e:
-            p = str(e)
-        path_of[id(p)] = argv[0]
-        return p
+            return str(e)
     def finish(p):
         if isinstance(p, str):
             return 127, p
@@ -820,6 +819,15 @@ def node_fact(ctx: CheckContext, node: Node, part: str) -> Any:
     if isinstance(value, dict) and set(value) == {"crashed"}:
         raise FactError(f"the {part} probe on {node.name} crashed: {value['crashed']}")
     return value
+
+
+def node_fact_or(ctx: CheckContext, node: Node, part: str, fallback: Callable[[], Any]) -> Any:
+    """`part`'s result from the node's check session, else (the session failed, or the part raised there) what
+    `fallback` gives: the check's own probe of the same thing."""
+    try:
+        return node_fact(ctx, node, part)
+    except (RemoteError, FactError):
+        return fallback()
 
 
 def _gather(ctx: CheckContext, node: Node, parts: list[str]) -> dict[str, Any]:

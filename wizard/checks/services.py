@@ -10,9 +10,9 @@ coordinated bootstrap: a warning, since apply turns it off.
 from __future__ import annotations
 
 from wizard.checks.base import CheckContext, Outcome, fail, ok, register, warn
-from wizard.checks.facts import FactError, node_fact
+from wizard.checks.facts import node_fact_or
 from wizard.profile import Node
-from wizard.remote import RemoteError, q
+from wizard.remote import q
 
 PROBE = r"""
 if [ -d /run/systemd/system ]; then echo "booted=systemd"; else echo "booted=none"; fi
@@ -38,13 +38,10 @@ def probed_units(ctx: CheckContext, node: Node) -> tuple[str, str]:
 def _probe(ctx: CheckContext, node: Node, unit: str, socket: str) -> str:
     """What :data:`PROBE` prints on the node: from the node's check session (its ``services`` part says the same),
     else (the session failed) from the shell probe itself."""
-    try:
-        said: str = node_fact(ctx, node, "services")
-        return said
-    except (RemoteError, FactError):
-        res = ctx.remote[node.name].run(PROBE.format(unit=q(unit), socket=q(socket)), privileged=False, timeout=15,
-                                        what="probe the service manager")
-        return res.stdout
+    said: str = node_fact_or(ctx, node, "services", lambda: ctx.remote[node.name].run(
+        PROBE.format(unit=q(unit), socket=q(socket)), privileged=False, timeout=15,
+        what="probe the service manager").stdout)
+    return said
 
 
 @register("services", "Service manager", order=5)
