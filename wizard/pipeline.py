@@ -48,6 +48,7 @@ from wizard.crafter.publisher import PublisherError, await_publisher
 from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
 from wizard.dnsapi import DnsApiError, RecordChange, push_record
+from wizard.nodesql import sql
 from wizard.profile import Profile
 from wizard.remote import PIDS_TEXT, Remote, RemoteError, RunLog
 from wizard.run_history import RunRecorder, follow_run, last_run
@@ -96,14 +97,55 @@ def new_runlog(directory: Path | str = "runs") -> RunLog:
     return RunLog(Path(directory).absolute() / f"run-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
 
 
-def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str) -> None:
-    """Stop one service cleanly so the agents bring it back with its new config (rolling, one at a time)."""
+DRAIN_TIMEOUT = 5.0
+"""How long a data node about to restart waits for its clients' running statements to finish (seconds)."""
+
+CLIENT_STATEMENTS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND IN ('Query', 'Execute') "
+                     "AND ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler')")
+
+
+def drain_clients(profile: Profile, secrets: Secrets, remote: Remote, node: str,
+                  timeout: float = DRAIN_TIMEOUT) -> int:
+    """Before a data node's server is stopped for a restart: ``wsrep_reject_queries=ALL``, then wait (up to
+    ``timeout`` seconds) until no client statement runs there.  Returns the statements still running (0: drained).
+
+    Why: MariaDB's shutdown disconnects the Galera provider first and closes client connections only after
+    (``wsrep_shutdown_replication`` in sql/wsrep_mysqld.cc), so a commit arriving in between is answered 1180
+    "Not connected to Primary Component": a failed commit, on a cluster that stayed Primary.  With the node
+    rejecting queries, a client's next statement is refused with 1047 before anything begins (it retries on the
+    other node) and the statements already running finish while the node is still a member.  The setting is
+    not persistent: the restarted server starts with ``NONE``."""
+    conn = remote[node]
+    sql(conn, profile, secrets, "SET GLOBAL wsrep_reject_queries = ALL", check=False)
+    deadline = time.monotonic() + timeout
+    running = -1
+    while True:
+        rows = sql(conn, profile, secrets, CLIENT_STATEMENTS, check=False, timeout=10)
+        running = int(rows[0][0]) if rows and rows[0] and rows[0][0].isdigit() else -1
+        if running <= 0 or time.monotonic() > deadline:
+            return max(running, 0)
+        time.sleep(0.05)
+
+
+def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str,
+                     secrets: Secrets | None = None) -> None:
+    """Stop one service cleanly so the agents bring it back with its new config (rolling, one at a time).
+    A data node's clients are drained first (:func:`drain_clients`) when ``secrets`` are given; if the stop
+    fails, the node accepts queries again."""
     proc = "mariadbd" if service == "mariadb" else "garbd"
-    if profile.services.manager == "systemd":
-        unit = profile.services.mariadb_unit if service == "mariadb" else profile.services.garbd_unit
-        remote[node].run(STOP_UNIT(unit=unit), timeout=300, what=f"stop {unit}")
-        return
-    remote[node].run(STOP_DAEMON(proc=proc), timeout=90, what=f"stop {proc}")
+    drain = secrets if service == "mariadb" else None
+    if drain is not None:
+        drain_clients(profile, drain, remote, node)
+    try:
+        if profile.services.manager == "systemd":
+            unit = profile.services.mariadb_unit if service == "mariadb" else profile.services.garbd_unit
+            remote[node].run(STOP_UNIT(unit=unit), timeout=300, what=f"stop {unit}")
+            return
+        remote[node].run(STOP_DAEMON(proc=proc), timeout=90, what=f"stop {proc}")
+    except RemoteError:
+        if drain is not None:
+            sql(remote[node], profile, drain, "SET GLOBAL wsrep_reject_queries = NONE", check=False)
+        raise
 
 
 STOP_UNIT = RootScript("stop-unit", "systemctl stop {unit}")
@@ -390,7 +432,7 @@ def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listen
                                       "the rollout")
                         continue
                     listener.step("bootstrap", "running", f"restarting {service} on {node} for its new config")
-                    stop_for_restart(profile, remote, node, service)
+                    stop_for_restart(profile, remote, node, service, secrets)
                     reports.append(coordinator.bootstrap(force=force, on_event=listener.on_event,
                                                          timeouts=timeouts, run_id=f"{run_id}-{len(reports) + 1}"))
             result.bootstrap = merge_reports(reports)

@@ -6,10 +6,13 @@ file changes `wsrep_sst_auth` in galera.cnf on both data nodes, which owes maria
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymysql
 import pytest
 import yaml
 
@@ -18,7 +21,7 @@ from tests.waits import wait_until
 from wizard import lab
 from wizard.apply import apply_files, plan_files
 from wizard.nodesql import sql
-from wizard.pipeline import PipelineError, replay
+from wizard.pipeline import CLIENT_STATEMENTS, PipelineError, drain_clients, replay
 from wizard.profile import Profile, load_profile
 from wizard.remote import Remote
 from wizard.secrets import Secrets
@@ -57,6 +60,54 @@ def knob(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Knob]:
 
 def mariadbd_pid(name: str) -> str:
     return lab.host_exec(name, ["pgrep", "-x", "mariadbd"], check=False).stdout.strip()
+
+
+def test_a_node_about_to_restart_refuses_new_statements_and_lets_running_ones_finish(knob: Knob) -> None:
+    """Before a rolling restart stops a data node, its clients are drained: a statement already running there
+    runs to its end, and the next one is refused with 1047 before anything begins (the client retries on the
+    other node), instead of a commit answered 1180 "Not connected to Primary Component" while the server
+    leaves the group during its shutdown."""
+    profile, secrets = knob.set(lab.sst_password())
+    password = uuid.uuid4().hex
+    studio2 = profile.node("studio2").address
+    with Remote(profile) as remote:
+        sql(remote["studio1"], profile, secrets,
+            "CREATE DATABASE IF NOT EXISTS draintest; CREATE TABLE IF NOT EXISTS draintest.t (id INT PRIMARY KEY) "
+            f"ENGINE=InnoDB; CREATE OR REPLACE USER 'drainer'@'%' IDENTIFIED BY '{password}'; "
+            "GRANT SELECT, INSERT ON draintest.* TO 'drainer'@'%'")
+
+        def connect() -> pymysql.connections.Connection:
+            return pymysql.connect(host=studio2, port=profile.database.port, user="drainer", password=password,
+                                   database="draintest", autocommit=True, connect_timeout=5, read_timeout=20)
+
+        idle, busy = connect(), connect()
+        slept: list[object] = []
+
+        def long_statement() -> None:
+            with busy.cursor() as cur:
+                cur.execute("SELECT SLEEP(2)")
+                slept.append(cur.fetchone())
+
+        t = threading.Thread(target=long_statement, daemon=True)
+        t.start()
+        try:
+            wait_until("the long statement running on studio2", lambda: sql(
+                remote["studio2"], profile, secrets, CLIENT_STATEMENTS.replace("COUNT(*)", "COUNT(*) > 0"))
+                == [["1"]], 10)
+            assert drain_clients(profile, secrets, remote, "studio2") == 0
+            assert slept == [(0,)], "the running statement ran to its end (SLEEP returns 0 when not killed)"
+            with pytest.raises(pymysql.err.OperationalError) as refused, idle.cursor() as cur:
+                cur.execute("INSERT INTO draintest.t (id) VALUES (1)")
+            assert refused.value.args[0] == 1047, refused.value.args
+            assert sql(remote["studio1"], profile, secrets, "SELECT COUNT(*) FROM draintest.t") == [["0"]]
+        finally:
+            t.join(10)
+            sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_reject_queries = NONE")
+            for c in (idle, busy):
+                with contextlib.suppress(Exception):
+                    c.close()
+        with connect() as again, again.cursor() as cur:  # not persistent: reset, the node serves again
+            cur.execute("INSERT INTO draintest.t (id) VALUES (2)")
 
 
 def test_a_change_with_one_data_node_down_never_stops_the_last_one(knob: Knob) -> None:
