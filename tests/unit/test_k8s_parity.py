@@ -166,15 +166,16 @@ def test_the_garbd_options_are_the_ssh_paths(profile: Profile, objs: list[dict[s
     ssl = options.galera_options_suffix(profile)  # the same socket.ssl_* entries, the same files
     assert ssl == (";socket.ssl=yes;socket.ssl_cert=/etc/studio-cluster/tls/cert.pem;"
                    "socket.ssl_key=/etc/studio-cluster/tls/key.pem;socket.ssl_ca=/etc/studio-cluster/tls/ca.pem")
-    assert ssh_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://10.20.0.13:4567" + ssl
-    assert pod_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://0.0.0.0:4567" + ssl
+    retrans = ";" + render.JOIN_RETRANS  # the same membership timing as the data nodes
+    assert ssh_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://10.20.0.13:4567" + retrans + ssl
+    assert pod_vars["GALERA_OPTIONS"] == "gmcast.listen_addr=tcp://0.0.0.0:4567" + retrans + ssl
     cmd = container(by(objs, "Deployment", "garbd"), "garbd")["command"]
     assert cmd[4:] == garbd_argv("/usr/bin/garbd", pod_vars, profile.cluster_name)
     assert "garbd_argv(" in inspect.getsource(runtime.Node.start_garbd)
     assert cmd[4:] == [
         "/usr/bin/garbd", "--address", "gcomm://galera-0.galera.studio-cluster.svc.cluster.local:4567,"
         "galera-1.galera.studio-cluster.svc.cluster.local:4567", "--group", "studio-prod",
-        "--options", "gmcast.listen_addr=tcp://0.0.0.0:4567" + ssl, "--workdir", "/var/lib/garbd",
+        "--options", "gmcast.listen_addr=tcp://0.0.0.0:4567" + retrans + ssl, "--workdir", "/var/lib/garbd",
         "--log", "/var/log/garbd/garbd.log"]
     assert "k8s-arbiter-wait" in cmd[2] and galera.GARBD_SCRIPT.splitlines()[-1] in cmd[2]
 
