@@ -255,8 +255,9 @@ def _teardown(progress: Progress) -> None:
     for ifname in [BRIDGE, *(VETH_PREFIX + n for n in [INFRA[0], *HOSTS])]:
         if _link_exists(ifname):
             _run(["ip", "link", "delete", ifname], check=False)
-    _check_no_mounts_under_lab()
-    for p in (LAB_DIR / "hosts", infra_dir(), LAB_DIR / "template-datadir.tmp"):
+    doomed = (LAB_DIR / "hosts", infra_dir(), LAB_DIR / "template-datadir.tmp")
+    _check_no_mounts_under_lab(doomed)
+    for p in doomed:
         shutil.rmtree(p, ignore_errors=True)
         if p.exists():
             raise LabError(f"could not remove {p}")
@@ -266,12 +267,18 @@ def _teardown(progress: Progress) -> None:
         raise LabError(f"could not remove lab network: netns {left}, bridge present: {_link_exists(BRIDGE)}")
 
 
-def _check_no_mounts_under_lab() -> None:
-    """Refuse to delete per-run state if something is mounted under it in *our* mount namespace."""
-    prefix = str(LAB_DIR).rstrip("/") + "/"
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+def _check_no_mounts_under_lab(doomed: Sequence[Path], mountinfo: str | None = None) -> None:
+    """Refuse to delete per-run state if something is mounted under it in *our* mount namespace.
+
+    Only the directories ``lab down`` removes (``doomed``) count: the systemd lab keeps its own tree under
+    ``LAB_DIR/systemd``, and its first ``debootstrap`` mounts ``/proc`` there while it builds the base (a fresh
+    machine's ``make test`` runs both labs' set-up at once).  ``mountinfo`` is /proc/self/mountinfo's text unless
+    given.  Raises :class:`LabError` naming the mount."""
+    prefixes = [str(p).rstrip("/") for p in doomed]
+    text = Path("/proc/self/mountinfo").read_text() if mountinfo is None else mountinfo
+    for line in text.splitlines():
         mp = _unescape(line.split()[4])
-        if mp.startswith(prefix):
+        if any(mp == pre or mp.startswith(pre + "/") for pre in prefixes):
             raise LabError(f"{mp} is mounted in the root mount namespace; unmount it before `lab down`")
 
 
