@@ -49,7 +49,7 @@ from wizard.crafter.sync_trust import SyncTrustError, ensure_sync_trust
 from wizard.datadir import initialise_empty
 from wizard.dnsapi import DnsApiError, RecordChange, push_record
 from wizard.nodesql import sql
-from wizard.profile import Profile
+from wizard.profile import Profile, Role
 from wizard.remote import PIDS_TEXT, Remote, RemoteError, RunLog
 from wizard.run_history import RunRecorder, follow_run, last_run
 from wizard.secrets import Secrets
@@ -142,10 +142,28 @@ def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str,
             remote[node].run(STOP_UNIT(unit=unit), timeout=300, what=f"stop {unit}")
             return
         remote[node].run(STOP_DAEMON(proc=proc), timeout=90, what=f"stop {proc}")
-    except RemoteError:
+    except BaseException:  # a failed stop, or this run interrupted between the drain and the stop
         if drain is not None:
-            sql(remote[node], profile, drain, "SET GLOBAL wsrep_reject_queries = NONE", check=False)
+            with contextlib.suppress(Exception):
+                sql(remote[node], profile, drain, "SET GLOBAL wsrep_reject_queries = NONE", check=False)
         raise
+
+
+def accept_queries_again(profile: Profile, secrets: Secrets, remote: Remote, status: ClusterStatus,
+                         listener: Listener) -> list[str]:
+    """Nodes that run but refuse client queries (``wsrep_reject_queries`` not ``NONE``, read by
+    :func:`wizard.status.collect`): a rolling restart cut off after its drain (:func:`drain_clients`) and before
+    its stop leaves a node so, Synced but useless to authors.  Sets ``NONE`` on each and says so; returns their
+    names.  Run by every replay and recover before it verifies."""
+    lifted = []
+    for n in status.nodes:
+        if n.role == Role.STUDIO.value and n.refuses_queries:
+            listener.step("verify", "running", f"{n.name} refused client queries (wsrep_reject_queries="
+                          f"{n.refuses_queries}, left by a rolling restart cut off after its drain): accepting "
+                          "them again")
+            sql(remote[n.name], profile, secrets, "SET GLOBAL wsrep_reject_queries = NONE", check=False)
+            lifted.append(n.name)
+    return lifted
 
 
 STOP_UNIT = RootScript("stop-unit", "systemctl stop {unit}")
@@ -459,6 +477,8 @@ def _replay(profile: Profile, secrets: Secrets, *, remote: Remote | None, listen
         # within Galera's and the endpoint's own timeouts (evs.inactive_timeout 15 s).
         deadline = time.monotonic() + VERIFY_TIMEOUT
         result.status = collect(profile, secrets, remote)
+        if accept_queries_again(profile, secrets, remote, result.status, listener):
+            result.status = collect(profile, secrets, remote)
         while not result.status.healthy and time.monotonic() < deadline:
             time.sleep(0.5)
             result.status = collect(profile, secrets, remote)

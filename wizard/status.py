@@ -73,6 +73,13 @@ class NodeStatus:
         return self.cluster_status == "Primary" and self.state == "Synced"
 
     @property
+    def refuses_queries(self) -> str:
+        """``@@wsrep_reject_queries`` when it is not ``NONE`` (``ALL``, ``ALL_KILL``): the node refuses client
+        queries, as a rolling restart leaves it between its drain and its stop; "" otherwise or when not read."""
+        value = self.wsrep.get("wsrep_reject_queries", "").strip().upper()
+        return "" if value in ("", "NONE") else value
+
+    @property
     def uptime(self) -> int:
         return self._int("Uptime")
 
@@ -130,9 +137,11 @@ def _collect_node(profile: Profile, secrets: Secrets, remote: Remote, node: Node
             if not st.wsrep:
                 st.error = "mariadbd runs but does not answer SQL"
             elif st.cluster_status == "Primary":
-                rows = sql(conn, profile, secrets, "SELECT node_uuid FROM mysql.wsrep_cluster_members",
+                rows = sql(conn, profile, secrets,
+                           "SELECT node_uuid, @@wsrep_reject_queries FROM mysql.wsrep_cluster_members",
                            check=False, timeout=timeout)
                 st.members = [r[0] for r in rows if r and r[0]]
+                st.wsrep["wsrep_reject_queries"] = next((r[1] for r in rows if len(r) > 1), "")
         elif node.role is Role.ARBITER and st.process_running:
             res = conn.run(READ_GVWSTATE(), timeout=timeout, check=False, what="gvwstate")
             st.garbd_uuid = parse_gvwstate_uuid(res.stdout) if res.exit_code == 0 else ""
@@ -259,13 +268,17 @@ def verdict_of(profile: Profile, nodes: list[NodeStatus], coordination: str = ""
             problems.append(f"{n.name} is {n.cluster_status or 'not answering'}")
         elif n.state != "Synced":
             problems.append(f"{n.name} is {n.state}")
+        elif n.refuses_queries:
+            problems.append(f"{n.name} refuses client queries (wsrep_reject_queries={n.refuses_queries}, as a "
+                            "rolling restart cut off between its drain and its stop leaves it): `studio-cluster "
+                            "replay` lets it accept them again")
     if not arb.reachable:
         problems.append(f"Arbiter unreachable ({arb.error})")
     elif not arbiter_member:
         problems.append("garbd is not a member" if not arb.process_running else
                         f"component size {max(n.size for n in primary)} < {expected}")
     for n in data:
-        if n.primary_synced and n.health and n.health != "200":
+        if n.primary_synced and n.health and n.health != "200" and not n.refuses_queries:
             problems.append(f"{n.name}'s health endpoint :{profile.dns.health_port} answers {n.health} "
                             "(the authoring name cannot fail over to or from it correctly)")
     if not uuids_agree:

@@ -110,6 +110,36 @@ def test_a_node_about_to_restart_refuses_new_statements_and_lets_running_ones_fi
             cur.execute("INSERT INTO draintest.t (id) VALUES (2)")
 
 
+def test_a_drain_left_behind_moves_the_name_away_shows_in_status_and_the_next_replay_lifts_it(knob: Knob) -> None:
+    """A rolling restart cut off between its drain and its stop (the controller lost, say) leaves a node Primary
+    and Synced but refusing every client.  Its health endpoint answers 503 from the drain on, so the authoring
+    name points at the other node only; `status` says degraded, naming the node and the way out; the next
+    replay lets it accept queries again (nothing to restart) and verifies healthy."""
+    profile, secrets = knob.set(lab.sst_password())
+    studio1, studio2 = profile.node("studio1").address, profile.node("studio2").address
+    with Remote(profile) as remote:
+        try:
+            assert drain_clients(profile, secrets, remote, "studio2") == 0
+            wait_until("studio2's health endpoint to answer 503 and the authoring name to point at studio1 only",
+                       lambda: (st := collect(profile, secrets, remote)).node("studio2").health.startswith("503")
+                       and st.authoring_addresses == [studio1], 15)
+            st = collect(profile, secrets, remote)
+            assert st.verdict == "degraded", st.reason
+            assert "studio2 refuses client queries (wsrep_reject_queries=ALL" in st.reason
+            assert studio2 not in st.authoring_addresses
+        except BaseException:
+            sql(remote["studio2"], profile, secrets, "SET GLOBAL wsrep_reject_queries = NONE")
+            raise
+    before = mariadbd_pid("studio2")
+    result = replay(profile, secrets, skip_checks=True)
+    assert result.status.healthy, result.status.reason
+    assert mariadbd_pid("studio2") == before, "nothing owed a restart: the node was only told to accept queries"
+    with Remote(profile) as remote:
+        assert sql(remote["studio2"], profile, secrets, "SELECT @@wsrep_reject_queries") == [["NONE"]]
+        wait_until("studio2's health endpoint to answer 200 again",
+                   lambda: collect(profile, secrets, remote, dns=False).node("studio2").health.startswith("200"), 10)
+
+
 def test_a_change_with_one_data_node_down_never_stops_the_last_one(knob: Knob) -> None:
     """Input 1: studio1 is down and cannot start; the SST password changes; replay writes the files but
     must not restart studio2, the only serving node.  Once studio1 can start, the next replay finishes."""

@@ -26,3 +26,17 @@ def test_health_verdict(status: str, state: str, method: str, ok: bool) -> None:
     got, reason = health_verdict(status, state, method)
     assert got is ok
     assert reason
+
+
+@pytest.mark.parametrize(("reject", "ok"), [("NONE", True), ("", True), ("ALL", False), ("ALL_KILL", False),
+                                            ("all", False)])
+def test_a_node_refusing_client_queries_is_not_healthy(reject: str, ok: bool) -> None:
+    """A rolling restart drains a node with wsrep_reject_queries=ALL before it stops it: the authoring name must
+    move to the other node first, so the endpoint answers 503 from the drain on."""
+    got, reason = health_verdict("Primary", "Synced", "mariabackup", reject)
+    assert got is ok
+    assert ("refuses client queries" in reason) is not ok
+
+
+def test_a_server_that_does_not_answer_is_said_so_whatever_the_reject_setting() -> None:
+    assert health_verdict("", "", "", "ALL") == (False, "mariadbd does not answer")

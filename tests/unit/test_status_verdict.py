@@ -54,3 +54,24 @@ def test_garbd_counted_by_identity_not_size(profile: Profile) -> None:
     nodes = [data("studio1", [S1, S2, DEAD]), data("studio2", [S1, S2, DEAD]), arbiter(NEW)]
     verdict, reason, _, _, member = verdict_of(profile, nodes)
     assert verdict == "degraded" and not member, reason
+
+
+@pytest.mark.parametrize("reject", ["ALL", "ALL_KILL", "all"])
+def test_a_node_refusing_client_queries_is_degraded_naming_it_and_the_way_out(profile: Profile, reject: str) -> None:
+    """A rolling restart drains a node (wsrep_reject_queries=ALL) before its stop; cut off in between, the node
+    stays Synced and Primary but refuses every author: the status must not call that healthy."""
+    drained = data("studio2", health="503")
+    drained.wsrep["wsrep_reject_queries"] = reject
+    verdict, reason, *_ = verdict_of(profile, [data("studio1"), drained, arbiter()])
+    assert verdict == "degraded"
+    assert f"studio2 refuses client queries (wsrep_reject_queries={reject.upper()}" in reason
+    assert "studio-cluster replay" in reason
+    assert "health endpoint" not in reason  # one problem, said once
+
+
+@pytest.mark.parametrize("reject", ["NONE", "none", ""])
+def test_a_node_accepting_queries_stays_healthy(profile: Profile, reject: str) -> None:
+    node = data("studio2")
+    node.wsrep["wsrep_reject_queries"] = reject
+    verdict, reason, *_ = verdict_of(profile, [data("studio1"), node, arbiter()])
+    assert verdict == "healthy", reason

@@ -21,9 +21,16 @@ from __future__ import annotations
 NON_BLOCKING_SST = frozenset({"mariabackup"})
 
 
-def health_verdict(cluster_status: str, local_state: str, sst_method: str = "") -> tuple[bool, str]:
+def health_verdict(cluster_status: str, local_state: str, sst_method: str = "",
+                   reject_queries: str = "") -> tuple[bool, str]:
     """``(ok, reason)`` for a node with ``wsrep_cluster_status`` / ``wsrep_local_state_comment``
-    (empty strings when the server does not answer) and ``@@wsrep_sst_method``."""
+    (empty strings when the server does not answer), ``@@wsrep_sst_method`` and ``@@wsrep_reject_queries``
+    (``NONE``, ``ALL`` or ``ALL_KILL``; empty when not read).  A node refusing client queries is never healthy,
+    whatever its state: a rolling restart drains a node that way before it stops it, so the authoring name
+    moves to the other node first."""
+    reject = reject_queries.strip().upper()
+    if reject and reject != "NONE" and cluster_status:
+        return False, "refuses client queries (wsrep_reject_queries=%s)" % reject
     if not cluster_status:
         return False, "mariadbd does not answer"
     if cluster_status != "Primary":

@@ -1334,11 +1334,14 @@ def daemon(cfg: Config) -> None:
         with lock:
             if time.monotonic() - cache["t"] > 0.5:
                 w = node.wsrep()
-                if w.get("wsrep_local_state_comment", "").startswith("Donor"):  # asked while donating: a join
-                    rows = node.sql("SELECT @@wsrep_sst_method")  # may have set it for a while (sst_choice)
-                    cache["sst_method"] = rows[0][0] if rows and rows[0] else ""
+                reject = ""
+                if w.get("wsrep_cluster_status"):
+                    # the SST method may have been set for a while (sst_choice); a drained node refuses queries
+                    rows = node.sql("SELECT @@wsrep_sst_method, @@wsrep_reject_queries")
+                    if rows and len(rows[0]) > 1:
+                        cache["sst_method"], reject = rows[0][0], rows[0][1]
                 ok, why = health_verdict(w.get("wsrep_cluster_status", ""), w.get("wsrep_local_state_comment", ""),
-                                         cache.get("sst_method", ""))
+                                         cache.get("sst_method", ""), reject)
                 if cfg.get("crafter"):  # Crafter Studio runs here: it must answer too (docs/crafter.md)
                     ok, why = node_verdict((ok, why), studio_status(cfg.studio_status_url, cfg.get("studio_token")))
                 cache.update(t=time.monotonic(), ok=ok, body=json.dumps({
