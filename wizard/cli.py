@@ -503,13 +503,20 @@ def _backup_take(profile: Profile, secrets: Secrets, remote: object, args: argpa
 
 
 def _backup_list(profile: Profile, remote: object, args: argparse.Namespace) -> int:
+    from wizard.backups import BackupError
     from wizard.backups.catalog import human_age, human_size, list_backups, short_position
+    from wizard.backups.restore import history_breaks, read_history
     from wizard.remote import Remote
 
     assert isinstance(remote, Remote)
     entries = list_backups(profile, remote)
+    try:
+        history = read_history(profile, remote)
+    except BackupError:
+        history = []
+    older = {e.id: brk for e in entries if (brk := history_breaks(history, e.id, e.time)) is not None}
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        print(json.dumps([{**e.to_dict(), "before_restore": older.get(e.id)} for e in entries], indent=2))
         return EXIT_OK
     table = Table(title=f"Backups of {profile.cluster_name} on {profile.arbiter.name}:{profile.backups.root}",
                   title_justify="left")
@@ -522,8 +529,14 @@ def _backup_list(profile: Profile, remote: object, args: argparse.Namespace) -> 
         names = [n.rsplit("/", 1)[-1] for n in e.content_names or []]
         content = ("-" if e.content_repos is None else ", ".join(names) if names and len(names) <= 3
                    else f"{e.content_repos} repo{'' if e.content_repos == 1 else 's'}")
+        brk = older.get(e.id)
+        why = e.reason
+        if brk is not None and "unreadable" not in brk:
+            why = "; ".join(x for x in (why, f"an older history: before the restore of {brk.get('backup')} "
+                                              f"{human_age(time.time() - float(brk.get('time') or 0))} ago "
+                                              "(restore --to cannot continue it)") if x)
         table.add_row(e.id, f"[{colour.get(e.state, 'white')}]{e.state}[/]", human_age(e.age_s), human_size(e.size),
-                      e.donor, short_position(e.position), content, e.reason)
+                      e.donor, short_position(e.position), content, why)
     console.print(table)
     if not entries:
         console.print("no backups yet: take one with `studio-cluster backup take PROFILE`")

@@ -3,12 +3,16 @@ mistake; restore to the moment before the drop brings back every row before it a
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.lab.conftest import LAB_PROFILE
 from tests.lab.test_cluster import kill9, row_ids, write_rows
 from tests.waits import wait_until
 from wizard import lab
@@ -104,6 +108,12 @@ def test_a_backup_from_before_a_restore_that_began_another_history_is_not_contin
     assert "restore it without --to" in err.value.hint and ".pre-restore-" in err.value.hint
     st = wsrep_status(remote["studio1"], profile, secrets)  # refused before anything was stopped or replaced
     assert st["wsrep_cluster_status"] == "Primary" and st["wsrep_cluster_size"] == "3", st
+    # the list tells the histories apart
+    listed = subprocess.run([sys.executable, "-m", "wizard", "backup", "list", str(LAB_PROFILE), "--json"],
+                            capture_output=True, text=True, timeout=60, cwd=LAB_PROFILE.parents[1])
+    assert listed.returncode == 0, listed.stderr
+    shown = {e["id"]: e for e in json.loads(listed.stdout)}
+    assert shown[older[-1].id]["before_restore"]["backup"] == history[-1]["backup"], shown[older[-1].id]
     # a backup taken after that restore is continued as before
     taken = take(profile, secrets, remote, donor="studio2")
     assert history_breaks(read_history(profile, remote), taken.id,
