@@ -27,7 +27,10 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+# Not a terminal (a pipe, a file): 120 columns unless COLUMNS says otherwise.
+_COLUMNS = os.environ.get("COLUMNS", "").strip()
+console = Console(highlight=False, width=None if sys.stdout.isatty() else
+                  int(_COLUMNS) if _COLUMNS.isdigit() and int(_COLUMNS) >= 40 else 120)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -500,26 +503,40 @@ def _backup_take(profile: Profile, secrets: Secrets, remote: object, args: argpa
 
 
 def _backup_list(profile: Profile, remote: object, args: argparse.Namespace) -> int:
-    from wizard.backups.catalog import human_age, human_size, list_backups
+    from wizard.backups import BackupError
+    from wizard.backups.catalog import human_age, human_size, list_backups, short_position
+    from wizard.backups.restore import history_breaks, read_history
     from wizard.remote import Remote
 
     assert isinstance(remote, Remote)
     entries = list_backups(profile, remote)
+    try:
+        history = read_history(profile, remote)
+    except BackupError:
+        history = []
+    older = {e.id: brk for e in entries if (brk := history_breaks(history, e.id, e.time)) is not None}
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        print(json.dumps([{**e.to_dict(), "before_restore": older.get(e.id)} for e in entries], indent=2))
         return EXIT_OK
     table = Table(title=f"Backups of {profile.cluster_name} on {profile.arbiter.name}:{profile.backups.root}",
                   title_justify="left")
     for col in ("id", "state", "age", "size", "donor", "position", "content", "note"):
-        table.add_column(col, no_wrap=col == "id", min_width=24 if col == "id" else None)  # --id needs it whole
+        table.add_column(col, no_wrap=col in ("id", "position"),  # --id needs it whole; the seqno tells them apart
+                         min_width=24 if col == "id" else None)
     colour = {"verified": "green", "complete": "cyan", "verify failed": "red", "failed": "red",
               "in progress": "yellow"}
     for e in reversed(entries):
         names = [n.rsplit("/", 1)[-1] for n in e.content_names or []]
         content = ("-" if e.content_repos is None else ", ".join(names) if names and len(names) <= 3
                    else f"{e.content_repos} repo{'' if e.content_repos == 1 else 's'}")
+        brk = older.get(e.id)
+        why = e.reason
+        if brk is not None and "unreadable" not in brk:
+            why = "; ".join(x for x in (why, f"an older history: before the restore of {brk.get('backup')} "
+                                              f"{human_age(time.time() - float(brk.get('time') or 0))} ago "
+                                              "(restore --to cannot continue it)") if x)
         table.add_row(e.id, f"[{colour.get(e.state, 'white')}]{e.state}[/]", human_age(e.age_s), human_size(e.size),
-                      e.donor, e.position or "-", content, e.reason)
+                      e.donor, short_position(e.position), content, why)
     console.print(table)
     if not entries:
         console.print("no backups yet: take one with `studio-cluster backup take PROFILE`")
@@ -618,7 +635,7 @@ def _backup_restore(profile: Profile, secrets: Secrets, remote: object, args: ar
         return EXIT_OK
     pos = result.position or {}
     console.print(f"[green]restored {result.id} onto {result.target}[/] (position {pos.get('uuid')}:{pos.get('seqno')}"
-                  f"), cluster started in {result.seconds:.1f}s", highlight=False)
+                  f"); the cluster runs from it (the whole restore took {result.seconds:.1f}s)", highlight=False)
     for node, path in result.kept.items():
         console.print(f"  {node}: the former datadir is kept at {path} (delete it once satisfied)", highlight=False)
     if result.pitr and result.pitr.get("applied"):
@@ -630,10 +647,32 @@ def _backup_restore(profile: Profile, secrets: Secrets, remote: object, args: ar
     return EXIT_OK
 
 
+BACKUP_OPTIONS = {"donor": ("--donor", ("take",)), "id": ("--id", ("verify", "restore")),
+                  "onto": ("--onto", ("restore",)), "to": ("--to", ("restore",)), "yes": ("--yes", ("restore",)),
+                  "keep_last": ("--keep-last", ("prune",)), "keep_days": ("--keep-days", ("prune",)),
+                  "dry_run": ("--dry-run", ("prune",))}
+"""``backup`` options by their argparse dest: (the option, the actions it applies to)."""
+
+
+def misapplied_backup_options(args: argparse.Namespace) -> list[str]:
+    """``backup`` options given to an action they do not apply to (``backup list --donor X``), each as "--donor
+    applies to take only"; pure."""
+    out = []
+    for dest, (option, actions) in BACKUP_OPTIONS.items():
+        value = getattr(args, dest, None)
+        if value not in (None, False) and args.action not in actions:
+            out.append(f"{option} applies to {' and '.join(actions)} only")
+    return out
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     from wizard.backups import BackupError
     from wizard.remote import Remote, RemoteError
 
+    wrong = misapplied_backup_options(args)
+    if wrong:
+        err_console.print(f"backup {args.action}: " + "; ".join(wrong) + " (nothing was done)", highlight=False)
+        return EXIT_USAGE
     profile, secrets = load(args.profile, only=None if args.action == "restore" else READ_ONLY)
     try:
         with Remote(profile, key_passphrases=secrets.key_passphrases) as remote:
@@ -714,6 +753,23 @@ def cmd_k8s(args: argparse.Namespace) -> int:
     for line in next_steps(profile, args.out, tls_commands):
         console.print(f"  {line}", highlight=False, soft_wrap=True)
     return EXIT_OK
+
+
+def _whole_number(low: int, high: int, why: str = "") -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``low`` to ``high``, else a usage error (exit 2) saying the range
+    and ``why`` (the same bounds as the profile's field)."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number from {low} to {high}"
+                                             + (f" ({why})" if why else ""))
+        return number
+
+    return parse
 
 
 def _out_dir(value: str) -> str:
@@ -860,8 +916,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(2026-11-30T21:12:33Z) or a local time said so ('2026-11-30 22:12:33 local')")
     p.add_argument("--yes", action="store_true",
                    help="restore: go ahead (every data node's datadir is replaced; the current one is kept aside)")
-    p.add_argument("--keep-last", type=int, metavar="N", help="prune: keep the newest N (default: backups.keep_last)")
-    p.add_argument("--keep-days", type=int, metavar="D", help="prune: keep younger than D days (default: keep_days)")
+    p.add_argument("--keep-last", type=_whole_number(1, 10000, "prune never removes every backup"), metavar="N",
+                   help="prune: keep the newest N complete backups, 1-10000 (default: backups.keep_last)")
+    p.add_argument("--keep-days", type=_whole_number(0, 36500, "0: no age rule"), metavar="D",
+                   help="prune: also keep every backup younger than D whole days, 0-36500 (default: "
+                        "backups.keep_days)")
     p.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
     p = sub.add_parser("k8s", help="the same cluster as Kubernetes manifests (docs/kubernetes.md)",
                        description="The same cluster as Kubernetes manifests (docs/kubernetes.md).")

@@ -3,17 +3,22 @@ mistake; restore to the moment before the drop brings back every row before it a
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.lab.conftest import LAB_PROFILE
 from tests.lab.test_cluster import kill9, row_ids, write_rows
 from tests.waits import wait_until
 from wizard import lab
 from wizard.backups import BackupError
-from wizard.backups.restore import restore
+from wizard.backups.catalog import list_backups
+from wizard.backups.restore import history_breaks, read_history, restore
 from wizard.backups.take import take
 from wizard.nodesql import sql, wsrep_status
 from wizard.pipeline import replay
@@ -81,6 +86,38 @@ def test_restore_to_the_moment_before_a_mistaken_drop(cluster: None, profile: Pr
     for node, kept in result.kept.items():
         lab.host_exec(node, ["rm", "-rf", kept], check=False)
     print(f"test body {time.monotonic() - t0:.1f}s")
+
+
+def test_a_backup_from_before_a_restore_that_began_another_history_is_not_continued(
+        cluster: None, profile: Profile, secrets: Secrets, remote: Remote) -> None:
+    """The restore before (the backup, then its binary logs up to a moment) began a new history: the binary logs
+    on the nodes since are of it, and their GTIDs repeat the abandoned history's with other transactions (a
+    newcomer saw 0-1-9 mean two things).  `--to` from a backup taken before that restore must be refused,
+    before anything is touched, naming the restore and the way out; it would otherwise replay the new history's
+    transactions onto the old history's snapshot."""
+    history = read_history(profile, remote)
+    assert history and history[-1].get("to"), history
+    since = float(history[-1]["time"])
+    older = [e for e in list_backups(profile, remote) if e.complete and e.time < since]
+    assert older, "the previous test's backup"
+    moment = db_now(remote, profile, secrets) - timedelta(seconds=1)
+    with pytest.raises(BackupError) as err:
+        restore(profile, secrets, remote, older[-1].id, to=moment)
+    assert f"{older[-1].id} was taken before the restore of {history[-1]['backup']}" in err.value.message
+    assert "began the cluster's present history" in err.value.message
+    assert "restore it without --to" in err.value.hint and ".pre-restore-" in err.value.hint
+    st = wsrep_status(remote["studio1"], profile, secrets)  # refused before anything was stopped or replaced
+    assert st["wsrep_cluster_status"] == "Primary" and st["wsrep_cluster_size"] == "3", st
+    # the list tells the histories apart
+    listed = subprocess.run([sys.executable, "-m", "wizard", "backup", "list", str(LAB_PROFILE), "--json"],
+                            capture_output=True, text=True, timeout=60, cwd=LAB_PROFILE.parents[1])
+    assert listed.returncode == 0, listed.stderr
+    shown = {e["id"]: e for e in json.loads(listed.stdout)}
+    assert shown[older[-1].id]["before_restore"]["backup"] == history[-1]["backup"], shown[older[-1].id]
+    # a backup taken after that restore is continued as before
+    taken = take(profile, secrets, remote, donor="studio2")
+    assert history_breaks(read_history(profile, remote), taken.id,
+                          next(e.time for e in list_backups(profile, remote) if e.id == taken.id)) is None
 
 
 @pytest.mark.drill  # 35 s: make drills (make test's time budget); the other --to test covers the common path

@@ -129,3 +129,21 @@ def test_the_start_is_innodbs_offset_unless_it_does_not_fit_the_backup() -> None
     assert choose_start({"gtid": None, "time": None}, None, finished) == ("", None, None)
     with pytest.raises(BackupError):
         choose_start(None, None, finished)
+
+
+def test_a_restore_since_a_backup_breaks_its_history_unless_it_restored_that_backup_alone() -> None:
+    """`restore --to` continues a backup with the binary logs on the nodes; a restore since that began the history
+    again from another point (another backup, or this one with --to) makes those logs another history's."""
+    from wizard.backups.restore import history_breaks
+
+    other = {"time": 200.0, "backup": "B2", "to": None}
+    same_alone = {"time": 200.0, "backup": "B1", "to": None}
+    same_to = {"time": 200.0, "backup": "B1", "to": "2026-12-02T03:00:00Z"}
+    earlier = {"time": 50.0, "backup": "B0", "to": None}
+    assert history_breaks([], "B1", 100.0) is None
+    assert history_breaks([earlier], "B1", 100.0) is None  # before the backup: its own history
+    assert history_breaks([earlier, other], "B1", 100.0) == other
+    assert history_breaks([same_alone], "B1", 100.0) is None  # continues it exactly
+    assert history_breaks([same_to], "B1", 100.0) == same_to
+    assert history_breaks([same_alone, other], "B1", 100.0) == other
+    assert history_breaks([{"unreadable": "x.json"}], "B1", 100.0) == {"unreadable": "x.json"}

@@ -144,7 +144,22 @@ def test_verify_picks_an_id_or_a_unique_prefix_or_the_newest() -> None:
     ids = ["20261130T150000Z-s2", "20261130T160000Z-s1"]
     assert resolve_id(ids, None) == "20261130T160000Z-s1"
     assert resolve_id(ids, "20261130T15") == "20261130T150000Z-s2"
-    with pytest.raises(BackupError):
+    with pytest.raises(BackupError, match="is the start of 2 backups' ids") as several:
         resolve_id(ids, "2026")
-    with pytest.raises(BackupError):
+    assert "give more of the id" in several.value.hint
+    with pytest.raises(BackupError, match="no complete backup has the id '20261129'") as none:
+        resolve_id(ids, "20261129")
+    assert "20261130T160000Z-s1" in none.value.hint
+    with pytest.raises(BackupError, match="no complete backup yet"):
         resolve_id([], None)
+
+
+def test_the_list_shows_a_position_short_enough_to_keep_its_seqno() -> None:
+    """Newcomer finding: the table cut `b5cdb8d4-ee01-11f1-...:19` before its seqno, the part that tells backups
+    apart."""
+    from wizard.backups.catalog import short_position
+
+    assert short_position("b5cdb8d4-ee01-11f1-9640-232ea505496f:19") == "b5cdb8d4:19"
+    assert short_position(None) == "-"
+    assert short_position("") == "-"
+    assert short_position("odd") == "odd"

@@ -175,6 +175,41 @@ def test_restore_onto_a_node_that_is_not_a_studio_node_is_refused_first(tmp_path
         assert f"--onto '{onto}' is not a Studio node" in run.stderr and "studio1, studio2" in run.stderr, run.stderr
 
 
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--keep-last", "0", "'0' is not a whole number from 1 to 10000 (prune never removes every backup)"),
+    ("--keep-last", "-1", "'-1' is not a whole number from 1 to 10000"),
+    ("--keep-last", "two", "'two' is not a whole number from 1 to 10000"),
+    ("--keep-days", "-1", "'-1' is not a whole number from 0 to 36500 (0: no age rule)"),
+    ("--keep-days", "0.5", "'0.5' is not a whole number from 0 to 36500"),
+])
+def test_prune_limits_out_of_range_are_a_usage_error_before_anything_connects(tmp_path: Path, option: str,
+                                                                             value: str, says: str) -> None:
+    """Newcomer finding: `backup prune --keep-last 0` went down the internal-error path ("report it", exit 1), and
+    `--keep-days -1` was taken as given.  Right: exit 2 naming the option and its range, nothing contacted."""
+    profile = local_profile(tmp_path, 1)
+    run = cli(tmp_path, "backup", "prune", str(profile), option, value, "--json",
+              STUDIO_CLUSTER_SST_PASSWORD="s", STUDIO_CLUSTER_REDIS_PASSWORD="r")
+    assert run.returncode == 2, run.stderr
+    assert f"argument {option}: {says}" in run.stderr, run.stderr
+    assert "report it" not in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (("list", "--donor", "studio9"), "--donor applies to take only"),
+    (("take", "--keep-last", "3"), "--keep-last applies to prune only"),
+    (("verify", "--yes", "--onto", "studio1"), "--onto applies to restore only; --yes applies to restore only"),
+    (("prune", "--id", "x"), "--id applies to verify and restore only"),
+])
+def test_a_backup_option_given_to_an_action_it_does_not_apply_to_is_refused(tmp_path: Path, args: tuple[str, ...],
+                                                                          says: str) -> None:
+    """Newcomer finding: `backup list --donor studio9` printed the list as if the option meant something."""
+    action, *rest = args
+    run = cli(tmp_path, "backup", action, str(local_profile(tmp_path, 1)), *rest,
+              STUDIO_CLUSTER_SST_PASSWORD="s", STUDIO_CLUSTER_REDIS_PASSWORD="r")
+    assert run.returncode == 2, run.stderr
+    assert f"backup {action}: {says} (nothing was done)" in run.stderr, run.stderr
+
+
 def test_an_unreachable_node_is_one_clear_error_not_a_traceback(tmp_path: Path) -> None:
     """Newcomer finding: a host that accepts TCP and closes it (no SSH banner) printed ~60 lines of paramiko
     tracebacks, then "... and report it" as if it were our bug.  Right: one error naming the node, and the fix."""

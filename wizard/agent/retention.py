@@ -56,5 +56,6 @@ def select(items: Sequence[Item], keep_last: int, keep_days: int, now: float) ->
         elif e.state not in COMPLETE_STATES:
             out.append(Decision(e.id, False, "failed: never restorable"))
         else:
-            out.append(Decision(e.id, False, "older than the retention policy"))
+            out.append(Decision(e.id, False, "not among the newest %d%s" % (
+                keep_last, " nor younger than %d days" % keep_days if keep_days > 0 else "")))
     return out

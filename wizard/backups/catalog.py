@@ -150,6 +150,15 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def short_position(position: str | None) -> str:
+    """``uuid:seqno`` as the first 8 characters of the uuid and the whole seqno (``b5cdb8d4:19``): the seqno is what
+    tells backups of one history apart, and a table has no room for the whole uuid (``--json`` keeps it)."""
+    if not position:
+        return "-"
+    uuid, sep, seqno = position.rpartition(":")
+    return f"{uuid[:8]}:{seqno}" if sep and len(uuid) > 8 else position
+
+
 def human_age(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f}s"

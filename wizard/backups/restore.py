@@ -335,6 +335,79 @@ print(json.dumps(out))
 CONTENT_SWAP = RootScript("restore-swap-content", CONTENT_SWAP_SCRIPT, kind="py")
 """Put a received copy of Crafter's content repositories in place: the current directory renamed aside (same
 filesystem), the copy renamed in, owned by Crafter's OS user (``chown USER:``, the user's login group)."""
+HISTORY_DIR = ".restores"
+"""Under ``backups.root`` on the Arbiter: one JSON record per restore (:func:`record_restore`); a dot directory, so
+the catalog and prune pass it by."""
+
+RECORD_SCRIPT = r"""
+import json, os, sys
+root, stamp, text = sys.argv[1], sys.argv[2], sys.argv[3]
+d = os.path.join(root, ".restores")
+os.makedirs(d, mode=0o700, exist_ok=True)
+path = os.path.join(d, stamp + ".json")
+tmp = path + ".tmp"
+with open(tmp, "w") as fh:
+    fh.write(json.dumps(json.loads(text)) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+os.replace(tmp, path)
+"""
+RECORD = RootScript("restore-record", RECORD_SCRIPT, kind="py")
+
+HISTORY_SCRIPT = r"""
+import glob, json, os, sys
+out = []
+for path in sorted(glob.glob(os.path.join(glob.escape(sys.argv[1]), ".restores", "*.json"))):
+    try:
+        with open(path) as fh:
+            out.append(json.load(fh))
+    except (OSError, ValueError):
+        out.append({"unreadable": os.path.basename(path)})
+print(json.dumps(out))
+"""
+HISTORY = RootScript("restore-history", HISTORY_SCRIPT, kind="py")
+
+
+def record_restore(profile: Profile, remote: Remote, stamp: str, record: dict[str, Any]) -> str:
+    """Keep on the Arbiter that a restore put ``record["backup"]`` in place at ``record["time"]`` (epoch s; with
+    ``to``: replayed up to that moment): it started a new history of the cluster.  Returns "" or why it could not
+    (the restore goes on; the caller says so)."""
+    r = remote[profile.arbiter.name].run(RECORD(str(profile.backups.root), stamp, json.dumps(record)), check=False,
+                                         what="record the restore")
+    return "" if r.exit_code == 0 else (r.stderr.strip() or r.stdout.strip() or f"exit {r.exit_code}")[-300:]
+
+
+def read_history(profile: Profile, remote: Remote) -> list[dict[str, Any]]:
+    """The restores recorded on the Arbiter (:func:`record_restore`), oldest first.  Raises :class:`BackupError`
+    when they cannot be read (``--to`` must not guess)."""
+    r = remote[profile.arbiter.name].run(HISTORY(str(profile.backups.root)), check=False,
+                                         what="read the restores")
+    try:
+        out: list[dict[str, Any]] = json.loads(r.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise BackupError(f"cannot read the record of earlier restores on {profile.arbiter.name}: "
+                          f"{(r.stderr.strip() or r.stdout.strip())[-300:] or 'no answer'}",
+                          "fix what it says (--to needs to know whether a restore since began a new history)"
+                          ) from None
+    return out
+
+
+def history_breaks(history: list[dict[str, Any]], backup: str, taken: float) -> dict[str, Any] | None:
+    """The first recorded restore since ``backup`` was taken (``taken``, epoch s) that began a history which does
+    not continue it, or None.  Pure.
+
+    A restore of another backup, or of this one with ``--to``, started the cluster's history again from another
+    point: the binary logs on the nodes since then are of that history (their GTIDs may even repeat this
+    backup's, meaning other transactions), so they cannot carry this backup forward.  A restore of this very backup
+    without ``--to`` continues it exactly, so it breaks nothing.  An unreadable record counts as a break."""
+    for rec in history:
+        if "unreadable" in rec:
+            return rec
+        if float(rec.get("time") or 0) > taken and (rec.get("backup") != backup or rec.get("to")):
+            return rec
+    return None
+
+
 RM_STAGING = RootScript("restore-rm-staging", "rm -rf {path}")
 RM_PREPARED = RootScript("restore-rm-prepared", "rm -rf {path}")
 
@@ -424,6 +497,23 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                           "restore another backup (`studio-cluster backup list`)")
     if to is not None:
         pitr.check_window(to, backup_started=entry.time, now=datetime.now(UTC))
+        broke = history_breaks(read_history(profile, remote), bid, entry.time)
+        if broke is not None:
+            newer = [e.id for e in entries if e.time > float(broke.get("time") or 0)]
+            if "unreadable" in broke:
+                raise BackupError(f"the record of an earlier restore on {profile.arbiter.name} is unreadable "
+                                  f"({HISTORY_DIR}/{broke['unreadable']}), so whether the binary logs still continue "
+                                  f"{bid} cannot be told", "restore without --to (the snapshot alone)")
+            when = pitr.iso(datetime.fromtimestamp(float(broke["time"]), UTC))
+            raise BackupError(
+                f"{bid} was taken before the restore of {broke.get('backup')} at {when}"
+                + (f" (replayed up to {broke['to']})" if broke.get("to") else "")
+                + ", which began the cluster's present history from another point: the binary logs on the data "
+                f"nodes are of that history, not a continuation of {bid}",
+                "restore it without --to (the snapshot alone), or restore a backup taken since with --to"
+                + (f" (the newest: {sorted(newer)[-1]})" if newer else " (none yet)")
+                + f"; the binary logs of {bid}'s history are in the datadirs that restore kept aside "
+                f"({data_dir_of(profile)}.pre-restore-*)")
     running = _running_servers(profile, remote)
     if running:
         raise BackupError(
@@ -502,6 +592,15 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                 result.kept[name] = str(swapped["kept"])
         note("data in place on " + chosen + "; former datadirs kept: "
              + (", ".join(f"{n}:{p}" for n, p in result.kept.items()) or "none"))
+        # From here the cluster's history starts again from this backup: a later --to from a backup taken
+        # before now must not continue it with the binary logs of this new history.
+        unrecorded = record_restore(profile, remote, stamp, {
+            "time": time.time(), "backup": bid, "position": position, "target": chosen,
+            "to": pitr.iso(to) if to is not None else None})
+        if unrecorded:
+            result.notes.append(f"this restore could not be recorded on {profile.arbiter.name} ({unrecorded}): a "
+                                "later restore --to from a backup taken before now would not know that the binary "
+                                "logs since are of a new history")
         if plan is not None:
             note(f"replaying {plan.source}'s binary logs into {chosen} up to {plan.stop} UTC")
             done = pitr.apply(profile, secrets, remote, plan, target=chosen, source_dir=result.kept[plan.source],
@@ -527,6 +626,11 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                               "fix what it says, then `studio-cluster recover PROFILE`") from None
     result.seconds = time.monotonic() - t0
     return result
+
+
+def data_dir_of(profile: Profile) -> str:
+    """The data nodes' datadir, without a trailing slash."""
+    return str(profile.database.data_dir).rstrip("/")
 
 
 def _restore_content(profile: Profile, remote: Remote, bid: str, content: dict[str, Any], stamp: str,

@@ -262,7 +262,7 @@ def resolve_id(ids: list[str], wanted: str | None) -> str:
     """The backup id to use: ``wanted`` (an exact id or a unique prefix), else the newest.  Pure;
     raises :class:`BackupError` naming the choices."""
     if not ids:
-        raise BackupError("there is no complete backup to verify", "take one with `studio-cluster backup take`")
+        raise BackupError("there is no complete backup yet", "take one with `studio-cluster backup take`")
     if wanted is None:
         return sorted(ids)[-1]
     if wanted in ids:
@@ -270,8 +270,12 @@ def resolve_id(ids: list[str], wanted: str | None) -> str:
     matches = [i for i in ids if i.startswith(wanted)]
     if len(matches) == 1:
         return matches[0]
-    raise BackupError(f"{wanted!r} {'matches several' if matches else 'is not a complete'} backup",
-                      "use one of: " + ", ".join(sorted(matches or ids)[-10:]))
+    if matches:
+        raise BackupError(f"{wanted!r} is the start of {len(matches)} backups' ids",
+                          "give more of the id: one of " + ", ".join(sorted(matches)[-10:]))
+    raise BackupError(f"no complete backup has the id {wanted!r} (nor one starting with it)",
+                      "`studio-cluster backup list` shows them; the newest: "
+                      + ", ".join(sorted(ids, reverse=True)[:3]))
 
 
 def verify(profile: Profile, remote: Remote, backup: str | None = None, *, timeout: float = 3600,
