@@ -27,10 +27,9 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
-# Not a terminal (a pipe, a file): 120 columns unless COLUMNS says otherwise.
-_COLUMNS = os.environ.get("COLUMNS", "").strip()
-console = Console(highlight=False, width=None if sys.stdout.isatty() else
-                  int(_COLUMNS) if _COLUMNS.isdigit() and int(_COLUMNS) >= 40 else 120)
+# Not a terminal (a pipe, a file): 120 columns, whatever COLUMNS an ancestor left in the environment (honouring it
+# wrapped recover's lines at 80 under a test runner that had set it, and squeezed the backup table).
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
