@@ -104,6 +104,10 @@ CLIENT_STATEMENTS = ("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE 
                      "AND ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler')")
 
 
+ACCEPT_QUERIES = "SET GLOBAL wsrep_reject_queries = NONE"
+"""Undoes :func:`drain_clients`: the node accepts client queries again."""
+
+
 def drain_clients(profile: Profile, secrets: Secrets, remote: Remote, node: str,
                   timeout: float = DRAIN_TIMEOUT) -> int:
     """Before a data node's server is stopped for a restart: ``wsrep_reject_queries=ALL``, then wait (up to
@@ -145,7 +149,7 @@ def stop_for_restart(profile: Profile, remote: Remote, node: str, service: str,
     except BaseException:  # a failed stop, or this run interrupted between the drain and the stop
         if drain is not None:
             with contextlib.suppress(Exception):
-                sql(remote[node], profile, drain, "SET GLOBAL wsrep_reject_queries = NONE", check=False)
+                sql(remote[node], profile, drain, ACCEPT_QUERIES, check=False)
         raise
 
 
@@ -161,7 +165,7 @@ def accept_queries_again(profile: Profile, secrets: Secrets, remote: Remote, sta
             listener.step("verify", "running", f"{n.name} refused client queries (wsrep_reject_queries="
                           f"{n.refuses_queries}, left by a rolling restart cut off after its drain): accepting "
                           "them again")
-            sql(remote[n.name], profile, secrets, "SET GLOBAL wsrep_reject_queries = NONE", check=False)
+            sql(remote[n.name], profile, secrets, ACCEPT_QUERIES, check=False)
             lifted.append(n.name)
     return lifted
 

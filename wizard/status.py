@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import redis
 
+from wizard.agent.health import refusing
 from wizard.agent.membership import is_member, parse_gvwstate_uuid
 from wizard.agent.rootcmd import RootScript
 from wizard.checks.names import query_a
@@ -76,8 +77,7 @@ class NodeStatus:
     def refuses_queries(self) -> str:
         """``@@wsrep_reject_queries`` when it is not ``NONE`` (``ALL``, ``ALL_KILL``): the node refuses client
         queries, as a rolling restart leaves it between its drain and its stop; "" otherwise or when not read."""
-        value = self.wsrep.get("wsrep_reject_queries", "").strip().upper()
-        return "" if value in ("", "NONE") else value
+        return refusing(self.wsrep.get("wsrep_reject_queries", ""))
 
     @property
     def uptime(self) -> int:

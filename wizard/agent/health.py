@@ -21,6 +21,13 @@ from __future__ import annotations
 NON_BLOCKING_SST = frozenset({"mariabackup"})
 
 
+def refusing(reject_queries: str) -> str:
+    """``@@wsrep_reject_queries`` normalised when the node refuses client queries (``ALL``, ``ALL_KILL``); "" for
+    ``NONE`` or a value not read."""
+    value = reject_queries.strip().upper()
+    return "" if value in ("", "NONE") else value
+
+
 def health_verdict(cluster_status: str, local_state: str, sst_method: str = "",
                    reject_queries: str = "") -> tuple[bool, str]:
     """``(ok, reason)`` for a node with ``wsrep_cluster_status`` / ``wsrep_local_state_comment``
@@ -28,8 +35,8 @@ def health_verdict(cluster_status: str, local_state: str, sst_method: str = "",
     (``NONE``, ``ALL`` or ``ALL_KILL``; empty when not read).  A node refusing client queries is never healthy,
     whatever its state: a rolling restart drains a node that way before it stops it, so the authoring name
     moves to the other node first."""
-    reject = reject_queries.strip().upper()
-    if reject and reject != "NONE" and cluster_status:
+    reject = refusing(reject_queries)
+    if reject and cluster_status:
         return False, "refuses client queries (wsrep_reject_queries=%s)" % reject
     if not cluster_status:
         return False, "mariadbd does not answer"

@@ -341,8 +341,7 @@ the catalog and prune pass it by."""
 
 RECORD_SCRIPT = r"""
 import json, os, sys
-root, stamp, text = sys.argv[1], sys.argv[2], sys.argv[3]
-d = os.path.join(root, ".restores")
+d, stamp, text = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(d, mode=0o700, exist_ok=True)
 path = os.path.join(d, stamp + ".json")
 tmp = path + ".tmp"
@@ -357,7 +356,7 @@ RECORD = RootScript("restore-record", RECORD_SCRIPT, kind="py")
 HISTORY_SCRIPT = r"""
 import glob, json, os, sys
 out = []
-for path in sorted(glob.glob(os.path.join(glob.escape(sys.argv[1]), ".restores", "*.json"))):
+for path in sorted(glob.glob(os.path.join(glob.escape(sys.argv[1]), "*.json"))):
     try:
         with open(path) as fh:
             out.append(json.load(fh))
@@ -368,11 +367,15 @@ print(json.dumps(out))
 HISTORY = RootScript("restore-history", HISTORY_SCRIPT, kind="py")
 
 
+def _history_dir(profile: Profile) -> str:
+    return f"{str(profile.backups.root).rstrip('/')}/{HISTORY_DIR}"
+
+
 def record_restore(profile: Profile, remote: Remote, stamp: str, record: dict[str, Any]) -> str:
     """Keep on the Arbiter that a restore put ``record["backup"]`` in place at ``record["time"]`` (epoch s; with
     ``to``: replayed up to that moment): it started a new history of the cluster.  Returns "" or why it could not
     (the restore goes on; the caller says so)."""
-    r = remote[profile.arbiter.name].run(RECORD(str(profile.backups.root), stamp, json.dumps(record)), check=False,
+    r = remote[profile.arbiter.name].run(RECORD(_history_dir(profile), stamp, json.dumps(record)), check=False,
                                          what="record the restore")
     return "" if r.exit_code == 0 else (r.stderr.strip() or r.stdout.strip() or f"exit {r.exit_code}")[-300:]
 
@@ -380,7 +383,7 @@ def record_restore(profile: Profile, remote: Remote, stamp: str, record: dict[st
 def read_history(profile: Profile, remote: Remote) -> list[dict[str, Any]]:
     """The restores recorded on the Arbiter (:func:`record_restore`), oldest first.  Raises :class:`BackupError`
     when they cannot be read (``--to`` must not guess)."""
-    r = remote[profile.arbiter.name].run(HISTORY(str(profile.backups.root)), check=False,
+    r = remote[profile.arbiter.name].run(HISTORY(_history_dir(profile)), check=False,
                                          what="read the restores")
     try:
         out: list[dict[str, Any]] = json.loads(r.stdout.strip().splitlines()[-1])
@@ -495,6 +498,7 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
     if entry.state == "verify failed":
         raise BackupError(f"backup {bid} failed its verification: {entry.reason}",
                           "restore another backup (`studio-cluster backup list`)")
+    data_dir = str(profile.database.data_dir).rstrip("/")
     if to is not None:
         pitr.check_window(to, backup_started=entry.time, now=datetime.now(UTC))
         broke = history_breaks(read_history(profile, remote), bid, entry.time)
@@ -513,7 +517,7 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                 "restore it without --to (the snapshot alone), or restore a backup taken since with --to"
                 + (f" (the newest: {sorted(newer)[-1]})" if newer else " (none yet)")
                 + f"; the binary logs of {bid}'s history are in the datadirs that restore kept aside "
-                f"({data_dir_of(profile)}.pre-restore-*)")
+                f"({data_dir}.pre-restore-*)")
     running = _running_servers(profile, remote)
     if running:
         raise BackupError(
@@ -523,7 +527,6 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
             "in time; to go back to this backup, stop mariadb on every data node first "
             "(systemctl stop mariadb), then restore again")
     arb = remote[profile.arbiter.name]
-    data_dir = str(profile.database.data_dir).rstrip("/")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     note(f"preparing a copy of {bid} on {profile.arbiter.name} (checksums, mariabackup --prepare)")
     try:
@@ -626,11 +629,6 @@ def restore(profile: Profile, secrets: Secrets, remote: Remote, backup: str | No
                               "fix what it says, then `studio-cluster recover PROFILE`") from None
     result.seconds = time.monotonic() - t0
     return result
-
-
-def data_dir_of(profile: Profile) -> str:
-    """The data nodes' datadir, without a trailing slash."""
-    return str(profile.database.data_dir).rstrip("/")
 
 
 def _restore_content(profile: Profile, remote: Remote, bid: str, content: dict[str, Any], stamp: str,
